@@ -1,0 +1,397 @@
+/*
+ * The algorithms: pure functions from (parameters, 60-bit value, time, cost) to (decision, new
+ * value). Nothing here touches shared memory; table.c loads the value, calls decide() and
+ * publishes the new value with one compare-and-swap, so each algorithm's whole state must fit
+ * in 60 bits. docs/design.md "Algorithms" has the maths and the proofs of the bounds.
+ *
+ * Times are absolute ns since the epoch (>= RL_TIME_BASE_NS); values are relative to
+ * RL_TIME_BASE_NS. Every function here is total: any 60-bit value decodes to something sane
+ * (a stale or corrupted value can cost a key some tokens, never wrap arithmetic or crash).
+ *
+ * Encodings:
+ *  - token bucket and GCRA: v = Z - base, Z the "full time" (GCRA's theoretical arrival time):
+ *    the bucket holds C - max(0, Z - t) / T tokens at time t. No integer token count, so no
+ *    fractional refill is ever lost between updates.
+ *  - fixed window: v = I * L + used, I the window index since the base. A value v with
+ *    I * L < v <= (I + 1) * L means `used = v - I * L` in window I, so (I, L) and (I + 1, 0) are
+ *    the same number and no division is needed to tell the current window from an old one.
+ *  - sliding window: v = [I mod 2^ibits][prev count: cb bits][cur count: cb bits].
+ */
+#include <errno.h>
+
+#include "internal.h"
+
+#define NS_PER_MS 1000000ULL
+#define MAX_WINDOW_MS (10ULL * 366 * 24 * 3600 * 1000) /* 10 years */
+#define MAX_BURST (1ULL << 40)
+#define MAX_TAU (1ULL << 58)
+#define SLIDING_MAX_REQUESTS ((1ULL << 22) - 1)
+
+static int common_params(const rl_limit *lim, struct rl_params *p)
+{
+    if (lim->requests == 0)
+        return rl__err(-EINVAL, "limit: requests is 0; a limit must allow at least 1 request");
+    if (lim->window_ms == 0 || lim->window_ms > MAX_WINDOW_MS)
+        return rl__err(-EINVAL, "limit: window_ms %llu is outside 1..%llu (10 years)",
+                       (unsigned long long)lim->window_ms, (unsigned long long)MAX_WINDOW_MS);
+    uint64_t window_ns = lim->window_ms * NS_PER_MS;
+    if (lim->requests > window_ns)
+        return rl__err(-ERANGE,
+                       "limit: %llu requests per %llu ms is more than one per nanosecond; "
+                       "use a longer window",
+                       (unsigned long long)lim->requests, (unsigned long long)lim->window_ms);
+    if (lim->burst > MAX_BURST)
+        return rl__err(-ERANGE, "limit: burst %llu is above the maximum 2^40",
+                       (unsigned long long)lim->burst);
+    p->algo = lim->algorithm;
+    p->W = window_ns;
+    p->L = lim->requests;
+    p->T = window_ns / lim->requests; /* >= 1; rounded down: see design.md */
+    p->base_idx = RL_TIME_BASE_NS / window_ns;
+    return 0;
+}
+
+/* ---- token bucket and GCRA: one engine, two ways of naming the capacity ---------------------- */
+
+static int bucket_params_capacity(const rl_limit *lim, struct rl_params *p, uint64_t capacity)
+{
+    if ((rl_u128)capacity * p->T > MAX_TAU)
+        return rl__err(-ERANGE,
+                       "limit: burst %llu x %llu ns per request exceeds 2^58 ns; "
+                       "lower the burst or the window",
+                       (unsigned long long)capacity, (unsigned long long)p->T);
+    (void)lim;
+    p->limit = capacity;
+    p->tau = capacity * p->T;
+    return 0;
+}
+
+static int tb_params(const rl_limit *lim, struct rl_params *p)
+{
+    int r = common_params(lim, p);
+    if (r < 0)
+        return r;
+    return bucket_params_capacity(lim, p, lim->burst ? lim->burst : lim->requests);
+}
+
+static int gcra_params(const rl_limit *lim, struct rl_params *p)
+{
+    int r = common_params(lim, p);
+    if (r < 0)
+        return r;
+    /* redis-cell: limit = max_burst + 1; our burst 0 means "limit = requests". */
+    uint64_t max_burst = lim->burst ? lim->burst : lim->requests - 1;
+    return bucket_params_capacity(lim, p, max_burst + 1);
+}
+
+/* Z clamped into [t, t + tau]: a value from before t means "full"; one beyond t + tau can only
+ * come from a clock that stepped back, and is treated as "empty" so the key never sticks. */
+static uint64_t bucket_z(const struct rl_params *p, uint64_t v, uint64_t t)
+{
+    uint64_t z = RL_TIME_BASE_NS + (v & RL_VAL_MASK);
+    if (z < t)
+        return t;
+    if (z - t > p->tau)
+        return t + p->tau;
+    return z;
+}
+
+static bool bucket_decide(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost,
+                          uint64_t *nv, rl_result *out)
+{
+    uint64_t z = bucket_z(p, v, t);
+    uint64_t backlog = z - t; /* <= tau */
+    out->limit = p->limit;
+    if (cost <= p->limit) {
+        uint64_t inc = cost * p->T; /* <= tau <= 2^58 */
+        if (backlog + inc <= p->tau) {
+            out->allowed = true;
+            out->remaining = (p->tau - backlog - inc) / p->T;
+            out->retry_after_ms = 0;
+            out->reset_after_ms = rl__ceil_ms(backlog + inc);
+            if (cost == 0)
+                return false;
+            uint64_t nz = z + inc - RL_TIME_BASE_NS;
+            *nv = nz > RL_VAL_MASK - 1 ? RL_VAL_MASK - 1 : nz;
+            return true;
+        }
+        out->retry_after_ms = rl__ceil_ms(backlog + inc - p->tau);
+    } else {
+        out->retry_after_ms = RL_RETRY_NEVER;
+    }
+    out->allowed = false;
+    out->remaining = (p->tau - backlog) / p->T;
+    out->reset_after_ms = rl__ceil_ms(backlog);
+    return false;
+}
+
+static uint64_t bucket_refund(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost)
+{
+    (void)t;
+    if (cost > p->limit)
+        cost = p->limit;
+    uint64_t back = cost * p->T;
+    v &= RL_VAL_MASK;
+    return v > back ? v - back : 0;
+}
+
+static bool bucket_is_fresh(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t *idle)
+{
+    (void)p;
+    uint64_t z = RL_TIME_BASE_NS + (v & RL_VAL_MASK);
+    if (z > t)
+        return false;
+    *idle = t - z;
+    return true;
+}
+
+static bool bucket_valid(const struct rl_params *p, uint64_t v)
+{
+    (void)p;
+    return (v & RL_VAL_MASK) != RL_VAL_MASK;
+}
+
+/* ---- fixed window ---------------------------------------------------------------------------- */
+
+static int fixed_params(const rl_limit *lim, struct rl_params *p)
+{
+    int r = common_params(lim, p);
+    if (r < 0)
+        return r;
+    p->limit = p->L;
+    return 0;
+}
+
+/* Window index relative to the base for time t (t >= base). */
+static uint64_t win_index(const struct rl_params *p, uint64_t t)
+{
+    return t / p->W - p->base_idx;
+}
+
+static uint64_t win_end(const struct rl_params *p, uint64_t idx)
+{
+    return (idx + p->base_idx + 1) * p->W;
+}
+
+/* Units used in window `idx` according to v; a value from a later window (the clock stepped
+ * back) counts as the current window's, capped at L. */
+static uint64_t fixed_used(const struct rl_params *p, uint64_t v, uint64_t idx)
+{
+    uint64_t start = idx * p->L;
+    if (v <= start)
+        return 0;
+    uint64_t used = v - start;
+    if (used > p->L) {
+        /* A later window: its own usage is v - I_s * L with I_s = (v - 1) / L. */
+        uint64_t is = (v - 1) / p->L;
+        used = v - is * p->L;
+    }
+    return used;
+}
+
+static bool fixed_decide(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost,
+                         uint64_t *nv, rl_result *out)
+{
+    uint64_t idx = win_index(p, t);
+    uint64_t used = fixed_used(p, v & RL_VAL_MASK, idx);
+    uint64_t to_end = win_end(p, idx) - t;
+    out->limit = p->L;
+    out->reset_after_ms = rl__ceil_ms(to_end);
+    if (cost <= p->L - used) {
+        out->allowed = true;
+        out->remaining = p->L - used - cost;
+        out->retry_after_ms = 0;
+        if (cost == 0)
+            return false;
+        *nv = idx * p->L + used + cost;
+        return true;
+    }
+    out->allowed = false;
+    out->remaining = p->L - used;
+    out->retry_after_ms = cost <= p->L ? rl__ceil_ms(to_end) : RL_RETRY_NEVER;
+    return false;
+}
+
+static uint64_t fixed_refund(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost)
+{
+    uint64_t idx = win_index(p, t);
+    uint64_t used = fixed_used(p, v & RL_VAL_MASK, idx);
+    if (used == 0)
+        return v & RL_VAL_MASK;
+    return idx * p->L + (used > cost ? used - cost : 0);
+}
+
+static bool fixed_is_fresh(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t *idle)
+{
+    uint64_t idx = win_index(p, t);
+    if (fixed_used(p, v & RL_VAL_MASK, idx) != 0)
+        return false;
+    v &= RL_VAL_MASK;
+    uint64_t last = v ? (v - 1) / p->L : 0; /* window of the last unit used */
+    *idle = idx > last ? (idx - last) * p->W : 0;
+    return true;
+}
+
+static bool fixed_valid(const struct rl_params *p, uint64_t v)
+{
+    (void)p;
+    return (v & RL_VAL_MASK) != RL_VAL_MASK;
+}
+
+/* ---- sliding window (weighted two-window counter) -------------------------------------------- */
+
+static unsigned bit_width(uint64_t x)
+{
+    return x ? 64u - (unsigned)__builtin_clzll(x) : 0u;
+}
+
+static int sliding_params(const rl_limit *lim, struct rl_params *p)
+{
+    int r = common_params(lim, p);
+    if (r < 0)
+        return r;
+    if (lim->requests > SLIDING_MAX_REQUESTS)
+        return rl__err(-ERANGE,
+                       "limit: a sliding window holds at most %llu requests per window (got "
+                       "%llu); use a token bucket or a shorter window",
+                       (unsigned long long)SLIDING_MAX_REQUESTS,
+                       (unsigned long long)lim->requests);
+    p->limit = p->L;
+    p->cb = bit_width(p->L);
+    p->ibits = RL_VAL_BITS - 2 * p->cb; /* >= 16 */
+    return 0;
+}
+
+struct sw {
+    uint64_t prev, cur;
+};
+
+/* Counts for window idx (relative) from v; see the header comment. */
+static struct sw sliding_decode(const struct rl_params *p, uint64_t v, uint64_t idx)
+{
+    uint64_t cmask = (1ULL << p->cb) - 1, imask = (1ULL << p->ibits) - 1;
+    uint64_t c = v & cmask, pr = (v >> p->cb) & cmask, si = (v >> (2 * p->cb)) & imask;
+    uint64_t d = ((idx & imask) - si) & imask;
+    struct sw s = {0, 0};
+    if (c > p->L)
+        c = p->L; /* a corrupted value costs tokens, never wraps */
+    if (pr > p->L)
+        pr = p->L;
+    if (d == 0 || d > (imask >> 1)) { /* this window, or a later one (clock stepped back) */
+        s.prev = pr;
+        s.cur = c;
+    } else if (d == 1) {
+        s.prev = c;
+    }
+    return s;
+}
+
+static uint64_t sliding_encode(const struct rl_params *p, uint64_t idx, struct sw s)
+{
+    uint64_t imask = (1ULL << p->ibits) - 1;
+    return ((idx & imask) << (2 * p->cb)) | (s.prev << p->cb) | s.cur;
+}
+
+static bool sliding_decide(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost,
+                           uint64_t *nv, rl_result *out)
+{
+    uint64_t idx = win_index(p, t);
+    uint64_t e = t - (idx + p->base_idx) * p->W; /* elapsed in this window, < W */
+    uint64_t W = p->W, L = p->L;
+    struct sw s = sliding_decode(p, v & RL_VAL_MASK, idx);
+    /* Everything in units of 1/W request: weight of the previous window is (W - e) / W. */
+    rl_u128 cap = (rl_u128)L * W;
+    rl_u128 used = (rl_u128)s.prev * (W - e) + (rl_u128)s.cur * W;
+    out->limit = L;
+    if (cost <= L && used + (rl_u128)cost * W <= cap) {
+        out->allowed = true;
+        out->retry_after_ms = 0;
+        out->remaining = (uint64_t)((cap - used - (rl_u128)cost * W) / W);
+        uint64_t c = s.cur + cost;
+        out->reset_after_ms = c ? rl__ceil_ms(2 * W - e) : (s.prev ? rl__ceil_ms(W - e) : 0);
+        if (cost == 0)
+            return false;
+        s.cur = c;
+        *nv = sliding_encode(p, idx, s);
+        return true;
+    }
+    out->allowed = false;
+    out->remaining = used >= cap ? 0 : (uint64_t)((cap - used) / W);
+    out->reset_after_ms = s.cur ? rl__ceil_ms(2 * W - e) : (s.prev ? rl__ceil_ms(W - e) : 0);
+    if (cost > L) {
+        out->retry_after_ms = RL_RETRY_NEVER;
+    } else if (s.cur + cost <= L) {
+        /* Only the previous window's weight is in the way (so prev > 0): wait until
+         * prev * (W - e') <= (L - cur - cost) * W. */
+        uint64_t room = (uint64_t)(((rl_u128)(L - s.cur - cost) * W) / s.prev);
+        uint64_t e2 = W - room;
+        out->retry_after_ms = rl__ceil_ms(e2 - e);
+    } else {
+        /* Wait for the next window, where this window's count becomes the previous one. */
+        uint64_t e3 = 0;
+        if (s.cur) {
+            uint64_t room = (uint64_t)(((rl_u128)(L - cost) * W) / s.cur);
+            e3 = room >= W ? 0 : W - room;
+        }
+        out->retry_after_ms = rl__ceil_ms((W - e) + e3);
+    }
+    return false;
+}
+
+static uint64_t sliding_refund(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost)
+{
+    uint64_t idx = win_index(p, t);
+    uint64_t cmask = (1ULL << p->cb) - 1, imask = (1ULL << p->ibits) - 1;
+    uint64_t si = ((v & RL_VAL_MASK) >> (2 * p->cb)) & imask;
+    uint64_t d = ((idx & imask) - si) & imask;
+    v &= RL_VAL_MASK;
+    if (d == 0 || d == 1 || d > (imask >> 1)) {
+        /* The stored window's current count holds the units taken in it. */
+        uint64_t c = v & cmask;
+        if (c > p->L)
+            c = p->L;
+        c = c > cost ? c - cost : 0;
+        return (v & ~cmask) | c;
+    }
+    return v;
+}
+
+static bool sliding_is_fresh(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t *idle)
+{
+    uint64_t idx = win_index(p, t);
+    struct sw s = sliding_decode(p, v & RL_VAL_MASK, idx);
+    if (s.prev || s.cur)
+        return false;
+    *idle = t - (idx + p->base_idx) * p->W; /* at least since this window began */
+    return true;
+}
+
+static bool sliding_valid(const struct rl_params *p, uint64_t v)
+{
+    uint64_t cmask = (1ULL << p->cb) - 1;
+    v &= RL_VAL_MASK;
+    return (v & cmask) <= p->L && ((v >> p->cb) & cmask) <= p->L;
+}
+
+/* ---- the table of operations ----------------------------------------------------------------- */
+
+static const struct rl_algo_ops token_bucket_ops = {
+    "token_bucket", tb_params, bucket_decide, bucket_refund, bucket_is_fresh, bucket_valid,
+};
+static const struct rl_algo_ops gcra_ops = {
+    "gcra", gcra_params, bucket_decide, bucket_refund, bucket_is_fresh, bucket_valid,
+};
+static const struct rl_algo_ops fixed_ops = {
+    "fixed_window", fixed_params, fixed_decide, fixed_refund, fixed_is_fresh, fixed_valid,
+};
+static const struct rl_algo_ops sliding_ops = {
+    "sliding_window", sliding_params, sliding_decide, sliding_refund, sliding_is_fresh,
+    sliding_valid,
+};
+
+const struct rl_algo_ops *const rl__algos[RL_ALGORITHM_COUNT] = {
+    [RL_TOKEN_BUCKET] = &token_bucket_ops,
+    [RL_SLIDING_WINDOW] = &sliding_ops,
+    [RL_FIXED_WINDOW] = &fixed_ops,
+    [RL_GCRA] = &gcra_ops,
+};

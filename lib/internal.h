@@ -1,0 +1,194 @@
+/*
+ * Internal declarations shared by the library's sources. Not installed; nothing here is ABI.
+ *
+ * The segment layout (docs/design.md "Segment layout" is the prose version of this file):
+ *
+ *   offset 0               struct rl_shm_header   (4096 bytes, one page)
+ *   limits_off             nlimits x struct rl_limit_rec (64 bytes each)
+ *   slots_off              nslots  x struct rl_slot      (64 bytes each, cache-line aligned)
+ *
+ * Everything inside the segment is addressed by offsets and indices, never by pointers, and every
+ * offset or index read from the segment is bounds-checked before use.
+ */
+#ifndef RL_INTERNAL_H
+#define RL_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rl.h"
+
+/* Every word shared between processes is one of these; they must be lock-free (address-free),
+ * or a libatomic fallback would take a process-local lock. */
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "shared 64-bit atomics must be lock-free");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "shared 32-bit atomics must be lock-free");
+_Static_assert(sizeof(_Atomic uint64_t) == 8, "atomic words must be plain 64-bit words");
+
+__extension__ typedef unsigned __int128 rl_u128;
+
+#define RL_CACHELINE 64
+#define RL_MAGIC 0x31474553204c5221ULL /* "!RL SEG1" little-endian */
+#define RL_LAYOUT_VERSION 1u
+#define RL_HEADER_SIZE 4096u
+#define RL_SECRET_SIZE 192u
+#define RL_KEY_PREFIX 24u
+
+/* Time: state values are nanoseconds relative to this fixed base (2020-01-01T00:00:00Z), so 60
+ * bits last until 2056. Times before the base are treated as the base. */
+#define RL_TIME_BASE_NS 1577836800000000000ULL
+#define RL_VAL_BITS 60
+#define RL_VAL_MASK ((1ULL << RL_VAL_BITS) - 1)
+#define RL_GEN_SHIFT RL_VAL_BITS
+#define RL_STATE_DEAD RL_VAL_MASK /* value of a slot being reclaimed (any generation) */
+
+/* Slot control word (rl_slot.ctl). */
+#define RL_CTL_EMPTY 0ULL
+#define RL_CTL_TOMB 2ULL
+#define RL_CTL_TAG_MASK 3ULL
+#define RL_CTL_PENDING 1ULL
+#define RL_CTL_LIVE 3ULL
+
+/* The header. Static fields are written once by the initialiser before `magic` is published
+ * and covered by `static_check`; dynamic counters sit on their own cache lines. */
+struct rl_shm_header {
+    _Atomic uint64_t magic;   /* 0: RL_MAGIC, published last (release) */
+    uint32_t layout_version;  /* 8 */
+    uint32_t header_size;     /* 12 */
+    uint32_t slot_size;       /* 16 */
+    uint32_t limit_size;      /* 20 */
+    uint64_t capacity;        /* 24 */
+    uint64_t nslots;          /* 32 */
+    uint64_t nlimits;         /* 40 */
+    uint64_t limits_off;      /* 48 */
+    uint64_t slots_off;       /* 56 */
+    uint64_t total_size;      /* 64 */
+    int64_t clock_offset_ns;  /* 72: realtime - monotonic at creation */
+    uint64_t time_base_ns;    /* 80: RL_TIME_BASE_NS */
+    uint64_t birth_ns;        /* 88 */
+    uint32_t creator_pid;     /* 96 */
+    uint32_t creator_uid;     /* 100 */
+    uint64_t static_check;    /* 104: XXH3 of [8, 104) and secret */
+    uint8_t pad0[16];         /* 112 */
+    uint8_t secret[RL_SECRET_SIZE]; /* 128: hash secret (random at creation) */
+    uint8_t pad1[64];                /* 320: to 384 */
+    /* 384: who is initialising (pid); CAS-claimed, see segment.c */
+    _Alignas(RL_CACHELINE) _Atomic uint32_t init_owner;
+    _Alignas(RL_CACHELINE) _Atomic uint64_t used;       /* slots PENDING or LIVE */
+    _Alignas(RL_CACHELINE) _Atomic uint64_t max_probe;  /* longest displacement ever claimed */
+    _Alignas(RL_CACHELINE) _Atomic uint64_t enospc;     /* -ENOSPC answers */
+    _Atomic uint64_t reclaimed;                         /* slots reclaimed */
+    _Atomic uint64_t limits_used;                       /* limit records in use */
+};
+_Static_assert(offsetof(struct rl_shm_header, secret) == 128, "header layout");
+_Static_assert(offsetof(struct rl_shm_header, init_owner) == 384, "header layout");
+_Static_assert(sizeof(struct rl_shm_header) <= RL_HEADER_SIZE, "header fits its page");
+
+/* One limit, recorded once per segment; a slot refers to it by index (its limit id). The record
+ * is a pure function of its signature, so any process may (re)write its fields while it is
+ * PENDING: all writers write the same values. */
+struct rl_limit_rec {
+    _Atomic uint64_t sig; /* 0 EMPTY; (hash & ~3) | PENDING/LIVE tag */
+    _Atomic uint64_t requests;
+    _Atomic uint64_t window_ms;
+    _Atomic uint64_t burst;
+    _Atomic uint64_t kind; /* algorithm | mode << 8 | scope << 16 */
+    _Atomic uint64_t redis_ttl_ms;
+    _Atomic uint64_t reserved[2];
+};
+_Static_assert(sizeof(struct rl_limit_rec) == 64, "limit record is one cache line");
+
+/* One key: one cache line. */
+struct rl_slot {
+    _Atomic uint64_t ctl;     /* EMPTY, TOMB, PENDING(fp), LIVE(fp) */
+    _Atomic uint64_t state;   /* [gen:4][value:60]; the algorithm's whole state */
+    _Atomic uint64_t ceiling; /* GLOBAL mode (Redis sync): allowance ceiling; 0 otherwise */
+    _Atomic uint64_t synced;  /* GLOBAL mode: consumption already reported */
+    _Atomic uint64_t meta;    /* limit id (32) | key length (16) | flags (16) */
+    _Atomic uint64_t keyp[3]; /* the key's first 24 bytes, zero padded */
+};
+_Static_assert(sizeof(struct rl_slot) == RL_CACHELINE, "a slot is one cache line");
+
+/* Derived, process-local parameters of a limit (never stored in the segment). */
+struct rl_params {
+    rl_algorithm algo;
+    uint64_t limit; /* what rl_result.limit reports */
+    uint64_t T;     /* token bucket / GCRA: ns per request */
+    uint64_t tau;   /* token bucket / GCRA: C * T */
+    uint64_t W;     /* windows: window length in ns */
+    uint64_t L;     /* windows: requests per window */
+    uint64_t base_idx; /* windows: RL_TIME_BASE_NS / W */
+    unsigned cb;    /* sliding: bits per count */
+    unsigned ibits; /* sliding: bits of window index kept */
+};
+
+/* One algorithm: everything that knows how its 60-bit value is encoded. */
+struct rl_algo_ops {
+    const char *name;
+    /* Validates lim and fills p; returns 0 or -EINVAL / -ERANGE (message set). */
+    int (*params)(const rl_limit *lim, struct rl_params *p);
+    /* Decides `cost` at time t from value v. Fills out; returns true when *nv must be stored. */
+    bool (*decide)(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost, uint64_t *nv,
+                   rl_result *out);
+    /* The value after giving back `cost` at time t (may equal v: nothing to give back). */
+    uint64_t (*refund)(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost);
+    /* True when v at time t is equivalent to a brand-new key; *idle_ns says for how long. */
+    bool (*is_fresh)(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t *idle_ns);
+    /* Structural validity of a value (rl_check_segment). */
+    bool (*valid)(const struct rl_params *p, uint64_t v);
+};
+
+extern const struct rl_algo_ops *const rl__algos[RL_ALGORITHM_COUNT];
+
+/* The handle. */
+struct rl {
+    unsigned char *base;            /* the mapping */
+    size_t map_size;
+    struct rl_shm_header *hdr;
+    struct rl_limit_rec *limits;
+    struct rl_slot *slots;
+    uint64_t nslots, nlimits;
+    int64_t clock_offset_ns;
+    uint64_t uid; /* identifies the segment for per-thread caches */
+    char name[256];
+};
+
+/* clock.c */
+uint64_t rl__mono_ns(void);
+void rl__adopt_clock_offset(int64_t offset);
+
+/* error.c: set the calling thread's detailed message; returns err for `return rl__err(...)`. */
+int rl__err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rl__clear_err(void);
+
+/* segment.c */
+int rl__segment_open(struct rl *rl, const rl_options *o);
+void rl__segment_close(struct rl *rl);
+int rl__validate_name(const char *name);
+uint64_t rl__slots_for(uint64_t capacity);
+uint64_t rl__limits_for(uint64_t capacity);
+
+/* table.c */
+int rl__limit_id(struct rl *rl, const rl_limit *lim, uint32_t *lid, struct rl_params *p);
+int rl__limit_get(const struct rl *rl, uint32_t lid, rl_limit *lim, struct rl_params *p);
+int rl__acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost,
+                uint64_t now, rl_result *out);
+int rl__refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost,
+               uint64_t now);
+
+static inline void rl__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static inline uint64_t rl__ceil_ms(uint64_t ns)
+{
+    return ns / 1000000u + (ns % 1000000u != 0);
+}
+
+#endif /* RL_INTERNAL_H */

@@ -1,0 +1,379 @@
+/*
+ * Creating and attaching segments.
+ *
+ * Theory of operation (creation race and crash recovery):
+ *  1. Everybody opens the name with O_CREAT; whoever created the file has no special right.
+ *  2. The file is grown to at least one page with posix_fallocate (never shrinks, idempotent),
+ *     and the header page is mapped.
+ *  3. One process becomes the initialiser by a CAS on header.init_owner: 0 -> its pid. A dead
+ *     initialiser's pid (kill(pid, 0) == ESRCH) may be replaced the same way, and so may a 0 that
+ *     stayed 0 for a second (the creator died between creating the file and its CAS).
+ *  4. The initialiser reserves the whole segment (posix_fallocate: a full /dev/shm fails here
+ *     with ENOSPC, not later with SIGBUS), maps it, writes every static header field, and
+ *     publishes RL_MAGIC with a release store. Everybody else polls magic (acquire, pairs with
+ *     that release) for a bounded time, then validates every static field before trusting any.
+ *  Since slots are only used after magic is published, a re-initialisation after a crash never
+ *  loses state that anybody relied on.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "internal.h"
+
+#define WAIT_TOTAL_MS 5000
+#define MAX_CAPACITY (1ULL << 32)
+
+int rl__validate_name(const char *name)
+{
+    if (!name)
+        return rl__err(-EINVAL, "segment name is NULL");
+    size_t n = strlen(name);
+    if (n < 2 || name[0] != '/')
+        return rl__err(-EINVAL,
+                       "segment name \"%.64s\" must be \"/\" followed by 1..200 of "
+                       "[A-Za-z0-9._-], e.g. \"/rl-default\"",
+                       name);
+    if (n > 201)
+        return rl__err(-EINVAL, "segment name is %zu bytes long; at most 201 are allowed", n);
+    for (size_t i = 1; i < n; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return rl__err(-EINVAL,
+                           "segment name \"%.64s\": byte %zu is not one of [A-Za-z0-9._-]", name,
+                           i);
+    }
+    if (strcmp(name, "/.") == 0 || strcmp(name, "/..") == 0)
+        return rl__err(-EINVAL, "segment name \"%s\" is reserved", name);
+    return 0;
+}
+
+uint64_t rl__slots_for(uint64_t capacity)
+{
+    /* 12.5 % headroom keeps linear probing short at full capacity (load <= 0.89). */
+    return capacity + capacity / 8 + 1;
+}
+
+uint64_t rl__limits_for(uint64_t capacity)
+{
+    uint64_t n = capacity / 64;
+    if (n < 64)
+        n = 64;
+    if (n > 4096)
+        n = 4096;
+    return n;
+}
+
+struct geometry {
+    uint64_t nslots, nlimits, limits_off, slots_off, total;
+};
+
+static struct geometry geometry_for(uint64_t capacity)
+{
+    struct geometry g;
+    g.nslots = rl__slots_for(capacity);
+    g.nlimits = rl__limits_for(capacity);
+    g.limits_off = RL_HEADER_SIZE;
+    g.slots_off = g.limits_off + g.nlimits * sizeof(struct rl_limit_rec);
+    g.total = g.slots_off + g.nslots * sizeof(struct rl_slot);
+    return g;
+}
+
+static uint64_t header_check(const struct rl_shm_header *h)
+{
+    unsigned char buf[104 - 8 + RL_SECRET_SIZE];
+    memcpy(buf, (const unsigned char *)h + 8, 104 - 8);
+    memcpy(buf + 104 - 8, h->secret, RL_SECRET_SIZE);
+    return XXH3_64bits(buf, sizeof buf);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bool pid_alive(pid_t pid)
+{
+    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+static int sys_err(int e, const char *what, const char *name)
+{
+    switch (e) {
+    case EACCES:
+        return rl__err(-EACCES,
+                       "segment %s: %s: permission denied (the segment's mode or owner does "
+                       "not let this user in; see rl_options.mode)",
+                       name, what);
+    case ENOSPC:
+        return rl__err(-ENOSPC, "segment %s: %s: /dev/shm is full (free space or lower capacity)",
+                       name, what);
+    case ENOMEM:
+        return rl__err(-ENOMEM, "segment %s: %s: out of memory", name, what);
+    default:
+        return rl__err(-e, "segment %s: %s: %s", name, what, strerror(e));
+    }
+}
+
+/* Initialise the segment behind fd; we own init_owner. */
+static int initialise(struct rl *rl, int fd, const rl_options *o, struct rl_shm_header *page)
+{
+    struct geometry g = geometry_for(o->capacity);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return sys_err(errno, "fstat", rl->name);
+    if ((uint64_t)st.st_size > g.total && ftruncate(fd, (off_t)g.total) < 0)
+        return sys_err(errno, "ftruncate", rl->name);
+    int e = posix_fallocate(fd, 0, (off_t)g.total);
+    if (e)
+        return sys_err(e, "reserving memory (posix_fallocate)", rl->name);
+    void *m = mmap(NULL, g.total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return sys_err(errno, "mmap", rl->name);
+    struct rl_shm_header *h = m;
+    /* A previous initialiser may have died half-way: start from zero everywhere. */
+    memset((unsigned char *)m + RL_HEADER_SIZE, 0, g.total - RL_HEADER_SIZE);
+    memset((unsigned char *)h + 8, 0, offsetof(struct rl_shm_header, init_owner) - 8);
+    atomic_store_explicit(&h->used, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->max_probe, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->enospc, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->reclaimed, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->limits_used, 0, memory_order_relaxed);
+    h->layout_version = RL_LAYOUT_VERSION;
+    h->header_size = RL_HEADER_SIZE;
+    h->slot_size = sizeof(struct rl_slot);
+    h->limit_size = sizeof(struct rl_limit_rec);
+    h->capacity = o->capacity;
+    h->nslots = g.nslots;
+    h->nlimits = g.nlimits;
+    h->limits_off = g.limits_off;
+    h->slots_off = g.slots_off;
+    h->total_size = g.total;
+    struct timespec rt, mo;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    clock_gettime(CLOCK_MONOTONIC, &mo);
+    h->birth_ns = (uint64_t)rt.tv_sec * 1000000000u + (uint64_t)rt.tv_nsec;
+    h->clock_offset_ns =
+        (int64_t)h->birth_ns - ((int64_t)mo.tv_sec * 1000000000 + (int64_t)mo.tv_nsec);
+    h->time_base_ns = RL_TIME_BASE_NS;
+    h->creator_pid = (uint32_t)getpid();
+    h->creator_uid = (uint32_t)geteuid();
+    size_t got = 0;
+    while (got < sizeof h->secret) {
+        ssize_t r = getrandom(h->secret + got, sizeof h->secret - got, 0);
+        if (r < 0 && errno != EINTR) {
+            munmap(m, g.total);
+            return sys_err(errno, "getrandom", rl->name);
+        }
+        if (r > 0)
+            got += (size_t)r;
+    }
+    h->static_check = header_check(h);
+    /* release: publishes every field above; pairs with the acquire load of magic in
+     * rl__segment_open() of every other process. */
+    atomic_store_explicit(&h->magic, RL_MAGIC, memory_order_release);
+    (void)page;
+    rl->base = m;
+    rl->map_size = g.total;
+    return 0;
+}
+
+/* Validate a published header; on success map the whole segment into rl. */
+static int attach(struct rl *rl, int fd, const struct rl_shm_header *h, uint64_t file_size)
+{
+    if (h->layout_version != RL_LAYOUT_VERSION)
+        return rl__err(-EPROTO,
+                       "segment %s has layout version %u; this library (rl %s) reads version "
+                       "%u. Stop the processes of the other version and remove the segment "
+                       "(rlctl or rl_unlink), or run matching versions (docs/design.md, "
+                       "\"Upgrades\")",
+                       rl->name, h->layout_version, RL_VERSION_STRING, RL_LAYOUT_VERSION);
+    if (h->header_size != RL_HEADER_SIZE || h->slot_size != sizeof(struct rl_slot) ||
+        h->limit_size != sizeof(struct rl_limit_rec) || h->time_base_ns != RL_TIME_BASE_NS)
+        return rl__err(-EBADMSG, "segment %s: header sizes do not match layout version %u",
+                       rl->name, RL_LAYOUT_VERSION);
+    if (h->capacity == 0 || h->capacity > MAX_CAPACITY)
+        return rl__err(-EBADMSG, "segment %s: capacity %llu is out of range (corrupted header)",
+                       rl->name, (unsigned long long)h->capacity);
+    struct geometry g = geometry_for(h->capacity);
+    if (h->nslots != g.nslots || h->nlimits != g.nlimits || h->limits_off != g.limits_off ||
+        h->slots_off != g.slots_off || h->total_size != g.total)
+        return rl__err(-EBADMSG, "segment %s: geometry does not match its capacity (corrupted)",
+                       rl->name);
+    if (header_check(h) != h->static_check)
+        return rl__err(-EBADMSG, "segment %s: header checksum mismatch (corrupted); remove it "
+                                 "with rl_unlink once no process uses it",
+                       rl->name);
+    if (file_size < g.total)
+        return rl__err(-EBADMSG,
+                       "segment %s is truncated: %llu bytes, its header says %llu; remove it "
+                       "with rl_unlink once no process uses it",
+                       rl->name, (unsigned long long)file_size, (unsigned long long)g.total);
+    void *m = mmap(NULL, g.total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return sys_err(errno, "mmap", rl->name);
+    rl->base = m;
+    rl->map_size = g.total;
+    return 0;
+}
+
+static int open_fd(struct rl *rl, const rl_options *o, int *fd_out)
+{
+    int fd;
+    if (o->flags & RL_OPEN_NOCREATE) {
+        fd = shm_open(rl->name, O_RDWR | O_CLOEXEC, 0);
+        if (fd < 0 && errno == ENOENT)
+            return rl__err(-ENOENT,
+                           "no segment %s (is a worker running? choose another with --shm NAME "
+                           "or RL_SHM)",
+                           rl->name);
+    } else {
+        fd = shm_open(rl->name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, o->mode);
+        if (fd >= 0) {
+            /* The umask must not apply: the operator chose the mode. */
+            if (fchmod(fd, o->mode) < 0) {
+                int e = errno;
+                close(fd);
+                return sys_err(e, "fchmod", rl->name);
+            }
+        } else if (errno == EEXIST) {
+            fd = shm_open(rl->name, O_RDWR | O_CLOEXEC, 0);
+        }
+    }
+    if (fd < 0)
+        return sys_err(errno, "shm_open", rl->name);
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return sys_err(e, "fstat", rl->name);
+    }
+    if (st.st_uid != geteuid() && !(o->flags & RL_OPEN_ALLOW_FOREIGN)) {
+        close(fd);
+        return rl__err(-EPERM,
+                       "segment %s belongs to uid %u, not to this process (uid %u); refusing "
+                       "it. Set RL_OPEN_ALLOW_FOREIGN to share a segment between users",
+                       rl->name, (unsigned)st.st_uid, (unsigned)geteuid());
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+int rl__segment_open(struct rl *rl, const rl_options *o)
+{
+    int fd = -1, r;
+    r = open_fd(rl, o, &fd);
+    if (r < 0)
+        return r;
+    if (!(o->flags & RL_OPEN_NOCREATE)) {
+        int e = posix_fallocate(fd, 0, RL_HEADER_SIZE);
+        if (e) {
+            close(fd);
+            return sys_err(e, "posix_fallocate", rl->name);
+        }
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        r = sys_err(errno, "fstat", rl->name);
+        goto out_fd;
+    }
+    if ((uint64_t)st.st_size < RL_HEADER_SIZE) {
+        r = rl__err(-EBADMSG, "segment %s is %lld bytes: too small to be an rl segment",
+                    rl->name, (long long)st.st_size);
+        goto out_fd;
+    }
+    struct rl_shm_header *page =
+        mmap(NULL, RL_HEADER_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (page == MAP_FAILED) {
+        r = sys_err(errno, "mmap", rl->name);
+        goto out_fd;
+    }
+    pid_t me = getpid();
+    long waited = 0;
+    for (;;) {
+        /* acquire: pairs with the release store of magic in initialise(). */
+        uint64_t magic = atomic_load_explicit(&page->magic, memory_order_acquire);
+        if (magic == RL_MAGIC) {
+            if (fstat(fd, &st) < 0) {
+                r = sys_err(errno, "fstat", rl->name);
+                break;
+            }
+            r = attach(rl, fd, page, (uint64_t)st.st_size);
+            break;
+        }
+        if (magic != 0) {
+            r = rl__err(-EBADMSG,
+                        "segment %s is not an rl segment (bad magic 0x%016llx); remove it "
+                        "with rl_unlink if nothing else uses the name",
+                        rl->name, (unsigned long long)magic);
+            break;
+        }
+        if (o->flags & RL_OPEN_NOCREATE) {
+            if (waited >= WAIT_TOTAL_MS) {
+                r = rl__err(-EAGAIN, "segment %s is still being initialised", rl->name);
+                break;
+            }
+        } else {
+            /* acquire/relaxed: init_owner carries no data; it only elects one initialiser. */
+            uint32_t owner = atomic_load_explicit(&page->init_owner, memory_order_acquire);
+            bool take = false;
+            if (owner == 0) {
+                /* A new file, or one whose creator died before claiming it: whoever comes
+                 * first initialises it. A live creator that loses this race just waits. */
+                take = true;
+            } else if (!pid_alive((pid_t)owner) || (pid_t)owner == me) {
+                take = true;
+            }
+            if (take) {
+                /* seq_cst: one initialiser at a time; pairs with the other contenders' CAS. */
+                if (atomic_compare_exchange_strong_explicit(&page->init_owner, &owner,
+                                                            (uint32_t)me, memory_order_seq_cst,
+                                                            memory_order_seq_cst)) {
+                    r = initialise(rl, fd, o, page);
+                    break;
+                }
+            }
+            if (waited >= WAIT_TOTAL_MS) {
+                r = rl__err(-EAGAIN,
+                            "segment %s is being initialised by pid %u for more than %d ms; "
+                            "if that process is stuck, stop it and rl_unlink the segment",
+                            rl->name, owner, WAIT_TOTAL_MS);
+                break;
+            }
+        }
+        sleep_ms(1);
+        waited += 1;
+    }
+    munmap(page, RL_HEADER_SIZE);
+out_fd:
+    close(fd);
+    if (r < 0)
+        return r;
+    rl->hdr = (struct rl_shm_header *)rl->base;
+    rl->limits = (struct rl_limit_rec *)(rl->base + rl->hdr->limits_off);
+    rl->slots = (struct rl_slot *)(rl->base + rl->hdr->slots_off);
+    rl->nslots = rl->hdr->nslots;
+    rl->nlimits = rl->hdr->nlimits;
+    rl->clock_offset_ns = rl->hdr->clock_offset_ns;
+    rl->uid = rl->hdr->static_check ^ (uint64_t)(uintptr_t)rl->base;
+    rl__adopt_clock_offset(rl->clock_offset_ns);
+    return 0;
+}
+
+void rl__segment_close(struct rl *rl)
+{
+    if (rl->base)
+        munmap(rl->base, rl->map_size);
+    rl->base = NULL;
+}

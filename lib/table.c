@@ -1,0 +1,688 @@
+/*
+ * The key table: a fixed-capacity, lock-free, open-addressing hash table of 64-byte slots in the
+ * shared segment, used by any number of threads of any number of processes at once.
+ *
+ * Theory of operation (docs/design.md "Slot state machine" carries the proofs):
+ *
+ *  Slot control word `ctl`:  EMPTY --claim--> PENDING(fp) --publish--> LIVE(fp)
+ *                                               |  (abort / steal)         | (reclaim)
+ *                                               v                          v
+ *                            TOMB <-------------+--------------------------+
+ *                            TOMB --claim--> PENDING(fp') ...
+ *  EMPTY never comes back, so a probe sequence (home, home+1, ...) that meets EMPTY can stop:
+ *  no key was ever placed beyond it. Lookups are otherwise bounded by header.max_probe, the
+ *  longest displacement any claim has used (raised before the claim).
+ *
+ *  Insert is claim, verify, publish. A claimant CASes a free slot (the first EMPTY or TOMB of the
+ *  probe sequence) to PENDING(fp), initialises it, then re-scans the whole probe sequence with
+ *  seq_cst loads. Two claimants of one key each make their claim (seq_cst CAS) before their
+ *  re-scan, so in the single total order of seq_cst operations the later re-scan sees the earlier
+ *  claim: at most one of them finds no rival and publishes; a claimant that sees a rival (PENDING
+ *  or LIVE with the same key) aborts its claim to TOMB and starts again. A PENDING slot whose
+ *  owner is gone (or stalled) for ~50 us is stolen (CAS to TOMB); the owner's publish CAS then
+ *  fails and it starts again. No step waits for another process except that bounded spin.
+ *
+ *  Slot `state` word: [gen:4][value:60]. A decision is load(state) -> decide -> CAS(state). The
+ *  4-bit generation is bumped each time a slot is given to a new key, so a process that looked a
+ *  key up, stalled while the slot was reclaimed and reused, and then CASes, fails instead of
+ *  charging the new key (it would need 16 reuses and an equal value to slip through). After each
+ *  load of `state` the updater re-reads `ctl`: the slot must still hold its key.
+ *
+ *  Reclaim of a LIVE slot whose value is "fresh" (equivalent to a new key): CAS state to DEAD
+ *  (an updater holding the old value now fails its CAS and re-reads DEAD), then CAS ctl to TOMB.
+ *  A process that finds LIVE with a DEAD state (a reclaimer died between the two steps, or is
+ *  between them) finishes the reclaim itself. Because the state CAS expects the exact fresh
+ *  value, a concurrent decision either lands before it (the CAS fails, nothing is reclaimed) or
+ *  fails after it (and re-inserts the key, which was fresh anyway): no update is lost.
+ *
+ *  Limit records: claimed EMPTY -> PENDING(sig) by CAS, fields written, then PENDING -> LIVE
+ *  (release). A record's fields are a pure function of its signature, so a process finding
+ *  PENDING(its sig) writes the same fields itself and publishes: a creator that died half-way
+ *  leaves nothing stuck.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "internal.h"
+
+#define PROBE_SOFT 16          /* an insert farther than this prefers reclaiming a stale slot */
+#define RECLAIM_WINDOW 64      /* how far an insert looks for a reclaimable slot */
+#define PENDING_SPINS 2000     /* ~50 us of pause before a PENDING slot is stolen */
+#define MAX_RESTARTS 10000     /* bound on restarts of one operation (never reached in practice) */
+
+/* ---- limits ---------------------------------------------------------------------------------- */
+
+struct lcache_ent {
+    uint64_t seg;      /* rl->uid; 0 = unused */
+    uint64_t f[6];     /* requests, window_ms, burst, kind, redis_ttl_ms, 0 */
+    uint32_t lid;
+    struct rl_params p;
+};
+
+#define LCACHE 4
+static _Thread_local struct lcache_ent tl_lcache[LCACHE];
+static _Thread_local unsigned tl_lcache_next;
+
+static uint64_t limit_kind(const rl_limit *lim)
+{
+    return (uint64_t)lim->algorithm | (uint64_t)lim->mode << 8 | (uint64_t)lim->scope << 16;
+}
+
+static int limit_check(const rl_limit *lim, struct rl_params *p)
+{
+    if ((unsigned)lim->algorithm >= RL_ALGORITHM_COUNT)
+        return rl__err(-EINVAL, "limit: unknown algorithm %d", (int)lim->algorithm);
+    if ((unsigned)lim->scope > RL_SCOPE_ENDPOINT)
+        return rl__err(-EINVAL, "limit: unknown scope %d", (int)lim->scope);
+    if ((unsigned)lim->mode > RL_MODE_STRICT)
+        return rl__err(-EINVAL, "limit: unknown mode %d", (int)lim->mode);
+    for (int i = 0; i < 4; i++)
+        if (lim->reserved[i])
+            return rl__err(-EINVAL, "limit: reserved[%d] must be zero", i);
+    int r = rl__algos[lim->algorithm]->params(lim, p);
+    if (r < 0)
+        return r;
+    if (lim->mode != RL_MODE_LOCAL)
+        return rl__err(-ENOTSUP, "limit: GLOBAL and STRICT modes need the Redis sync, which "
+                                 "this build does not have yet; use RL_MODE_LOCAL");
+    return 0;
+}
+
+/* Find or record the limit with fields f in the segment's limit table. */
+static int limit_record(struct rl *rl, const uint64_t f[6], uint32_t *lid)
+{
+    uint64_t h = XXH3_64bits(f, 6 * sizeof f[0]) & ~RL_CTL_TAG_MASK;
+    uint64_t pend = h | RL_CTL_PENDING, live = h | RL_CTL_LIVE;
+    uint64_t n = rl->nlimits;
+    for (uint64_t d = 0; d < n; d++) {
+        uint64_t i = ((h >> 2) + d) % n;
+        struct rl_limit_rec *r = &rl->limits[i];
+        /* acquire: pairs with the release CAS PENDING -> LIVE below (fields visible). */
+        uint64_t s = atomic_load_explicit(&r->sig, memory_order_acquire);
+        if (s == RL_CTL_EMPTY) {
+            /* acquire (both ways): on failure pairs with the publisher of what we lost to. */
+            if (atomic_compare_exchange_strong_explicit(&r->sig, &s, pend, memory_order_acquire,
+                                                        memory_order_acquire)) {
+                atomic_fetch_add_explicit(&rl->hdr->limits_used, 1, memory_order_relaxed);
+                s = pend;
+            }
+        }
+        if (s == pend) {
+            /* Ours, or a PENDING record of the same limit: write the (identical) fields. */
+            atomic_store_explicit(&r->requests, f[0], memory_order_relaxed);
+            atomic_store_explicit(&r->window_ms, f[1], memory_order_relaxed);
+            atomic_store_explicit(&r->burst, f[2], memory_order_relaxed);
+            atomic_store_explicit(&r->kind, f[3], memory_order_relaxed);
+            atomic_store_explicit(&r->redis_ttl_ms, f[4], memory_order_relaxed);
+            /* release: publishes the fields; pairs with the acquire loads of sig above and in
+             * rl__limit_get(). */
+            atomic_compare_exchange_strong_explicit(&r->sig, &s, live, memory_order_release,
+                                                    memory_order_acquire);
+            s = atomic_load_explicit(&r->sig, memory_order_acquire);
+        }
+        if (s == live && atomic_load_explicit(&r->requests, memory_order_relaxed) == f[0] &&
+            atomic_load_explicit(&r->window_ms, memory_order_relaxed) == f[1] &&
+            atomic_load_explicit(&r->burst, memory_order_relaxed) == f[2] &&
+            atomic_load_explicit(&r->kind, memory_order_relaxed) == f[3] &&
+            atomic_load_explicit(&r->redis_ttl_ms, memory_order_relaxed) == f[4]) {
+            *lid = (uint32_t)i;
+            return 0;
+        }
+    }
+    return rl__err(-ENOSPC,
+                   "segment %s: its limit table (%llu distinct limits) is full; use fewer "
+                   "distinct limits or a segment with a larger capacity",
+                   rl->name, (unsigned long long)n);
+}
+
+int rl__limit_id(struct rl *rl, const rl_limit *lim, uint32_t *lid, struct rl_params *p)
+{
+    uint64_t f[6] = {lim->requests, lim->window_ms, lim->burst, limit_kind(lim),
+                     lim->redis_ttl_ms, 0};
+    for (unsigned i = 0; i < LCACHE; i++) {
+        struct lcache_ent *e = &tl_lcache[i];
+        if (e->seg == rl->uid && e->f[0] == f[0] && e->f[1] == f[1] && e->f[2] == f[2] &&
+            e->f[3] == f[3] && e->f[4] == f[4]) {
+            *lid = e->lid;
+            *p = e->p;
+            return 0;
+        }
+    }
+    int r = limit_check(lim, p);
+    if (r < 0)
+        return r;
+    r = limit_record(rl, f, lid);
+    if (r < 0)
+        return r;
+    struct lcache_ent *e = &tl_lcache[tl_lcache_next++ % LCACHE];
+    e->seg = rl->uid;
+    memcpy(e->f, f, sizeof f);
+    e->lid = *lid;
+    e->p = *p;
+    return 0;
+}
+
+int rl__limit_get(const struct rl *rl, uint32_t lid, rl_limit *lim, struct rl_params *p)
+{
+    if (lid >= rl->nlimits)
+        return -EBADMSG;
+    struct rl_limit_rec *r = &rl->limits[lid];
+    /* acquire: pairs with the release publish in limit_record(). */
+    uint64_t s = atomic_load_explicit(&r->sig, memory_order_acquire);
+    if ((s & RL_CTL_TAG_MASK) != RL_CTL_LIVE)
+        return -EBADMSG;
+    memset(lim, 0, sizeof *lim);
+    lim->requests = atomic_load_explicit(&r->requests, memory_order_relaxed);
+    lim->window_ms = atomic_load_explicit(&r->window_ms, memory_order_relaxed);
+    lim->burst = atomic_load_explicit(&r->burst, memory_order_relaxed);
+    uint64_t kind = atomic_load_explicit(&r->kind, memory_order_relaxed);
+    lim->algorithm = (rl_algorithm)(kind & 0xff);
+    lim->mode = (rl_mode)((kind >> 8) & 0xff);
+    lim->scope = (rl_scope)((kind >> 16) & 0xff);
+    lim->redis_ttl_ms = atomic_load_explicit(&r->redis_ttl_ms, memory_order_relaxed);
+    if ((unsigned)lim->algorithm >= RL_ALGORITHM_COUNT || (unsigned)lim->mode > RL_MODE_STRICT ||
+        (unsigned)lim->scope > RL_SCOPE_ENDPOINT)
+        return -EBADMSG;
+    if (p && rl__algos[lim->algorithm]->params(lim, p) < 0)
+        return -EBADMSG;
+    return 0;
+}
+
+/* ---- keys ------------------------------------------------------------------------------------ */
+
+struct keyref {
+    uint64_t live, pending; /* the control words this key's slot carries */
+    uint64_t meta;
+    uint64_t kp[3];
+    uint64_t home;
+    uint32_t lid;
+};
+
+static void keyref_init(const struct rl *rl, struct keyref *k, const void *key, size_t len,
+                        uint32_t lid)
+{
+    uint64_t h = XXH3_64bits_withSecret(key, len, rl->hdr->secret, RL_SECRET_SIZE);
+    h ^= ((uint64_t)lid + 1) * 0x9E3779B97F4A7C15ULL; /* the limit is part of the identity */
+    uint64_t fp = h & ~RL_CTL_TAG_MASK;
+    if (fp == 0)
+        fp = 4;
+    k->live = fp | RL_CTL_LIVE;
+    k->pending = fp | RL_CTL_PENDING;
+    k->meta = (uint64_t)lid | (uint64_t)len << 32;
+    k->kp[0] = k->kp[1] = k->kp[2] = 0;
+    memcpy(k->kp, key, len < RL_KEY_PREFIX ? len : RL_KEY_PREFIX);
+    k->home = (uint64_t)(((rl_u128)h * rl->nslots) >> 64);
+    k->lid = lid;
+}
+
+/* Fields of a slot whose ctl was seen LIVE/PENDING with an acquire load. */
+static bool slot_holds(struct rl_slot *s, const struct keyref *k)
+{
+    return atomic_load_explicit(&s->meta, memory_order_relaxed) == k->meta &&
+           atomic_load_explicit(&s->keyp[0], memory_order_relaxed) == k->kp[0] &&
+           atomic_load_explicit(&s->keyp[1], memory_order_relaxed) == k->kp[1] &&
+           atomic_load_explicit(&s->keyp[2], memory_order_relaxed) == k->kp[2];
+}
+
+static inline uint64_t next_idx(const struct rl *rl, uint64_t i)
+{
+    return i + 1 == rl->nslots ? 0 : i + 1;
+}
+
+enum { FOUND, NOT_FOUND, SAW_PENDING };
+
+/* Looks the key up. FOUND: *idx is its LIVE slot. SAW_PENDING: *idx is a PENDING claim of it. */
+static int find(struct rl *rl, const struct keyref *k, uint64_t *idx)
+{
+    /* relaxed: a stale bound only makes a lookup miss a key, and the insert that follows
+     * re-scans with seq_cst loads (see the theory above). */
+    uint64_t maxp = atomic_load_explicit(&rl->hdr->max_probe, memory_order_relaxed);
+    uint64_t i = k->home;
+    for (uint64_t d = 0; d <= maxp && d < rl->nslots; d++, i = next_idx(rl, i)) {
+        struct rl_slot *s = &rl->slots[i];
+        /* acquire: pairs with the release CAS PENDING -> LIVE in insert(): the slot's fields
+         * are visible once LIVE is. */
+        uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+        if (c == k->live && slot_holds(s, k)) {
+            *idx = i;
+            return FOUND;
+        }
+        if (c == RL_CTL_EMPTY)
+            return NOT_FOUND;
+        if (c == k->pending) {
+            *idx = i;
+            return SAW_PENDING;
+        }
+    }
+    return NOT_FOUND;
+}
+
+static void raise_max_probe(struct rl *rl, uint64_t d)
+{
+    /* seq_cst: must precede our claim CAS in the total order, so a rival's seq_cst re-scan that
+     * sees the claim also sees a bound that covers it. */
+    uint64_t cur = atomic_load_explicit(&rl->hdr->max_probe, memory_order_seq_cst);
+    while (cur < d && !atomic_compare_exchange_weak_explicit(&rl->hdr->max_probe, &cur, d,
+                                                             memory_order_seq_cst,
+                                                             memory_order_seq_cst))
+        ;
+}
+
+/* Turns our (or a stalled) PENDING claim into TOMB; true when this call did it. */
+static bool abort_claim(struct rl *rl, struct rl_slot *s, uint64_t pending)
+{
+    uint64_t c = pending;
+    /* release: nothing of the aborted claim is ever read; release keeps the order simple. */
+    if (atomic_compare_exchange_strong_explicit(&s->ctl, &c, RL_CTL_TOMB, memory_order_release,
+                                                memory_order_relaxed)) {
+        atomic_fetch_sub_explicit(&rl->hdr->used, 1, memory_order_relaxed);
+        return true;
+    }
+    return false;
+}
+
+/* Waits a bounded time for a PENDING claim of our key to resolve, then steals it. */
+static void wait_or_steal(struct rl *rl, uint64_t idx, const struct keyref *k)
+{
+    struct rl_slot *s = &rl->slots[idx];
+    for (int n = 0; n < PENDING_SPINS; n++) {
+        /* relaxed: we only wait for a change; find() re-reads with acquire. */
+        if (atomic_load_explicit(&s->ctl, memory_order_relaxed) != k->pending)
+            return;
+        rl__cpu_relax();
+    }
+    abort_claim(rl, s, k->pending);
+}
+
+/* Completes a reclaim that found (or left) a LIVE slot with a DEAD state. */
+static void finish_reclaim(struct rl *rl, struct rl_slot *s, uint64_t live)
+{
+    uint64_t c = live;
+    /* release: pairs with the acquire load of ctl by the next claimant. */
+    if (atomic_compare_exchange_strong_explicit(&s->ctl, &c, RL_CTL_TOMB, memory_order_release,
+                                                memory_order_relaxed)) {
+        atomic_fetch_sub_explicit(&rl->hdr->used, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&rl->hdr->reclaimed, 1, memory_order_relaxed);
+    }
+}
+
+/* Reclaims slot s (LIVE with control word c) if its state is fresh at t. */
+static bool try_reclaim(struct rl *rl, struct rl_slot *s, uint64_t c, uint64_t t,
+                        uint64_t *idle_out)
+{
+    /* acquire: pairs with the release CAS of the last decision on this slot. */
+    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    uint64_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
+    rl_limit lim;
+    struct rl_params p;
+    if ((st & RL_VAL_MASK) == RL_STATE_DEAD) {
+        finish_reclaim(rl, s, c);
+        return true;
+    }
+    if (rl__limit_get(rl, (uint32_t)(meta & 0xffffffffu), &lim, &p) < 0)
+        return false;
+    uint64_t idle;
+    if (!rl__algos[p.algo]->is_fresh(&p, st, t, &idle))
+        return false;
+    if (idle_out) {
+        *idle_out = idle;
+        return false; /* only measuring */
+    }
+    uint64_t dead = (st & ~RL_VAL_MASK) | RL_STATE_DEAD;
+    /* acq_rel: the exact fresh value is expected, so a decision that raced us either landed
+     * first (we fail) or fails after us and re-reads DEAD. Pairs with the decisions' CAS. */
+    if (!atomic_compare_exchange_strong_explicit(&s->state, &st, dead, memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return false;
+    finish_reclaim(rl, s, c);
+    return true;
+}
+
+enum { RETRY = 3 };
+
+/* One attempt to insert the key. FOUND with *idx (ours, or a rival's copy met on the way),
+ * RETRY (look it up again), or a negative code. */
+static int insert(struct rl *rl, const struct keyref *k, uint64_t t, uint64_t *idx, int attempt)
+{
+    uint64_t used = atomic_load_explicit(&rl->hdr->used, memory_order_relaxed);
+    uint64_t maxp = atomic_load_explicit(&rl->hdr->max_probe, memory_order_relaxed);
+    uint64_t limit = used < rl->nslots ? rl->nslots : RECLAIM_WINDOW;
+    uint64_t i = k->home, free_i = 0, free_d = 0, free_c = 0;
+    uint64_t stale_i = 0, stale_c = 0, stale_idle = 0;
+    bool have_free = false, have_stale = false;
+    for (uint64_t d = 0; d < limit; d++, i = next_idx(rl, i)) {
+        if (have_free && d > maxp)
+            break; /* no key was ever placed farther than max_probe from its home */
+        struct rl_slot *s = &rl->slots[i];
+        /* acquire: pairs with the release publish of LIVE (fields visible). */
+        uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+        if (c == k->live && slot_holds(s, k)) {
+            *idx = i;
+            return FOUND;
+        }
+        if (c == k->pending) {
+            wait_or_steal(rl, i, k);
+            return RETRY;
+        }
+        if (c == RL_CTL_EMPTY || c == RL_CTL_TOMB) {
+            if (!have_free) {
+                have_free = true;
+                free_i = i, free_d = d, free_c = c;
+            }
+            if (c == RL_CTL_EMPTY)
+                break;
+            continue;
+        }
+        if ((c & RL_CTL_TAG_MASK) == RL_CTL_LIVE && d < RECLAIM_WINDOW && !have_free) {
+            uint64_t idle = 0;
+            try_reclaim(rl, s, c, t, &idle);
+            if (idle > stale_idle) {
+                have_stale = true;
+                stale_i = i, stale_c = c, stale_idle = idle;
+            }
+        }
+    }
+    if ((!have_free || free_d >= PROBE_SOFT) && have_stale) {
+        /* Prefer recycling the stalest fresh slot near home over a long probe or -ENOSPC. */
+        if (try_reclaim(rl, &rl->slots[stale_i], stale_c, t, NULL)) {
+            have_free = true;
+            free_i = stale_i, free_c = RL_CTL_TOMB;
+            free_d = stale_i >= k->home ? stale_i - k->home : stale_i + rl->nslots - k->home;
+        }
+    }
+    if (!have_free) {
+        atomic_fetch_add_explicit(&rl->hdr->enospc, 1, memory_order_relaxed);
+        return rl__err(-ENOSPC,
+                       "segment %s is full: %llu slots in use and none near this key is "
+                       "reclaimable; open a segment with a larger capacity",
+                       rl->name, (unsigned long long)used);
+    }
+    raise_max_probe(rl, free_d);
+    struct rl_slot *s = &rl->slots[free_i];
+    uint64_t c = free_c;
+    /* seq_cst: the claim must precede our re-scan in the single total order (Dekker). */
+    if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c, k->pending, memory_order_seq_cst,
+                                                 memory_order_relaxed))
+        return RETRY;
+    atomic_fetch_add_explicit(&rl->hdr->used, 1, memory_order_relaxed);
+    /* Initialise: a new generation, zero value; fields. Only we write a PENDING slot. */
+    uint64_t old = atomic_load_explicit(&s->state, memory_order_relaxed);
+    uint64_t gen = ((old >> RL_GEN_SHIFT) + 1) & 0xf;
+    atomic_store_explicit(&s->state, gen << RL_GEN_SHIFT, memory_order_relaxed);
+    atomic_store_explicit(&s->ceiling, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->synced, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->meta, k->meta, memory_order_relaxed);
+    for (int w = 0; w < 3; w++)
+        atomic_store_explicit(&s->keyp[w], k->kp[w], memory_order_relaxed);
+    /* Re-scan for a rival claim or copy of this key. */
+    bool rival = false;
+    maxp = atomic_load_explicit(&rl->hdr->max_probe, memory_order_seq_cst);
+    uint64_t j = k->home;
+    for (uint64_t d = 0; d <= maxp && d < rl->nslots; d++, j = next_idx(rl, j)) {
+        if (j == free_i)
+            continue;
+        struct rl_slot *o = &rl->slots[j];
+        /* seq_cst: see the theory of operation (pairs with rivals' claim CAS). */
+        uint64_t oc = atomic_load_explicit(&o->ctl, memory_order_seq_cst);
+        if (oc == RL_CTL_EMPTY)
+            break;
+        if (oc == k->pending || (oc == k->live && slot_holds(o, k))) {
+            rival = true;
+            break;
+        }
+    }
+    if (rival) {
+        abort_claim(rl, s, k->pending);
+        /* Both rivals may have backed off: wait a little, differently per key and attempt. */
+        for (int n = (attempt & 15) * 16 + (int)(k->home & 15); n > 0; n--)
+            rl__cpu_relax();
+        return RETRY;
+    }
+    c = k->pending;
+    /* release: publishes the fields written above; pairs with the acquire ctl loads in find()
+     * and insert(). seq_cst keeps it in the total order with the rivals' re-scans. */
+    if (atomic_compare_exchange_strong_explicit(&s->ctl, &c, k->live, memory_order_seq_cst,
+                                                memory_order_relaxed)) {
+        *idx = free_i;
+        return FOUND;
+    }
+    return RETRY; /* stolen while we were slow: start again */
+}
+
+static int locate(struct rl *rl, const struct keyref *k, uint64_t t, bool create, uint64_t *idx)
+{
+    for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
+        int r = find(rl, k, idx);
+        if (r == FOUND)
+            return FOUND;
+        if (r == SAW_PENDING) {
+            wait_or_steal(rl, *idx, k);
+            continue;
+        }
+        if (!create)
+            return NOT_FOUND;
+        r = insert(rl, k, t, idx, attempt);
+        if (r != RETRY)
+            return r;
+    }
+    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+}
+
+static int key_check(const void *key, size_t keylen)
+{
+    if (!key || keylen == 0)
+        return rl__err(-EINVAL, "key is NULL or empty");
+    if (keylen > RL_KEY_MAX)
+        return rl__err(-E2BIG, "key is %zu bytes; at most %d are allowed (RL_KEY_MAX)", keylen,
+                       RL_KEY_MAX);
+    return 0;
+}
+
+static uint64_t clamp_time(uint64_t now)
+{
+    return now < RL_TIME_BASE_NS ? RL_TIME_BASE_NS : now;
+}
+
+int rl__acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost,
+                uint64_t now, rl_result *out)
+{
+    int r = key_check(key, keylen);
+    if (r < 0)
+        return r;
+    uint32_t lid;
+    struct rl_params p;
+    r = rl__limit_id(rl, lim, &lid, &p);
+    if (r < 0)
+        return r;
+    const struct rl_algo_ops *ops = rl__algos[p.algo];
+    uint64_t t = clamp_time(now);
+    struct keyref k;
+    keyref_init(rl, &k, key, keylen, lid);
+    for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
+        uint64_t idx;
+        r = locate(rl, &k, t, cost > 0, &idx);
+        if (r < 0)
+            return r;
+        if (r == NOT_FOUND) { /* a peek at an unknown key: it is fresh */
+            uint64_t nv;
+            ops->decide(&p, 0, t, 0, &nv, out);
+            return 0;
+        }
+        struct rl_slot *s = &rl->slots[idx];
+        /* acquire: pairs with the release CAS of the previous decision on this slot. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        for (;;) {
+            /* acquire: ordered after the state load; the slot must still hold our key. */
+            if (atomic_load_explicit(&s->ctl, memory_order_acquire) != k.live)
+                break;
+            if ((st & RL_VAL_MASK) == RL_STATE_DEAD) {
+                finish_reclaim(rl, s, k.live); /* help a reclaim in progress, then retry */
+                break;
+            }
+            uint64_t nv;
+            if (!ops->decide(&p, st & RL_VAL_MASK, t, cost, &nv, out))
+                return 0; /* denied or a peek: nothing written */
+            uint64_t ns = (st & ~RL_VAL_MASK) | nv;
+            /* acq_rel: release publishes our decision to the next one on this key; acquire on
+             * failure reloads the winner's state. Pairs with itself in other processes. */
+            if (atomic_compare_exchange_weak_explicit(&s->state, &st, ns, memory_order_acq_rel,
+                                                      memory_order_acquire))
+                return 0;
+        }
+    }
+    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+}
+
+int rl__refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost,
+               uint64_t now)
+{
+    int r = key_check(key, keylen);
+    if (r < 0)
+        return r;
+    uint32_t lid;
+    struct rl_params p;
+    r = rl__limit_id(rl, lim, &lid, &p);
+    if (r < 0)
+        return r;
+    if (cost == 0)
+        return 0;
+    const struct rl_algo_ops *ops = rl__algos[p.algo];
+    uint64_t t = clamp_time(now);
+    struct keyref k;
+    keyref_init(rl, &k, key, keylen, lid);
+    for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
+        uint64_t idx;
+        r = locate(rl, &k, t, false, &idx);
+        if (r < 0)
+            return r;
+        if (r == NOT_FOUND)
+            return 0;
+        struct rl_slot *s = &rl->slots[idx];
+        /* acquire: pairs with the release CAS of the previous decision. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        for (;;) {
+            if (atomic_load_explicit(&s->ctl, memory_order_acquire) != k.live)
+                break;
+            if ((st & RL_VAL_MASK) == RL_STATE_DEAD)
+                return 0; /* being reclaimed: it was fresh, nothing to give back */
+            uint64_t nv = ops->refund(&p, st & RL_VAL_MASK, t, cost);
+            if (nv == (st & RL_VAL_MASK))
+                return 0;
+            /* acq_rel: as in rl__acquire(). */
+            if (atomic_compare_exchange_weak_explicit(&s->state, &st, (st & ~RL_VAL_MASK) | nv,
+                                                      memory_order_acq_rel, memory_order_acquire))
+                return 0;
+        }
+    }
+    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+}
+
+/* ---- inspection ------------------------------------------------------------------------------ */
+
+RL_API int rl_foreach_key(rl_t *rl, uint64_t now_ns, int (*fn)(const rl_key_view *kv, void *arg),
+                          void *arg)
+{
+    if (!rl || !fn)
+        return rl__err(-EINVAL, "rl_foreach_key: rl and fn must not be NULL");
+    uint64_t t = clamp_time(now_ns);
+    char buf[RL_KEY_PREFIX + 1];
+    for (uint64_t i = 0; i < rl->nslots; i++) {
+        struct rl_slot *s = &rl->slots[i];
+        /* acquire: pairs with the release publish of LIVE. */
+        uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+        if ((c & RL_CTL_TAG_MASK) != RL_CTL_LIVE)
+            continue;
+        uint64_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
+        uint64_t kp[3];
+        for (int w = 0; w < 3; w++)
+            kp[w] = atomic_load_explicit(&s->keyp[w], memory_order_relaxed);
+        /* acquire: pairs with the decisions' release CAS. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        rl_key_view kv;
+        memset(&kv, 0, sizeof kv);
+        struct rl_params p;
+        if (rl__limit_get(rl, (uint32_t)(meta & 0xffffffffu), &kv.limit, &p) < 0)
+            continue;
+        if ((st & RL_VAL_MASK) == RL_STATE_DEAD)
+            continue;
+        kv.slot = i;
+        kv.keylen = (size_t)((meta >> 32) & 0xffff);
+        size_t n = kv.keylen < RL_KEY_PREFIX ? kv.keylen : RL_KEY_PREFIX;
+        memcpy(buf, kp, n);
+        for (size_t b = 0; b < n; b++)
+            if ((unsigned char)buf[b] < 0x20 || (unsigned char)buf[b] > 0x7e)
+                buf[b] = '?';
+        buf[n] = '\0';
+        kv.key = buf;
+        uint64_t nv;
+        rl__algos[p.algo]->decide(&p, st & RL_VAL_MASK, t, 0, &nv, &kv.state);
+        int r = fn(&kv, arg);
+        if (r)
+            return r;
+    }
+    return 0;
+}
+
+RL_API long rl_check_segment(rl_t *rl, void (*report)(const char *msg, void *arg), void *arg)
+{
+    if (!rl)
+        return rl__err(-EINVAL, "rl_check_segment: rl is NULL");
+    long bad = 0;
+    char msg[256];
+#define REPORT(...)                                                                                \
+    do {                                                                                           \
+        bad++;                                                                                     \
+        if (report) {                                                                              \
+            snprintf(msg, sizeof msg, __VA_ARGS__);                                                \
+            report(msg, arg);                                                                      \
+        }                                                                                          \
+    } while (0)
+    for (uint64_t i = 0; i < rl->nlimits; i++) {
+        uint64_t s = atomic_load_explicit(&rl->limits[i].sig, memory_order_acquire);
+        rl_limit lim;
+        struct rl_params p;
+        if ((s & RL_CTL_TAG_MASK) == RL_CTL_LIVE && rl__limit_get(rl, (uint32_t)i, &lim, &p) < 0)
+            REPORT("limit record %llu: fields do not decode", (unsigned long long)i);
+        else if (s != 0 && (s & RL_CTL_TAG_MASK) != RL_CTL_LIVE &&
+                 (s & RL_CTL_TAG_MASK) != RL_CTL_PENDING)
+            REPORT("limit record %llu: bad signature word 0x%llx", (unsigned long long)i,
+                   (unsigned long long)s);
+    }
+    for (uint64_t i = 0; i < rl->nslots; i++) {
+        struct rl_slot *s = &rl->slots[i];
+        uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+        uint64_t tag = c & RL_CTL_TAG_MASK;
+        if (c == RL_CTL_EMPTY || c == RL_CTL_TOMB || tag == RL_CTL_PENDING)
+            continue;
+        if (tag != RL_CTL_LIVE) {
+            REPORT("slot %llu: bad control word 0x%llx", (unsigned long long)i,
+                   (unsigned long long)c);
+            continue;
+        }
+        uint64_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        uint64_t keylen = (meta >> 32) & 0xffff;
+        rl_limit lim;
+        struct rl_params p;
+        if (keylen == 0 || keylen > RL_KEY_MAX) {
+            REPORT("slot %llu: key length %llu out of range", (unsigned long long)i,
+                   (unsigned long long)keylen);
+            continue;
+        }
+        if (rl__limit_get(rl, (uint32_t)(meta & 0xffffffffu), &lim, &p) < 0) {
+            REPORT("slot %llu: limit id %llu does not name a recorded limit",
+                   (unsigned long long)i, (unsigned long long)(meta & 0xffffffffu));
+            continue;
+        }
+        if ((st & RL_VAL_MASK) != RL_STATE_DEAD && !rl__algos[p.algo]->valid(&p, st))
+            REPORT("slot %llu: state 0x%llx does not decode under its limit",
+                   (unsigned long long)i, (unsigned long long)st);
+    }
+#undef REPORT
+    return bad;
+}
