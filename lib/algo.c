@@ -21,11 +21,16 @@
 
 #include "internal.h"
 
-#define NS_PER_MS 1000000ULL
-#define MAX_WINDOW_MS (10ULL * 366 * 24 * 3600 * 1000) /* 10 years */
-#define MAX_BURST (1ULL << 40)
-#define MAX_TAU (1ULL << 58)
+#define NS_PER_MS            1000000ULL
+#define MAX_WINDOW_MS        (10ULL * 366 * 24 * 3600 * 1000) /* 10 years */
+#define MAX_BURST            (1ULL << 40)
+#define MAX_TAU              (1ULL << 59)
 #define SLIDING_MAX_REQUESTS ((1ULL << 22) - 1)
+/* A state ahead of the caller's time by less than this is two threads whose clock reads raced
+ * (one was preempted between reading the clock and deciding): the stored timeline wins and
+ * nothing is lost. Ahead by more, the clock stepped back (rl_acquire_at): the state is moved to
+ * the new time, so the key is usable again within one refill and retry_after stays honest. */
+#define CLOCK_SLACK_NS 1000000000ULL
 
 static int common_params(const rl_limit *lim, struct rl_params *p)
 {
@@ -47,6 +52,7 @@ static int common_params(const rl_limit *lim, struct rl_params *p)
     p->W = window_ns;
     p->L = lim->requests;
     p->T = window_ns / lim->requests; /* >= 1; rounded down: see design.md */
+    p->T_inv = UINT64_MAX / p->T;
     p->base_idx = RL_TIME_BASE_NS / window_ns;
     return 0;
 }
@@ -57,7 +63,7 @@ static int bucket_params_capacity(const rl_limit *lim, struct rl_params *p, uint
 {
     if ((rl_u128)capacity * p->T > MAX_TAU)
         return rl__err(-ERANGE,
-                       "limit: burst %llu x %llu ns per request exceeds 2^58 ns; "
+                       "limit: burst %llu x %llu ns per request exceeds 2^59 ns; "
                        "lower the burst or the window",
                        (unsigned long long)capacity, (unsigned long long)p->T);
     (void)lim;
@@ -84,29 +90,35 @@ static int gcra_params(const rl_limit *lim, struct rl_params *p)
     return bucket_params_capacity(lim, p, max_burst + 1);
 }
 
-/* Z clamped into [t, t + tau]: a value from before t means "full"; one beyond t + tau can only
- * come from a clock that stepped back, and is treated as "empty" so the key never sticks. */
-static uint64_t bucket_z(const struct rl_params *p, uint64_t v, uint64_t t)
+/* Z as of time t: before t means full (t); beyond t + tau by less than CLOCK_SLACK_NS, a racing
+ * thread's older clock read (kept: nothing is lost); beyond that, a clock step back: clamped to
+ * t + tau ("empty now") and *stepped set, so the caller stores it. */
+static uint64_t bucket_z(const struct rl_params *p, uint64_t v, uint64_t t, bool *stepped)
 {
     uint64_t z = RL_TIME_BASE_NS + (v & RL_VAL_MASK);
+    *stepped = false;
     if (z < t)
         return t;
-    if (z - t > p->tau)
+    if (z - t > p->tau + CLOCK_SLACK_NS) {
+        *stepped = true;
         return t + p->tau;
+    }
     return z;
 }
 
-static bool bucket_decide(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost,
-                          uint64_t *nv, rl_result *out)
+static bool bucket_decide(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t,
+                          uint64_t cost, uint64_t *nv, rl_result *out)
 {
-    uint64_t z = bucket_z(p, v, t);
-    uint64_t backlog = z - t; /* <= tau */
+    (void)aux;
+    bool stepped;
+    uint64_t z = bucket_z(p, v, t, &stepped);
+    uint64_t backlog = z - t; /* <= tau + CLOCK_SLACK_NS */
     out->limit = p->limit;
     if (cost <= p->limit) {
-        uint64_t inc = cost * p->T; /* <= tau <= 2^58 */
+        uint64_t inc = cost * p->T; /* <= tau <= 2^59 */
         if (backlog + inc <= p->tau) {
             out->allowed = true;
-            out->remaining = (p->tau - backlog - inc) / p->T;
+            out->remaining = rl__div_T(p, p->tau - backlog - inc);
             out->retry_after_ms = 0;
             out->reset_after_ms = rl__ceil_ms(backlog + inc);
             if (cost == 0)
@@ -120,14 +132,19 @@ static bool bucket_decide(const struct rl_params *p, uint64_t v, uint64_t t, uin
         out->retry_after_ms = RL_RETRY_NEVER;
     }
     out->allowed = false;
-    out->remaining = (p->tau - backlog) / p->T;
+    out->remaining = backlog >= p->tau ? 0 : rl__div_T(p, p->tau - backlog);
     out->reset_after_ms = rl__ceil_ms(backlog);
+    if (stepped && cost) {
+        *nv = z - RL_TIME_BASE_NS; /* store the clamped time: refills from now on */
+        return true;
+    }
     return false;
 }
 
-static uint64_t bucket_refund(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost)
+static uint64_t bucket_refund(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t,
+                              uint64_t cost)
 {
-    (void)t;
+    (void)t, (void)aux;
     if (cost > p->limit)
         cost = p->limit;
     uint64_t back = cost * p->T;
@@ -135,9 +152,10 @@ static uint64_t bucket_refund(const struct rl_params *p, uint64_t v, uint64_t t,
     return v > back ? v - back : 0;
 }
 
-static bool bucket_is_fresh(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t *idle)
+static bool bucket_is_fresh(const struct rl_params *p, uint64_t v, uint64_t aux, uint64_t t,
+                            uint64_t *idle)
 {
-    (void)p;
+    (void)p, (void)aux;
     uint64_t z = RL_TIME_BASE_NS + (v & RL_VAL_MASK);
     if (z > t)
         return false;
@@ -173,27 +191,35 @@ static uint64_t win_end(const struct rl_params *p, uint64_t idx)
     return (idx + p->base_idx + 1) * p->W;
 }
 
-/* Units used in window `idx` according to v; a value from a later window (the clock stepped
- * back) counts as the current window's, capped at L. */
-static uint64_t fixed_used(const struct rl_params *p, uint64_t v, uint64_t idx)
+/* Where a fixed-window value stands at time t: *idx is the window to decide in (the current one,
+ * or the stored later one when a racing thread read an older clock) and the return value the
+ * units used in it; *stepped when the clock stepped back and the usage moves to the current
+ * window. */
+static uint64_t fixed_used(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t *idx,
+                           bool *stepped)
 {
-    uint64_t start = idx * p->L;
-    if (v <= start)
-        return 0;
-    uint64_t used = v - start;
-    if (used > p->L) {
-        /* A later window: its own usage is v - I_s * L with I_s = (v - 1) / L. */
-        uint64_t is = (v - 1) / p->L;
-        used = v - is * p->L;
+    v &= RL_VAL_MASK;
+    *idx = win_index(p, t);
+    *stepped = false;
+    uint64_t is = v ? (v - 1) / p->L : 0; /* the window of the last unit used */
+    if (is > *idx) {
+        if ((is + p->base_idx) * p->W - t > CLOCK_SLACK_NS)
+            *stepped = true; /* carry that window's usage into the current one */
+        else
+            *idx = is;
+        return v - is * p->L;
     }
-    return used;
+    uint64_t start = *idx * p->L;
+    return v > start ? v - start : 0;
 }
 
-static bool fixed_decide(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost,
-                         uint64_t *nv, rl_result *out)
+static bool fixed_decide(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t,
+                         uint64_t cost, uint64_t *nv, rl_result *out)
 {
-    uint64_t idx = win_index(p, t);
-    uint64_t used = fixed_used(p, v & RL_VAL_MASK, idx);
+    (void)aux;
+    uint64_t idx;
+    bool stepped;
+    uint64_t used = fixed_used(p, v, t, &idx, &stepped);
     uint64_t to_end = win_end(p, idx) - t;
     out->limit = p->L;
     out->reset_after_ms = rl__ceil_ms(to_end);
@@ -209,22 +235,32 @@ static bool fixed_decide(const struct rl_params *p, uint64_t v, uint64_t t, uint
     out->allowed = false;
     out->remaining = p->L - used;
     out->retry_after_ms = cost <= p->L ? rl__ceil_ms(to_end) : RL_RETRY_NEVER;
+    if (stepped && cost) {
+        *nv = idx * p->L + used; /* fresh again at this window's end, as retry_after says */
+        return true;
+    }
     return false;
 }
 
-static uint64_t fixed_refund(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost)
+static uint64_t fixed_refund(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t,
+                             uint64_t cost)
 {
-    uint64_t idx = win_index(p, t);
-    uint64_t used = fixed_used(p, v & RL_VAL_MASK, idx);
+    (void)aux;
+    uint64_t idx;
+    bool stepped;
+    uint64_t used = fixed_used(p, v, t, &idx, &stepped);
     if (used == 0)
         return v & RL_VAL_MASK;
     return idx * p->L + (used > cost ? used - cost : 0);
 }
 
-static bool fixed_is_fresh(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t *idle)
+static bool fixed_is_fresh(const struct rl_params *p, uint64_t v, uint64_t aux, uint64_t t,
+                           uint64_t *idle)
 {
-    uint64_t idx = win_index(p, t);
-    if (fixed_used(p, v & RL_VAL_MASK, idx) != 0)
+    (void)aux;
+    uint64_t idx;
+    bool stepped;
+    if (fixed_used(p, v, t, &idx, &stepped) != 0)
         return false;
     v &= RL_VAL_MASK;
     uint64_t last = v ? (v - 1) / p->L : 0; /* window of the last unit used */
@@ -254,8 +290,7 @@ static int sliding_params(const rl_limit *lim, struct rl_params *p)
         return rl__err(-ERANGE,
                        "limit: a sliding window holds at most %llu requests per window (got "
                        "%llu); use a token bucket or a shorter window",
-                       (unsigned long long)SLIDING_MAX_REQUESTS,
-                       (unsigned long long)lim->requests);
+                       (unsigned long long)SLIDING_MAX_REQUESTS, (unsigned long long)lim->requests);
     p->limit = p->L;
     p->cb = bit_width(p->L);
     p->ibits = RL_VAL_BITS - 2 * p->cb; /* >= 16 */
@@ -266,21 +301,53 @@ struct sw {
     uint64_t prev, cur;
 };
 
-/* Counts for window idx (relative) from v; see the header comment. */
-static struct sw sliding_decode(const struct rl_params *p, uint64_t v, uint64_t idx)
+/*
+ * Where a sliding-window value stands at time t. aux - 1 is the highest absolute window index a
+ * decision on this slot was about to commit in (raised before its CAS, so the state's own window
+ * is never later; 0 = never). Fills: *idx, the (relative) window to decide in; *e, the time
+ * elapsed in it; *d, how many windows back the stored index lies (0 or 1 matter); *aux_want,
+ * the aux value the caller should leave behind; *stepped, the clock stepped back (store even a
+ * denial, and lower aux). Returns the counts (previous, current) as of that window.
+ */
+static struct sw sliding_at(const struct rl_params *p, uint64_t v, uint64_t aux, uint64_t t,
+                            uint64_t *idx, uint64_t *e, uint64_t *d, uint64_t *aux_want,
+                            bool *stepped)
 {
     uint64_t cmask = (1ULL << p->cb) - 1, imask = (1ULL << p->ibits) - 1;
+    v &= RL_VAL_MASK;
     uint64_t c = v & cmask, pr = (v >> p->cb) & cmask, si = (v >> (2 * p->cb)) & imask;
-    uint64_t d = ((idx & imask) - si) & imask;
-    struct sw s = {0, 0};
     if (c > p->L)
         c = p->L; /* a corrupted value costs tokens, never wraps */
     if (pr > p->L)
         pr = p->L;
-    if (d == 0 || d > (imask >> 1)) { /* this window, or a later one (clock stepped back) */
+    *idx = win_index(p, t);
+    uint64_t abs_idx = *idx + p->base_idx;
+    *e = t - abs_idx * p->W;
+    *aux_want = abs_idx + 1;
+    *stepped = false;
+    struct sw s = {0, 0};
+    if (aux && aux - 1 > abs_idx) {
+        uint64_t later = aux - 1;
+        if (later * p->W - t > CLOCK_SLACK_NS) {
+            *stepped = true; /* the stored counts become this window's */
+            *d = 0;
+            s.prev = pr;
+            s.cur = c;
+            return s;
+        }
+        /* A racing thread's older clock: decide at the start of the stored window. */
+        *idx = later - p->base_idx;
+        abs_idx = later;
+        *e = 0;
+        *aux_want = aux;
+    }
+    *d = ((*idx & imask) - si) & imask;
+    if (aux && aux - 1 + 2 <= abs_idx)
+        *d = 2; /* nothing committed in this window or the last: stale, whatever si says */
+    if (*d == 0) {
         s.prev = pr;
         s.cur = c;
-    } else if (d == 1) {
+    } else if (*d == 1) {
         s.prev = c;
     }
     return s;
@@ -292,40 +359,44 @@ static uint64_t sliding_encode(const struct rl_params *p, uint64_t idx, struct s
     return ((idx & imask) << (2 * p->cb)) | (s.prev << p->cb) | s.cur;
 }
 
-static bool sliding_decide(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost,
-                           uint64_t *nv, rl_result *out)
+static bool sliding_decide(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t,
+                           uint64_t cost, uint64_t *nv, rl_result *out)
 {
-    uint64_t idx = win_index(p, t);
-    uint64_t e = t - (idx + p->base_idx) * p->W; /* elapsed in this window, < W */
+    uint64_t idx, e, d, aux_want;
+    bool stepped;
+    struct sw s = sliding_at(p, v, *aux, t, &idx, &e, &d, &aux_want, &stepped);
     uint64_t W = p->W, L = p->L;
-    struct sw s = sliding_decode(p, v & RL_VAL_MASK, idx);
-    /* Everything in units of 1/W request: weight of the previous window is (W - e) / W. */
+    /* Everything in units of 1/W request: the previous window weighs (W - e) / W. */
     rl_u128 cap = (rl_u128)L * W;
     rl_u128 used = (rl_u128)s.prev * (W - e) + (rl_u128)s.cur * W;
+    /* When deciding in a later window (racing thread), times are still reported from t. */
+    uint64_t lead = (idx + p->base_idx) * W + e - t;
     out->limit = L;
     if (cost <= L && used + (rl_u128)cost * W <= cap) {
         out->allowed = true;
         out->retry_after_ms = 0;
         out->remaining = (uint64_t)((cap - used - (rl_u128)cost * W) / W);
         uint64_t c = s.cur + cost;
-        out->reset_after_ms = c ? rl__ceil_ms(2 * W - e) : (s.prev ? rl__ceil_ms(W - e) : 0);
+        out->reset_after_ms =
+            c ? rl__ceil_ms(lead + 2 * W - e) : (s.prev ? rl__ceil_ms(lead + W - e) : 0);
         if (cost == 0)
             return false;
         s.cur = c;
         *nv = sliding_encode(p, idx, s);
+        *aux = aux_want;
         return true;
     }
     out->allowed = false;
     out->remaining = used >= cap ? 0 : (uint64_t)((cap - used) / W);
-    out->reset_after_ms = s.cur ? rl__ceil_ms(2 * W - e) : (s.prev ? rl__ceil_ms(W - e) : 0);
+    out->reset_after_ms =
+        s.cur ? rl__ceil_ms(lead + 2 * W - e) : (s.prev ? rl__ceil_ms(lead + W - e) : 0);
     if (cost > L) {
         out->retry_after_ms = RL_RETRY_NEVER;
     } else if (s.cur + cost <= L) {
         /* Only the previous window's weight is in the way (so prev > 0): wait until
          * prev * (W - e') <= (L - cur - cost) * W. */
         uint64_t room = (uint64_t)(((rl_u128)(L - s.cur - cost) * W) / s.prev);
-        uint64_t e2 = W - room;
-        out->retry_after_ms = rl__ceil_ms(e2 - e);
+        out->retry_after_ms = rl__ceil_ms(lead + (W - room) - e);
     } else {
         /* Wait for the next window, where this window's count becomes the previous one. */
         uint64_t e3 = 0;
@@ -333,36 +404,45 @@ static bool sliding_decide(const struct rl_params *p, uint64_t v, uint64_t t, ui
             uint64_t room = (uint64_t)(((rl_u128)(L - cost) * W) / s.cur);
             e3 = room >= W ? 0 : W - room;
         }
-        out->retry_after_ms = rl__ceil_ms((W - e) + e3);
+        out->retry_after_ms = rl__ceil_ms(lead + (W - e) + e3);
+    }
+    if (stepped && cost) {
+        /* Move the counts into this window, so they age from now on. */
+        *nv = sliding_encode(p, idx, s);
+        *aux = aux_want;
+        return true;
     }
     return false;
 }
 
-static uint64_t sliding_refund(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost)
+static uint64_t sliding_refund(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t,
+                               uint64_t cost)
 {
-    uint64_t idx = win_index(p, t);
-    uint64_t cmask = (1ULL << p->cb) - 1, imask = (1ULL << p->ibits) - 1;
-    uint64_t si = ((v & RL_VAL_MASK) >> (2 * p->cb)) & imask;
-    uint64_t d = ((idx & imask) - si) & imask;
+    uint64_t idx, e, d, aux_want;
+    bool stepped;
+    struct sw s = sliding_at(p, v, *aux, t, &idx, &e, &d, &aux_want, &stepped);
     v &= RL_VAL_MASK;
-    if (d == 0 || d == 1 || d > (imask >> 1)) {
-        /* The stored window's current count holds the units taken in it. */
-        uint64_t c = v & cmask;
-        if (c > p->L)
-            c = p->L;
+    if (!s.prev && !s.cur)
+        return v;
+    if (d == 1) {
+        /* Taken in the previous window: give back to that window's count. */
+        uint64_t cmask = (1ULL << p->cb) - 1, c = v & cmask;
         c = c > cost ? c - cost : 0;
         return (v & ~cmask) | c;
     }
-    return v;
+    s.cur = s.cur > cost ? s.cur - cost : 0;
+    return sliding_encode(p, idx, s);
 }
 
-static bool sliding_is_fresh(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t *idle)
+static bool sliding_is_fresh(const struct rl_params *p, uint64_t v, uint64_t aux, uint64_t t,
+                             uint64_t *idle)
 {
-    uint64_t idx = win_index(p, t);
-    struct sw s = sliding_decode(p, v & RL_VAL_MASK, idx);
-    if (s.prev || s.cur)
+    uint64_t idx, e, d, aux_want;
+    bool stepped;
+    struct sw s = sliding_at(p, v, aux, t, &idx, &e, &d, &aux_want, &stepped);
+    if (s.prev || s.cur || stepped)
         return false;
-    *idle = t - (idx + p->base_idx) * p->W; /* at least since this window began */
+    *idle = e; /* at least since this window began */
     return true;
 }
 
@@ -385,8 +465,8 @@ static const struct rl_algo_ops fixed_ops = {
     "fixed_window", fixed_params, fixed_decide, fixed_refund, fixed_is_fresh, fixed_valid,
 };
 static const struct rl_algo_ops sliding_ops = {
-    "sliding_window", sliding_params, sliding_decide, sliding_refund, sliding_is_fresh,
-    sliding_valid,
+    "sliding_window", sliding_params,   sliding_decide,
+    sliding_refund,   sliding_is_fresh, sliding_valid,
 };
 
 const struct rl_algo_ops *const rl__algos[RL_ALGORITHM_COUNT] = {

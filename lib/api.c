@@ -6,9 +6,9 @@
 
 #include "internal.h"
 
-#define DEFAULT_NAME "/rl-default"
+#define DEFAULT_NAME     "/rl-default"
 #define DEFAULT_CAPACITY 65536
-#define MAX_CAPACITY (1ULL << 32)
+#define MAX_CAPACITY     (1ULL << 32)
 
 RL_API void rl_options_init(rl_options *o)
 {
@@ -86,37 +86,6 @@ RL_API int rl_unlink(const char *shm_name)
         return rl__err(-e, "rl_unlink %s: %s", shm_name, strerror(e));
     }
     return 0;
-}
-
-RL_API int rl_acquire_at(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim,
-                         uint64_t cost, uint64_t now_ns, rl_result *out)
-{
-    if (!rl || !lim || !out)
-        return rl__err(-EINVAL, "rl_acquire: rl, lim and out must not be NULL");
-    return rl__acquire(rl, key, keylen, lim, cost, now_ns, out);
-}
-
-RL_API int rl_acquire(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost,
-                      rl_result *out)
-{
-    if (!rl || !lim || !out)
-        return rl__err(-EINVAL, "rl_acquire: rl, lim and out must not be NULL");
-    return rl__acquire(rl, key, keylen, lim, cost, rl_clock_ns(rl), out);
-}
-
-RL_API int rl_refund_at(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim,
-                        uint64_t cost, uint64_t now_ns)
-{
-    if (!rl || !lim)
-        return rl__err(-EINVAL, "rl_refund: rl and lim must not be NULL");
-    return rl__refund(rl, key, keylen, lim, cost, now_ns);
-}
-
-RL_API int rl_refund(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost)
-{
-    if (!rl || !lim)
-        return rl__err(-EINVAL, "rl_refund: rl and lim must not be NULL");
-    return rl__refund(rl, key, keylen, lim, cost, rl_clock_ns(rl));
 }
 
 RL_API int rl_segment_info_get(const rl_t *rl, rl_segment_info *out)

@@ -16,13 +16,6 @@
 /* 0 = not chosen yet; otherwise offset + 1 (so a zero offset is representable). */
 static _Atomic int64_t g_offset_plus1;
 
-uint64_t rl__mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int64_t sample_offset(void)
 {
     struct timespec rt, mo;
@@ -55,5 +48,5 @@ RL_API uint64_t rl_clock_ns(const rl_t *rl)
 {
     if (!rl)
         return rl_now_ns();
-    return (uint64_t)((int64_t)rl__mono_ns() + rl->clock_offset_ns);
+    return rl__clock(rl);
 }

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "rl.h"
 
@@ -28,58 +29,58 @@ _Static_assert(sizeof(_Atomic uint64_t) == 8, "atomic words must be plain 64-bit
 
 __extension__ typedef unsigned __int128 rl_u128;
 
-#define RL_CACHELINE 64
-#define RL_MAGIC 0x31474553204c5221ULL /* "!RL SEG1" little-endian */
+#define RL_CACHELINE      64
+#define RL_MAGIC          0x31474553204c5221ULL /* "!RL SEG1" little-endian */
 #define RL_LAYOUT_VERSION 1u
-#define RL_HEADER_SIZE 4096u
-#define RL_SECRET_SIZE 192u
-#define RL_KEY_PREFIX 24u
+#define RL_HEADER_SIZE    4096u
+#define RL_SECRET_SIZE    192u
+#define RL_KEY_PREFIX     24u
 
 /* Time: state values are nanoseconds relative to this fixed base (2020-01-01T00:00:00Z), so 60
  * bits last until 2056. Times before the base are treated as the base. */
 #define RL_TIME_BASE_NS 1577836800000000000ULL
-#define RL_VAL_BITS 60
-#define RL_VAL_MASK ((1ULL << RL_VAL_BITS) - 1)
-#define RL_GEN_SHIFT RL_VAL_BITS
-#define RL_STATE_DEAD RL_VAL_MASK /* value of a slot being reclaimed (any generation) */
+#define RL_VAL_BITS     60
+#define RL_VAL_MASK     ((1ULL << RL_VAL_BITS) - 1)
+#define RL_GEN_SHIFT    RL_VAL_BITS
+#define RL_STATE_DEAD   RL_VAL_MASK /* value of a slot being reclaimed (any generation) */
 
 /* Slot control word (rl_slot.ctl). */
-#define RL_CTL_EMPTY 0ULL
-#define RL_CTL_TOMB 2ULL
+#define RL_CTL_EMPTY    0ULL
+#define RL_CTL_TOMB     2ULL
 #define RL_CTL_TAG_MASK 3ULL
-#define RL_CTL_PENDING 1ULL
-#define RL_CTL_LIVE 3ULL
+#define RL_CTL_PENDING  1ULL
+#define RL_CTL_LIVE     3ULL
 
 /* The header. Static fields are written once by the initialiser before `magic` is published
  * and covered by `static_check`; dynamic counters sit on their own cache lines. */
 struct rl_shm_header {
-    _Atomic uint64_t magic;   /* 0: RL_MAGIC, published last (release) */
-    uint32_t layout_version;  /* 8 */
-    uint32_t header_size;     /* 12 */
-    uint32_t slot_size;       /* 16 */
-    uint32_t limit_size;      /* 20 */
-    uint64_t capacity;        /* 24 */
-    uint64_t nslots;          /* 32 */
-    uint64_t nlimits;         /* 40 */
-    uint64_t limits_off;      /* 48 */
-    uint64_t slots_off;       /* 56 */
-    uint64_t total_size;      /* 64 */
-    int64_t clock_offset_ns;  /* 72: realtime - monotonic at creation */
-    uint64_t time_base_ns;    /* 80: RL_TIME_BASE_NS */
-    uint64_t birth_ns;        /* 88 */
-    uint32_t creator_pid;     /* 96 */
-    uint32_t creator_uid;     /* 100 */
-    uint64_t static_check;    /* 104: XXH3 of [8, 104) and secret */
-    uint8_t pad0[16];         /* 112 */
+    _Atomic uint64_t magic;         /* 0: RL_MAGIC, published last (release) */
+    uint32_t layout_version;        /* 8 */
+    uint32_t header_size;           /* 12 */
+    uint32_t slot_size;             /* 16 */
+    uint32_t limit_size;            /* 20 */
+    uint64_t capacity;              /* 24 */
+    uint64_t nslots;                /* 32 */
+    uint64_t nlimits;               /* 40 */
+    uint64_t limits_off;            /* 48 */
+    uint64_t slots_off;             /* 56 */
+    uint64_t total_size;            /* 64 */
+    int64_t clock_offset_ns;        /* 72: realtime - monotonic at creation */
+    uint64_t time_base_ns;          /* 80: RL_TIME_BASE_NS */
+    uint64_t birth_ns;              /* 88 */
+    uint32_t creator_pid;           /* 96 */
+    uint32_t creator_uid;           /* 100 */
+    uint64_t static_check;          /* 104: XXH3 of [8, 104) and secret */
+    uint8_t pad0[16];               /* 112 */
     uint8_t secret[RL_SECRET_SIZE]; /* 128: hash secret (random at creation) */
-    uint8_t pad1[64];                /* 320: to 384 */
+    uint8_t pad1[64];               /* 320: to 384 */
     /* 384: who is initialising (pid); CAS-claimed, see segment.c */
     _Alignas(RL_CACHELINE) _Atomic uint32_t init_owner;
-    _Alignas(RL_CACHELINE) _Atomic uint64_t used;       /* slots PENDING or LIVE */
-    _Alignas(RL_CACHELINE) _Atomic uint64_t max_probe;  /* longest displacement ever claimed */
-    _Alignas(RL_CACHELINE) _Atomic uint64_t enospc;     /* -ENOSPC answers */
-    _Atomic uint64_t reclaimed;                         /* slots reclaimed */
-    _Atomic uint64_t limits_used;                       /* limit records in use */
+    _Alignas(RL_CACHELINE) _Atomic uint64_t used;      /* slots PENDING or LIVE */
+    _Alignas(RL_CACHELINE) _Atomic uint64_t max_probe; /* longest displacement ever claimed */
+    _Alignas(RL_CACHELINE) _Atomic uint64_t enospc;    /* -ENOSPC answers */
+    _Atomic uint64_t reclaimed;                        /* slots reclaimed */
+    _Atomic uint64_t limits_used;                      /* limit records in use */
 };
 _Static_assert(offsetof(struct rl_shm_header, secret) == 128, "header layout");
 _Static_assert(offsetof(struct rl_shm_header, init_owner) == 384, "header layout");
@@ -113,28 +114,34 @@ _Static_assert(sizeof(struct rl_slot) == RL_CACHELINE, "a slot is one cache line
 /* Derived, process-local parameters of a limit (never stored in the segment). */
 struct rl_params {
     rl_algorithm algo;
-    uint64_t limit; /* what rl_result.limit reports */
-    uint64_t T;     /* token bucket / GCRA: ns per request */
-    uint64_t tau;   /* token bucket / GCRA: C * T */
-    uint64_t W;     /* windows: window length in ns */
-    uint64_t L;     /* windows: requests per window */
+    uint64_t limit;    /* what rl_result.limit reports */
+    uint64_t T;        /* token bucket / GCRA: ns per request */
+    uint64_t T_inv;    /* floor((2^64 - 1) / T), for rl__div_T() */
+    uint64_t tau;      /* token bucket / GCRA: C * T */
+    uint64_t W;        /* windows: window length in ns */
+    uint64_t L;        /* windows: requests per window */
     uint64_t base_idx; /* windows: RL_TIME_BASE_NS / W */
-    unsigned cb;    /* sliding: bits per count */
-    unsigned ibits; /* sliding: bits of window index kept */
+    unsigned cb;       /* sliding: bits per count */
+    unsigned ibits;    /* sliding: bits of window index kept */
 };
 
-/* One algorithm: everything that knows how its 60-bit value is encoded. */
+/* One algorithm: everything that knows how its 60-bit value is encoded. `aux` is the slot's
+ * `ceiling` word, which LOCAL limits may use as a companion of the state (the sliding window
+ * keeps its last window index there, see algo.c): decide() and refund() may change *aux; the
+ * caller raises it before committing the state, or lowers it after (table.c). */
 struct rl_algo_ops {
     const char *name;
     /* Validates lim and fills p; returns 0 or -EINVAL / -ERANGE (message set). */
     int (*params)(const rl_limit *lim, struct rl_params *p);
     /* Decides `cost` at time t from value v. Fills out; returns true when *nv must be stored. */
-    bool (*decide)(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost, uint64_t *nv,
-                   rl_result *out);
+    bool (*decide)(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t, uint64_t cost,
+                   uint64_t *nv, rl_result *out);
     /* The value after giving back `cost` at time t (may equal v: nothing to give back). */
-    uint64_t (*refund)(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t cost);
+    uint64_t (*refund)(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t,
+                       uint64_t cost);
     /* True when v at time t is equivalent to a brand-new key; *idle_ns says for how long. */
-    bool (*is_fresh)(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t *idle_ns);
+    bool (*is_fresh)(const struct rl_params *p, uint64_t v, uint64_t aux, uint64_t t,
+                     uint64_t *idle_ns);
     /* Structural validity of a value (rl_check_segment). */
     bool (*valid)(const struct rl_params *p, uint64_t v);
 };
@@ -143,7 +150,7 @@ extern const struct rl_algo_ops *const rl__algos[RL_ALGORITHM_COUNT];
 
 /* The handle. */
 struct rl {
-    unsigned char *base;            /* the mapping */
+    unsigned char *base; /* the mapping */
     size_t map_size;
     struct rl_shm_header *hdr;
     struct rl_limit_rec *limits;
@@ -155,7 +162,18 @@ struct rl {
 };
 
 /* clock.c */
-uint64_t rl__mono_ns(void);
+static inline uint64_t rl__mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The segment's clock: ns since the epoch, on CLOCK_MONOTONIC. */
+static inline uint64_t rl__clock(const struct rl *rl)
+{
+    return (uint64_t)((int64_t)rl__mono_ns() + rl->clock_offset_ns);
+}
 void rl__adopt_clock_offset(int64_t offset);
 
 /* error.c: set the calling thread's detailed message; returns err for `return rl__err(...)`. */
@@ -170,12 +188,8 @@ uint64_t rl__slots_for(uint64_t capacity);
 uint64_t rl__limits_for(uint64_t capacity);
 
 /* table.c */
-int rl__limit_id(struct rl *rl, const rl_limit *lim, uint32_t *lid, struct rl_params *p);
+const struct rl_params *rl__limit_id(struct rl *rl, const rl_limit *lim, uint32_t *lid, int *err);
 int rl__limit_get(const struct rl *rl, uint32_t lid, rl_limit *lim, struct rl_params *p);
-int rl__acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost,
-                uint64_t now, rl_result *out);
-int rl__refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost,
-               uint64_t now);
 
 static inline void rl__cpu_relax(void)
 {
@@ -184,6 +198,16 @@ static inline void rl__cpu_relax(void)
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+/* x / p->T without a hardware division (20-40 cycles): a multiply by the precomputed reciprocal
+ * underestimates the quotient by at most 2, and the loop corrects it exactly. */
+static inline uint64_t rl__div_T(const struct rl_params *p, uint64_t x)
+{
+    uint64_t q = (uint64_t)(((rl_u128)x * p->T_inv) >> 64);
+    while ((rl_u128)(q + 1) * p->T <= x)
+        q++;
+    return q;
 }
 
 static inline uint64_t rl__ceil_ms(uint64_t ns)

@@ -25,12 +25,13 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 #include "internal.h"
 
 #define WAIT_TOTAL_MS 5000
-#define MAX_CAPACITY (1ULL << 32)
+#define MAX_CAPACITY  (1ULL << 32)
 
 int rl__validate_name(const char *name)
 {
@@ -49,9 +50,8 @@ int rl__validate_name(const char *name)
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   c == '.' || c == '_' || c == '-';
         if (!ok)
-            return rl__err(-EINVAL,
-                           "segment name \"%.64s\": byte %zu is not one of [A-Za-z0-9._-]", name,
-                           i);
+            return rl__err(-EINVAL, "segment name \"%.64s\": byte %zu is not one of [A-Za-z0-9._-]",
+                           name, i);
     }
     if (strcmp(name, "/.") == 0 || strcmp(name, "/..") == 0)
         return rl__err(-EINVAL, "segment name \"%s\" is reserved", name);
@@ -212,8 +212,9 @@ static int attach(struct rl *rl, int fd, const struct rl_shm_header *h, uint64_t
         return rl__err(-EBADMSG, "segment %s: geometry does not match its capacity (corrupted)",
                        rl->name);
     if (header_check(h) != h->static_check)
-        return rl__err(-EBADMSG, "segment %s: header checksum mismatch (corrupted); remove it "
-                                 "with rl_unlink once no process uses it",
+        return rl__err(-EBADMSG,
+                       "segment %s: header checksum mismatch (corrupted); remove it "
+                       "with rl_unlink once no process uses it",
                        rl->name);
     if (file_size < g.total)
         return rl__err(-EBADMSG,
@@ -289,8 +290,8 @@ int rl__segment_open(struct rl *rl, const rl_options *o)
         goto out_fd;
     }
     if ((uint64_t)st.st_size < RL_HEADER_SIZE) {
-        r = rl__err(-EBADMSG, "segment %s is %lld bytes: too small to be an rl segment",
-                    rl->name, (long long)st.st_size);
+        r = rl__err(-EBADMSG, "segment %s is %lld bytes: too small to be an rl segment", rl->name,
+                    (long long)st.st_size);
         goto out_fd;
     }
     struct rl_shm_header *page =
@@ -337,8 +338,8 @@ int rl__segment_open(struct rl *rl, const rl_options *o)
             }
             if (take) {
                 /* seq_cst: one initialiser at a time; pairs with the other contenders' CAS. */
-                if (atomic_compare_exchange_strong_explicit(&page->init_owner, &owner,
-                                                            (uint32_t)me, memory_order_seq_cst,
+                if (atomic_compare_exchange_strong_explicit(&page->init_owner, &owner, (uint32_t)me,
+                                                            memory_order_seq_cst,
                                                             memory_order_seq_cst)) {
                     r = initialise(rl, fd, o, page);
                     break;

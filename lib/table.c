@@ -50,23 +50,24 @@
 
 #include "internal.h"
 
-#define PROBE_SOFT 16          /* an insert farther than this prefers reclaiming a stale slot */
-#define RECLAIM_WINDOW 64      /* how far an insert looks for a reclaimable slot */
-#define PENDING_SPINS 2000     /* ~50 us of pause before a PENDING slot is stolen */
-#define MAX_RESTARTS 10000     /* bound on restarts of one operation (never reached in practice) */
+#define PROBE_SOFT     16    /* an insert farther than this prefers reclaiming a stale slot */
+#define RECLAIM_WINDOW 64    /* how far an insert looks for the stalest reclaimable slot */
+#define RECLAIM_FAR    4096  /* how far a full table is searched for any reclaimable slot */
+#define PENDING_SPINS  2000  /* ~50 us of pause before a PENDING slot is stolen */
+#define MAX_RESTARTS   10000 /* bound on restarts of one operation (never reached in practice) */
 
 /* ---- limits ---------------------------------------------------------------------------------- */
 
 struct lcache_ent {
-    uint64_t seg;      /* rl->uid; 0 = unused */
-    uint64_t f[6];     /* requests, window_ms, burst, kind, redis_ttl_ms, 0 */
+    uint64_t seg;  /* rl->uid; 0 = unused */
+    uint64_t f[6]; /* requests, window_ms, burst, kind, redis_ttl_ms, 0 */
     uint32_t lid;
     struct rl_params p;
 };
 
 #define LCACHE 4
 static _Thread_local struct lcache_ent tl_lcache[LCACHE];
-static _Thread_local unsigned tl_lcache_next;
+static _Thread_local unsigned tl_lcache_next, tl_lcache_mru;
 
 static uint64_t limit_kind(const rl_limit *lim)
 {
@@ -140,31 +141,37 @@ static int limit_record(struct rl *rl, const uint64_t f[6], uint32_t *lid)
                    rl->name, (unsigned long long)n);
 }
 
-int rl__limit_id(struct rl *rl, const rl_limit *lim, uint32_t *lid, struct rl_params *p)
+const struct rl_params *rl__limit_id(struct rl *rl, const rl_limit *lim, uint32_t *lid, int *err)
 {
-    uint64_t f[6] = {lim->requests, lim->window_ms, lim->burst, limit_kind(lim),
-                     lim->redis_ttl_ms, 0};
-    for (unsigned i = 0; i < LCACHE; i++) {
-        struct lcache_ent *e = &tl_lcache[i];
-        if (e->seg == rl->uid && e->f[0] == f[0] && e->f[1] == f[1] && e->f[2] == f[2] &&
-            e->f[3] == f[3] && e->f[4] == f[4]) {
+    /* Most callers use one limit per call site: try the entry that answered last time first. */
+    struct lcache_ent *e = &tl_lcache[tl_lcache_mru];
+    for (unsigned i = 0;;) {
+        if (e->f[0] == lim->requests && e->f[1] == lim->window_ms && e->f[2] == lim->burst &&
+            e->f[3] == limit_kind(lim) && e->f[4] == lim->redis_ttl_ms && e->seg == rl->uid) {
             *lid = e->lid;
-            *p = e->p;
-            return 0;
+            return &e->p;
         }
+        if (i == LCACHE)
+            break;
+        e = &tl_lcache[i++];
     }
-    int r = limit_check(lim, p);
-    if (r < 0)
-        return r;
-    r = limit_record(rl, f, lid);
-    if (r < 0)
-        return r;
-    struct lcache_ent *e = &tl_lcache[tl_lcache_next++ % LCACHE];
+    struct rl_params p;
+    uint64_t f[6] = {lim->requests,   lim->window_ms,    lim->burst,
+                     limit_kind(lim), lim->redis_ttl_ms, 0};
+    int r = limit_check(lim, &p);
+    if (r == 0)
+        r = limit_record(rl, f, lid);
+    if (r < 0) {
+        *err = r;
+        return NULL;
+    }
+    tl_lcache_mru = tl_lcache_next++ % LCACHE;
+    e = &tl_lcache[tl_lcache_mru];
     e->seg = rl->uid;
     memcpy(e->f, f, sizeof f);
     e->lid = *lid;
-    e->p = *p;
-    return 0;
+    e->p = p;
+    return &e->p;
 }
 
 int rl__limit_get(const struct rl *rl, uint32_t lid, rl_limit *lim, struct rl_params *p)
@@ -214,8 +221,15 @@ static void keyref_init(const struct rl *rl, struct keyref *k, const void *key, 
     k->live = fp | RL_CTL_LIVE;
     k->pending = fp | RL_CTL_PENDING;
     k->meta = (uint64_t)lid | (uint64_t)len << 32;
-    k->kp[0] = k->kp[1] = k->kp[2] = 0;
-    memcpy(k->kp, key, len < RL_KEY_PREFIX ? len : RL_KEY_PREFIX);
+    const unsigned char *b = key;
+    if (len >= RL_KEY_PREFIX) {
+        memcpy(&k->kp[0], b, 8); /* constant sizes: inlined loads */
+        memcpy(&k->kp[1], b + 8, 8);
+        memcpy(&k->kp[2], b + 16, 8);
+    } else {
+        k->kp[0] = k->kp[1] = k->kp[2] = 0;
+        memcpy(k->kp, b, len);
+    }
     k->home = (uint64_t)(((rl_u128)h * rl->nslots) >> 64);
     k->lid = lid;
 }
@@ -267,9 +281,8 @@ static void raise_max_probe(struct rl *rl, uint64_t d)
     /* seq_cst: must precede our claim CAS in the total order, so a rival's seq_cst re-scan that
      * sees the claim also sees a bound that covers it. */
     uint64_t cur = atomic_load_explicit(&rl->hdr->max_probe, memory_order_seq_cst);
-    while (cur < d && !atomic_compare_exchange_weak_explicit(&rl->hdr->max_probe, &cur, d,
-                                                             memory_order_seq_cst,
-                                                             memory_order_seq_cst))
+    while (cur < d && !atomic_compare_exchange_weak_explicit(
+                          &rl->hdr->max_probe, &cur, d, memory_order_seq_cst, memory_order_seq_cst))
         ;
 }
 
@@ -311,28 +324,31 @@ static void finish_reclaim(struct rl *rl, struct rl_slot *s, uint64_t live)
     }
 }
 
-/* Reclaims slot s (LIVE with control word c) if its state is fresh at t. */
-static bool try_reclaim(struct rl *rl, struct rl_slot *s, uint64_t c, uint64_t t,
-                        uint64_t *idle_out)
+/* Is slot s (seen LIVE) fresh at t? Returns true with *st (the exact state word read) and *idle
+ * (for how long it has been fresh). A LIVE slot with a DEAD state is a reclaim in progress (or
+ * a dead reclaimer's leftover): it is finished here and reported as not fresh. */
+static bool slot_fresh(struct rl *rl, struct rl_slot *s, uint64_t c, uint64_t t, uint64_t *st,
+                       uint64_t *idle)
 {
     /* acquire: pairs with the release CAS of the last decision on this slot. */
-    uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+    *st = atomic_load_explicit(&s->state, memory_order_acquire);
+    /* relaxed: ordered after the state load above (see rl__acquire on the aux word). */
+    uint64_t aux = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
     uint64_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
     rl_limit lim;
     struct rl_params p;
-    if ((st & RL_VAL_MASK) == RL_STATE_DEAD) {
+    if ((*st & RL_VAL_MASK) == RL_STATE_DEAD) {
         finish_reclaim(rl, s, c);
-        return true;
+        return false;
     }
     if (rl__limit_get(rl, (uint32_t)(meta & 0xffffffffu), &lim, &p) < 0)
         return false;
-    uint64_t idle;
-    if (!rl__algos[p.algo]->is_fresh(&p, st, t, &idle))
-        return false;
-    if (idle_out) {
-        *idle_out = idle;
-        return false; /* only measuring */
-    }
+    return rl__algos[p.algo]->is_fresh(&p, *st & RL_VAL_MASK, aux, t, idle);
+}
+
+/* Reclaims slot s (LIVE with control word c) whose state word was st when found fresh. */
+static bool reclaim(struct rl *rl, struct rl_slot *s, uint64_t c, uint64_t st)
+{
     uint64_t dead = (st & ~RL_VAL_MASK) | RL_STATE_DEAD;
     /* acq_rel: the exact fresh value is expected, so a decision that raced us either landed
      * first (we fail) or fails after us and re-reads DEAD. Pairs with the decisions' CAS. */
@@ -351,13 +367,16 @@ static int insert(struct rl *rl, const struct keyref *k, uint64_t t, uint64_t *i
 {
     uint64_t used = atomic_load_explicit(&rl->hdr->used, memory_order_relaxed);
     uint64_t maxp = atomic_load_explicit(&rl->hdr->max_probe, memory_order_relaxed);
-    uint64_t limit = used < rl->nslots ? rl->nslots : RECLAIM_WINDOW;
+    bool full = used >= rl->nslots;
+    uint64_t limit = full ? (rl->nslots < RECLAIM_FAR ? rl->nslots : RECLAIM_FAR) : rl->nslots;
     uint64_t i = k->home, free_i = 0, free_d = 0, free_c = 0;
-    uint64_t stale_i = 0, stale_c = 0, stale_idle = 0;
+    uint64_t stale_i = 0, stale_c = 0, stale_st = 0, stale_idle = 0, stale_d = 0;
     bool have_free = false, have_stale = false;
     for (uint64_t d = 0; d < limit; d++, i = next_idx(rl, i)) {
         if (have_free && d > maxp)
             break; /* no key was ever placed farther than max_probe from its home */
+        if (have_stale && d >= RECLAIM_WINDOW && (full || d > maxp))
+            break; /* a candidate in hand; nothing of ours can lie farther */
         struct rl_slot *s = &rl->slots[i];
         /* acquire: pairs with the release publish of LIVE (fields visible). */
         uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
@@ -378,21 +397,21 @@ static int insert(struct rl *rl, const struct keyref *k, uint64_t t, uint64_t *i
                 break;
             continue;
         }
-        if ((c & RL_CTL_TAG_MASK) == RL_CTL_LIVE && d < RECLAIM_WINDOW && !have_free) {
-            uint64_t idle = 0;
-            try_reclaim(rl, s, c, t, &idle);
-            if (idle > stale_idle) {
-                have_stale = true;
-                stale_i = i, stale_c = c, stale_idle = idle;
-            }
+        uint64_t st, idle = 0;
+        if ((c & RL_CTL_TAG_MASK) == RL_CTL_LIVE && !have_free &&
+            (d < RECLAIM_WINDOW || !have_stale) && slot_fresh(rl, s, c, t, &st, &idle) &&
+            (!have_stale || idle > stale_idle)) {
+            have_stale = true;
+            stale_i = i, stale_c = c, stale_st = st, stale_idle = idle, stale_d = d;
         }
     }
     if ((!have_free || free_d >= PROBE_SOFT) && have_stale) {
         /* Prefer recycling the stalest fresh slot near home over a long probe or -ENOSPC. */
-        if (try_reclaim(rl, &rl->slots[stale_i], stale_c, t, NULL)) {
+        if (reclaim(rl, &rl->slots[stale_i], stale_c, stale_st)) {
             have_free = true;
-            free_i = stale_i, free_c = RL_CTL_TOMB;
-            free_d = stale_i >= k->home ? stale_i - k->home : stale_i + rl->nslots - k->home;
+            free_i = stale_i, free_c = RL_CTL_TOMB, free_d = stale_d;
+        } else {
+            return RETRY; /* it changed under us: look again */
         }
     }
     if (!have_free) {
@@ -488,18 +507,17 @@ static uint64_t clamp_time(uint64_t now)
     return now < RL_TIME_BASE_NS ? RL_TIME_BASE_NS : now;
 }
 
-int rl__acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost,
-                uint64_t now, rl_result *out)
+static inline int rl__acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                              uint64_t cost, uint64_t now, rl_result *out)
 {
     int r = key_check(key, keylen);
     if (r < 0)
         return r;
     uint32_t lid;
-    struct rl_params p;
-    r = rl__limit_id(rl, lim, &lid, &p);
-    if (r < 0)
+    const struct rl_params *p = rl__limit_id(rl, lim, &lid, &r);
+    if (!p)
         return r;
-    const struct rl_algo_ops *ops = rl__algos[p.algo];
+    const struct rl_algo_ops *ops = rl__algos[p->algo];
     uint64_t t = clamp_time(now);
     struct keyref k;
     keyref_init(rl, &k, key, keylen, lid);
@@ -510,7 +528,8 @@ int rl__acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *l
             return r;
         if (r == NOT_FOUND) { /* a peek at an unknown key: it is fresh */
             uint64_t nv;
-            ops->decide(&p, 0, t, 0, &nv, out);
+            uint64_t aux = 0;
+            ops->decide(p, 0, &aux, t, 0, &nv, out);
             return 0;
         }
         struct rl_slot *s = &rl->slots[idx];
@@ -524,34 +543,49 @@ int rl__acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *l
                 finish_reclaim(rl, s, k.live); /* help a reclaim in progress, then retry */
                 break;
             }
-            uint64_t nv;
-            if (!ops->decide(&p, st & RL_VAL_MASK, t, cost, &nv, out))
-                return 0; /* denied or a peek: nothing written */
+            /* relaxed: ordered after the acquire load of state; a raise published before the
+             * CAS whose state we read is visible through that CAS's release. */
+            uint64_t aux = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
+            uint64_t want = aux, nv;
+            if (!ops->decide(p, st & RL_VAL_MASK, &want, t, cost, &nv, out))
+                return 0; /* nothing to store: denied, or a peek */
+            /* A raise of aux comes before the CAS that commits, so a reader that sees our state
+             * also sees the raise (through the CAS's release). relaxed: no data of its own. */
+            for (uint64_t a = aux; a < want;)
+                if (atomic_compare_exchange_weak_explicit(
+                        &s->ceiling, &a, want, memory_order_relaxed, memory_order_relaxed))
+                    break;
             uint64_t ns = (st & ~RL_VAL_MASK) | nv;
             /* acq_rel: release publishes our decision to the next one on this key; acquire on
              * failure reloads the winner's state. Pairs with itself in other processes. */
             if (atomic_compare_exchange_weak_explicit(&s->state, &st, ns, memory_order_acq_rel,
-                                                      memory_order_acquire))
+                                                      memory_order_acquire)) {
+                if (want < aux) {
+                    /* The clock stepped back and the state moved to the new time: lower aux
+                     * after the commit (only if nobody raised it meanwhile). */
+                    atomic_compare_exchange_strong_explicit(
+                        &s->ceiling, &aux, want, memory_order_relaxed, memory_order_relaxed);
+                }
                 return 0;
+            }
         }
     }
     return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
 }
 
-int rl__refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost,
-               uint64_t now)
+static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                             uint64_t cost, uint64_t now)
 {
     int r = key_check(key, keylen);
     if (r < 0)
         return r;
     uint32_t lid;
-    struct rl_params p;
-    r = rl__limit_id(rl, lim, &lid, &p);
-    if (r < 0)
+    const struct rl_params *p = rl__limit_id(rl, lim, &lid, &r);
+    if (!p)
         return r;
     if (cost == 0)
         return 0;
-    const struct rl_algo_ops *ops = rl__algos[p.algo];
+    const struct rl_algo_ops *ops = rl__algos[p->algo];
     uint64_t t = clamp_time(now);
     struct keyref k;
     keyref_init(rl, &k, key, keylen, lid);
@@ -570,7 +604,9 @@ int rl__refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *li
                 break;
             if ((st & RL_VAL_MASK) == RL_STATE_DEAD)
                 return 0; /* being reclaimed: it was fresh, nothing to give back */
-            uint64_t nv = ops->refund(&p, st & RL_VAL_MASK, t, cost);
+            /* relaxed: ordered after the acquire load of state (as in rl__acquire). */
+            uint64_t aux = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
+            uint64_t nv = ops->refund(p, st & RL_VAL_MASK, &aux, t, cost);
             if (nv == (st & RL_VAL_MASK))
                 return 0;
             /* acq_rel: as in rl__acquire(). */
@@ -580,6 +616,39 @@ int rl__refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *li
         }
     }
     return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+}
+
+/* ---- the public entry points (here, so the compiler inlines the whole hot path) -------- */
+
+RL_API int rl_acquire_at(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim,
+                         uint64_t cost, uint64_t now_ns, rl_result *out)
+{
+    if (!rl || !lim || !out)
+        return rl__err(-EINVAL, "rl_acquire: rl, lim and out must not be NULL");
+    return rl__acquire(rl, key, keylen, lim, cost, now_ns, out);
+}
+
+RL_API int rl_acquire(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost,
+                      rl_result *out)
+{
+    if (!rl || !lim || !out)
+        return rl__err(-EINVAL, "rl_acquire: rl, lim and out must not be NULL");
+    return rl__acquire(rl, key, keylen, lim, cost, rl__clock(rl), out);
+}
+
+RL_API int rl_refund_at(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim,
+                        uint64_t cost, uint64_t now_ns)
+{
+    if (!rl || !lim)
+        return rl__err(-EINVAL, "rl_refund: rl and lim must not be NULL");
+    return rl__refund(rl, key, keylen, lim, cost, now_ns);
+}
+
+RL_API int rl_refund(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost)
+{
+    if (!rl || !lim)
+        return rl__err(-EINVAL, "rl_refund: rl and lim must not be NULL");
+    return rl__refund(rl, key, keylen, lim, cost, rl__clock(rl));
 }
 
 /* ---- inspection ------------------------------------------------------------------------------ */
@@ -620,7 +689,8 @@ RL_API int rl_foreach_key(rl_t *rl, uint64_t now_ns, int (*fn)(const rl_key_view
         buf[n] = '\0';
         kv.key = buf;
         uint64_t nv;
-        rl__algos[p.algo]->decide(&p, st & RL_VAL_MASK, t, 0, &nv, &kv.state);
+        uint64_t aux = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
+        rl__algos[p.algo]->decide(&p, st & RL_VAL_MASK, &aux, t, 0, &nv, &kv.state);
         int r = fn(&kv, arg);
         if (r)
             return r;
@@ -675,13 +745,13 @@ RL_API long rl_check_segment(rl_t *rl, void (*report)(const char *msg, void *arg
             continue;
         }
         if (rl__limit_get(rl, (uint32_t)(meta & 0xffffffffu), &lim, &p) < 0) {
-            REPORT("slot %llu: limit id %llu does not name a recorded limit",
-                   (unsigned long long)i, (unsigned long long)(meta & 0xffffffffu));
+            REPORT("slot %llu: limit id %llu does not name a recorded limit", (unsigned long long)i,
+                   (unsigned long long)(meta & 0xffffffffu));
             continue;
         }
         if ((st & RL_VAL_MASK) != RL_STATE_DEAD && !rl__algos[p.algo]->valid(&p, st))
-            REPORT("slot %llu: state 0x%llx does not decode under its limit",
-                   (unsigned long long)i, (unsigned long long)st);
+            REPORT("slot %llu: state 0x%llx does not decode under its limit", (unsigned long long)i,
+                   (unsigned long long)st);
     }
 #undef REPORT
     return bad;

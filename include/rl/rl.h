@@ -190,17 +190,17 @@ RL_API uint64_t rl_clock_ns(const rl_t *rl);
 /** Counters and geometry of a segment, read without stopping anyone. */
 typedef struct rl_segment_info {
     uint32_t layout_version;
-    uint64_t capacity;       /**< keys guaranteed to fit */
-    uint64_t slots;          /**< slots in the table (>= capacity) */
-    uint64_t slots_in_use;   /**< LIVE + being inserted */
-    uint64_t limits_in_use;  /**< distinct limits recorded in the segment */
-    uint64_t limits_max;     /**< size of the segment's limit table */
-    uint64_t enospc;         /**< acquires refused with -ENOSPC since creation */
-    uint64_t reclaimed;      /**< slots reclaimed since creation */
-    uint64_t segment_bytes;  /**< size of the mapping */
+    uint64_t capacity;      /**< keys guaranteed to fit */
+    uint64_t slots;         /**< slots in the table (>= capacity) */
+    uint64_t slots_in_use;  /**< LIVE + being inserted */
+    uint64_t limits_in_use; /**< distinct limits recorded in the segment */
+    uint64_t limits_max;    /**< size of the segment's limit table */
+    uint64_t enospc;        /**< acquires refused with -ENOSPC since creation */
+    uint64_t reclaimed;     /**< slots reclaimed since creation */
+    uint64_t segment_bytes; /**< size of the mapping */
     pid_t creator_pid;
-    uint64_t birth_ns;       /**< creation time, ns since the epoch */
-    uint64_t max_probe;      /**< longest probe distance any key has needed */
+    uint64_t birth_ns;  /**< creation time, ns since the epoch */
+    uint64_t max_probe; /**< longest probe distance any key has needed */
 } rl_segment_info;
 
 /** Fills *out. Any thread; never blocks. Returns 0 or -EINVAL. */
@@ -208,11 +208,11 @@ RL_API int rl_segment_info_get(const rl_t *rl, rl_segment_info *out);
 
 /** One live key as seen by rl_foreach_key(). Pointers are valid during the callback only. */
 typedef struct rl_key_view {
-    uint64_t slot;             /**< index in the table */
-    const char *key;           /**< printable prefix of the key (non-printable bytes as '?') */
-    size_t keylen;             /**< the key's full length */
-    rl_limit limit;            /**< the limit the key is counted under */
-    rl_result state;           /**< what a peek (cost 0) answers at `now` */
+    uint64_t slot;   /**< index in the table */
+    const char *key; /**< printable prefix of the key (non-printable bytes as '?') */
+    size_t keylen;   /**< the key's full length */
+    rl_limit limit;  /**< the limit the key is counted under */
+    rl_result state; /**< what a peek (cost 0) answers at `now` */
 } rl_key_view;
 
 /**

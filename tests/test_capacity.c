@@ -1,0 +1,158 @@
+/*
+ * A full table: -ENOSPC when no key in reach can be reclaimed, reclaim of keys back at their
+ * fresh state, and no live key ever lost to make room.
+ *
+ * Per algorithm, keys take 1 of a 1-per-hour limit at T0, so every key is exhausted until it
+ * refills ("fresh" = indistinguishable from a new key); the reclaim phase runs 1 ms past that:
+ *   token bucket, GCRA (C = 1): Z = T0 + 1 h, fresh from T0 + 1 h;
+ *   fixed window (aligned at T0): fresh from the next window, T0 + 1 h;
+ *   sliding window: the count weighs on the next window too, fresh from T0 + 2 h.
+ */
+#include "rl_test.h"
+
+TestSuite(capacity, .init = names_setup, .fini = seg_teardown);
+
+#define CAP 1024
+
+static int try_acquire(rl_t *rl, const char *prefix, int i, const rl_limit *l, uint64_t t,
+                       rl_result *r)
+{
+    char key[32];
+    snprintf(key, sizeof key, "%s-%d", prefix, i);
+    return rl_acquire_at(rl, key, strlen(key), l, 1, t, r);
+}
+
+static rl_segment_info info_of(const rl_t *rl)
+{
+    rl_segment_info info;
+    cr_assert_eq(rl_segment_info_get(rl, &info), 0);
+    return info;
+}
+
+static void assert_sound(rl_t *rl, const char *when)
+{
+    long bad = rl_check_segment(rl, NULL, NULL);
+    cr_assert_eq(bad, 0, "rl_check_segment %s: %ld", when, bad);
+}
+
+static void fill_and_reclaim(rl_algorithm algo, int64_t not_yet_ms, int64_t fresh_ms)
+{
+    g_rl = test_open(g_name, CAP);
+    const rl_limit l = mk_limit(algo, 1, MS_HOUR, 0);
+    const char *an = algo_name(algo);
+    rl_segment_info info = info_of(g_rl);
+    const int max_tries = (int)info.slots + 16;
+    rl_result r;
+
+    /* 1. Distinct keys until the table is full. */
+    int n = 0, rc = 0;
+    for (; n < max_tries; n++) {
+        rc = try_acquire(g_rl, "a", n, &l, T0, &r);
+        if (rc != 0)
+            break;
+        cr_assert(r.allowed, "%s: new key a-%d denied", an, n);
+    }
+    cr_assert_eq(rc, -ENOSPC, "%s: after %d keys: %d (%s), expected -ENOSPC", an, n, rc,
+                 rl_strerror(rc));
+    cr_expect_geq(n, CAP, "%s: only %d keys fit in a segment of capacity %d", an, n, CAP);
+    info = info_of(g_rl);
+    cr_expect_geq(info.enospc, 1, "%s: enospc counter %" PRIu64, an, info.enospc);
+    cr_expect_eq(info.slots_in_use, (uint64_t)n, "%s: %" PRIu64 " slots in use for %d keys", an,
+                 info.slots_in_use, n);
+    cr_expect_eq(info.reclaimed, 0, "%s: reclaimed %" PRIu64 " before any key was fresh", an,
+                 info.reclaimed);
+    assert_sound(g_rl, "when full");
+
+    /* 2. Still full: the same refused key again, and the counter counts it. */
+    uint64_t enospc_before = info.enospc;
+    cr_expect_eq(try_acquire(g_rl, "a", n, &l, T0, &r), -ENOSPC);
+    cr_expect_eq(info_of(g_rl).enospc, enospc_before + 1);
+
+    /* 3. Existing keys are still decided while the table is full (and keep their state). */
+    for (int i = 0; i < n; i += 97) {
+        cr_assert_eq(try_acquire(g_rl, "a", i, &l, T0, &r), 0, "%s: a-%d lost while full", an, i);
+        cr_expect(!r.allowed, "%s: a-%d allowed twice", an, i);
+    }
+
+    /* 4. Not yet fresh: nothing may be reclaimed, so a new key is still refused and the old
+     *    keys still hold their counts (reclaiming one would let it take a second unit). */
+    cr_expect_eq(try_acquire(g_rl, "early", 0, &l, at_ms(not_yet_ms), &r), -ENOSPC,
+                 "%s: a key was evicted before it was fresh", an);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(try_acquire(g_rl, "a", i, &l, at_ms(not_yet_ms), &r), 0);
+        cr_assert(!r.allowed, "%s: a-%d allowed again at T0+%" PRId64 "ms (not refilled)", an, i,
+                  not_yet_ms);
+    }
+    cr_expect_eq(info_of(g_rl).reclaimed, 0);
+    assert_sound(g_rl, "before refill");
+
+    /* 5. Every old key is fresh: new keys take their slots. */
+    const uint64_t tf = at_ms(fresh_ms);
+    int m = 0;
+    for (; m < max_tries; m++) {
+        rc = try_acquire(g_rl, "b", m, &l, tf, &r);
+        if (rc != 0)
+            break;
+        cr_assert(r.allowed, "%s: new key b-%d denied", an, m);
+    }
+    /* The segment guarantees CAP keys; every one of the old keys is reclaimable now. */
+    cr_expect_geq(m, CAP, "%s: only %d new keys fit after all %d old keys refilled (rc %d %s)", an,
+                  m, n, rc, rl_strerror(rc));
+    cr_log_info("%s: %d keys until full (%" PRIu64 " slots), %d new keys after the refill", an, n,
+                info_of(g_rl).slots, m);
+    info = info_of(g_rl);
+    cr_expect_gt(info.reclaimed, 0, "%s: nothing reclaimed", an);
+    cr_expect_leq(info.slots_in_use, info.slots);
+    assert_sound(g_rl, "after reclaim");
+
+    /* 6. No new key was evicted to make room for another: all are still exhausted. */
+    for (int i = 0; i < m; i++) {
+        cr_assert_eq(try_acquire(g_rl, "b", i, &l, tf, &r), 0, "%s: b-%d lost", an, i);
+        cr_assert(!r.allowed, "%s: b-%d lost its count (allowed twice)", an, i);
+    }
+    assert_sound(g_rl, "at the end");
+}
+
+Test(capacity, token_bucket)
+{
+    fill_and_reclaim(RL_TOKEN_BUCKET, 30 * (int64_t)MS_MIN, (int64_t)MS_HOUR + 1);
+}
+
+Test(capacity, gcra)
+{
+    fill_and_reclaim(RL_GCRA, 59 * (int64_t)MS_MIN, (int64_t)MS_HOUR + 1);
+}
+
+Test(capacity, fixed_window)
+{
+    fill_and_reclaim(RL_FIXED_WINDOW, (int64_t)MS_HOUR - 1, (int64_t)MS_HOUR + 1);
+}
+
+Test(capacity, sliding_window)
+{
+    /* at +90 min the previous window's 1 still weighs 0.5: 0.5 + 1 > 1 */
+    fill_and_reclaim(RL_SLIDING_WINDOW, 90 * (int64_t)MS_MIN, 2 * (int64_t)MS_HOUR + 1);
+}
+
+/* Many distinct limits: the limit table fills too. Could fail: limit records leaking, or a
+ * full limit table crashing instead of answering with a code. */
+Test(capacity, many_limits)
+{
+    g_rl = test_open(g_name, CAP);
+    rl_segment_info info = info_of(g_rl);
+    uint64_t ok = 0;
+    int last = 0;
+    for (uint64_t i = 1; i <= info.limits_max + 8; i++) {
+        rl_limit l = mk_limit(RL_FIXED_WINDOW, i, 1000, 0);
+        rl_result r;
+        last = rl_acquire_at(g_rl, "k", 1, &l, 1, T0, &r);
+        if (last != 0)
+            break;
+        ok++;
+    }
+    cr_expect_geq(ok, info.limits_max < CAP ? info.limits_max : CAP,
+                  "%" PRIu64 " limits fit, limits_max %" PRIu64, ok, info.limits_max);
+    cr_log_info("many_limits: %" PRIu64 " limits, then %d (%s)", ok, last, rl_strerror(last));
+    cr_expect_eq(info_of(g_rl).limits_in_use, ok);
+    assert_sound(g_rl, "after many limits");
+}
