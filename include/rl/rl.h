@@ -117,9 +117,10 @@ typedef enum { RL_MODE_LOCAL = 0, RL_MODE_GLOBAL, RL_MODE_STRICT } rl_mode;
  * One limit. A zero-initialised struct plus requests and window_ms is a valid LOCAL token
  * bucket. Supported ranges: 1 <= requests, 1 <= window_ms <= 10 years, at most one request per
  * nanosecond (requests <= window_ms * 1e6); for RL_SLIDING_WINDOW requests <= 4194303; burst
- * <= 2^40. A key's state belongs to the key together with its limit: using the same key bytes
- * with another limit addresses another, independent counter (the old one ages out and is
- * reclaimed), so a changed limit starts fresh and two limits never corrupt each other.
+ * <= 2^40 and burst x (window / requests) <= 2^59 ns (~18 years). A key's state belongs to the key
+ * together with its limit: using the same key bytes with another limit addresses another,
+ * independent counter (the old one ages out and is reclaimed), so a changed limit starts fresh and
+ * two limits never corrupt each other.
  */
 typedef struct rl_limit {
     uint64_t requests;      /**< requests allowed per window (the rate's numerator) */
@@ -151,9 +152,11 @@ typedef struct rl_result {
  * Takes `cost` units for `key` under `lim` at the segment's current time.
  *
  * Returns 0 when a decision was made (allowed or denied is out->allowed) or a negative code:
- * -EINVAL (a NULL argument, keylen 0, a limit out of range), -E2BIG (keylen > RL_KEY_MAX),
+ * -EINVAL (a NULL argument, keylen 0, requests or window_ms 0, an unknown enum value), -ERANGE
+ * (a limit beyond the supported ranges above), -E2BIG (keylen > RL_KEY_MAX),
  * -ENOSPC (the table is full and nothing in reach is reclaimable; counted in the segment),
- * -ENOTSUP (a GLOBAL or STRICT limit without Redis support). All or nothing: `cost` is taken
+ * -ENOTSUP (a GLOBAL or STRICT limit without Redis support), -EAGAIN (10,000 restarts lost to
+ * concurrent inserts of the same key: not seen in practice). All or nothing: `cost` is taken
  * only when all of it is available, else nothing is consumed. cost 0 peeks.
  *
  * Any thread; never blocks; never allocates; lock-free (a failed CAS means another request
