@@ -10,7 +10,7 @@
  *   (e) cold floor  one CAS on a random 64-byte line of an anonymous MAP_SHARED region as large
  *                   as the 2,000,000-key segment + one clock read
  *   (e')            the same with the line prefetched before the clock read (the vDSO clock read
- *                   is ordered, so in (e) the miss cannot start before it ends)   ratio to (e)
+ *                   is ordered, so in (e) the miss does not overlap it)            ratio to (e)
  *   (c) rl_acquire over 1,000 / 1,000,000 keys in random order, and over all 2,000,000 keys of
  *       the segment filled to capacity                                        ratio to (e)
  *   (d) one key shared by 2 processes: total checks/s, beside (a) in 2 processes on one word
@@ -19,7 +19,8 @@
  * ~30 ms), then timed 5 times with CLOCK_MONOTONIC around the whole loop; the median is printed
  * with the spread of the 5 runs. Row (d) runs 5 times for a fixed duration instead. Nothing is
  * pinned. Targets are printed as PASS/MISS, never asserted: the exit status is 0 whenever the
- * bench ran (1 on a setup error, 2 on bad usage, 128+signal when interrupted).
+ * bench measured, however slow (1 on a setup error or when an rl call failed or decided wrongly,
+ * shown as INVALID; 2 on bad usage; 128+signal when interrupted).
  *
  * The segments are private: "/rl-bench-<pid>" (2,000,000 keys, ~150 MB in /dev/shm) and
  * "/rl-bench-<pid>-hot"; both are unlinked at exit, on SIGINT/SIGTERM/SIGHUP too.
@@ -60,16 +61,16 @@
 #define RL_BENCH_JEMALLOC 0
 #endif
 
-#define RUNS            5
-#define BIG_CAPACITY    2000000u
-#define KEYS_SMALL      1000u
-#define KEYS_MID        1000000u
-#define HOT_CAPACITY    65536u
-#define DUO_PROCS       2
-#define FULL_RUN_NS     150000000ull /* target length of one timed run */
-#define QUICK_RUN_NS    30000000ull
-#define LINE            64u
-#define COLD_INDICES    (1u << 21) /* precomputed random line indices, walked cyclically */
+#define RUNS         5
+#define BIG_CAPACITY 2000000u
+#define KEYS_SMALL   1000u
+#define KEYS_MID     1000000u
+#define HOT_CAPACITY 65536u
+#define DUO_PROCS    2
+#define FULL_RUN_NS  150000000ull /* target length of one timed run */
+#define QUICK_RUN_NS 30000000ull
+#define LINE         64u
+#define COLD_INDICES (1u << 21) /* precomputed random line indices, walked cyclically */
 
 /* Targets (see the brief in docs/benchmarks.md). */
 #define TARGET_HOT_RATIO  1.5
@@ -90,8 +91,10 @@ static void on_signal(int sig)
     /* First signal: the main loop notices between runs (<= ~200 ms) and exits through atexit.
      * Second signal: do not wait. shm_unlink() is unlink() of a path on Linux. */
     if (g_signal != 0) {
-        if (g_big_name[0] != '\0') shm_unlink(g_big_name);
-        if (g_hot_name[0] != '\0') shm_unlink(g_hot_name);
+        if (g_big_name[0] != '\0')
+            shm_unlink(g_big_name);
+        if (g_hot_name[0] != '\0')
+            shm_unlink(g_hot_name);
         _exit(128 + sig);
     }
     g_signal = sig;
@@ -99,7 +102,8 @@ static void on_signal(int sig)
 
 static void cleanup(void)
 {
-    if (getpid() != g_owner) return; /* a forked child: the parent cleans up */
+    if (getpid() != g_owner)
+        return; /* a forked child: the parent cleans up */
     for (int i = 0; i < DUO_PROCS; i++) {
         if (g_children[i] > 0) {
             kill(g_children[i], SIGKILL);
@@ -107,8 +111,10 @@ static void cleanup(void)
             g_children[i] = 0;
         }
     }
-    if (g_big_name[0] != '\0') rl_unlink(g_big_name);
-    if (g_hot_name[0] != '\0') rl_unlink(g_hot_name);
+    if (g_big_name[0] != '\0')
+        rl_unlink(g_big_name);
+    if (g_hot_name[0] != '\0')
+        rl_unlink(g_hot_name);
 }
 
 static void check_signal(void)
@@ -164,7 +170,8 @@ static int cmp_double(const void *a, const void *b)
 
 static void sleep_ns(uint64_t ns)
 {
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+                          .tv_nsec = (long)(ns % 1000000000u)};
     nanosleep(&ts, NULL); /* an interrupting signal only shortens it */
 }
 
@@ -192,12 +199,14 @@ static void shuffle_keys(bkey *k, size_t n, uint64_t seed)
 static bkey *make_keys(size_t n, uint64_t seed)
 {
     bkey *k = malloc(n * sizeof *k);
-    if (k == NULL) return NULL;
+    if (k == NULL)
+        return NULL;
     for (size_t i = 0; i < n; i++) {
         int len = snprintf(k[i].s, sizeof k[i].s, "ip:10.%u.%u.%u", (unsigned)((i >> 16) & 255u),
                            (unsigned)((i >> 8) & 255u), (unsigned)(i & 255u));
         k[i].len = (uint8_t)len;
-        if ((i & 0xffffu) == 0) check_signal();
+        if ((i & 0xffffu) == 0)
+            check_signal();
     }
     shuffle_keys(k, n, seed);
     return k;
@@ -208,9 +217,9 @@ static bkey *make_keys(size_t n, uint64_t seed)
 
 typedef struct bench_ctx {
     /* floors */
-    _Atomic uint64_t *word;    /* (a): one word in a MAP_SHARED page */
-    char *region;              /* (e): anonymous MAP_SHARED region */
-    const uint32_t *idx;       /* (e): random line indices */
+    _Atomic uint64_t *word; /* (a): one word in a MAP_SHARED page */
+    char *region;           /* (e): anonymous MAP_SHARED region */
+    const uint32_t *idx;    /* (e): random line indices */
     size_t nidx, idx_pos;
     /* rl rows */
     rl_t *rl;
@@ -238,7 +247,8 @@ static uint64_t loop_floor_hot(bench_ctx *c, uint64_t n)
 {
     _Atomic uint64_t *w = c->word;
     uint64_t t0 = mono_ns();
-    for (uint64_t i = 0; i < n; i++) floor_step(w);
+    for (uint64_t i = 0; i < n; i++)
+        floor_step(w);
     return mono_ns() - t0;
 }
 
@@ -249,16 +259,18 @@ static uint64_t loop_floor_cold(bench_ctx *c, uint64_t n)
     uint64_t t0 = mono_ns();
     for (uint64_t i = 0; i < n; i++) {
         floor_step((_Atomic uint64_t *)(void *)(base + (size_t)*ix * LINE));
-        if (++ix == end) ix = beg;
+        if (++ix == end)
+            ix = beg;
     }
     uint64_t t = mono_ns() - t0;
     c->idx_pos = (size_t)(ix - beg);
     return t;
 }
 
-/* (e'): the same, with the line prefetched before the clock read. The vDSO clock read is
- * ordered (lfence/rdtscp): no later load starts before it completes, so in (e) each miss waits
- * for the clock and the two latencies add up; a prefetch issued first overlaps them. */
+/* (e'): the same, with the line prefetched before the clock read. The vDSO clock read is an
+ * ordered TSC read (rdtscp or lfence; rdtsc) that waits for the previous CAS, and in (e) the miss
+ * issued after it does not overlap it: the two latencies add up. A prefetch issued first
+ * overlaps them; the gap between (e) and (e') is what ordering the work that way can save. */
 static uint64_t loop_floor_cold_pf(bench_ctx *c, uint64_t n)
 {
     char *base = c->region;
@@ -268,7 +280,8 @@ static uint64_t loop_floor_cold_pf(bench_ctx *c, uint64_t n)
         char *line = base + (size_t)*ix * LINE;
         __builtin_prefetch(line, 1, 3);
         floor_step((_Atomic uint64_t *)(void *)line);
-        if (++ix == end) ix = beg;
+        if (++ix == end)
+            ix = beg;
     }
     uint64_t t = mono_ns() - t0;
     c->idx_pos = (size_t)(ix - beg);
@@ -297,7 +310,8 @@ static uint64_t loop_acquire_hot(bench_ctx *c, uint64_t n)
     uint64_t t = mono_ns() - t0;
     c->allowed = allowed;
     c->errors = errors;
-    if (errors) c->last_error = last;
+    if (errors)
+        c->last_error = last;
     return t;
 }
 
@@ -318,13 +332,15 @@ static uint64_t loop_acquire_keys(bench_ctx *c, uint64_t n)
             errors++;
             last = rc;
         }
-        if (++k == end) k = beg;
+        if (++k == end)
+            k = beg;
     }
     uint64_t t = mono_ns() - t0;
     c->kcur = k;
     c->allowed = allowed;
     c->errors = errors;
-    if (errors) c->last_error = last;
+    if (errors)
+        c->last_error = last;
     return t;
 }
 
@@ -359,12 +375,12 @@ static row g_rows[R_COUNT] = {
     [R_E] = {"(e)", "cold floor: CAS on random line + clock", .floor = -1},
     [R_E_PF] = {"(e')", "cold floor, line prefetched before clock", .floor = R_E},
     [R_C_1K] = {"(c)", "rl_acquire, 1,000 keys, random", .floor = R_E},
-    [R_C_1M] = {"(c)", "rl_acquire, 1,000,000 keys, random", .floor = R_E,
-                .target = TGT_RATIO_MAX, .target_value = TARGET_COLD_RATIO},
+    [R_C_1M] = {"(c)", "rl_acquire, 1,000,000 keys, random", .floor = R_E, .target = TGT_RATIO_MAX,
+                .target_value = TARGET_COLD_RATIO},
     [R_C_FULL] = {"(c)", "rl_acquire, 2,000,000 keys, full segment", .floor = R_E},
     [R_D_FLOOR] = {"(d)", "2-process floor: CAS on 1 word + clock", .floor = -1},
-    [R_D_RL] = {"(d)", "rl_acquire, 1 key, 2 processes", .floor = R_D_FLOOR,
-                .target = TGT_RATE_MIN, .target_value = TARGET_DUO_RATE},
+    [R_D_RL] = {"(d)", "rl_acquire, 1 key, 2 processes", .floor = R_D_FLOOR, .target = TGT_RATE_MIN,
+                .target_value = TARGET_DUO_RATE},
 };
 
 static uint64_t g_run_ns = FULL_RUN_NS;
@@ -383,34 +399,42 @@ static void measure(int ri, loop_fn fn, bench_ctx *c, expect_t expect)
     for (;;) {
         t = fn(c, n);
         check_signal();
-        if (t >= warm_ns || n >= (1ull << 40)) break;
+        if (t >= warm_ns || n >= (1ull << 40))
+            break;
         n = t < warm_ns / 16 ? n * 8 : n * 2;
     }
-    if (t == 0) t = 1;
+    if (t == 0)
+        t = 1;
     n = (uint64_t)((double)n * (double)g_run_ns / (double)t);
-    if (n < 1) n = 1;
+    if (n < 1)
+        n = 1;
 
     double ns[RUNS];
     r->errors = 0;
     r->unexpected = 0;
     c->last_error = 0;
     for (int i = 0; i < RUNS; i++) {
+        c->errors = c->allowed = 0;
         t = fn(c, n);
         check_signal();
         ns[i] = (double)t / (double)n;
         r->errors += c->errors;
-        if (expect == EXPECT_ALL_ALLOWED) r->unexpected += n - c->errors - c->allowed;
-        if (expect == EXPECT_ALL_DENIED) r->unexpected += c->allowed;
+        if (expect == EXPECT_ALL_ALLOWED)
+            r->unexpected += n - c->errors - c->allowed;
+        if (expect == EXPECT_ALL_DENIED)
+            r->unexpected += c->allowed;
     }
     qsort(ns, RUNS, sizeof ns[0], cmp_double);
     r->ns = ns[RUNS / 2];
     r->rate = 1e9 / r->ns;
     r->spread = (ns[RUNS - 1] - ns[0]) / r->ns * 100.0;
     r->measured = true;
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", r->errors ? rl_errmsg() : "");
     fprintf(stderr, "%8.1f ns  (n=%" PRIu64 " x %d)\n", r->ns, n, RUNS);
     if (r->errors)
-        fprintf(stderr, "        WARNING: %" PRIu64 " calls failed, last: %s\n", r->errors,
-                rl_strerror(c->last_error));
+        fprintf(stderr, "        WARNING: %" PRIu64 " calls failed, last: %s: %s\n", r->errors,
+                rl_strerror(c->last_error), msg);
     if (r->unexpected)
         fprintf(stderr, "        WARNING: %" PRIu64 " decisions were not %s\n", r->unexpected,
                 expect == EXPECT_ALL_ALLOWED ? "allowed" : "denied");
@@ -439,17 +463,20 @@ static _Noreturn void duo_child(duo_ctl *ctl, int id, bool floor, rl_t *rl, cons
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
-    if (getppid() != g_owner) _exit(3);
+    if (getppid() != g_owner)
+        _exit(3);
 
     atomic_fetch_add_explicit(&ctl->ready, 1, memory_order_acq_rel);
-    while (atomic_load_explicit(&ctl->go, memory_order_acquire) == 0) sched_yield();
+    while (atomic_load_explicit(&ctl->go, memory_order_acquire) == 0)
+        sched_yield();
 
     uint64_t count = 0, errors = 0, allowed = 0;
     uint64_t t0 = mono_ns();
     if (floor) {
         _Atomic uint64_t *w = &ctl->word;
         do {
-            for (int k = 0; k < 64; k++) floor_step(w);
+            for (int k = 0; k < 64; k++)
+                floor_step(w);
             count += 64;
         } while (atomic_load_explicit(&ctl->stop, memory_order_relaxed) == 0);
     } else {
@@ -484,7 +511,8 @@ static double duo_run(duo_ctl *ctl, bool floor, rl_t *rl, const rl_limit *lim, c
             fprintf(stderr, "rl-bench: fork: %s\n", strerror(errno));
             return -1;
         }
-        if (p == 0) duo_child(ctl, i, floor, rl, lim, key, keylen);
+        if (p == 0)
+            duo_child(ctl, i, floor, rl, lim, key, keylen);
         g_children[i] = p;
     }
     while (atomic_load_explicit(&ctl->ready, memory_order_acquire) < DUO_PROCS && !g_signal)
@@ -501,7 +529,8 @@ static double duo_run(duo_ctl *ctl, bool floor, rl_t *rl, const rl_limit *lim, c
         while (waitpid(g_children[i], &st, 0) < 0 && errno == EINTR) {
         }
         g_children[i] = 0;
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) ok = false;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            ok = false;
     }
     check_signal();
     if (!ok) {
@@ -510,10 +539,12 @@ static double duo_run(duo_ctl *ctl, bool floor, rl_t *rl, const rl_limit *lim, c
     }
     double rate = 0;
     for (int i = 0; i < DUO_PROCS; i++) {
-        if (ctl->res[i].ns == 0) continue;
+        if (ctl->res[i].ns == 0)
+            continue;
         rate += (double)ctl->res[i].count * 1e9 / (double)ctl->res[i].ns;
         *errors += ctl->res[i].errors;
-        if (!floor) *denied += ctl->res[i].count - ctl->res[i].errors - ctl->res[i].allowed;
+        if (!floor)
+            *denied += ctl->res[i].count - ctl->res[i].errors - ctl->res[i].allowed;
     }
     return rate;
 }
@@ -548,8 +579,10 @@ static void measure_duo(int ri, duo_ctl *ctl, bool floor, rl_t *rl, const rl_lim
     r->unexpected = denied;
     r->measured = true;
     fprintf(stderr, "%8.2f M checks/s total\n", r->rate / 1e6);
-    if (errors) fprintf(stderr, "        WARNING: %" PRIu64 " calls failed\n", errors);
-    if (denied) fprintf(stderr, "        WARNING: %" PRIu64 " checks were denied\n", denied);
+    if (errors)
+        fprintf(stderr, "        WARNING: %" PRIu64 " calls failed\n", errors);
+    if (denied)
+        fprintf(stderr, "        WARNING: %" PRIu64 " checks were denied\n", denied);
 }
 
 /* -------------------------------------------------------------------------------------------- */
@@ -559,14 +592,17 @@ static void read_model(char *out, size_t n)
 {
     snprintf(out, n, "unknown");
     FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f == NULL) return;
+    if (f == NULL)
+        return;
     char line[512];
     while (fgets(line, sizeof line, f)) {
         if (strncmp(line, "model name", 10) == 0) {
             char *p = strchr(line, ':');
-            if (p == NULL) break;
+            if (p == NULL)
+                break;
             p++;
-            while (*p == ' ' || *p == '\t') p++;
+            while (*p == ' ' || *p == '\t')
+                p++;
             p[strcspn(p, "\n")] = '\0';
             snprintf(out, n, "%s", p);
             break;
@@ -579,8 +615,10 @@ static void read_line_file(const char *path, char *out, size_t n)
 {
     snprintf(out, n, "unknown");
     FILE *f = fopen(path, "r");
-    if (f == NULL) return;
-    if (fgets(out, (int)n, f)) out[strcspn(out, "\n")] = '\0';
+    if (f == NULL)
+        return;
+    if (fgets(out, (int)n, f))
+        out[strcspn(out, "\n")] = '\0';
     fclose(f);
 }
 
@@ -590,9 +628,10 @@ static void command_line(int argc, char **argv, char *out, size_t n)
     out[0] = '\0';
     for (int i = 0; i < argc && used + 1 < n; i++) {
         bool quote = argv[i][0] == '\0' || strpbrk(argv[i], " \t\"'\\$`") != NULL;
-        int w = snprintf(out + used, n - used, "%s%s%s%s", i ? " " : "", quote ? "'" : "",
-                         argv[i], quote ? "'" : "");
-        if (w < 0) break;
+        int w = snprintf(out + used, n - used, "%s%s%s%s", i ? " " : "", quote ? "'" : "", argv[i],
+                         quote ? "'" : "");
+        if (w < 0)
+            break;
         used += (size_t)w;
     }
 }
@@ -625,6 +664,7 @@ static void row_cells(const row *r, cells *c)
         snprintf(c->verdict, sizeof c->verdict, "skipped");
         return;
     }
+    bool invalid = r->errors != 0 || r->unexpected != 0;
     if (r->floor < 0) {
         snprintf(c->ratio, sizeof c->ratio, "1");
         snprintf(c->vs, sizeof c->vs, "floor");
@@ -635,7 +675,9 @@ static void row_cells(const row *r, cells *c)
         snprintf(c->ratio, sizeof c->ratio, "%.3f", r->ns / f->ns);
         snprintf(c->vs, sizeof c->vs, "%s", vs);
     }
-    if (r->target == TGT_RATIO_MAX && f->measured)
+    if (invalid)
+        snprintf(c->verdict, sizeof c->verdict, "INVALID");
+    else if (r->target == TGT_RATIO_MAX && f->measured)
         snprintf(c->verdict, sizeof c->verdict, "%s",
                  r->ns / f->ns <= r->target_value ? "PASS" : "MISS");
     else if (r->target == TGT_RATE_MIN)
@@ -644,9 +686,9 @@ static void row_cells(const row *r, cells *c)
 
 typedef struct seg_facts {
     bool have;
-    rl_segment_info info;     /* after the fill */
-    double insert_ns_1m;      /* first acquire of a new key, table filling 0 -> 1M */
-    double insert_ns_2m;      /* table filling 1M -> 2M */
+    rl_segment_info info; /* after the fill */
+    double insert_ns_1m;  /* first acquire of a new key, table filling 0 -> 1M */
+    double insert_ns_2m;  /* table filling 1M -> 2M */
 } seg_facts;
 
 static void print_report(bool markdown, const char *cmd, bool quick, const seg_facts *sf)
@@ -656,7 +698,8 @@ static void print_report(bool markdown, const char *cmd, bool quick, const seg_f
     read_model(model, sizeof model);
     read_line_file("/sys/devices/system/clocksource/clocksource0/current_clocksource", clocksrc,
                    sizeof clocksrc);
-    if (uname(&un) != 0) memset(&un, 0, sizeof un);
+    if (uname(&un) != 0)
+        memset(&un, 0, sizeof un);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
@@ -665,7 +708,8 @@ static void print_report(bool markdown, const char *cmd, bool quick, const seg_f
 
     const char *li = markdown ? "- " : "";
     printf("%srl-bench, librl %s, %s\n", markdown ? "#### " : "", rl_version(), date);
-    if (markdown) printf("\n");
+    if (markdown)
+        printf("\n");
     printf("%scommand:  %s%s%s\n", li, markdown ? "`" : "", cmd, markdown ? "`" : "");
     printf("%smachine:  %s, nproc %ld, %s %s, clocksource %s\n", li, model, nproc, un.sysname,
            un.release, clocksrc);
@@ -697,13 +741,13 @@ static void print_report(bool markdown, const char *cmd, bool quick, const seg_f
     printf("\n");
 
     char rate[32];
-    cells cl;
+    cells cl = {"", "", "", ""};
     if (markdown) {
         printf("| row | what | ns/check | checks/s | spread | ratio | to | target | result |\n");
         printf("|---|---|--:|--:|--:|--:|---|---|---|\n");
     } else {
-        printf("%-5s %-42s %9s %10s %7s %6s %-9s %-20s %s\n", "row", "what", "ns/check",
-               "checks/s", "spread", "ratio", "to", "target", "result");
+        printf("%-5s %-42s %9s %10s %7s %6s %-9s %-20s %s\n", "row", "what", "ns/check", "checks/s",
+               "spread", "ratio", "to", "target", "result");
     }
     for (int i = 0; i < R_COUNT; i++) {
         const row *r = &g_rows[i];
@@ -713,8 +757,8 @@ static void print_report(bool markdown, const char *cmd, bool quick, const seg_f
                 printf("| %s | %s | - | - | - | - | - | %s | skipped: %s |\n", r->id, r->label,
                        cl.target, r->skipped ? r->skipped : "?");
             else
-                printf("%-5s %-42s %9s %10s %7s %6s %-9s %-20s skipped: %s\n", r->id, r->label,
-                       "-", "-", "-", "-", "-", cl.target, r->skipped ? r->skipped : "?");
+                printf("%-5s %-42s %9s %10s %7s %6s %-9s %-20s skipped: %s\n", r->id, r->label, "-",
+                       "-", "-", "-", "-", cl.target, r->skipped ? r->skipped : "?");
             continue;
         }
         fmt_rate(r->rate, rate, sizeof rate);
@@ -733,7 +777,8 @@ static void print_report(bool markdown, const char *cmd, bool quick, const seg_f
     printf("%sns/check of the (d) rows is per process (%d x 1e9 / total checks/s); spread is "
            "(max - min) / median of the %d runs.\n",
            markdown ? "" : "note: ", DUO_PROCS, RUNS);
-    printf("%sspeed is reported, never asserted: PASS/MISS do not change the exit status.\n",
+    printf("%sspeed is reported, never asserted: PASS/MISS do not change the exit status "
+           "(INVALID, a failed or wrong decision, exits 1).\n",
            markdown ? "" : "note: ");
 }
 
@@ -741,10 +786,12 @@ static void print_report(bool markdown, const char *cmd, bool quick, const seg_f
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: rl-bench [--quick] [--markdown]\n"
-               "  --quick     runs of ~30 ms instead of ~150 ms (what `meson test --benchmark` uses)\n"
-               "  --markdown  print the report as Markdown (for docs/benchmarks.md)\n"
-               "Progress goes to stderr, the report to stdout. Exit 0 whenever it measured.\n");
+    fprintf(f,
+            "usage: rl-bench [--quick] [--markdown]\n"
+            "  --quick     runs of ~30 ms instead of ~150 ms (what `meson test --benchmark` uses)\n"
+            "  --markdown  print the report as Markdown (for docs/benchmarks.md)\n"
+            "Progress goes to stderr, the report to stdout. Exit 0 whenever it measured, 1 when\n"
+            "a call failed or decided wrongly (INVALID) or on a setup error.\n");
 }
 
 static int open_segment(rl_t **out, const char *name, size_t capacity)
@@ -773,12 +820,13 @@ static double insert_keys(rl_t *rl, const rl_limit *lim, const bkey *k, size_t f
             errors++;
             last = rc;
         }
-        if ((i & 0xffffu) == 0) check_signal();
+        if ((i & 0xffffu) == 0)
+            check_signal();
     }
     uint64_t t = mono_ns() - t0;
     if (errors)
-        fprintf(stderr, "        WARNING: %" PRIu64 " of %zu inserts failed, last: %s\n", errors,
-                to - from, rl_strerror(last));
+        fprintf(stderr, "        WARNING: %" PRIu64 " of %zu inserts failed, last: %s: %s\n",
+                errors, to - from, rl_strerror(last), rl_errmsg());
     return to > from ? (double)t / (double)(to - from) : 0;
 }
 
@@ -807,7 +855,8 @@ int main(int argc, char **argv)
     g_owner = getpid();
     snprintf(g_big_name, sizeof g_big_name, "/rl-bench-%ld", (long)g_owner);
     snprintf(g_hot_name, sizeof g_hot_name, "/rl-bench-%ld-hot", (long)g_owner);
-    if (atexit(cleanup) != 0) return 1;
+    if (atexit(cleanup) != 0)
+        return 1;
     install_signals();
 
     /* A limit that always allows at the speeds measured here: 1e12 per 1,000 s = one per ns
@@ -828,7 +877,8 @@ int main(int argc, char **argv)
     bench_ctx c;
     memset(&c, 0, sizeof c);
     rl_t *hot = NULL;
-    if (open_segment(&hot, g_hot_name, HOT_CAPACITY) < 0) return 1;
+    if (open_segment(&hot, g_hot_name, HOT_CAPACITY) < 0)
+        return 1;
     c.word = map_shared(4096);
     if (c.word == NULL) {
         perror("rl-bench: mmap");
@@ -846,10 +896,11 @@ int main(int argc, char **argv)
     c.lim = &deny;
     c.key = "user:denied";
     c.keylen = strlen(c.key);
+    memset(&res, 0, sizeof res);
     int rc = rl_acquire(hot, c.key, c.keylen, &deny, 1, &res);
     if (rc != 0 || !res.allowed)
-        fprintf(stderr, "rl-bench: first acquire of the denied key: rc %d allowed %d\n", rc,
-                (int)res.allowed);
+        fprintf(stderr, "rl-bench: first acquire of the denied key: %s (%s), allowed %d\n",
+                rl_strerror(rc), rc ? rl_errmsg() : "", (int)res.allowed);
     measure(R_B_DENY, loop_acquire_hot, &c, EXPECT_ALL_DENIED);
 
     /* ---- cold rows: (e), (c) ---- */
@@ -859,15 +910,18 @@ int main(int argc, char **argv)
     const char *why = NULL;
     bkey *keys = NULL;
     rc = open_segment(&big, g_big_name, BIG_CAPACITY);
-    if (rc < 0) why = "could not create the 2,000,000-key segment (see stderr)";
+    if (rc < 0)
+        why = "could not create the 2,000,000-key segment (see stderr)";
     rl_segment_info info;
     memset(&info, 0, sizeof info);
-    if (why == NULL && rl_segment_info_get(big, &info) != 0) why = "rl_segment_info_get failed";
+    if (why == NULL && rl_segment_info_get(big, &info) != 0)
+        why = "rl_segment_info_get failed";
     if (why == NULL) {
         fprintf(stderr, "  segment %s: %" PRIu64 " bytes, %" PRIu64 " slots; generating keys\n",
                 g_big_name, info.segment_bytes, info.slots);
         keys = make_keys(BIG_CAPACITY, 0x9e3779b97f4a7c15ull);
-        if (keys == NULL) why = "out of memory for the keys";
+        if (keys == NULL)
+            why = "out of memory for the keys";
     }
 
     if (why == NULL) {
@@ -881,7 +935,8 @@ int main(int argc, char **argv)
         } else {
             memset(region, 0, bytes);
             uint64_t s = 0x2545f4914f6cdd1dull;
-            for (size_t i = 0; i < COLD_INDICES; i++) idx[i] = (uint32_t)(xorshift64(&s) % lines);
+            for (size_t i = 0; i < COLD_INDICES; i++)
+                idx[i] = (uint32_t)(xorshift64(&s) % lines);
             c.region = region;
             c.idx = idx;
             c.nidx = COLD_INDICES;
@@ -889,7 +944,8 @@ int main(int argc, char **argv)
             measure(R_E, loop_floor_cold, &c, EXPECT_NONE);
             measure(R_E_PF, loop_floor_cold_pf, &c, EXPECT_NONE);
         }
-        if (region) munmap(region, bytes);
+        if (region)
+            munmap(region, bytes);
         free(idx);
         c.region = NULL;
         c.idx = NULL;
@@ -916,11 +972,13 @@ int main(int argc, char **argv)
         c.kbeg = c.kcur = keys;
         c.kend = keys + BIG_CAPACITY;
         measure(R_C_FULL, loop_acquire_keys, &c, EXPECT_ALL_ALLOWED);
-        if (rl_segment_info_get(big, &sf.info) == 0) sf.have = true;
+        if (rl_segment_info_get(big, &sf.info) == 0)
+            sf.have = true;
     }
     if (why != NULL) {
         for (int i = R_E; i <= R_C_FULL; i++)
-            if (!g_rows[i].measured && g_rows[i].skipped == NULL) g_rows[i].skipped = why;
+            if (!g_rows[i].measured && g_rows[i].skipped == NULL)
+                g_rows[i].skipped = why;
     }
     free(keys);
     rl_close(&big);
@@ -942,5 +1000,12 @@ int main(int argc, char **argv)
     rl_close(&hot);
 
     print_report(markdown, cmd, quick, &sf);
+    for (int i = 0; i < R_COUNT; i++) {
+        if (g_rows[i].measured && (g_rows[i].errors || g_rows[i].unexpected)) {
+            fprintf(stderr, "rl-bench: row %s %s: calls failed or decided wrongly (INVALID)\n",
+                    g_rows[i].id, g_rows[i].label);
+            return 1;
+        }
+    }
     return 0;
 }

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 
+#include "bucket.h"
 #include "internal.h"
 
 #define NS_PER_MS            1000000ULL
@@ -26,11 +27,6 @@
 #define MAX_BURST            (1ULL << 40)
 #define MAX_TAU              (1ULL << 59)
 #define SLIDING_MAX_REQUESTS ((1ULL << 22) - 1)
-/* A state ahead of the caller's time by less than this is two threads whose clock reads raced
- * (one was preempted between reading the clock and deciding): the stored timeline wins and
- * nothing is lost. Ahead by more, the clock stepped back (rl_acquire_at): the state is moved to
- * the new time, so the key is usable again within one refill and retry_after stays honest. */
-#define CLOCK_SLACK_NS 1000000000ULL
 
 static int common_params(const rl_limit *lim, struct rl_params *p)
 {
@@ -88,57 +84,6 @@ static int gcra_params(const rl_limit *lim, struct rl_params *p)
     /* redis-cell: limit = max_burst + 1; our burst 0 means "limit = requests". */
     uint64_t max_burst = lim->burst ? lim->burst : lim->requests - 1;
     return bucket_params_capacity(lim, p, max_burst + 1);
-}
-
-/* Z as of time t: before t means full (t); beyond t + tau by less than CLOCK_SLACK_NS, a racing
- * thread's older clock read (kept: nothing is lost); beyond that, a clock step back: clamped to
- * t + tau ("empty now") and *stepped set, so the caller stores it. */
-static uint64_t bucket_z(const struct rl_params *p, uint64_t v, uint64_t t, bool *stepped)
-{
-    uint64_t z = RL_TIME_BASE_NS + (v & RL_VAL_MASK);
-    *stepped = false;
-    if (z < t)
-        return t;
-    if (z - t > p->tau + CLOCK_SLACK_NS) {
-        *stepped = true;
-        return t + p->tau;
-    }
-    return z;
-}
-
-static bool bucket_decide(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t,
-                          uint64_t cost, uint64_t *nv, rl_result *out)
-{
-    (void)aux;
-    bool stepped;
-    uint64_t z = bucket_z(p, v, t, &stepped);
-    uint64_t backlog = z - t; /* <= tau + CLOCK_SLACK_NS */
-    out->limit = p->limit;
-    if (cost <= p->limit) {
-        uint64_t inc = cost * p->T; /* <= tau <= 2^59 */
-        if (backlog + inc <= p->tau) {
-            out->allowed = true;
-            out->remaining = rl__div_T(p, p->tau - backlog - inc);
-            out->retry_after_ms = 0;
-            out->reset_after_ms = rl__ceil_ms(backlog + inc);
-            if (cost == 0)
-                return false;
-            uint64_t nz = z + inc - RL_TIME_BASE_NS;
-            *nv = nz > RL_VAL_MASK - 1 ? RL_VAL_MASK - 1 : nz;
-            return true;
-        }
-        out->retry_after_ms = rl__ceil_ms(backlog + inc - p->tau);
-    } else {
-        out->retry_after_ms = RL_RETRY_NEVER;
-    }
-    out->allowed = false;
-    out->remaining = backlog >= p->tau ? 0 : rl__div_T(p, p->tau - backlog);
-    out->reset_after_ms = rl__ceil_ms(backlog);
-    if (stepped && cost) {
-        *nv = z - RL_TIME_BASE_NS; /* store the clamped time: refills from now on */
-        return true;
-    }
-    return false;
 }
 
 static uint64_t bucket_refund(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t,
@@ -203,7 +148,7 @@ static uint64_t fixed_used(const struct rl_params *p, uint64_t v, uint64_t t, ui
     *stepped = false;
     uint64_t is = v ? (v - 1) / p->L : 0; /* the window of the last unit used */
     if (is > *idx) {
-        if ((is + p->base_idx) * p->W - t > CLOCK_SLACK_NS)
+        if ((is + p->base_idx) * p->W - t > RL_CLOCK_SLACK_NS)
             *stepped = true; /* carry that window's usage into the current one */
         else
             *idx = is;
@@ -328,7 +273,7 @@ static struct sw sliding_at(const struct rl_params *p, uint64_t v, uint64_t aux,
     struct sw s = {0, 0};
     if (aux && aux - 1 > abs_idx) {
         uint64_t later = aux - 1;
-        if (later * p->W - t > CLOCK_SLACK_NS) {
+        if (later * p->W - t > RL_CLOCK_SLACK_NS) {
             *stepped = true; /* the stored counts become this window's */
             *d = 0;
             s.prev = pr;
@@ -456,10 +401,10 @@ static bool sliding_valid(const struct rl_params *p, uint64_t v)
 /* ---- the table of operations ----------------------------------------------------------------- */
 
 static const struct rl_algo_ops token_bucket_ops = {
-    "token_bucket", tb_params, bucket_decide, bucket_refund, bucket_is_fresh, bucket_valid,
+    "token_bucket", tb_params, rl__bucket_decide, bucket_refund, bucket_is_fresh, bucket_valid,
 };
 static const struct rl_algo_ops gcra_ops = {
-    "gcra", gcra_params, bucket_decide, bucket_refund, bucket_is_fresh, bucket_valid,
+    "gcra", gcra_params, rl__bucket_decide, bucket_refund, bucket_is_fresh, bucket_valid,
 };
 static const struct rl_algo_ops fixed_ops = {
     "fixed_window", fixed_params, fixed_decide, fixed_refund, fixed_is_fresh, fixed_valid,

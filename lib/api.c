@@ -19,6 +19,9 @@ RL_API void rl_options_init(rl_options *o)
     o->shm_name = DEFAULT_NAME;
     o->capacity = DEFAULT_CAPACITY;
     o->mode = 0600;
+    o->enabled = 1;
+    o->redis_pool_size = 20;
+    o->metrics_retention_days = 7;
 }
 
 RL_API int rl_open(rl_t **out, const rl_options *o)
@@ -60,6 +63,13 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
         free(rl);
         return r;
     }
+    r = rl__rules_open(rl, &opt);
+    if (r < 0) {
+        rl__rules_close(rl);
+        rl__segment_close(rl);
+        free(rl);
+        return r;
+    }
     *out = rl;
     return 0;
 }
@@ -68,6 +78,7 @@ RL_API void rl_close(rl_t **rl)
 {
     if (!rl || !*rl)
         return;
+    rl__rules_close(*rl);
     rl__segment_close(*rl);
     free(*rl);
     *rl = NULL;

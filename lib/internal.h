@@ -44,6 +44,12 @@ __extension__ typedef unsigned __int128 rl_u128;
 #define RL_GEN_SHIFT    RL_VAL_BITS
 #define RL_STATE_DEAD   RL_VAL_MASK /* value of a slot being reclaimed (any generation) */
 
+/* A state ahead of the caller's time by less than this is two threads whose clock reads raced
+ * (one was preempted between reading the clock and deciding): the stored timeline wins and
+ * nothing is lost. Ahead by more, the clock stepped back (rl_acquire_at): the state is moved to
+ * the new time, so the key is usable again within one refill and retry_after stays honest. */
+#define RL_CLOCK_SLACK_NS 1000000000ULL
+
 /* Slot control word (rl_slot.ctl). */
 #define RL_CTL_EMPTY    0ULL
 #define RL_CTL_TOMB     2ULL
@@ -81,6 +87,14 @@ struct rl_shm_header {
     _Alignas(RL_CACHELINE) _Atomic uint64_t enospc;    /* -ENOSPC answers */
     _Atomic uint64_t reclaimed;                        /* slots reclaimed */
     _Atomic uint64_t limits_used;                      /* limit records in use */
+    /* The published rule set (cfgstore.c): generation, which buffer holds it, and the pid of the
+     * one process allowed to write a new one. */
+    _Alignas(RL_CACHELINE) _Atomic uint64_t cfg_gen;
+    _Atomic uint32_t cfg_active;
+    _Atomic uint32_t cfg_writer;
+    /* The audit ring (rules.c): next record sequence, records dropped by sampling. */
+    _Alignas(RL_CACHELINE) _Atomic uint64_t audit_head;
+    _Atomic uint64_t audit_dropped;
 };
 _Static_assert(offsetof(struct rl_shm_header, secret) == 128, "header layout");
 _Static_assert(offsetof(struct rl_shm_header, init_owner) == 384, "header layout");
@@ -110,6 +124,40 @@ struct rl_slot {
     _Atomic uint64_t keyp[3]; /* the key's first 24 bytes, zero padded */
 };
 _Static_assert(sizeof(struct rl_slot) == RL_CACHELINE, "a slot is one cache line");
+
+/* Regions after the limit table; their sizes are fixed (not derived from the capacity). */
+#define RL_CFG_MAX       (64u * 1024u) /* bytes of canonical YAML one rule set may take */
+#define RL_AUDIT_RECORDS 1024u         /* records in the audit ring (a power of two) */
+#define RL_STATS_STRIPES 64u           /* counter stripes (a power of two) */
+
+/* One of the two rule-set buffers (double buffering: writers fill the inactive one). All words
+ * are atomics so that a reader racing a writer reads garbage, detects it by the checksum, and
+ * never has a data race. */
+struct rl_cfg_buf {
+    _Atomic uint64_t gen;   /* generation this buffer holds */
+    _Atomic uint64_t len;   /* bytes of text */
+    _Atomic uint64_t check; /* XXH3 of the text, seeded with gen */
+    _Atomic uint64_t pad[5];
+    _Atomic uint64_t text[RL_CFG_MAX / 8];
+};
+
+/* One audit record (a decision), a seqlock of its own: seq is odd while being written. */
+struct rl_audit_rec {
+    _Atomic uint64_t seq; /* 2n + 1 while record n is written, 2n + 2 when complete */
+    _Atomic uint64_t time_ns;
+    _Atomic uint64_t info; /* pid (32) | allowed (1) | layer (5) | scope (4) | algo (4) | flags */
+    _Atomic uint64_t limit;
+    _Atomic uint64_t retry_after_ms;
+    _Atomic uint64_t key[3]; /* the key's first 24 bytes */
+};
+_Static_assert(sizeof(struct rl_audit_rec) == 64, "audit record is one cache line");
+
+/* One stripe of counters: each thread adds to its own stripe; readers sum the stripes. */
+struct rl_stats_stripe {
+    _Atomic uint64_t checks, allowed, denied, bypassed, shadow_denied, full_open, full_closed,
+        warnings;
+};
+_Static_assert(sizeof(struct rl_stats_stripe) == 64, "a stripe is one cache line");
 
 /* Derived, process-local parameters of a limit (never stored in the segment). */
 struct rl_params {
@@ -157,7 +205,14 @@ struct rl {
     struct rl_slot *slots;
     uint64_t nslots, nlimits;
     int64_t clock_offset_ns;
-    uint64_t uid; /* identifies the segment for per-thread caches */
+    uint64_t uid;                      /* identifies the segment for per-thread caches */
+    struct rl_cfg_buf *cfg_bufs;       /* [2] */
+    struct rl_audit_rec *audit;        /* [RL_AUDIT_RECORDS] */
+    struct rl_stats_stripe *stats;     /* [RL_STATS_STRIPES] */
+    struct rl_rules_rt *_Atomic rules; /* this process's compiled rule set (RCU: rules.c) */
+    void *rules_lock;                  /* pthread_mutex_t *, serialises rebuilds (rules.c) */
+    _Atomic uint64_t rules_failed_gen; /* a generation that failed to compile here */
+    int enabled;                       /* rl_options.enabled */
     char name[256];
 };
 
@@ -182,14 +237,45 @@ void rl__clear_err(void);
 
 /* segment.c */
 int rl__segment_open(struct rl *rl, const rl_options *o);
+struct rl_geometry {
+    uint64_t nslots, nlimits, limits_off, cfg_off, audit_off, stats_off, slots_off, total;
+};
+struct rl_geometry rl__geometry_for(uint64_t capacity);
 void rl__segment_close(struct rl *rl);
 int rl__validate_name(const char *name);
 uint64_t rl__slots_for(uint64_t capacity);
 uint64_t rl__limits_for(uint64_t capacity);
 
+/* rules.c */
+int rl__rules_open(struct rl *rl, const rl_options *o);
+void rl__rules_close(struct rl *rl);
+
 /* table.c */
+int rl__acquire_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                    uint64_t cost, uint64_t now, rl_result *out);
+int rl__refund_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                   uint64_t cost, uint64_t now);
 const struct rl_params *rl__limit_id(struct rl *rl, const rl_limit *lim, uint32_t *lid, int *err);
 int rl__limit_get(const struct rl *rl, uint32_t lid, rl_limit *lim, struct rl_params *p);
+
+/* ThreadSanitizer cannot see that an RCU grace period orders every reader's accesses before the
+ * writer's free: readers "release" the object they used at read-unlock and the writer
+ * "acquires" it after the grace period (no code in other builds). */
+#if defined(__SANITIZE_THREAD__)
+#define RL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RL_TSAN 1
+#endif
+#endif
+#ifdef RL_TSAN
+#include <sanitizer/tsan_interface.h>
+#define RL_TSAN_RELEASE(p) __tsan_release((void *)(p))
+#define RL_TSAN_ACQUIRE(p) __tsan_acquire((void *)(p))
+#else
+#define RL_TSAN_RELEASE(p) ((void)(p))
+#define RL_TSAN_ACQUIRE(p) ((void)(p))
+#endif
 
 static inline void rl__cpu_relax(void)
 {

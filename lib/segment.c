@@ -74,17 +74,16 @@ uint64_t rl__limits_for(uint64_t capacity)
     return n;
 }
 
-struct geometry {
-    uint64_t nslots, nlimits, limits_off, slots_off, total;
-};
-
-static struct geometry geometry_for(uint64_t capacity)
+struct rl_geometry rl__geometry_for(uint64_t capacity)
 {
-    struct geometry g;
+    struct rl_geometry g;
     g.nslots = rl__slots_for(capacity);
     g.nlimits = rl__limits_for(capacity);
     g.limits_off = RL_HEADER_SIZE;
-    g.slots_off = g.limits_off + g.nlimits * sizeof(struct rl_limit_rec);
+    g.cfg_off = g.limits_off + g.nlimits * sizeof(struct rl_limit_rec);
+    g.audit_off = g.cfg_off + 2 * sizeof(struct rl_cfg_buf);
+    g.stats_off = g.audit_off + RL_AUDIT_RECORDS * sizeof(struct rl_audit_rec);
+    g.slots_off = g.stats_off + RL_STATS_STRIPES * sizeof(struct rl_stats_stripe);
     g.total = g.slots_off + g.nslots * sizeof(struct rl_slot);
     return g;
 }
@@ -129,7 +128,7 @@ static int sys_err(int e, const char *what, const char *name)
 /* Initialise the segment behind fd; we own init_owner. */
 static int initialise(struct rl *rl, int fd, const rl_options *o, struct rl_shm_header *page)
 {
-    struct geometry g = geometry_for(o->capacity);
+    struct rl_geometry g = rl__geometry_for(o->capacity);
     struct stat st;
     if (fstat(fd, &st) < 0)
         return sys_err(errno, "fstat", rl->name);
@@ -150,6 +149,11 @@ static int initialise(struct rl *rl, int fd, const rl_options *o, struct rl_shm_
     atomic_store_explicit(&h->enospc, 0, memory_order_relaxed);
     atomic_store_explicit(&h->reclaimed, 0, memory_order_relaxed);
     atomic_store_explicit(&h->limits_used, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->cfg_gen, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->cfg_active, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->cfg_writer, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->audit_head, 0, memory_order_relaxed);
+    atomic_store_explicit(&h->audit_dropped, 0, memory_order_relaxed);
     h->layout_version = RL_LAYOUT_VERSION;
     h->header_size = RL_HEADER_SIZE;
     h->slot_size = sizeof(struct rl_slot);
@@ -206,7 +210,7 @@ static int attach(struct rl *rl, int fd, const struct rl_shm_header *h, uint64_t
     if (h->capacity == 0 || h->capacity > MAX_CAPACITY)
         return rl__err(-EBADMSG, "segment %s: capacity %llu is out of range (corrupted header)",
                        rl->name, (unsigned long long)h->capacity);
-    struct geometry g = geometry_for(h->capacity);
+    struct rl_geometry g = rl__geometry_for(h->capacity);
     if (h->nslots != g.nslots || h->nlimits != g.nlimits || h->limits_off != g.limits_off ||
         h->slots_off != g.slots_off || h->total_size != g.total)
         return rl__err(-EBADMSG, "segment %s: geometry does not match its capacity (corrupted)",
@@ -364,6 +368,10 @@ out_fd:
     rl->hdr = (struct rl_shm_header *)rl->base;
     rl->limits = (struct rl_limit_rec *)(rl->base + rl->hdr->limits_off);
     rl->slots = (struct rl_slot *)(rl->base + rl->hdr->slots_off);
+    struct rl_geometry g = rl__geometry_for(rl->hdr->capacity); /* validated in attach() */
+    rl->cfg_bufs = (struct rl_cfg_buf *)(rl->base + g.cfg_off);
+    rl->audit = (struct rl_audit_rec *)(rl->base + g.audit_off);
+    rl->stats = (struct rl_stats_stripe *)(rl->base + g.stats_off);
     rl->nslots = rl->hdr->nslots;
     rl->nlimits = rl->hdr->nlimits;
     rl->clock_offset_ns = rl->hdr->clock_offset_ns;

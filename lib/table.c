@@ -48,6 +48,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "bucket.h"
 #include "internal.h"
 
 #define PROBE_SOFT     16    /* an insert farther than this prefers reclaiming a stale slot */
@@ -78,11 +79,16 @@ static int limit_check(const rl_limit *lim, struct rl_params *p)
 {
     if ((unsigned)lim->algorithm >= RL_ALGORITHM_COUNT)
         return rl__err(-EINVAL, "limit: unknown algorithm %d", (int)lim->algorithm);
-    if ((unsigned)lim->scope > RL_SCOPE_ENDPOINT)
+    if ((unsigned)lim->scope >= RL_SCOPE_COUNT)
         return rl__err(-EINVAL, "limit: unknown scope %d", (int)lim->scope);
     if ((unsigned)lim->mode > RL_MODE_STRICT)
         return rl__err(-EINVAL, "limit: unknown mode %d", (int)lim->mode);
-    for (int i = 0; i < 4; i++)
+    if (lim->flags & ~(uint32_t)(RL_LIMIT_SHADOW | RL_LIMIT_ON_FULL_CLOSED | RL_LIMIT_PER_PATH))
+        return rl__err(-EINVAL, "limit: unknown flags 0x%x", (unsigned)lim->flags);
+    if (lim->warn_permille > 1000)
+        return rl__err(-EINVAL, "limit: warn_permille %u is above 1000",
+                       (unsigned)lim->warn_permille);
+    for (int i = 0; i < 2; i++)
         if (lim->reserved[i])
             return rl__err(-EINVAL, "limit: reserved[%d] must be zero", i);
     int r = rl__algos[lim->algorithm]->params(lim, p);
@@ -141,19 +147,24 @@ static int limit_record(struct rl *rl, const uint64_t f[6], uint32_t *lid)
                    rl->name, (unsigned long long)n);
 }
 
-const struct rl_params *rl__limit_id(struct rl *rl, const rl_limit *lim, uint32_t *lid, int *err)
+static inline bool lcache_hit(const struct lcache_ent *e, const struct rl *rl, const rl_limit *lim)
 {
-    /* Most callers use one limit per call site: try the entry that answered last time first. */
-    struct lcache_ent *e = &tl_lcache[tl_lcache_mru];
-    for (unsigned i = 0;;) {
-        if (e->f[0] == lim->requests && e->f[1] == lim->window_ms && e->f[2] == lim->burst &&
-            e->f[3] == limit_kind(lim) && e->f[4] == lim->redis_ttl_ms && e->seg == rl->uid) {
+    return e->f[0] == lim->requests && e->f[1] == lim->window_ms && e->f[2] == lim->burst &&
+           e->f[3] == limit_kind(lim) && e->f[4] == lim->redis_ttl_ms && e->seg == rl->uid;
+}
+
+/* The slow part of rl__limit_id(): the other cache entries, then the segment. */
+static __attribute__((noinline)) const struct rl_params *
+limit_id_slow(struct rl *rl, const rl_limit *lim, uint32_t *lid, int *err)
+{
+    struct lcache_ent *e;
+    for (unsigned i = 0; i < LCACHE; i++) {
+        e = &tl_lcache[i];
+        if (lcache_hit(e, rl, lim)) {
+            tl_lcache_mru = i;
             *lid = e->lid;
             return &e->p;
         }
-        if (i == LCACHE)
-            break;
-        e = &tl_lcache[i++];
     }
     struct rl_params p;
     uint64_t f[6] = {lim->requests,   lim->window_ms,    lim->burst,
@@ -172,6 +183,23 @@ const struct rl_params *rl__limit_id(struct rl *rl, const rl_limit *lim, uint32_
     e->lid = *lid;
     e->p = p;
     return &e->p;
+}
+
+/* Most callers use one limit per call site: the entry that answered last time is tried inline. */
+static inline const struct rl_params *limit_id_fast(struct rl *rl, const rl_limit *lim,
+                                                    uint32_t *lid, int *err)
+{
+    const struct lcache_ent *e = &tl_lcache[tl_lcache_mru];
+    if (__builtin_expect(lcache_hit(e, rl, lim), 1)) {
+        *lid = e->lid;
+        return &e->p;
+    }
+    return limit_id_slow(rl, lim, lid, err);
+}
+
+const struct rl_params *rl__limit_id(struct rl *rl, const rl_limit *lim, uint32_t *lid, int *err)
+{
+    return limit_id_fast(rl, lim, lid, err);
 }
 
 int rl__limit_get(const struct rl *rl, uint32_t lid, rl_limit *lim, struct rl_params *p)
@@ -193,7 +221,7 @@ int rl__limit_get(const struct rl *rl, uint32_t lid, rl_limit *lim, struct rl_pa
     lim->scope = (rl_scope)((kind >> 16) & 0xff);
     lim->redis_ttl_ms = atomic_load_explicit(&r->redis_ttl_ms, memory_order_relaxed);
     if ((unsigned)lim->algorithm >= RL_ALGORITHM_COUNT || (unsigned)lim->mode > RL_MODE_STRICT ||
-        (unsigned)lim->scope > RL_SCOPE_ENDPOINT)
+        (unsigned)lim->scope >= RL_SCOPE_COUNT)
         return -EBADMSG;
     if (p && rl__algos[lim->algorithm]->params(lim, p) < 0)
         return -EBADMSG;
@@ -507,6 +535,19 @@ static uint64_t clamp_time(uint64_t now)
     return now < RL_TIME_BASE_NS ? RL_TIME_BASE_NS : now;
 }
 
+/* The decision itself: token buckets (the common case) are called directly so the compiler can
+ * inline them; the other algorithms go through the table of operations. */
+static inline bool decide(const struct rl_algo_ops *ops, const struct rl_params *p, uint64_t v,
+                          uint64_t *aux, uint64_t t, uint64_t cost, uint64_t *nv, rl_result *out)
+{
+    if (p->algo == RL_TOKEN_BUCKET || p->algo == RL_GCRA)
+        return rl__bucket_decide(p, v, aux, t, cost, nv, out);
+    return ops->decide(p, v, aux, t, cost, nv, out);
+}
+
+/* now == RL_NOW_CLOCK: read the segment's clock, after the slot's line has been prefetched (a
+ * cold line then loads while the clock is read, instead of after it). */
+#define RL_NOW_CLOCK 0
 static inline int rl__acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
                               uint64_t cost, uint64_t now, rl_result *out)
 {
@@ -514,13 +555,17 @@ static inline int rl__acquire(struct rl *rl, const void *key, size_t keylen, con
     if (r < 0)
         return r;
     uint32_t lid;
-    const struct rl_params *p = rl__limit_id(rl, lim, &lid, &r);
+    const struct rl_params *p = limit_id_fast(rl, lim, &lid, &r);
     if (!p)
         return r;
     const struct rl_algo_ops *ops = rl__algos[p->algo];
-    uint64_t t = clamp_time(now);
     struct keyref k;
     keyref_init(rl, &k, key, keylen, lid);
+    if (now == RL_NOW_CLOCK) {
+        __builtin_prefetch(&rl->slots[k.home], 1, 3);
+        now = rl__clock(rl);
+    }
+    uint64_t t = clamp_time(now);
     for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
         uint64_t idx;
         r = locate(rl, &k, t, cost > 0, &idx);
@@ -529,7 +574,7 @@ static inline int rl__acquire(struct rl *rl, const void *key, size_t keylen, con
         if (r == NOT_FOUND) { /* a peek at an unknown key: it is fresh */
             uint64_t nv;
             uint64_t aux = 0;
-            ops->decide(p, 0, &aux, t, 0, &nv, out);
+            decide(ops, p, 0, &aux, t, 0, &nv, out);
             return 0;
         }
         struct rl_slot *s = &rl->slots[idx];
@@ -547,7 +592,7 @@ static inline int rl__acquire(struct rl *rl, const void *key, size_t keylen, con
              * CAS whose state we read is visible through that CAS's release. */
             uint64_t aux = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
             uint64_t want = aux, nv;
-            if (!ops->decide(p, st & RL_VAL_MASK, &want, t, cost, &nv, out))
+            if (!decide(ops, p, st & RL_VAL_MASK, &want, t, cost, &nv, out))
                 return 0; /* nothing to store: denied, or a peek */
             /* A raise of aux comes before the CAS that commits, so a reader that sees our state
              * also sees the raise (through the CAS's release). relaxed: no data of its own. */
@@ -618,6 +663,18 @@ static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, cons
     return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
 }
 
+int rl__acquire_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                    uint64_t cost, uint64_t now, rl_result *out)
+{
+    return rl__acquire(rl, key, keylen, lim, cost, now, out);
+}
+
+int rl__refund_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                   uint64_t cost, uint64_t now)
+{
+    return rl__refund(rl, key, keylen, lim, cost, now);
+}
+
 /* ---- the public entry points (here, so the compiler inlines the whole hot path) -------- */
 
 RL_API int rl_acquire_at(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim,
@@ -625,7 +682,8 @@ RL_API int rl_acquire_at(rl_t *rl, const void *key, size_t keylen, const rl_limi
 {
     if (!rl || !lim || !out)
         return rl__err(-EINVAL, "rl_acquire: rl, lim and out must not be NULL");
-    return rl__acquire(rl, key, keylen, lim, cost, now_ns, out);
+    /* 0 would mean "read the clock" below; any time before 2020 is 2020 anyway. */
+    return rl__acquire(rl, key, keylen, lim, cost, now_ns ? now_ns : 1, out);
 }
 
 RL_API int rl_acquire(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost,
@@ -633,7 +691,7 @@ RL_API int rl_acquire(rl_t *rl, const void *key, size_t keylen, const rl_limit *
 {
     if (!rl || !lim || !out)
         return rl__err(-EINVAL, "rl_acquire: rl, lim and out must not be NULL");
-    return rl__acquire(rl, key, keylen, lim, cost, rl__clock(rl), out);
+    return rl__acquire(rl, key, keylen, lim, cost, RL_NOW_CLOCK, out);
 }
 
 RL_API int rl_refund_at(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim,

@@ -60,12 +60,38 @@ typedef struct rl_options {
     size_t capacity;      /**< keys the segment is guaranteed to hold; 65536 by default */
     mode_t mode;          /**< permission bits of a new segment; 0600 by default */
     unsigned flags;       /**< RL_OPEN_* bits; 0 by default */
-    /* Later issues add redis_url, sync_interval_ms, fallback, ... here, before reserved[]. */
-    uint64_t reserved[16]; /**< must stay zero */
+    /** YAML rule file to publish when the segment has no rule set yet (RL_CONFIG); NULL: the
+     *  preset of `environment`. A segment that already has rules keeps them: replace them with
+     *  rl_load_config(). */
+    const char *config_path;
+    /** "development", "staging" or "production" (ENVIRONMENT): the preset used when no
+     *  configuration exists; NULL = "production". */
+    const char *environment;
+    /** 1 (default): limits apply. 0 (RATE_LIMITING_ENABLED=false): every request is allowed
+     *  and still counted, as if every rule were a shadow rule. */
+    int enabled;
+    /** Redis (later issue): URL (REDIS_URL; NULL = no Redis) and STRICT pool size
+     *  (REDIS_POOL_SIZE, default 20). */
+    const char *redis_url;
+    unsigned redis_pool_size;
+    /** Monitoring rollups to Redis (ENABLE_RATE_LIMIT_MONITORING), kept for
+     *  METRICS_RETENTION_DAYS days (default 7). */
+    int monitoring;
+    unsigned metrics_retention_days;
+    uint64_t reserved[12]; /**< must stay zero */
 } rl_options;
 
 /** Fills *o with the defaults above. Never fails; does not allocate. */
 RL_API void rl_options_init(rl_options *o);
+
+/**
+ * Overrides *o (initialised) from the environment: RL_SHM, RL_CONFIG, ENVIRONMENT,
+ * RATE_LIMITING_ENABLED, REDIS_URL, REDIS_POOL_SIZE, ENABLE_RATE_LIMIT_MONITORING,
+ * METRICS_RETENTION_DAYS. Variables that are unset leave the field alone. An invalid value
+ * returns -EINVAL and rl_errmsg() names the variable and what it accepts. The strings put into
+ * *o point into the environment (valid while it is not changed). Not thread-safe against setenv.
+ */
+RL_API int rl_options_from_env(rl_options *o);
 
 /**
  * Creates the segment named o->shm_name or attaches to it when it exists.
@@ -107,8 +133,24 @@ typedef enum {
 } rl_algorithm;
 #define RL_ALGORITHM_COUNT 4
 
-/** Which request attribute a rule keys on (used by the rules layer, rl_check()). */
-typedef enum { RL_SCOPE_IP = 0, RL_SCOPE_USER, RL_SCOPE_GLOBAL, RL_SCOPE_ENDPOINT } rl_scope;
+/**
+ * Which request attribute a rule's counter is keyed on (rl_check()).
+ * RL_SCOPE_IP: the client IP (IPv6 optionally grouped by /64). RL_SCOPE_USER: the user; a request
+ * without one is counted under its IP instead. RL_SCOPE_GLOBAL: one counter for everybody.
+ * RL_SCOPE_ENDPOINT: one counter per rule (the matched pattern, never the raw path, so clients
+ * cannot create keys at will; RL_LIMIT_PER_PATH opts into a bounded number of per-path counters).
+ * RL_SCOPE_DESCRIPTOR: the request descriptor named by rl_limit.descriptor (API key, tenant, ...).
+ * RL_SCOPE_USER_ENDPOINT: the user (or IP) within this rule's endpoint.
+ */
+typedef enum {
+    RL_SCOPE_IP = 0,
+    RL_SCOPE_USER,
+    RL_SCOPE_GLOBAL,
+    RL_SCOPE_ENDPOINT,
+    RL_SCOPE_DESCRIPTOR,
+    RL_SCOPE_USER_ENDPOINT,
+} rl_scope;
+#define RL_SCOPE_COUNT 6
 
 /** Where a limit is enforced. LOCAL: this host's segment only. GLOBAL, STRICT: with Redis. */
 typedef enum { RL_MODE_LOCAL = 0, RL_MODE_GLOBAL, RL_MODE_STRICT } rl_mode;
@@ -130,8 +172,21 @@ typedef struct rl_limit {
     rl_scope scope;         /**< for rl_check(); ignored by rl_acquire() */
     rl_mode mode;           /**< RL_MODE_LOCAL (0); others need Redis (later issue) */
     uint64_t redis_ttl_ms;  /**< Redis key TTL for GLOBAL/STRICT; 0 = 2 x window */
-    uint64_t reserved[4];   /**< must stay zero */
+    /* The fields below only matter to rl_check() and are not part of the counter's identity. */
+    const char *name;       /**< layer name (state survives reorderings); NULL: its position */
+    const char *descriptor; /**< RL_SCOPE_DESCRIPTOR: which rl_request descriptor keys it */
+    uint32_t flags;         /**< RL_LIMIT_* bits */
+    uint32_t warn_permille; /**< flag the layer when usage passes this (0: the rule set's) */
+    uint64_t reserved[2];   /**< must stay zero */
 } rl_limit;
+
+/** Bits for rl_limit.flags (rl_check() only). */
+enum {
+    RL_LIMIT_SHADOW = 1u << 0,         /**< evaluated and counted, never denies (dry run) */
+    RL_LIMIT_ON_FULL_CLOSED = 1u << 1, /**< deny when the key table is full (default: allow) */
+    RL_LIMIT_PER_PATH = 1u << 2,       /**< RL_SCOPE_ENDPOINT: count per raw path, in at most
+                                            1024 buckets per rule (bounded, never unbounded) */
+};
 
 /** retry_after_ms when a request can never be allowed (its cost exceeds the capacity). */
 #define RL_RETRY_NEVER UINT64_MAX
@@ -186,6 +241,185 @@ RL_API int rl_refund_at(rl_t *rl, const void *key, size_t keylen, const rl_limit
  */
 RL_API uint64_t rl_now_ns(void);
 RL_API uint64_t rl_clock_ns(const rl_t *rl);
+
+/* -------------------------------------------------------------------------------------------- */
+/* Rules: endpoint patterns, layers, tiers, the request check                                     */
+
+/** Layers one request can be checked against: its rule's, the global ones and its tier's. */
+#define RL_MAX_LAYERS 16
+/** Longest rule pattern or layer name kept in a decision (longer ones are truncated there). */
+#define RL_NAME_MAX 64
+
+/** A caller-chosen request attribute, for RL_SCOPE_DESCRIPTOR layers ("api_key", "tenant"). */
+typedef struct rl_descriptor {
+    const char *name;
+    const char *value;
+} rl_descriptor;
+
+/**
+ * One request, as the caller knows it. Every pointer may be NULL (absent) and is only read
+ * during the call. `ip` should come from rl_client_ip(); `user` must be an identity the caller
+ * has verified (rl trusts it); `tier` picks the user's tier ("free", "premium", "enterprise", or
+ * any tier of the configuration). cost 0 counts as 1.
+ */
+typedef struct rl_request {
+    const char *method; /**< "GET", "POST", ... (case-sensitive, as HTTP) */
+    const char *path;   /**< "/api/users" (a query string after '?' is ignored) */
+    const char *ip;
+    const char *user;
+    const char *tier;
+    const rl_descriptor *descriptors;
+    size_t ndescriptors;
+    uint64_t cost;
+    uint64_t reserved[4]; /**< must stay zero */
+} rl_request;
+
+/** The answer of one layer of a check. */
+typedef struct rl_layer {
+    bool allowed; /**< this layer's own answer (a shadow layer's too) */
+    uint64_t limit, remaining, retry_after_ms, reset_after_ms;
+    uint64_t window_ms; /**< the layer's window (for RateLimit-Policy w=) */
+    rl_scope scope;
+    rl_algorithm algorithm;
+    rl_mode mode;
+    bool shadow;            /**< a shadow (dry-run) layer: counted, never denies */
+    bool warning;           /**< usage passed the warning threshold */
+    bool table_full;        /**< the key table was full: on_full decided */
+    char rule[RL_NAME_MAX]; /**< the rule: its pattern, "global", "tier:NAME" or "default" */
+    char name[RL_NAME_MAX]; /**< the layer's name, or its position ("0", "1", ...) */
+} rl_layer;
+
+/** The answer to one request: allowed only if every non-shadow layer allowed. */
+typedef struct rl_decision {
+    bool allowed;
+    bool bypassed;   /**< on the bypass list: allowed without checking, counted */
+    bool disabled;   /**< RATE_LIMITING_ENABLED=false: allowed, layers still counted */
+    size_t n;        /**< layers[0..n) */
+    int limiting;    /**< index of the layer that decides the headers; -1: none */
+    uint64_t now_ns; /**< the time of the check */
+    uint64_t config_generation;
+    rl_layer layers[RL_MAX_LAYERS];
+} rl_decision;
+
+/**
+ * Checks a request against the rule set and takes `cost` from every layer that applies: the
+ * most specific rule whose pattern matches (docs/configuration.md, "Precedence"; the rule set's
+ * default layers when none matches), then the global layers, then the layers of the request's
+ * tier. Allowed only if every non-shadow layer allows; a denied request consumes nothing from
+ * any layer (what earlier layers took is refunded: for a moment a concurrent request may see
+ * those units missing; a process killed between take and refund leaks at most one cost per
+ * layer).
+ *
+ * Returns 0 with *out filled, or a negative code (-EINVAL for a NULL argument or a request
+ * without method or path). A full key table is not an error: the layer's on_full decides and
+ * it is flagged. Any thread; never blocks (the first check after a configuration change
+ * rebuilds the process's copy of the rules); never allocates except then.
+ */
+RL_API int rl_check(rl_t *rl, const rl_request *req, rl_decision *out);
+RL_API int rl_check_at(rl_t *rl, const rl_request *req, uint64_t now_ns, rl_decision *out);
+
+/**
+ * Adds or replaces the rule for `pattern` ("POST:/auth/login", "/upload/?*", any glob: see
+ * docs/configuration.md) with `n` layers, and publishes the new rule set to every process attached
+ * to the segment. An invalid pattern or limit is -EINVAL or -ERANGE with a message naming the
+ * layer. Control plane: serialised between processes by a short writer lock (waits at most ~2 s for
+ * a live writer, then -EAGAIN); allocates.
+ */
+RL_API int rl_configure_endpoint(rl_t *rl, const char *pattern, const rl_limit *limits, size_t n);
+
+/**
+ * Replaces the whole rule set with the YAML file at `path` (docs/configuration.md), atomically:
+ * checks in flight finish with the old rules, later ones use the new; limits that did not change
+ * keep their counters. Errors name the file, line and column and what was expected (in
+ * rl_errmsg()); on error nothing changes. Control plane, as rl_configure_endpoint().
+ */
+RL_API int rl_load_config(rl_t *rl, const char *path);
+
+/** Parses and validates a YAML rule file without publishing it (rlctl config check). */
+RL_API int rl_check_config_file(const char *path);
+
+/**
+ * Writes the current rule set as YAML (the form rl_load_config() reads) into buf. Returns the
+ * length (which may be >= len: then the output was truncated, as snprintf) or a negative code.
+ */
+RL_API long rl_config_dump(rl_t *rl, char *buf, size_t len);
+
+/**
+ * Renders the X-RateLimit headers of a decision, each line ending in CRLF: X-RateLimit-Limit,
+ * -Remaining, -Reset (unix seconds), -Scope (per_ip, per_user, global, per_endpoint,
+ * per_descriptor, per_user_endpoint), -Algorithm (token_bucket, sliding_window, fixed_window,
+ * gcra) from the limiting layer, and Retry-After (seconds) when denied. No value can contain CR
+ * or LF. Returns the bytes written (NUL not counted) or -ENOSPC when buf is too small (then buf
+ * holds ""), -EINVAL for NULL. Any thread; never blocks or allocates.
+ */
+RL_API int rl_format_headers(const rl_decision *d, char *buf, size_t len);
+
+/** Bits for rl_format_headers_ex(). */
+enum {
+    RL_HEADERS_LEGACY = 1u << 0, /**< the X-RateLimit-* set above (rl_format_headers) */
+    RL_HEADERS_IETF = 1u << 1,   /**< RateLimit-Policy and RateLimit (draft-ietf-httpapi-
+                                      ratelimit-headers) */
+};
+RL_API int rl_format_headers_ex(const rl_decision *d, unsigned flags, char *buf, size_t len);
+
+/**
+ * Renders the JSON body of a 429 answer for a denied decision ({"error": "rate_limited", ...}).
+ * Same return convention as rl_format_headers(). So an HTTP server needs three calls: rl_check,
+ * rl_format_headers, rl_format_body.
+ */
+RL_API int rl_format_body(const rl_decision *d, char *buf, size_t len);
+
+/**
+ * The client's address: walks X-Forwarded-For from the right and returns the first address that
+ * is not one of the trusted proxies; when the peer itself is not trusted, the peer (so a header
+ * sent by a client changes nothing). trusted_cidrs are "10.0.0.0/8", "::1", ... Addresses are
+ * normalised (IPv4 dotted quad, IPv6 in RFC 5952 form, IPv4-mapped IPv6 as IPv4). Returns the
+ * length written to out, -EINVAL for a peer or header entry that is not an address (or a bad
+ * CIDR), -ENOSPC when out is too small (46 bytes always suffice). Never allocates.
+ */
+RL_API int rl_client_ip(const char *peer, const char *x_forwarded_for,
+                        const char *const *trusted_cidrs, size_t n, char *out, size_t outlen);
+
+/** Counters of rl_check() decisions, summed over every process attached to the segment. */
+typedef struct rl_stats_info {
+    uint64_t checks, allowed, denied, bypassed;
+    uint64_t shadow_denied;                /**< shadow layers that would have denied */
+    uint64_t table_full_open;              /**< layers allowed because the key table was full */
+    uint64_t table_full_closed;            /**< layers denied because the key table was full */
+    uint64_t warnings;                     /**< layers past their warning threshold */
+    uint64_t audit_written, audit_dropped; /**< audit records written / dropped by sampling */
+    uint64_t config_generation;
+    uint64_t reserved[8];
+} rl_stats_info;
+
+/** Fills *out. Any thread; never blocks; reads RL_STATS_STRIPES cache lines. */
+RL_API int rl_stats(rl_t *rl, rl_stats_info *out);
+
+/** One audit record: a decision of rl_check(), its limiting layer. */
+typedef struct rl_audit_record {
+    uint64_t seq;     /**< position in the ring (monotonic) */
+    uint64_t time_ns; /**< when */
+    pid_t pid;        /**< which process decided */
+    bool allowed;
+    bool shadow;
+    unsigned layer; /**< index in rl_decision.layers */
+    rl_scope scope;
+    rl_algorithm algorithm;
+    uint64_t limit, retry_after_ms;
+    char key[25]; /**< the counter key's first 24 bytes ("<rule tag>:<scope>:<value>") */
+} rl_audit_record;
+
+/**
+ * Copies up to n audit records from *cursor on into out and advances *cursor; returns how many.
+ * Start with *cursor = 0; records overwritten before they were read are skipped. Any thread;
+ * never blocks. The ring holds the last 1024 records; writers are sampled under load
+ * (rl_stats_info.audit_dropped counts what was not recorded).
+ */
+RL_API int rl_audit_read(rl_t *rl, uint64_t *cursor, rl_audit_record *out, size_t n);
+
+/** Names used in headers and configuration ("per_ip", "token_bucket", ...); NULL if unknown. */
+RL_API const char *rl_scope_name(rl_scope s);
+RL_API const char *rl_algorithm_name(rl_algorithm a);
 
 /* -------------------------------------------------------------------------------------------- */
 /* Inspection (rlctl, tests)                                                                      */

@@ -1,0 +1,80 @@
+/* rl_options_from_env(): the seed's environment variables. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+static int parse_bool(const char *var, const char *v, int *out)
+{
+    if (!strcasecmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") ||
+        !strcasecmp(v, "on")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcasecmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no") ||
+        !strcasecmp(v, "off")) {
+        *out = 0;
+        return 0;
+    }
+    return rl__err(-EINVAL, "%s=\"%.32s\": expected true or false (1/0, yes/no, on/off)", var, v);
+}
+
+static int parse_uint(const char *var, const char *v, unsigned min, unsigned max, unsigned *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long x = strtoul(v, &end, 10);
+    if (!*v || *end || errno || v[0] == '-' || x < min || x > max)
+        return rl__err(-EINVAL, "%s=\"%.32s\": expected a whole number from %u to %u", var, v, min,
+                       max);
+    *out = (unsigned)x;
+    return 0;
+}
+
+RL_API int rl_options_from_env(rl_options *o)
+{
+    rl__clear_err();
+    if (!o || o->size < offsetof(rl_options, reserved))
+        return rl__err(-EINVAL, "rl_options_from_env: initialise the options with "
+                                "rl_options_init() first");
+    const char *v;
+    int r;
+    if ((v = getenv("RL_SHM")) && *v) {
+        if ((r = rl__validate_name(v)) < 0) {
+            char why[256];
+            strncpy(why, rl_errmsg(), sizeof why - 1);
+            why[sizeof why - 1] = '\0';
+            return rl__err(r, "RL_SHM: %s", why);
+        }
+        o->shm_name = v;
+    }
+    if ((v = getenv("RL_CONFIG")) && *v)
+        o->config_path = v;
+    if ((v = getenv("ENVIRONMENT")) && *v) {
+        if (strcmp(v, "development") && strcmp(v, "staging") && strcmp(v, "production"))
+            return rl__err(-EINVAL,
+                           "ENVIRONMENT=\"%.32s\": expected development, staging or production", v);
+        o->environment = v;
+    }
+    if ((v = getenv("RATE_LIMITING_ENABLED")) && *v) {
+        if ((r = parse_bool("RATE_LIMITING_ENABLED", v, &o->enabled)) < 0)
+            return r;
+    }
+    if ((v = getenv("REDIS_URL")) && *v)
+        o->redis_url = v;
+    if ((v = getenv("REDIS_POOL_SIZE")) && *v) {
+        if ((r = parse_uint("REDIS_POOL_SIZE", v, 1, 1024, &o->redis_pool_size)) < 0)
+            return r;
+    }
+    if ((v = getenv("ENABLE_RATE_LIMIT_MONITORING")) && *v) {
+        if ((r = parse_bool("ENABLE_RATE_LIMIT_MONITORING", v, &o->monitoring)) < 0)
+            return r;
+    }
+    if ((v = getenv("METRICS_RETENTION_DAYS")) && *v) {
+        if ((r = parse_uint("METRICS_RETENTION_DAYS", v, 1, 3650, &o->metrics_retention_days)) < 0)
+            return r;
+    }
+    return 0;
+}

@@ -1,0 +1,982 @@
+/*
+ * Rules: endpoint patterns, layered limits, tiers, bypass, the request check, the audit ring and
+ * the counters.
+ *
+ * Theory of operation (docs/design.md "Rules"):
+ *  - The shared truth is the canonical YAML in the segment (cfgstore.c). Each process compiles
+ *    it into a private, immutable struct rl_rules_rt and publishes that with RCU
+ *    (liburcu-bp: readers need no registration, read-side sections never block). A check runs
+ *    inside one read-side section and sees one rule set from start to end. The first check that
+ *    sees a new generation in the segment rebuilds (under a process mutex, outside the read-side
+ *    section), swaps the pointer with rcu_assign_pointer, waits for a grace period and frees the
+ *    old copy. Rebuild failures keep the old rules and are remembered per generation.
+ *  - Layers are taken one by one with rl_acquire's machinery (one CAS each) at one clock read;
+ *    when a non-shadow layer denies, what earlier layers took is refunded. Between the take and
+ *    the refund a concurrent request may see those units missing; a process killed there leaks
+ *    at most one cost per layer (design.md).
+ *  - Counter keys are "<tag>:<scope letter>:<value>", the tag being 8 hex digits of a hash of
+ *    (section, pattern, layer name or position): stable across reloads as long as those do not
+ *    change, and unique per layer, so two rules never share a counter.
+ *  - The audit ring is a ring of seqlocked records in the segment: a writer takes a sequence
+ *    number with fetch_add, marks the record odd, fills it, marks it even (release). Readers
+ *    copy and re-check the sequence. Writers are sampled per thread under load and count what
+ *    they drop. A writer killed half-way leaves an odd record that readers skip.
+ *  - Counters are striped: each thread adds (relaxed) to one of RL_STATS_STRIPES cache lines;
+ *    readers sum the stripes.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Without _LGPL_SOURCE the read-side calls go through liburcu-bp's functions (a call each
+ * instead of inline code): its inline version touches a TLS reader record with an alignment
+ * that this libc does not give it (UBSan reports it), and the call costs ~2 ns. */
+#include <urcu-bp.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "cfgstore.h"
+#include "internal.h"
+#include "ip.h"
+#include "rules.h"
+
+#define PATH_BUCKETS    1024
+#define LONG_VALUE      200 /* longer user/descriptor values are keyed by their hash */
+#define AUDIT_BURST     256 /* audit records per thread per AUDIT_PERIOD_NS */
+#define AUDIT_PERIOD_NS 100000000ULL
+
+extern const char rl__embed_development[], rl__embed_staging[], rl__embed_production[];
+
+const char *rl__preset_yaml(const char *environment)
+{
+    if (!environment || strcmp(environment, "production") == 0)
+        return rl__embed_production;
+    if (strcmp(environment, "staging") == 0)
+        return rl__embed_staging;
+    if (strcmp(environment, "development") == 0)
+        return rl__embed_development;
+    return NULL;
+}
+
+/* ---- patterns -------------------------------------------------------------------------------- */
+
+/* Splits "[METHOD:]GLOB": a ':' before the first '/' separates a method. */
+static void pattern_split(const char *p, const char **method, size_t *mlen, const char **glob)
+{
+    const char *slash = strchr(p, '/');
+    const char *colon = strchr(p, ':');
+    if (colon && (!slash || colon < slash)) {
+        *method = p;
+        *mlen = (size_t)(colon - p);
+        *glob = colon + 1;
+    } else {
+        *method = NULL;
+        *mlen = 0;
+        *glob = p;
+    }
+}
+
+int rl__pattern_check(const char *pattern)
+{
+    if (!pattern || !*pattern)
+        return rl__err(-EINVAL, "pattern is empty; expected \"[METHOD:]/path\", e.g. "
+                                "\"POST:/auth/login\" or \"/api/*\"");
+    size_t n = strlen(pattern);
+    if (n > RL_KEY_MAX)
+        return rl__err(-EINVAL, "pattern is %zu bytes long; at most %d are allowed", n, RL_KEY_MAX);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)pattern[i] <= 0x20 || (unsigned char)pattern[i] >= 0x7f)
+            return rl__err(-EINVAL, "pattern \"%.64s\": byte %zu is a space or not printable ASCII",
+                           pattern, i);
+    const char *method, *glob;
+    size_t mlen;
+    pattern_split(pattern, &method, &mlen, &glob);
+    if (method) {
+        if (mlen == 0)
+            return rl__err(-EINVAL, "pattern \"%.64s\": empty method before ':'", pattern);
+        bool star = mlen == 1 && method[0] == '*';
+        for (size_t i = 0; i < mlen && !star; i++)
+            if (method[i] < 'A' || method[i] > 'Z')
+                return rl__err(-EINVAL,
+                               "pattern \"%.64s\": the method must be upper-case letters (GET, "
+                               "POST, ...) or '*'",
+                               pattern);
+    }
+    if (!*glob)
+        return rl__err(-EINVAL, "pattern \"%.64s\": no path after the method", pattern);
+    if (glob[0] != '/' && glob[0] != '*')
+        return rl__err(-EINVAL, "pattern \"%.64s\": the path must start with '/' or '*'", pattern);
+    return 0;
+}
+
+bool rl__glob_match(const char *g, size_t gl, const char *s, size_t sl)
+{
+    size_t gi = 0, si = 0, star = (size_t)-1, mark = 0;
+    while (si < sl) {
+        if (gi < gl && g[gi] == '*') {
+            star = gi++;
+            mark = si;
+        } else if (gi < gl && (g[gi] == '?' || g[gi] == s[si])) {
+            gi++;
+            si++;
+        } else if (star != (size_t)-1) {
+            gi = star + 1;
+            si = ++mark;
+        } else {
+            return false;
+        }
+    }
+    while (gi < gl && g[gi] == '*')
+        gi++;
+    return gi == gl;
+}
+
+/* ---- the compiled rule set ------------------------------------------------------------------- */
+
+struct rt_layer {
+    rl_limit lim;       /* as configured (reported in decisions) */
+    rl_limit acq;       /* as counted: GLOBAL and STRICT run LOCAL until this build has Redis */
+    struct rl_params p; /* validated parameters (fast path needs only a few) */
+    char tag[9];
+    const char *rule_label;
+    char name[RL_NAME_MAX];
+    uint32_t warn;
+};
+
+struct rt_rule {
+    const char *pattern;
+    const char *method;
+    size_t mlen; /* 0 = any method */
+    const char *glob;
+    size_t glen;
+    unsigned literal, wildcards, order;
+    char tag[9];
+    struct rt_layer *layers;
+    size_t n;
+};
+
+struct rt_tier {
+    const char *name;
+    char label[RL_NAME_MAX];
+    struct rt_layer *layers;
+    size_t n;
+};
+
+struct rl_rules_rt {
+    uint64_t gen;
+    struct rl_ruleset *rs;
+    struct rt_rule *rules; /* in precedence order */
+    size_t nrules;
+    struct rt_layer *defaults, *globals;
+    size_t ndefaults, nglobals;
+    struct rt_tier *tiers;
+    size_t ntiers;
+    const struct rt_tier *default_tier;
+    struct rl_cidr *bypass;
+    size_t nbypass;
+    unsigned ipv6_prefix;
+    enum rl_audit_mode audit;
+};
+
+static void rt_free(struct rl_rules_rt *rt)
+{
+    if (!rt)
+        return;
+    for (size_t i = 0; i < rt->nrules; i++)
+        free(rt->rules[i].layers);
+    for (size_t i = 0; i < rt->ntiers; i++)
+        free(rt->tiers[i].layers);
+    free(rt->rules);
+    free(rt->tiers);
+    free(rt->defaults);
+    free(rt->globals);
+    free(rt->bypass);
+    rl__ruleset_free(rt->rs);
+    free(rt);
+}
+
+static void make_tag(char out[9], const char *section, const char *pattern, const char *layer)
+{
+    char buf[3 * RL_KEY_MAX];
+    int n = snprintf(buf, sizeof buf, "%s%c%s%c%s", section, 0, pattern ? pattern : "", 0, layer);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof buf)
+        n = (int)sizeof buf - 1;
+    uint32_t h = (uint32_t)XXH3_64bits(buf, (size_t)n);
+    snprintf(out, 9, "%08x", h);
+}
+
+static int compile_layers(struct rt_layer **out, const struct rl_rule_layer *src, size_t n,
+                          const char *section, const char *pattern, const char *label,
+                          uint32_t warn_default)
+{
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    struct rt_layer *ls = calloc(n, sizeof *ls);
+    if (!ls)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct rt_layer *l = &ls[i];
+        l->lim = src[i].lim;
+        l->lim.name = src[i].name;
+        l->lim.descriptor = src[i].descriptor;
+        l->acq = l->lim;
+        l->acq.mode = RL_MODE_LOCAL;
+        int r = rl__algos[l->lim.algorithm]->params(&l->lim, &l->p);
+        if (r < 0) {
+            free(ls);
+            return r;
+        }
+        if (src[i].name)
+            snprintf(l->name, sizeof l->name, "%s", src[i].name);
+        else
+            snprintf(l->name, sizeof l->name, "%zu", i);
+        make_tag(l->tag, section, pattern, l->name);
+        l->rule_label = label;
+        l->warn = l->lim.warn_permille ? l->lim.warn_permille : warn_default;
+    }
+    *out = ls;
+    return 0;
+}
+
+static int rule_cmp(const void *a, const void *b)
+{
+    const struct rt_rule *x = a, *y = b;
+    if (x->literal != y->literal)
+        return x->literal > y->literal ? -1 : 1;
+    if ((x->mlen != 0) != (y->mlen != 0))
+        return x->mlen ? -1 : 1;
+    if (x->wildcards != y->wildcards)
+        return x->wildcards < y->wildcards ? -1 : 1;
+    return x->order < y->order ? -1 : (x->order > y->order);
+}
+
+static int rt_build(struct rl_ruleset *rs, uint64_t gen, struct rl_rules_rt **out)
+{
+    struct rl_rules_rt *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return -ENOMEM;
+    rt->rs = rs;
+    rt->gen = gen;
+    rt->ipv6_prefix = rs->ipv6_prefix ? rs->ipv6_prefix : 128;
+    rt->audit = rs->audit;
+    uint32_t warn = rs->warn_permille;
+    int r = -ENOMEM;
+    rt->rules = calloc(rs->nrules ? rs->nrules : 1, sizeof *rt->rules);
+    rt->tiers = calloc(rs->ntiers ? rs->ntiers : 1, sizeof *rt->tiers);
+    rt->bypass = calloc(rs->nbypass_ips ? rs->nbypass_ips : 1, sizeof *rt->bypass);
+    if (!rt->rules || !rt->tiers || !rt->bypass)
+        goto fail;
+    for (size_t i = 0; i < rs->nrules; i++) {
+        struct rt_rule *ru = &rt->rules[i];
+        const struct rl_rule *src = &rs->rules[i];
+        ru->pattern = src->pattern;
+        pattern_split(src->pattern, &ru->method, &ru->mlen, &ru->glob);
+        if (ru->mlen == 1 && ru->method[0] == '*')
+            ru->mlen = 0;
+        ru->glen = strlen(ru->glob);
+        for (size_t c = 0; c < ru->glen; c++) {
+            if (ru->glob[c] == '*' || ru->glob[c] == '?')
+                ru->wildcards++;
+            else
+                ru->literal++;
+        }
+        ru->order = (unsigned)i;
+        make_tag(ru->tag, "rule", src->pattern, "");
+        ru->n = src->nlayers;
+        r = compile_layers(&ru->layers, src->layers, src->nlayers, "rule", src->pattern,
+                           src->pattern, warn);
+        if (r < 0)
+            goto fail;
+        rt->nrules = i + 1;
+    }
+    qsort(rt->rules, rt->nrules, sizeof *rt->rules, rule_cmp);
+    r = compile_layers(&rt->defaults, rs->defaults, rs->ndefaults, "default", NULL, "default",
+                       warn);
+    if (r < 0)
+        goto fail;
+    rt->ndefaults = rs->ndefaults;
+    r = compile_layers(&rt->globals, rs->globals, rs->nglobals, "global", NULL, "global", warn);
+    if (r < 0)
+        goto fail;
+    rt->nglobals = rs->nglobals;
+    for (size_t i = 0; i < rs->ntiers; i++) {
+        struct rt_tier *t = &rt->tiers[i];
+        t->name = rs->tiers[i].name;
+        snprintf(t->label, sizeof t->label, "tier:%s", t->name);
+        t->n = rs->tiers[i].nlayers;
+        r = compile_layers(&t->layers, rs->tiers[i].layers, t->n, "tier", t->name, t->label, warn);
+        if (r < 0)
+            goto fail;
+        rt->ntiers = i + 1;
+        if (rs->default_tier && strcmp(rs->default_tier, t->name) == 0)
+            rt->default_tier = t;
+    }
+    for (size_t i = 0; i < rs->nbypass_ips; i++) {
+        r = rl__cidr_parse(rs->bypass_ips[i], &rt->bypass[i]);
+        if (r < 0)
+            goto fail;
+        rt->nbypass = i + 1;
+    }
+    *out = rt;
+    return 0;
+fail:
+    rt->rs = NULL; /* the caller still owns rs */
+    rt_free(rt);
+    return r;
+}
+
+/* ---- publication and refresh ----------------------------------------------------------------- */
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void install_atfork(void)
+{
+    /* liburcu-bp asks for these around fork() when the child goes on without exec(). */
+    pthread_atfork(urcu_bp_before_fork, urcu_bp_after_fork_parent, urcu_bp_after_fork_child);
+}
+
+/* Compiles the segment's current rule set into this process's copy. Blocks only the caller
+ * (a grace period), never a reader. */
+static int rules_refresh(struct rl *rl, bool wait)
+{
+    pthread_mutex_t *mu = rl->rules_lock;
+    if (wait)
+        pthread_mutex_lock(mu);
+    else if (pthread_mutex_trylock(mu) != 0)
+        return 0; /* another thread is rebuilding; keep using the old copy meanwhile */
+    int r = 0;
+    uint64_t gen = rl__cfg_generation(rl);
+    /* relaxed: only changed under mu, which we hold. */
+    struct rl_rules_rt *cur = atomic_load_explicit(&rl->rules, memory_order_relaxed);
+    if ((cur && cur->gen == gen) || gen == 0 ||
+        atomic_load_explicit(&rl->rules_failed_gen, memory_order_relaxed) == gen)
+        goto out;
+    char *text = NULL;
+    size_t len = 0;
+    r = rl__cfg_read(rl, &text, &len, &gen);
+    if (r < 0)
+        goto out;
+    struct rl_ruleset *rs = NULL;
+    r = rl__ruleset_parse(text, len, "segment", &rs);
+    free(text);
+    struct rl_rules_rt *rt = NULL;
+    if (r == 0) {
+        r = rt_build(rs, gen, &rt);
+        if (r < 0)
+            rl__ruleset_free(rs);
+    }
+    if (r < 0) {
+        atomic_store_explicit(&rl->rules_failed_gen, gen, memory_order_relaxed);
+        goto out;
+    }
+    /* release: the compiled copy is complete before readers can reach it; pairs with the
+     * acquire load in rl_check_at() (RCU's rcu_assign_pointer/rcu_dereference, spelled in C11
+     * so that ThreadSanitizer sees the pairing too). */
+    atomic_store_explicit(&rl->rules, rt, memory_order_release);
+    pthread_mutex_unlock(mu);
+    if (cur) {
+        urcu_bp_synchronize_rcu(); /* no reader can still hold cur */
+        RL_TSAN_ACQUIRE(cur);      /* pairs with RL_TSAN_RELEASE in rl_check_at() */
+        rt_free(cur);
+    }
+    return 0;
+out:
+    pthread_mutex_unlock(mu);
+    return r;
+}
+
+/* Publishes rs (validated) as the segment's rule set; caller holds the writer lock. */
+static int publish_locked(struct rl *rl, const struct rl_ruleset *rs)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int r = rl__ruleset_emit(rs, &text, &len);
+    if (r < 0)
+        return r;
+    r = rl__cfg_publish_locked(rl, text, len, NULL);
+    free(text);
+    return r;
+}
+
+int rl__rules_open(struct rl *rl, const rl_options *o)
+{
+    pthread_once(&atfork_once, install_atfork);
+    pthread_mutex_t *mu = malloc(sizeof *mu);
+    if (!mu)
+        return rl__err(-ENOMEM, "out of memory");
+    pthread_mutex_init(mu, NULL);
+    rl->rules_lock = mu;
+    rl->enabled = o->enabled;
+    if (rl__cfg_generation(rl) == 0) {
+        /* No rule set yet: publish the configured file, or the environment's preset. Two
+         * processes may race here; the writer lock and a re-check make one of them win. */
+        struct rl_ruleset *rs = NULL;
+        int r;
+        if (o->config_path) {
+            r = rl__ruleset_load_file(o->config_path, &rs);
+        } else {
+            const char *env = o->environment ? o->environment : "production";
+            const char *text = rl__preset_yaml(env);
+            if (!text)
+                return rl__err(-EINVAL,
+                               "environment \"%.32s\" has no preset; use development, staging "
+                               "or production, or set a configuration file (RL_CONFIG)",
+                               env);
+            char origin[64];
+            snprintf(origin, sizeof origin, "preset %s", env);
+            r = rl__ruleset_parse(text, strlen(text), origin, &rs);
+        }
+        if (r < 0)
+            return r;
+        r = rl__cfg_lock(rl);
+        if (r == 0) {
+            if (rl__cfg_generation(rl) == 0)
+                r = publish_locked(rl, rs);
+            rl__cfg_unlock(rl);
+        }
+        rl__ruleset_free(rs);
+        if (r < 0)
+            return r;
+    }
+    int r = rules_refresh(rl, true);
+    if (r < 0)
+        return r;
+    rl__clear_err();
+    return 0;
+}
+
+void rl__rules_close(struct rl *rl)
+{
+    if (rl->rules_lock) {
+        /* The caller guarantees no check is running on this handle any more. */
+        rt_free(atomic_load_explicit(&rl->rules, memory_order_relaxed));
+        atomic_store_explicit(&rl->rules, NULL, memory_order_relaxed);
+        pthread_mutex_destroy(rl->rules_lock);
+        free(rl->rules_lock);
+        rl->rules_lock = NULL;
+    }
+}
+
+RL_API int rl_load_config(rl_t *rl, const char *path)
+{
+    if (!rl || !path)
+        return rl__err(-EINVAL, "rl_load_config: rl and path must not be NULL");
+    struct rl_ruleset *rs = NULL;
+    int r = rl__ruleset_load_file(path, &rs);
+    if (r < 0)
+        return r;
+    r = rl__cfg_lock(rl);
+    if (r == 0) {
+        r = publish_locked(rl, rs);
+        rl__cfg_unlock(rl);
+    }
+    rl__ruleset_free(rs);
+    if (r == 0)
+        r = rules_refresh(rl, true);
+    return r;
+}
+
+RL_API int rl_configure_endpoint(rl_t *rl, const char *pattern, const rl_limit *limits, size_t n)
+{
+    if (!rl || !pattern || (!limits && n))
+        return rl__err(-EINVAL, "rl_configure_endpoint: rl, pattern and limits must not be NULL");
+    int r = rl__pattern_check(pattern);
+    if (r < 0)
+        return r;
+    r = rl__cfg_lock(rl);
+    if (r < 0)
+        return r;
+    char *text = NULL;
+    size_t len = 0;
+    struct rl_ruleset *rs = NULL;
+    r = rl__cfg_read(rl, &text, &len, NULL);
+    if (r == 0) {
+        r = rl__ruleset_parse(text, len, "segment", &rs);
+        free(text);
+    } else if (r == -ENOENT) {
+        rs = rl__ruleset_new();
+        r = rs ? 0 : -ENOMEM;
+    }
+    if (r == 0)
+        r = rl__ruleset_set_rule(rs, pattern, limits, n);
+    if (r == 0)
+        r = rl__ruleset_validate(rs, "rl_configure_endpoint");
+    if (r == 0)
+        r = publish_locked(rl, rs);
+    rl__cfg_unlock(rl);
+    rl__ruleset_free(rs);
+    if (r == 0)
+        r = rules_refresh(rl, true);
+    return r;
+}
+
+RL_API long rl_config_dump(rl_t *rl, char *buf, size_t len)
+{
+    if (!rl || (!buf && len))
+        return rl__err(-EINVAL, "rl_config_dump: rl and buf must not be NULL");
+    char *text = NULL;
+    size_t n = 0;
+    int r = rl__cfg_read(rl, &text, &n, NULL);
+    if (r < 0)
+        return r;
+    if (len) {
+        size_t c = n < len - 1 ? n : len - 1;
+        memcpy(buf, text, c);
+        buf[c] = '\0';
+    }
+    free(text);
+    return (long)n;
+}
+
+/* ---- counters and audit ---------------------------------------------------------------------- */
+
+static _Atomic unsigned g_stripe_next;
+static _Thread_local unsigned tl_stripe_plus1;
+
+static struct rl_stats_stripe *my_stripe(struct rl *rl)
+{
+    if (!tl_stripe_plus1) /* relaxed: only spreads threads over stripes */
+        tl_stripe_plus1 = 1 + atomic_fetch_add_explicit(&g_stripe_next, 1, memory_order_relaxed);
+    return &rl->stats[(tl_stripe_plus1 - 1 + (unsigned)getpid() * 7u) % RL_STATS_STRIPES];
+}
+
+/* relaxed: statistics; each thread mostly owns its stripe, so these stay in its cache. */
+#define COUNT(st, field) atomic_fetch_add_explicit(&(st)->field, 1, memory_order_relaxed)
+
+static _Thread_local uint64_t tl_audit_window, tl_audit_used, tl_audit_dropped;
+
+static void audit_write(struct rl *rl, const rl_layer *l, int layer_idx, const char *key,
+                        size_t keylen, uint64_t t)
+{
+    /* Sampling: at most AUDIT_BURST records per thread per period; the rest are counted. */
+    uint64_t w = t / AUDIT_PERIOD_NS;
+    if (w != tl_audit_window) {
+        tl_audit_window = w;
+        tl_audit_used = 0;
+    }
+    if (tl_audit_used >= AUDIT_BURST) {
+        tl_audit_dropped++;
+        return;
+    }
+    tl_audit_used++;
+    if (tl_audit_dropped) {
+        atomic_fetch_add_explicit(&rl->hdr->audit_dropped, tl_audit_dropped, memory_order_relaxed);
+        tl_audit_dropped = 0;
+    }
+    /* relaxed: only hands out distinct sequence numbers. */
+    uint64_t n = atomic_fetch_add_explicit(&rl->hdr->audit_head, 1, memory_order_relaxed);
+    struct rl_audit_rec *rec = &rl->audit[n & (RL_AUDIT_RECORDS - 1)];
+    atomic_store_explicit(&rec->seq, 2 * n + 1, memory_order_relaxed);
+    /* release fence: the odd sequence is visible before any field changes (pairs with the
+     * reader's acquire fence after copying the fields). */
+    atomic_thread_fence(memory_order_release);
+    uint64_t info = (uint64_t)(uint32_t)getpid() | (uint64_t)(l->allowed ? 1 : 0) << 32 |
+                    (uint64_t)(layer_idx & 31) << 33 | (uint64_t)(l->scope & 15) << 38 |
+                    (uint64_t)(l->algorithm & 15) << 42 | (uint64_t)(l->shadow ? 1 : 0) << 46;
+    atomic_store_explicit(&rec->time_ns, t, memory_order_relaxed);
+    atomic_store_explicit(&rec->info, info, memory_order_relaxed);
+    atomic_store_explicit(&rec->limit, l->limit, memory_order_relaxed);
+    atomic_store_explicit(&rec->retry_after_ms, l->retry_after_ms, memory_order_relaxed);
+    uint64_t kp[3] = {0, 0, 0};
+    memcpy(kp, key, keylen < sizeof kp ? keylen : sizeof kp);
+    for (int i = 0; i < 3; i++)
+        atomic_store_explicit(&rec->key[i], kp[i], memory_order_relaxed);
+    /* release: the fields above are complete before the even sequence; pairs with the acquire
+     * load of seq in rl_audit_read(). */
+    atomic_store_explicit(&rec->seq, 2 * n + 2, memory_order_release);
+}
+
+RL_API int rl_audit_read(rl_t *rl, uint64_t *cursor, rl_audit_record *out, size_t n)
+{
+    if (!rl || !cursor || (!out && n))
+        return rl__err(-EINVAL, "rl_audit_read: rl, cursor and out must not be NULL");
+    /* acquire: records before head were at least started. */
+    uint64_t head = atomic_load_explicit(&rl->hdr->audit_head, memory_order_acquire);
+    uint64_t from = *cursor;
+    if (head > RL_AUDIT_RECORDS && from < head - RL_AUDIT_RECORDS)
+        from = head - RL_AUDIT_RECORDS; /* older records were overwritten */
+    size_t got = 0;
+    for (; from < head && got < n; from++) {
+        struct rl_audit_rec *rec = &rl->audit[from & (RL_AUDIT_RECORDS - 1)];
+        /* acquire: pairs with the writer's release store of the even sequence. */
+        uint64_t s1 = atomic_load_explicit(&rec->seq, memory_order_acquire);
+        if (s1 != 2 * from + 2)
+            continue; /* being written, overwritten, or its writer died */
+        uint64_t t = atomic_load_explicit(&rec->time_ns, memory_order_relaxed);
+        uint64_t info = atomic_load_explicit(&rec->info, memory_order_relaxed);
+        uint64_t limit = atomic_load_explicit(&rec->limit, memory_order_relaxed);
+        uint64_t retry = atomic_load_explicit(&rec->retry_after_ms, memory_order_relaxed);
+        uint64_t kp[3];
+        for (int i = 0; i < 3; i++)
+            kp[i] = atomic_load_explicit(&rec->key[i], memory_order_relaxed);
+        /* acquire fence: the field loads above happen before the re-check (pairs with the
+         * writer's release fence after it marked the record odd). */
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&rec->seq, memory_order_relaxed) != s1)
+            continue;
+        rl_audit_record *o = &out[got++];
+        memset(o, 0, sizeof *o);
+        o->seq = from;
+        o->time_ns = t;
+        o->pid = (pid_t)(info & 0xffffffffu);
+        o->allowed = (info >> 32) & 1;
+        o->layer = (unsigned)((info >> 33) & 31);
+        o->scope = (rl_scope)((info >> 38) & 15);
+        o->algorithm = (rl_algorithm)((info >> 42) & 15);
+        o->shadow = (info >> 46) & 1;
+        o->limit = limit;
+        o->retry_after_ms = retry;
+        memcpy(o->key, kp, sizeof kp);
+        for (size_t b = 0; b < sizeof kp; b++)
+            if (o->key[b] && ((unsigned char)o->key[b] < 0x20 || (unsigned char)o->key[b] > 0x7e))
+                o->key[b] = '?';
+        o->key[sizeof kp] = '\0';
+    }
+    *cursor = from;
+    return (int)got;
+}
+
+RL_API int rl_stats(rl_t *rl, rl_stats_info *out)
+{
+    if (!rl || !out)
+        return rl__err(-EINVAL, "rl_stats: rl and out must not be NULL");
+    memset(out, 0, sizeof *out);
+    for (unsigned i = 0; i < RL_STATS_STRIPES; i++) {
+        struct rl_stats_stripe *s = &rl->stats[i];
+        /* relaxed: statistics. */
+        out->checks += atomic_load_explicit(&s->checks, memory_order_relaxed);
+        out->allowed += atomic_load_explicit(&s->allowed, memory_order_relaxed);
+        out->denied += atomic_load_explicit(&s->denied, memory_order_relaxed);
+        out->bypassed += atomic_load_explicit(&s->bypassed, memory_order_relaxed);
+        out->shadow_denied += atomic_load_explicit(&s->shadow_denied, memory_order_relaxed);
+        out->table_full_open += atomic_load_explicit(&s->full_open, memory_order_relaxed);
+        out->table_full_closed += atomic_load_explicit(&s->full_closed, memory_order_relaxed);
+        out->warnings += atomic_load_explicit(&s->warnings, memory_order_relaxed);
+    }
+    out->audit_dropped = atomic_load_explicit(&rl->hdr->audit_dropped, memory_order_relaxed);
+    out->audit_written = atomic_load_explicit(&rl->hdr->audit_head, memory_order_relaxed);
+    out->config_generation = rl__cfg_generation(rl);
+    return 0;
+}
+
+/* ---- the check ------------------------------------------------------------------------------- */
+
+static const struct rt_rule *match_rule(const struct rl_rules_rt *rt, const char *method,
+                                        const char *path, size_t plen)
+{
+    size_t mlen = method ? strlen(method) : 0;
+    for (size_t i = 0; i < rt->nrules; i++) {
+        const struct rt_rule *ru = &rt->rules[i];
+        if (ru->mlen && (ru->mlen != mlen || memcmp(ru->method, method, mlen) != 0))
+            continue;
+        if (rl__glob_match(ru->glob, ru->glen, path, plen))
+            return ru;
+    }
+    return NULL;
+}
+
+static const struct rt_tier *find_tier(const struct rl_rules_rt *rt, const char *name)
+{
+    if (name)
+        for (size_t i = 0; i < rt->ntiers; i++)
+            if (strcmp(rt->tiers[i].name, name) == 0)
+                return &rt->tiers[i];
+    return rt->default_tier;
+}
+
+struct keyctx {
+    const rl_request *req;
+    const struct rl_rules_rt *rt;
+    const struct rt_rule *rule; /* matched rule, or NULL (defaults) */
+    char ip[64];                /* normalised (grouped) client address, or "" */
+    const char *path;
+    size_t plen;
+};
+
+/* Appends s (or its hash when long) to key at *n. */
+static void key_put(char *key, size_t *n, const char *s, size_t len)
+{
+    if (len > LONG_VALUE) {
+        *n += (size_t)snprintf(key + *n, RL_KEY_MAX - *n, "#%016llx",
+                               (unsigned long long)XXH3_64bits(s, len));
+        return;
+    }
+    memcpy(key + *n, s, len);
+    *n += len;
+}
+
+static size_t build_key(const struct keyctx *c, const struct rt_layer *l, char *key)
+{
+    size_t n = 0;
+    memcpy(key, l->tag, 8);
+    n = 8;
+    key[n++] = ':';
+    const rl_request *r = c->req;
+    const char *who = NULL; /* user or descriptor value */
+    char letter;
+    switch (l->lim.scope) {
+    case RL_SCOPE_GLOBAL:
+        key[n++] = 'g';
+        return n;
+    case RL_SCOPE_ENDPOINT:
+        if (l->lim.flags & RL_LIMIT_PER_PATH) {
+            uint64_t b = XXH3_64bits(c->path, c->plen) % PATH_BUCKETS;
+            n += (size_t)snprintf(key + n, RL_KEY_MAX - n, "p:%llu", (unsigned long long)b);
+            return n;
+        }
+        key[n++] = 'e';
+        key[n++] = ':';
+        memcpy(key + n, c->rule ? c->rule->tag : "default_", 8);
+        return n + 8;
+    case RL_SCOPE_USER:
+    case RL_SCOPE_USER_ENDPOINT:
+        who = r->user && *r->user ? r->user : NULL;
+        letter = l->lim.scope == RL_SCOPE_USER ? 'u' : 'x';
+        key[n++] = letter;
+        key[n++] = ':';
+        if (l->lim.scope == RL_SCOPE_USER_ENDPOINT) {
+            memcpy(key + n, c->rule ? c->rule->tag : "default_", 8);
+            n += 8;
+            key[n++] = ':';
+        }
+        break;
+    case RL_SCOPE_DESCRIPTOR:
+        for (size_t i = 0; i < r->ndescriptors && l->lim.descriptor; i++)
+            if (r->descriptors[i].name && r->descriptors[i].value &&
+                strcmp(r->descriptors[i].name, l->lim.descriptor) == 0) {
+                who = r->descriptors[i].value;
+                break;
+            }
+        key[n++] = 'd';
+        key[n++] = ':';
+        break;
+    case RL_SCOPE_IP:
+    default:
+        key[n++] = 'i';
+        key[n++] = ':';
+        key_put(key, &n, c->ip, strlen(c->ip));
+        return n;
+    }
+    if (who) {
+        key[n++] = '=';
+        key_put(key, &n, who, strlen(who));
+    } else {
+        /* No user (or descriptor): counted under the client address. */
+        key[n++] = '@';
+        key_put(key, &n, c->ip, strlen(c->ip));
+    }
+    return n;
+}
+
+static bool bypassed(const struct rl_rules_rt *rt, const rl_request *req, const struct rl_ip *ip,
+                     bool have_ip)
+{
+    if (have_ip)
+        for (size_t i = 0; i < rt->nbypass; i++)
+            if (rl__cidr_match(&rt->bypass[i], ip))
+                return true;
+    if (req->user && *req->user)
+        for (size_t i = 0; i < rt->rs->nbypass_users; i++)
+            if (strcmp(rt->rs->bypass_users[i], req->user) == 0)
+                return true;
+    return false;
+}
+
+struct taken {
+    const struct rt_layer *l;
+    char key[RL_KEY_MAX];
+    size_t keylen;
+};
+
+/* Decides one layer into *out; returns true when units were taken (to refund on denial). */
+static bool check_layer(struct rl *rl, const struct keyctx *c, const struct rt_layer *l,
+                        uint64_t cost, uint64_t t, bool shadow_all, rl_layer *out,
+                        struct rl_stats_stripe *st, struct taken *tk)
+{
+    memset(out, 0, offsetof(rl_layer, rule));
+    snprintf(out->rule, sizeof out->rule, "%s", l->rule_label);
+    memcpy(out->name, l->name, sizeof out->name);
+    out->scope = l->lim.scope;
+    out->window_ms = l->lim.window_ms;
+    out->algorithm = l->lim.algorithm;
+    out->mode = l->lim.mode;
+    out->shadow = shadow_all || (l->lim.flags & RL_LIMIT_SHADOW);
+    tk->l = l;
+    tk->keylen = build_key(c, l, tk->key);
+    rl_result res;
+    int r = rl__acquire_key(rl, tk->key, tk->keylen, &l->acq, cost, t, &res);
+    if (r < 0) {
+        /* No decision from the table (full, or contention): on_full decides. */
+        out->table_full = true;
+        out->limit = l->p.limit;
+        if (l->lim.flags & RL_LIMIT_ON_FULL_CLOSED) {
+            out->allowed = false;
+            out->retry_after_ms = 1000;
+            COUNT(st, full_closed);
+        } else {
+            out->allowed = true;
+            COUNT(st, full_open);
+        }
+        return false;
+    }
+    out->allowed = res.allowed;
+    out->limit = res.limit;
+    out->remaining = res.remaining;
+    out->retry_after_ms = res.retry_after_ms;
+    out->reset_after_ms = res.reset_after_ms;
+    if (l->warn && res.limit &&
+        (res.limit - res.remaining) * 1000 >= (uint64_t)l->warn * res.limit) {
+        out->warning = true;
+        COUNT(st, warnings);
+    }
+    if (!res.allowed && out->shadow)
+        COUNT(st, shadow_denied);
+    return res.allowed;
+}
+
+RL_API int rl_check_at(rl_t *rl, const rl_request *req, uint64_t now_ns, rl_decision *out)
+{
+    if (!rl || !req || !out)
+        return rl__err(-EINVAL, "rl_check: rl, req and out must not be NULL");
+    if (!req->method || !req->path)
+        return rl__err(-EINVAL, "rl_check: the request needs a method and a path");
+    uint64_t cost = req->cost ? req->cost : 1;
+    uint64_t t = now_ns < RL_TIME_BASE_NS ? RL_TIME_BASE_NS : now_ns;
+    out->allowed = true;
+    out->bypassed = false;
+    out->disabled = !rl->enabled;
+    out->n = 0;
+    out->limiting = -1;
+    out->now_ns = now_ns;
+    struct rl_stats_stripe *st = my_stripe(rl);
+    COUNT(st, checks);
+
+    urcu_bp_read_lock();
+    /* acquire: pairs with the release store in rules_refresh(); the grace period there keeps
+     * rt alive until urcu_bp_read_unlock(). */
+    struct rl_rules_rt *rt = atomic_load_explicit(&rl->rules, memory_order_acquire);
+    uint64_t gen = rl__cfg_generation(rl);
+    if (!rt || rt->gen != gen) {
+        if (rt)
+            RL_TSAN_RELEASE(rt);
+        urcu_bp_read_unlock();
+        rules_refresh(rl, rt == NULL);
+        urcu_bp_read_lock();
+        rt = atomic_load_explicit(&rl->rules, memory_order_acquire);
+    }
+    if (!rt) {
+        urcu_bp_read_unlock();
+        COUNT(st, allowed);
+        return 0; /* no rules at all: nothing limits */
+    }
+    out->config_generation = rt->gen;
+
+    struct keyctx c;
+    c.req = req;
+    c.rt = rt;
+    c.path = req->path;
+    const char *q = strchr(req->path, '?');
+    c.plen = q ? (size_t)(q - req->path) : strlen(req->path);
+    struct rl_ip ip;
+    bool have_ip = req->ip && rl__ip_parse(req->ip, strlen(req->ip), &ip) == 0;
+    if (have_ip) {
+        unsigned prefix = ip.family == 6 ? rt->ipv6_prefix : 32;
+        if (rl__ip_format(&ip, prefix, c.ip, sizeof c.ip) < 0)
+            have_ip = false;
+    }
+    if (!have_ip) /* not an address: keyed as given (callers should pass rl_client_ip's) */
+        snprintf(c.ip, sizeof c.ip, "?%.60s", req->ip ? req->ip : "");
+
+    if (bypassed(rt, req, &ip, have_ip)) {
+        out->bypassed = true;
+        RL_TSAN_RELEASE(rt);
+        urcu_bp_read_unlock();
+        COUNT(st, bypassed);
+        COUNT(st, allowed);
+        return 0;
+    }
+
+    c.rule = match_rule(rt, req->method, req->path, c.plen);
+    const struct rt_layer *lists[3];
+    size_t counts[3];
+    lists[0] = c.rule ? c.rule->layers : rt->defaults;
+    counts[0] = c.rule ? c.rule->n : rt->ndefaults;
+    lists[1] = rt->globals;
+    counts[1] = rt->nglobals;
+    const struct rt_tier *tier =
+        (req->tier || (req->user && *req->user)) ? find_tier(rt, req->tier) : NULL;
+    lists[2] = tier ? tier->layers : NULL;
+    counts[2] = tier ? tier->n : 0;
+
+    bool shadow_all = !rl->enabled;
+    struct taken taken[RL_MAX_LAYERS];
+    bool took[RL_MAX_LAYERS];
+    size_t n = 0;
+    bool denied = false;
+    for (int li = 0; li < 3 && !denied; li++) {
+        for (size_t i = 0; i < counts[li] && n < RL_MAX_LAYERS; i++) {
+            rl_layer *lo = &out->layers[n];
+            took[n] = check_layer(rl, &c, &lists[li][i], cost, t, shadow_all, lo, st, &taken[n]);
+            n++;
+            if (!lo->allowed && !lo->shadow) {
+                denied = true;
+                break;
+            }
+        }
+    }
+    out->n = n;
+    if (denied) {
+        /* All or nothing: give back what the earlier layers took. */
+        for (size_t i = 0; i + 1 < n; i++)
+            if (took[i])
+                rl__refund_key(rl, taken[i].key, taken[i].keylen, &taken[i].l->acq, cost, t);
+        out->allowed = false;
+    }
+    /* The limiting layer: the denying one (the longest wait), else the one with the least left
+     * (shadow layers only when nothing else applies). */
+    int best = -1;
+    for (size_t i = 0; i < n; i++) {
+        const rl_layer *l = &out->layers[i];
+        if (best < 0) {
+            best = (int)i;
+            continue;
+        }
+        const rl_layer *b = &out->layers[best];
+        if (b->shadow != l->shadow) {
+            if (b->shadow)
+                best = (int)i;
+            continue;
+        }
+        if (denied) {
+            if (!l->allowed && (b->allowed || l->retry_after_ms > b->retry_after_ms))
+                best = (int)i;
+        } else if (l->remaining < b->remaining ||
+                   (l->remaining == b->remaining && l->limit < b->limit)) {
+            best = (int)i;
+        }
+    }
+    out->limiting = best;
+    if (denied)
+        COUNT(st, denied);
+    else
+        COUNT(st, allowed);
+    if (best >= 0 && rt->audit != RL_AUDIT_OFF && (denied || rt->audit == RL_AUDIT_ALL))
+        audit_write(rl, &out->layers[best], best, taken[best].key, taken[best].keylen, t);
+    RL_TSAN_RELEASE(rt);
+    urcu_bp_read_unlock();
+    return 0;
+}
+
+RL_API int rl_check(rl_t *rl, const rl_request *req, rl_decision *out)
+{
+    if (!rl)
+        return rl__err(-EINVAL, "rl_check: rl must not be NULL");
+    return rl_check_at(rl, req, rl_clock_ns(rl), out);
+}
