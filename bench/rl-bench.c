@@ -14,6 +14,10 @@
  *   (c) rl_acquire over 1,000 / 1,000,000 keys in random order, and over all 2,000,000 keys of
  *       the segment filled to capacity                                        ratio to (e)
  *   (d) one key shared by 2 processes: total checks/s, beside (a) in 2 processes on one word
+ *   (f) rl_check on the seed's "*/api/*" rule (3 layers: sliding per_user, token bucket per_ip,
+ *       sliding global; limits raised so nothing is denied), one client          ratio to (a)
+ *   (f')            the same rule, 10,000 clients (distinct IPs and users) in random order
+ *   (g) rl_check on a one-layer rule (the per_ip token bucket alone), one client  ratio to (a)
  *
  * Method: each row is calibrated (which warms it up) to N iterations taking ~150 ms (--quick:
  * ~30 ms), then timed 5 times with CLOCK_MONOTONIC around the whole loop; the median is printed
@@ -22,8 +26,10 @@
  * bench measured, however slow (1 on a setup error or when an rl call failed or decided wrongly,
  * shown as INVALID; 2 on bad usage; 128+signal when interrupted).
  *
- * The segments are private: "/rl-bench-<pid>" (2,000,000 keys, ~150 MB in /dev/shm) and
- * "/rl-bench-<pid>-hot"; both are unlinked at exit, on SIGINT/SIGTERM/SIGHUP too.
+ * The segments are private: "/rl-bench-<pid>" (2,000,000 keys, ~150 MB in /dev/shm),
+ * "/rl-bench-<pid>-hot" and "/rl-bench-<pid>-check" (the rl_check rows' rules); all are unlinked
+ * at exit, on SIGINT/SIGTERM/SIGHUP too. The rule files given to rl_load_config() are temporary
+ * files in $TMPDIR (or /tmp), removed as soon as they are loaded (and on exit or a signal).
  *
  *   rl-bench [--quick] [--markdown]
  */
@@ -71,11 +77,13 @@
 #define QUICK_RUN_NS 30000000ull
 #define LINE         64u
 #define COLD_INDICES (1u << 21) /* precomputed random line indices, walked cyclically */
+#define CHECK_CLIENTS 10000u    /* (f'): distinct clients (IP + user) */
 
 /* Targets (see the brief in docs/benchmarks.md). */
 #define TARGET_HOT_RATIO  1.5
 #define TARGET_COLD_RATIO 1.25
 #define TARGET_DUO_RATE   15e6
+#define TARGET_CHECK_NS   200.0
 
 /* -------------------------------------------------------------------------------------------- */
 /* Cleanup: the segments go away however the bench ends.                                          */
@@ -83,6 +91,8 @@
 static volatile sig_atomic_t g_signal;
 static char g_big_name[64];
 static char g_hot_name[64];
+static char g_check_name[64];
+static char g_yaml_path[256]; /* a rule file while it exists */
 static pid_t g_owner;
 static pid_t g_children[DUO_PROCS];
 
@@ -95,6 +105,10 @@ static void on_signal(int sig)
             shm_unlink(g_big_name);
         if (g_hot_name[0] != '\0')
             shm_unlink(g_hot_name);
+        if (g_check_name[0] != '\0')
+            shm_unlink(g_check_name);
+        if (g_yaml_path[0] != '\0')
+            unlink(g_yaml_path);
         _exit(128 + sig);
     }
     g_signal = sig;
@@ -115,6 +129,10 @@ static void cleanup(void)
         rl_unlink(g_big_name);
     if (g_hot_name[0] != '\0')
         rl_unlink(g_hot_name);
+    if (g_check_name[0] != '\0')
+        rl_unlink(g_check_name);
+    if (g_yaml_path[0] != '\0')
+        unlink(g_yaml_path);
 }
 
 static void check_signal(void)

@@ -1,6 +1,8 @@
 /* Error codes and the per-thread detailed message. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -63,6 +65,64 @@ RL_API const char *rl_strerror(int err)
     default:
         return err < 0 ? "system error (see errno codes)" : "not an rl error code";
     }
+}
+
+/* ---- the debug log ----------------------------------------------------------------------------
+ */
+
+static _Atomic(rl_log_fn) g_log_fn;
+static void *_Atomic g_log_arg;
+static _Atomic int g_log_level = -2; /* -2: not decided yet (read RL_LOG_LEVEL); -1: off */
+
+static void log_stderr(rl_log_level level, const char *msg, void *arg)
+{
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    (void)arg;
+    fprintf(stderr, "rl: %s: %s\n", names[level], msg);
+}
+
+RL_API void rl_set_log(rl_log_fn fn, void *arg, rl_log_level max_level)
+{
+    /* release: fn and arg are visible to a thread that sees the new level (acquire below). */
+    atomic_store_explicit(&g_log_fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&g_log_arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&g_log_level, fn ? (int)max_level : -1, memory_order_release);
+}
+
+static int log_level_from_env(void)
+{
+    const char *v = getenv("RL_LOG_LEVEL");
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    if (v)
+        for (int i = 0; i < 4; i++)
+            if (strcmp(v, names[i]) == 0) {
+                atomic_store_explicit(&g_log_fn, log_stderr, memory_order_relaxed);
+                return i;
+            }
+    return -1;
+}
+
+void rl__log(int level, const char *fmt, ...)
+{
+    /* acquire: pairs with the release store in rl_set_log(). */
+    int max = atomic_load_explicit(&g_log_level, memory_order_acquire);
+    if (max == -2) {
+        int want = log_level_from_env(), expect = -2;
+        atomic_compare_exchange_strong_explicit(&g_log_level, &expect, want, memory_order_acq_rel,
+                                                memory_order_acquire);
+        max = atomic_load_explicit(&g_log_level, memory_order_acquire);
+    }
+    if (level > max)
+        return;
+    rl_log_fn fn = atomic_load_explicit(&g_log_fn, memory_order_relaxed);
+    if (!fn)
+        return;
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fn((rl_log_level)level, msg, atomic_load_explicit(&g_log_arg, memory_order_relaxed));
 }
 
 RL_API const char *rl_version(void)

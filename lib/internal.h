@@ -234,6 +234,8 @@ void rl__adopt_clock_offset(int64_t offset);
 /* error.c: set the calling thread's detailed message; returns err for `return rl__err(...)`. */
 int rl__err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rl__clear_err(void);
+/* The debug log (rl_set_log / RL_LOG_LEVEL). */
+void rl__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* segment.c */
 int rl__segment_open(struct rl *rl, const rl_options *o);

@@ -374,8 +374,15 @@ static int rules_refresh(struct rl *rl, bool wait)
     }
     if (r < 0) {
         atomic_store_explicit(&rl->rules_failed_gen, gen, memory_order_relaxed);
+        rl__log(RL_LOG_ERROR,
+                "segment %s: rule set generation %llu does not compile here (%s); the rules "
+                "of generation %llu stay in force",
+                rl->name, (unsigned long long)gen, rl_errmsg(),
+                (unsigned long long)(cur ? cur->gen : 0));
         goto out;
     }
+    rl__log(RL_LOG_INFO, "segment %s: rule set generation %llu in force (%zu rules)", rl->name,
+            (unsigned long long)gen, rt->nrules);
     /* release: the compiled copy is complete before readers can reach it; pairs with the
      * acquire load in rl_check_at() (RCU's rcu_assign_pointer/rcu_dereference, spelled in C11
      * so that ThreadSanitizer sees the pairing too). */
@@ -400,8 +407,12 @@ static int publish_locked(struct rl *rl, const struct rl_ruleset *rs)
     int r = rl__ruleset_emit(rs, &text, &len);
     if (r < 0)
         return r;
-    r = rl__cfg_publish_locked(rl, text, len, NULL);
+    uint64_t gen = 0;
+    r = rl__cfg_publish_locked(rl, text, len, &gen);
     free(text);
+    if (r == 0)
+        rl__log(RL_LOG_INFO, "segment %s: published rule set generation %llu (%zu bytes)", rl->name,
+                (unsigned long long)gen, len);
     return r;
 }
 

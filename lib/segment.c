@@ -376,6 +376,9 @@ out_fd:
     rl->nlimits = rl->hdr->nlimits;
     rl->clock_offset_ns = rl->hdr->clock_offset_ns;
     rl->uid = rl->hdr->static_check ^ (uint64_t)(uintptr_t)rl->base;
+    rl__log(RL_LOG_INFO, "segment %s: attached (capacity %llu, %llu bytes, created by pid %u)",
+            rl->name, (unsigned long long)rl->hdr->capacity, (unsigned long long)rl->map_size,
+            rl->hdr->creator_pid);
     rl__adopt_clock_offset(rl->clock_offset_ns);
     return 0;
 }

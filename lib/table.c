@@ -443,7 +443,17 @@ static int insert(struct rl *rl, const struct keyref *k, uint64_t t, uint64_t *i
         }
     }
     if (!have_free) {
-        atomic_fetch_add_explicit(&rl->hdr->enospc, 1, memory_order_relaxed);
+        uint64_t n = atomic_fetch_add_explicit(&rl->hdr->enospc, 1, memory_order_relaxed);
+        static _Atomic uint64_t last_log;
+        uint64_t now_s = rl__mono_ns() / 1000000000u;
+        uint64_t prev = atomic_load_explicit(&last_log, memory_order_relaxed);
+        if (prev != now_s &&
+            atomic_compare_exchange_strong_explicit(&last_log, &prev, now_s, memory_order_relaxed,
+                                                    memory_order_relaxed))
+            rl__log(RL_LOG_WARN,
+                    "segment %s is full: %llu slots in use, nothing near the key is "
+                    "reclaimable (%llu -ENOSPC so far); open it with a larger capacity",
+                    rl->name, (unsigned long long)used, (unsigned long long)n + 1);
         return rl__err(-ENOSPC,
                        "segment %s is full: %llu slots in use and none near this key is "
                        "reclaimable; open a segment with a larger capacity",

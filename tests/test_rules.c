@@ -7,6 +7,7 @@
  * the shipped example. Every expected number is derived in a comment next to it.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -516,8 +517,13 @@ Test(rules, reload_while_threads_and_a_process_check)
     pthread_t th[3];
     for (int i = 0; i < 3; i++)
         pthread_create(&th[i], NULL, checker, NULL);
-    for (int i = 0; i < 40; i++)
+    /* Interleave: each reload waits until the checkers made progress with the previous rules. */
+    for (int i = 0; i < 40; i++) {
+        unsigned long seen = atomic_load(&g_checks);
+        while (atomic_load(&g_checks) < seen + 50)
+            sched_yield();
         must_load(g_rl, i % 2 ? a : b);
+    }
     atomic_store(&g_stop, true);
     for (int i = 0; i < 3; i++)
         pthread_join(th[i], NULL);
@@ -651,4 +657,57 @@ Test(rules, options_from_env)
     cr_assert_eq(o.enabled, 0);
     cr_assert_eq(o.redis_pool_size, 33);
     cr_assert_str_eq(o.config_path, "/etc/rl.yaml");
+}
+
+/* ---- presets and the debug log --------------------------------------------------------------- */
+
+static char g_logged[4096];
+
+static void capture(rl_log_level level, const char *msg, void *arg)
+{
+    (void)arg;
+    size_t n = strlen(g_logged);
+    snprintf(g_logged + n, sizeof g_logged - n, "%d|%s\n", (int)level, msg);
+}
+
+Test(rules, environment_preset_and_log)
+{
+    rl_set_log(capture, NULL, RL_LOG_INFO);
+    rl_options o;
+    rl_options_init(&o);
+    o.shm_name = test_track_new();
+    o.capacity = 4096;
+    o.environment = "development"; /* the production rules with 10x the limits */
+    rl_t *dev = NULL;
+    cr_assert_eq(rl_open(&dev, &o), 0, "%s", rl_errmsg());
+    rl_set_log(NULL, NULL, RL_LOG_ERROR);
+    cr_assert(strstr(g_logged, "attached") != NULL, "log: %s", g_logged);
+    cr_assert(strstr(g_logged, "published rule set generation 1") != NULL, "log: %s", g_logged);
+    rl_request r = req("POST", "/auth/login", "203.0.113.1", NULL, NULL);
+    rl_decision d = check_at(dev, &r, at_ms(0));
+    cr_assert_eq(d.layers[0].limit, 50, "development: 10 x the seed's 5 per 300 s");
+    rl_close(&dev);
+    /* An unknown environment is refused with a message naming the choices. */
+    o.shm_name = test_track_new();
+    o.environment = "qa";
+    cr_assert_eq(rl_open(&dev, &o), -EINVAL);
+    cr_assert(strstr(rl_errmsg(), "development, staging or production") != NULL, "%s", rl_errmsg());
+}
+
+Test(rules, user_endpoint_scope_from_global_layer)
+{
+    must_load(g_rl, "version: 1\n"
+                    "global: [{requests: 2, window: 60s, scope: per_user_endpoint}]\n"
+                    "endpoints:\n"
+                    "  - {pattern: \"/a/*\", limits: []}\n"
+                    "  - {pattern: \"/b/*\", limits: []}\n");
+    /* One counter per (user, matched endpoint rule): /a/1 and /a/2 share one, /b/1 has its own,
+     * and another user has their own. */
+    rl_request a1 = req("GET", "/a/1", "192.0.2.1", "uma", NULL);
+    rl_request a2 = req("GET", "/a/2", "192.0.2.1", "uma", NULL);
+    rl_request b1 = req("GET", "/b/1", "192.0.2.1", "uma", NULL);
+    rl_request other = req("GET", "/a/1", "192.0.2.1", "ursula", NULL);
+    cr_assert_eq(send_n(g_rl, &a1, 1, at_ms(0)) + send_n(g_rl, &a2, 2, at_ms(0)), 2);
+    cr_assert_eq(send_n(g_rl, &b1, 3, at_ms(0)), 2);
+    cr_assert_eq(send_n(g_rl, &other, 3, at_ms(0)), 2);
 }

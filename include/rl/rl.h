@@ -478,6 +478,21 @@ RL_API const char *rl_strerror(int err);
  */
 RL_API const char *rl_errmsg(void);
 
+/** Levels of the debug log. */
+typedef enum { RL_LOG_ERROR = 0, RL_LOG_WARN, RL_LOG_INFO, RL_LOG_DEBUG } rl_log_level;
+
+/** A log sink: called with one message (no trailing newline), from any thread. */
+typedef void (*rl_log_fn)(rl_log_level level, const char *msg, void *arg);
+
+/**
+ * Sends rl's log (segment created or attached, rule sets published and compiled, compile
+ * failures, a full key table, ...) up to `max_level` to fn; fn NULL turns it off. Without a call,
+ * RL_LOG_LEVEL=error|warn|info|debug in the environment logs to stderr ("rl: warn: ..."); unset,
+ * nothing is logged. Call it before other threads use rl. Never called on the hot path except for
+ * rare events (a full table is reported at most once per second per process).
+ */
+RL_API void rl_set_log(rl_log_fn fn, void *arg, rl_log_level max_level);
+
 /** The library's version string, e.g. "0.1.0" (may differ from RL_VERSION_STRING). */
 RL_API const char *rl_version(void);
 
