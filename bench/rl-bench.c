@@ -14,8 +14,9 @@
  *   (c) rl_acquire over 1,000 / 1,000,000 keys in random order, and over all 2,000,000 keys of
  *       the segment filled to capacity                                        ratio to (e)
  *   (d) one key shared by 2 processes: total checks/s, beside (a) in 2 processes on one word
- *   (f) rl_check on the seed's "*/api/*" rule (3 layers: sliding per_user, token bucket per_ip,
- *       sliding global; limits raised so nothing is denied), one client          ratio to (a)
+ *   (f) rl_check on the seed's API rule (examples/production.yaml; 3 layers: sliding per_user,
+ *       token bucket per_ip, sliding global; limits raised so nothing is denied), one client
+ *                                                                                  ratio to (a)
  *   (f')            the same rule, 10,000 clients (distinct IPs and users) in random order
  *   (g) rl_check on a one-layer rule (the per_ip token bucket alone), one client  ratio to (a)
  *
@@ -67,17 +68,17 @@
 #define RL_BENCH_JEMALLOC 0
 #endif
 
-#define RUNS         5
-#define BIG_CAPACITY 2000000u
-#define KEYS_SMALL   1000u
-#define KEYS_MID     1000000u
-#define HOT_CAPACITY 65536u
-#define DUO_PROCS    2
-#define FULL_RUN_NS  150000000ull /* target length of one timed run */
-#define QUICK_RUN_NS 30000000ull
-#define LINE         64u
-#define COLD_INDICES (1u << 21) /* precomputed random line indices, walked cyclically */
-#define CHECK_CLIENTS 10000u    /* (f'): distinct clients (IP + user) */
+#define RUNS          5
+#define BIG_CAPACITY  2000000u
+#define KEYS_SMALL    1000u
+#define KEYS_MID      1000000u
+#define HOT_CAPACITY  65536u
+#define DUO_PROCS     2
+#define FULL_RUN_NS   150000000ull /* target length of one timed run */
+#define QUICK_RUN_NS  30000000ull
+#define LINE          64u
+#define COLD_INDICES  (1u << 21) /* precomputed random line indices, walked cyclically */
+#define CHECK_CLIENTS 10000u     /* (f'): distinct clients (IP + user) */
 
 /* Targets (see the brief in docs/benchmarks.md). */
 #define TARGET_HOT_RATIO  1.5
@@ -244,7 +245,9 @@ typedef struct bench_ctx {
     const rl_limit *lim;
     const char *key; /* (b) */
     size_t keylen;
-    const bkey *kbeg, *kend, *kcur; /* (c) */
+    const bkey *kbeg, *kend, *kcur;       /* (c) */
+    const rl_request *rbeg, *rend, *rcur; /* (f), (g): requests, walked cyclically */
+    size_t layers;                        /* (f), (g): layers every decision must have */
     /* sanity counters of the last loop */
     uint64_t allowed, errors;
     int last_error;
@@ -362,11 +365,43 @@ static uint64_t loop_acquire_keys(bench_ctx *c, uint64_t n)
     return t;
 }
 
+/* (f), (g): rl_check() on the requests [rbeg, rend), cyclically. A decision counts as allowed
+ * only when it is allowed, not bypassed, and has exactly the expected layers (so a rule that did
+ * not match, and fell back to other layers, makes the row INVALID instead of fast). */
+static uint64_t loop_check(bench_ctx *c, uint64_t n)
+{
+    rl_t *rl = c->rl;
+    const rl_request *q = c->rcur, *beg = c->rbeg, *end = c->rend;
+    size_t layers = c->layers;
+    uint64_t allowed = 0, errors = 0;
+    int last = 0;
+    rl_decision d;
+    uint64_t t0 = mono_ns();
+    for (uint64_t i = 0; i < n; i++) {
+        int rc = rl_check(rl, q, &d);
+        if (rc == 0) {
+            allowed += d.allowed && !d.bypassed && d.n == layers;
+        } else {
+            errors++;
+            last = rc;
+        }
+        if (++q == end)
+            q = beg;
+    }
+    uint64_t t = mono_ns() - t0;
+    c->rcur = q;
+    c->allowed = allowed;
+    c->errors = errors;
+    if (errors)
+        c->last_error = last;
+    return t;
+}
+
 /* -------------------------------------------------------------------------------------------- */
 /* Rows                                                                                           */
 
 typedef enum { EXPECT_NONE, EXPECT_ALL_ALLOWED, EXPECT_ALL_DENIED } expect_t;
-typedef enum { TGT_NONE, TGT_RATIO_MAX, TGT_RATE_MIN } target_t;
+typedef enum { TGT_NONE, TGT_RATIO_MAX, TGT_RATE_MIN, TGT_NS_MAX } target_t;
 
 typedef struct row {
     const char *id;    /* "(a)" */
@@ -383,7 +418,22 @@ typedef struct row {
     uint64_t unexpected; /* decisions other than expected */
 } row;
 
-enum { R_A, R_B, R_B_DENY, R_E, R_E_PF, R_C_1K, R_C_1M, R_C_FULL, R_D_FLOOR, R_D_RL, R_COUNT };
+enum {
+    R_A,
+    R_B,
+    R_B_DENY,
+    R_E,
+    R_E_PF,
+    R_C_1K,
+    R_C_1M,
+    R_C_FULL,
+    R_D_FLOOR,
+    R_D_RL,
+    R_F,
+    R_F_MANY,
+    R_G,
+    R_COUNT
+};
 
 static row g_rows[R_COUNT] = {
     [R_A] = {"(a)", "hot floor: CAS + clock", .floor = -1},
@@ -399,6 +449,10 @@ static row g_rows[R_COUNT] = {
     [R_D_FLOOR] = {"(d)", "2-process floor: CAS on 1 word + clock", .floor = -1},
     [R_D_RL] = {"(d)", "rl_acquire, 1 key, 2 processes", .floor = R_D_FLOOR, .target = TGT_RATE_MIN,
                 .target_value = TARGET_DUO_RATE},
+    [R_F] = {"(f)", "rl_check */api/* 3 layers, 1 client", .floor = R_A, .target = TGT_NS_MAX,
+             .target_value = TARGET_CHECK_NS},
+    [R_F_MANY] = {"(f')", "rl_check */api/* 3 layers, 10,000 clients", .floor = R_A},
+    [R_G] = {"(g)", "rl_check 1-layer rule, 1 client", .floor = R_A},
 };
 
 static uint64_t g_run_ns = FULL_RUN_NS;
@@ -678,6 +732,8 @@ static void row_cells(const row *r, cells *c)
         snprintf(c->target, sizeof c->target, "<= %.2f x %s", r->target_value, vs);
     else if (r->target == TGT_RATE_MIN)
         snprintf(c->target, sizeof c->target, ">= %.0f M/s total", r->target_value / 1e6);
+    else if (r->target == TGT_NS_MAX)
+        snprintf(c->target, sizeof c->target, "<= %.0f ns/check", r->target_value);
     if (!r->measured) {
         snprintf(c->verdict, sizeof c->verdict, "skipped");
         return;
@@ -700,6 +756,8 @@ static void row_cells(const row *r, cells *c)
                  r->ns / f->ns <= r->target_value ? "PASS" : "MISS");
     else if (r->target == TGT_RATE_MIN)
         snprintf(c->verdict, sizeof c->verdict, "%s", r->rate >= r->target_value ? "PASS" : "MISS");
+    else if (r->target == TGT_NS_MAX)
+        snprintf(c->verdict, sizeof c->verdict, "%s", r->ns <= r->target_value ? "PASS" : "MISS");
 }
 
 typedef struct seg_facts {
@@ -709,7 +767,13 @@ typedef struct seg_facts {
     double insert_ns_2m;  /* table filling 1M -> 2M */
 } seg_facts;
 
-static void print_report(bool markdown, const char *cmd, bool quick, const seg_facts *sf)
+typedef struct check_facts {
+    bool have;
+    rl_segment_info info; /* of the rl_check segment, after its rows */
+} check_facts;
+
+static void print_report(bool markdown, const char *cmd, bool quick, const seg_facts *sf,
+                         const check_facts *cf)
 {
     char model[256], clocksrc[64], date[64];
     struct utsname un;
@@ -756,6 +820,17 @@ static void print_report(bool markdown, const char *cmd, bool quick, const seg_f
                li, in->slots_in_use, in->max_probe, in->enospc, in->reclaimed, sf->insert_ns_1m,
                sf->insert_ns_2m);
     }
+    printf("%srules:    (f), (f'): the seed's */api/* rule, loaded with rl_load_config: "
+           "user-hourly sliding window 4,194,303 per 100 ms per_user, ip-burst token bucket 1e12 "
+           "per 1,000 s burst 2^40 per_ip, service sliding window 4,194,303 per 100 ms global "
+           "(never denies here); (g): ip-burst alone; request GET /api/users with an IPv4 "
+           "address and a user, no tier; (f'): %u clients (distinct IP and user each) in random "
+           "order\n",
+           li, CHECK_CLIENTS);
+    if (cf->have)
+        printf("%schecks:   rl_check segment after its rows: slots_in_use %" PRIu64
+               ", reclaimed %" PRIu64 ", enospc %" PRIu64 "\n",
+               li, cf->info.slots_in_use, cf->info.reclaimed, cf->info.enospc);
     printf("\n");
 
     char rate[32];
@@ -848,6 +923,164 @@ static double insert_keys(rl_t *rl, const rl_limit *lim, const bkey *k, size_t f
     return to > from ? (double)t / (double)(to - from) : 0;
 }
 
+/* ---- (f), (g): rl_check ---- */
+
+/* The seed's API rule (examples/production.yaml): the same pattern, three layers, algorithms,
+ * scopes and names, with limits raised so that no check is ever denied at the speeds measured here.
+ * A sliding window holds at most 4,194,303 requests per window, so its window is 100 ms (42 M
+ * checks/s, more than twice what one thread reaches); the token bucket takes the always-allow
+ * limit of (b). The file-level settings are the production preset's. */
+static const char RULES_API[] =
+    "version: 1\n"
+    "description: \"rl-bench: the seed's */api/* rule, limits raised so that nothing is "
+    "denied\"\n"
+    "warn_threshold: 0.8\n"
+    "audit: denials\n"
+    "endpoints:\n"
+    "  - pattern: \"*/api/*\"\n"
+    "    limits:\n"
+    "      - {name: user-hourly, requests: 4194303, window: 100ms, algorithm: sliding_window, "
+    "scope: per_user}\n"
+    "      - {name: ip-burst, requests: 1000000000000, window: 1000s, burst: 1099511627776, "
+    "algorithm: token_bucket, scope: per_ip}\n"
+    "      - {name: service, requests: 4194303, window: 100ms, algorithm: sliding_window, "
+    "scope: global}\n";
+
+/* (g): the same rule with only its per-IP token bucket (same name, so the same counter). */
+static const char RULES_ONE[] =
+    "version: 1\n"
+    "description: \"rl-bench: a one-layer rule\"\n"
+    "warn_threshold: 0.8\n"
+    "audit: denials\n"
+    "endpoints:\n"
+    "  - pattern: \"*/api/*\"\n"
+    "    limits:\n"
+    "      - {name: ip-burst, requests: 1000000000000, window: 1000s, burst: 1099511627776, "
+    "algorithm: token_bucket, scope: per_ip}\n";
+
+/* Writes text to a temporary file, has rl_load_config() publish it, removes the file. */
+static int load_rules(rl_t *rl, const char *text)
+{
+    const char *dir = getenv("TMPDIR");
+    if (dir == NULL || *dir == '\0')
+        dir = "/tmp";
+    char path[sizeof g_yaml_path];
+    int w = snprintf(path, sizeof path, "%s/rl-bench-%ld-XXXXXX.yaml", dir, (long)g_owner);
+    if (w < 0 || (size_t)w >= sizeof path) {
+        fprintf(stderr, "rl-bench: TMPDIR is too long\n");
+        return -1;
+    }
+    memcpy(g_yaml_path, path, sizeof path); /* the signal handler removes what is there */
+    int fd = mkstemps(g_yaml_path, 5);
+    if (fd < 0) {
+        fprintf(stderr, "rl-bench: cannot create a rule file in %s: %s\n", dir, strerror(errno));
+        g_yaml_path[0] = '\0';
+        return -1;
+    }
+    size_t len = strlen(text);
+    ssize_t wr = write(fd, text, len);
+    int rc = close(fd);
+    if (wr < 0 || (size_t)wr != len || rc != 0) {
+        fprintf(stderr, "rl-bench: cannot write %s: %s\n", g_yaml_path, strerror(errno));
+        rc = -1;
+    } else {
+        rc = rl_load_config(rl, g_yaml_path);
+        if (rc < 0)
+            fprintf(stderr, "rl-bench: rl_load_config %s: %s: %s\n", g_yaml_path, rl_strerror(rc),
+                    rl_errmsg());
+    }
+    unlink(g_yaml_path);
+    g_yaml_path[0] = '\0';
+    return rc < 0 ? -1 : 0;
+}
+
+/* The 10,000 clients of (f'): client i is IP 10.1.(i/256).(i%256) with user "user-0000i". */
+typedef struct clients {
+    rl_request req[CHECK_CLIENTS];
+    char ip[CHECK_CLIENTS][16];
+    char user[CHECK_CLIENTS][16];
+} clients;
+
+static clients *make_clients(uint64_t seed)
+{
+    clients *cl = calloc(1, sizeof *cl);
+    if (cl == NULL)
+        return NULL;
+    for (unsigned i = 0; i < CHECK_CLIENTS; i++) {
+        snprintf(cl->ip[i], sizeof cl->ip[i], "10.1.%u.%u", (i >> 8) & 255u, i & 255u);
+        snprintf(cl->user[i], sizeof cl->user[i], "user-%05u", i);
+        cl->req[i].method = "GET";
+        cl->req[i].path = "/api/users";
+        cl->req[i].ip = cl->ip[i];
+        cl->req[i].user = cl->user[i];
+    }
+    uint64_t s = seed;
+    for (size_t i = CHECK_CLIENTS - 1; i > 0; i--) {
+        size_t j = (size_t)(xorshift64(&s) % (i + 1));
+        rl_request t = cl->req[i];
+        cl->req[i] = cl->req[j];
+        cl->req[j] = t;
+    }
+    return cl;
+}
+
+static void skip_check_rows(const char *why)
+{
+    for (int i = R_F; i <= R_G; i++)
+        if (!g_rows[i].measured && g_rows[i].skipped == NULL)
+            g_rows[i].skipped = why;
+}
+
+static void check_rows(bench_ctx *c, check_facts *cf)
+{
+    rl_t *rl = NULL;
+    if (open_segment(&rl, g_check_name, HOT_CAPACITY) < 0) {
+        skip_check_rows("could not create the rl_check segment (see stderr)");
+        return;
+    }
+    clients *cl = NULL;
+    if (load_rules(rl, RULES_API) < 0) {
+        skip_check_rows("rl_load_config failed (see stderr)");
+        goto out;
+    }
+    static const rl_request one = {
+        .method = "GET", .path = "/api/users", .ip = "192.0.2.1", .user = "user-one"};
+    c->rl = rl;
+    c->rbeg = c->rcur = &one;
+    c->rend = &one + 1;
+    c->layers = 3;
+    measure(R_F, loop_check, c, EXPECT_ALL_ALLOWED);
+
+    cl = make_clients(0x452821e638d01377ull);
+    if (cl == NULL) {
+        g_rows[R_F_MANY].skipped = "out of memory for the clients";
+    } else {
+        c->rbeg = c->rcur = cl->req;
+        c->rend = cl->req + CHECK_CLIENTS;
+        loop_check(c, CHECK_CLIENTS); /* first check of each client inserts its keys */
+        c->rcur = c->rbeg;
+        measure(R_F_MANY, loop_check, c, EXPECT_ALL_ALLOWED);
+    }
+
+    if (load_rules(rl, RULES_ONE) < 0) {
+        skip_check_rows("rl_load_config of the one-layer rule failed (see stderr)");
+        goto out;
+    }
+    c->rbeg = c->rcur = &one;
+    c->rend = &one + 1;
+    c->layers = 1;
+    measure(R_G, loop_check, c, EXPECT_ALL_ALLOWED);
+    if (rl_segment_info_get(rl, &cf->info) == 0)
+        cf->have = true;
+out:
+    free(cl);
+    c->rl = NULL;
+    c->rbeg = c->rend = c->rcur = NULL;
+    rl_close(&rl);
+    rl_unlink(g_check_name);
+    g_check_name[0] = '\0';
+}
+
 int main(int argc, char **argv)
 {
     bool quick = false, markdown = false;
@@ -873,6 +1106,7 @@ int main(int argc, char **argv)
     g_owner = getpid();
     snprintf(g_big_name, sizeof g_big_name, "/rl-bench-%ld", (long)g_owner);
     snprintf(g_hot_name, sizeof g_hot_name, "/rl-bench-%ld-hot", (long)g_owner);
+    snprintf(g_check_name, sizeof g_check_name, "/rl-bench-%ld-check", (long)g_owner);
     if (atexit(cleanup) != 0)
         return 1;
     install_signals();
@@ -888,8 +1122,8 @@ int main(int argc, char **argv)
      * 2e17 ns <= 2^58), so no key turns fresh or runs dry during the bench. */
     rl_limit sticky = {.requests = 10, .window_ms = 1000000, .burst = 2000000};
 
-    fprintf(stderr, "rl-bench: %s; segments %s, %s\n", quick ? "quick" : "full", g_big_name,
-            g_hot_name);
+    fprintf(stderr, "rl-bench: %s; segments %s, %s, %s\n", quick ? "quick" : "full", g_big_name,
+            g_hot_name, g_check_name);
 
     /* ---- hot rows: (a), (b) ---- */
     bench_ctx c;
@@ -920,6 +1154,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "rl-bench: first acquire of the denied key: %s (%s), allowed %d\n",
                 rl_strerror(rc), rc ? rl_errmsg() : "", (int)res.allowed);
     measure(R_B_DENY, loop_acquire_hot, &c, EXPECT_ALL_DENIED);
+
+    /* ---- rl_check rows: (f), (f'), (g) ---- */
+    check_facts cf;
+    memset(&cf, 0, sizeof cf);
+    check_rows(&c, &cf);
 
     /* ---- cold rows: (e), (c) ---- */
     seg_facts sf;
@@ -1017,7 +1256,7 @@ int main(int argc, char **argv)
     }
     rl_close(&hot);
 
-    print_report(markdown, cmd, quick, &sf);
+    print_report(markdown, cmd, quick, &sf, &cf);
     for (int i = 0; i < R_COUNT; i++) {
         if (g_rows[i].measured && (g_rows[i].errors || g_rows[i].unexpected)) {
             fprintf(stderr, "rl-bench: row %s %s: calls failed or decided wrongly (INVALID)\n",

@@ -32,8 +32,10 @@ static int common_params(const rl_limit *lim, struct rl_params *p)
 {
     if (lim->requests == 0)
         return rl__err(-EINVAL, "limit: requests is 0; a limit must allow at least 1 request");
-    if (lim->window_ms == 0 || lim->window_ms > MAX_WINDOW_MS)
-        return rl__err(-EINVAL, "limit: window_ms %llu is outside 1..%llu (10 years)",
+    if (lim->window_ms == 0)
+        return rl__err(-EINVAL, "limit: window_ms is 0; a window must be at least 1 ms");
+    if (lim->window_ms > MAX_WINDOW_MS)
+        return rl__err(-ERANGE, "limit: window_ms %llu is outside 1..%llu (10 years)",
                        (unsigned long long)lim->window_ms, (unsigned long long)MAX_WINDOW_MS);
     uint64_t window_ns = lim->window_ms * NS_PER_MS;
     if (lim->requests > window_ns)
@@ -140,15 +142,15 @@ static uint64_t win_end(const struct rl_params *p, uint64_t idx)
  * or the stored later one when a racing thread read an older clock) and the return value the
  * units used in it; *stepped when the clock stepped back and the usage moves to the current
  * window. */
-static uint64_t fixed_used(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t *idx,
-                           bool *stepped)
+static uint64_t fixed_used(const struct rl_params *p, uint64_t v, uint64_t t, uint64_t slack,
+                           uint64_t *idx, bool *stepped)
 {
     v &= RL_VAL_MASK;
     *idx = win_index(p, t);
     *stepped = false;
     uint64_t is = v ? (v - 1) / p->L : 0; /* the window of the last unit used */
     if (is > *idx) {
-        if ((is + p->base_idx) * p->W - t > RL_CLOCK_SLACK_NS)
+        if ((is + p->base_idx) * p->W - t > slack)
             *stepped = true; /* carry that window's usage into the current one */
         else
             *idx = is;
@@ -159,12 +161,12 @@ static uint64_t fixed_used(const struct rl_params *p, uint64_t v, uint64_t t, ui
 }
 
 static bool fixed_decide(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t,
-                         uint64_t cost, uint64_t *nv, rl_result *out)
+                         uint64_t cost, uint64_t slack, uint64_t *nv, rl_result *out)
 {
     (void)aux;
     uint64_t idx;
     bool stepped;
-    uint64_t used = fixed_used(p, v, t, &idx, &stepped);
+    uint64_t used = fixed_used(p, v, t, slack, &idx, &stepped);
     uint64_t to_end = win_end(p, idx) - t;
     out->limit = p->L;
     out->reset_after_ms = rl__ceil_ms(to_end);
@@ -175,6 +177,12 @@ static bool fixed_decide(const struct rl_params *p, uint64_t v, uint64_t *aux, u
         if (cost == 0)
             return false;
         *nv = idx * p->L + used + cost;
+        if (*nv >= RL_VAL_MASK) { /* beyond the 60-bit horizon: fail closed, never wrap */
+            out->allowed = false;
+            out->remaining = 0;
+            out->retry_after_ms = RL_RETRY_NEVER;
+            return false;
+        }
         return true;
     }
     out->allowed = false;
@@ -193,7 +201,7 @@ static uint64_t fixed_refund(const struct rl_params *p, uint64_t v, uint64_t *au
     (void)aux;
     uint64_t idx;
     bool stepped;
-    uint64_t used = fixed_used(p, v, t, &idx, &stepped);
+    uint64_t used = fixed_used(p, v, t, RL_CLOCK_SLACK_NS, &idx, &stepped);
     if (used == 0)
         return v & RL_VAL_MASK;
     return idx * p->L + (used > cost ? used - cost : 0);
@@ -205,7 +213,7 @@ static bool fixed_is_fresh(const struct rl_params *p, uint64_t v, uint64_t aux, 
     (void)aux;
     uint64_t idx;
     bool stepped;
-    if (fixed_used(p, v, t, &idx, &stepped) != 0)
+    if (fixed_used(p, v, t, RL_CLOCK_SLACK_NS, &idx, &stepped) != 0)
         return false;
     v &= RL_VAL_MASK;
     uint64_t last = v ? (v - 1) / p->L : 0; /* window of the last unit used */
@@ -255,8 +263,8 @@ struct sw {
  * denial, and lower aux). Returns the counts (previous, current) as of that window.
  */
 static struct sw sliding_at(const struct rl_params *p, uint64_t v, uint64_t aux, uint64_t t,
-                            uint64_t *idx, uint64_t *e, uint64_t *d, uint64_t *aux_want,
-                            bool *stepped)
+                            uint64_t slack, uint64_t *idx, uint64_t *e, uint64_t *d,
+                            uint64_t *aux_want, bool *stepped)
 {
     uint64_t cmask = (1ULL << p->cb) - 1, imask = (1ULL << p->ibits) - 1;
     v &= RL_VAL_MASK;
@@ -273,7 +281,7 @@ static struct sw sliding_at(const struct rl_params *p, uint64_t v, uint64_t aux,
     struct sw s = {0, 0};
     if (aux && aux - 1 > abs_idx) {
         uint64_t later = aux - 1;
-        if (later * p->W - t > RL_CLOCK_SLACK_NS) {
+        if (later * p->W - t > slack) {
             *stepped = true; /* the stored counts become this window's */
             *d = 0;
             s.prev = pr;
@@ -305,11 +313,11 @@ static uint64_t sliding_encode(const struct rl_params *p, uint64_t idx, struct s
 }
 
 static bool sliding_decide(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t,
-                           uint64_t cost, uint64_t *nv, rl_result *out)
+                           uint64_t cost, uint64_t slack, uint64_t *nv, rl_result *out)
 {
     uint64_t idx, e, d, aux_want;
     bool stepped;
-    struct sw s = sliding_at(p, v, *aux, t, &idx, &e, &d, &aux_want, &stepped);
+    struct sw s = sliding_at(p, v, *aux, t, slack, &idx, &e, &d, &aux_want, &stepped);
     uint64_t W = p->W, L = p->L;
     /* Everything in units of 1/W request: the previous window weighs (W - e) / W. */
     rl_u128 cap = (rl_u128)L * W;
@@ -365,7 +373,7 @@ static uint64_t sliding_refund(const struct rl_params *p, uint64_t v, uint64_t *
 {
     uint64_t idx, e, d, aux_want;
     bool stepped;
-    struct sw s = sliding_at(p, v, *aux, t, &idx, &e, &d, &aux_want, &stepped);
+    struct sw s = sliding_at(p, v, *aux, t, RL_CLOCK_SLACK_NS, &idx, &e, &d, &aux_want, &stepped);
     v &= RL_VAL_MASK;
     if (!s.prev && !s.cur)
         return v;
@@ -384,7 +392,7 @@ static bool sliding_is_fresh(const struct rl_params *p, uint64_t v, uint64_t aux
 {
     uint64_t idx, e, d, aux_want;
     bool stepped;
-    struct sw s = sliding_at(p, v, aux, t, &idx, &e, &d, &aux_want, &stepped);
+    struct sw s = sliding_at(p, v, aux, t, RL_CLOCK_SLACK_NS, &idx, &e, &d, &aux_want, &stepped);
     if (s.prev || s.cur || stepped)
         return false;
     *idle = e; /* at least since this window began */

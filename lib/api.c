@@ -1,10 +1,14 @@
 /* The public entry points: argument checks, then segment.c and table.c do the work. */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "internal.h"
+#include "strict.h"
 
 #define DEFAULT_NAME     "/rl-default"
 #define DEFAULT_CAPACITY 65536
@@ -21,7 +25,66 @@ RL_API void rl_options_init(rl_options *o)
     o->mode = 0600;
     o->enabled = 1;
     o->redis_pool_size = 20;
+    o->sync_interval_ms = 100;
+    o->fallback = RL_FALLBACK_LOCAL;
+    o->redis_connect_timeout_ms = 200;
+    o->redis_command_timeout_ms = 100;
     o->metrics_retention_days = 7;
+}
+
+/* Every open handle of the process, so that a forked child can repair what fork() does not copy
+ * sensibly: a mutex another thread held at fork() time, and the file description whose lock
+ * (cfgstore.c) the child would otherwise share with its parent. */
+static pthread_mutex_t g_handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rl *g_handles;
+static pthread_once_t g_handles_once = PTHREAD_ONCE_INIT;
+
+static void handles_prepare(void)
+{
+    pthread_mutex_lock(&g_handles_lock);
+}
+
+static void handles_parent(void)
+{
+    pthread_mutex_unlock(&g_handles_lock);
+}
+
+static void handles_child(void)
+{
+    pthread_mutex_init(&g_handles_lock, NULL);
+    for (struct rl *h = g_handles; h; h = h->next_handle) {
+        if (h->rules_lock)
+            pthread_mutex_init(h->rules_lock, NULL);
+        int fd = shm_open(h->name, O_RDWR | O_CLOEXEC, 0);
+        if (h->fd >= 0)
+            close(h->fd);
+        h->fd = fd; /* -1 if the name is gone: rule-set writes then fail with a message */
+    }
+}
+
+static void handles_install(void)
+{
+    pthread_atfork(handles_prepare, handles_parent, handles_child);
+}
+
+static void handles_add(struct rl *rl)
+{
+    pthread_once(&g_handles_once, handles_install);
+    pthread_mutex_lock(&g_handles_lock);
+    rl->next_handle = g_handles;
+    g_handles = rl;
+    pthread_mutex_unlock(&g_handles_lock);
+}
+
+static void handles_remove(struct rl *rl)
+{
+    pthread_mutex_lock(&g_handles_lock);
+    for (struct rl **p = &g_handles; *p; p = &(*p)->next_handle)
+        if (*p == rl) {
+            *p = rl->next_handle;
+            break;
+        }
+    pthread_mutex_unlock(&g_handles_lock);
 }
 
 RL_API int rl_open(rl_t **out, const rl_options *o)
@@ -57,19 +120,24 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
     struct rl *rl = calloc(1, sizeof *rl);
     if (!rl)
         return rl__err(-ENOMEM, "rl_open: out of memory");
+    rl->fd = -1;
     strncpy(rl->name, opt.shm_name, sizeof rl->name - 1);
     r = rl__segment_open(rl, &opt);
     if (r < 0) {
         free(rl);
         return r;
     }
-    r = rl__rules_open(rl, &opt);
+    r = rl__strict_open(rl, &opt);
+    if (r == 0)
+        r = rl__rules_open(rl, &opt);
     if (r < 0) {
         rl__rules_close(rl);
+        rl__strict_close(rl);
         rl__segment_close(rl);
         free(rl);
         return r;
     }
+    handles_add(rl);
     *out = rl;
     return 0;
 }
@@ -78,7 +146,9 @@ RL_API void rl_close(rl_t **rl)
 {
     if (!rl || !*rl)
         return;
+    handles_remove(*rl);
     rl__rules_close(*rl);
+    rl__strict_close(*rl);
     rl__segment_close(*rl);
     free(*rl);
     *rl = NULL;

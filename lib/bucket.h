@@ -8,17 +8,17 @@
 
 #include "internal.h"
 
-/* Z as of time t: before t means full (t); beyond t + tau by less than CLOCK_SLACK_NS, a racing
+/* Z as of time t: before t means full (t); beyond t + tau by at most `slack`, a racing
  * thread's older clock read (kept: nothing is lost); beyond that, a clock step back: clamped to
  * t + tau ("empty now") and *stepped set, so the caller stores it. */
 static inline uint64_t rl__bucket_z(const struct rl_params *p, uint64_t v, uint64_t t,
-                                    bool *stepped)
+                                    uint64_t slack, bool *stepped)
 {
     uint64_t z = RL_TIME_BASE_NS + (v & RL_VAL_MASK);
     *stepped = false;
     if (z < t)
         return t;
-    if (z - t > p->tau + RL_CLOCK_SLACK_NS) {
+    if (z - t > p->tau && z - t - p->tau > slack) {
         *stepped = true;
         return t + p->tau;
     }
@@ -26,12 +26,13 @@ static inline uint64_t rl__bucket_z(const struct rl_params *p, uint64_t v, uint6
 }
 
 static inline bool rl__bucket_decide(const struct rl_params *p, uint64_t v, uint64_t *aux,
-                                     uint64_t t, uint64_t cost, uint64_t *nv, rl_result *out)
+                                     uint64_t t, uint64_t cost, uint64_t slack, uint64_t *nv,
+                                     rl_result *out)
 {
     (void)aux;
     bool stepped;
-    uint64_t z = rl__bucket_z(p, v, t, &stepped);
-    uint64_t backlog = z - t; /* <= tau + RL_CLOCK_SLACK_NS */
+    uint64_t z = rl__bucket_z(p, v, t, slack, &stepped);
+    uint64_t backlog = z - t; /* <= tau + slack (a racing thread's state may lead) */
     out->limit = p->limit;
     if (cost <= p->limit) {
         uint64_t inc = cost * p->T; /* <= tau <= 2^59 */
@@ -43,8 +44,14 @@ static inline bool rl__bucket_decide(const struct rl_params *p, uint64_t v, uint
             if (cost == 0)
                 return false;
             uint64_t nz = z + inc - RL_TIME_BASE_NS;
-            *nv = nz > RL_VAL_MASK - 1 ? RL_VAL_MASK - 1 : nz;
-            return true;
+            if (nz < RL_VAL_MASK) {
+                *nv = nz;
+                return true;
+            }
+            /* Beyond the 60-bit horizon (design.md section 6): fail closed, never wrap. */
+            out->allowed = false;
+            out->retry_after_ms = RL_RETRY_NEVER;
+            return false;
         }
         out->retry_after_ms = rl__ceil_ms(backlog + inc - p->tau);
     } else {

@@ -1239,6 +1239,22 @@ int rl__ruleset_load_file(const char *path, struct rl_ruleset **out)
     buf[n] = '\0';
     int r = rl__ruleset_parse(buf, n, path, out);
     free(buf);
+    if (r < 0)
+        return r;
+    /* What a segment stores is the canonical form: check it fits before anyone publishes. */
+    char *text = NULL;
+    size_t len = 0;
+    r = rl__ruleset_emit(*out, &text, &len);
+    free(text);
+    if (r == 0 && len > RL_CFG_MAX)
+        r = rl__err(-E2BIG,
+                    "%s: the rule set takes %zu bytes in canonical form; a segment holds at most "
+                    "%u. Use fewer rules or shorter descriptions",
+                    path, len, RL_CFG_MAX);
+    if (r < 0) {
+        rl__ruleset_free(*out);
+        *out = NULL;
+    }
     return r;
 }
 

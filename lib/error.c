@@ -37,15 +37,15 @@ RL_API const char *rl_strerror(int err)
     case -EINVAL:
         return "invalid argument";
     case -E2BIG:
-        return "key too long (more than RL_KEY_MAX bytes)";
+        return "too big (a key over RL_KEY_MAX bytes, or a rule set over 64 KiB)";
     case -ERANGE:
         return "limit outside the supported range";
     case -ENOSPC:
-        return "no space: the key table, limit table or /dev/shm is full";
+        return "no space (the key or limit table, /dev/shm, or a caller's buffer is full)";
     case -ENOMEM:
         return "out of memory";
     case -ENOENT:
-        return "no such segment";
+        return "not found (no such segment, file or rule set)";
     case -EEXIST:
         return "segment already exists";
     case -EACCES:
@@ -57,7 +57,7 @@ RL_API const char *rl_strerror(int err)
     case -EBADMSG:
         return "segment truncated or corrupted";
     case -EAGAIN:
-        return "segment initialisation in progress; try again";
+        return "busy (another process is initialising or writing); try again";
     case -ENOTSUP:
         return "not supported by this build or configuration";
     case -ENAMETOOLONG:

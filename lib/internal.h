@@ -54,8 +54,13 @@ __extension__ typedef unsigned __int128 rl_u128;
 #define RL_CTL_EMPTY    0ULL
 #define RL_CTL_TOMB     2ULL
 #define RL_CTL_TAG_MASK 3ULL
-#define RL_CTL_PENDING  1ULL
-#define RL_CTL_LIVE     3ULL
+/* Bits 2..15 of a PENDING or LIVE word: the claim's nonce, so that every claim of a slot is a
+ * different word (a stalled claimant cannot publish, or a stale updater use, somebody else's
+ * claim of the same key). Bits 16..63: the key's fingerprint. */
+#define RL_CTL_NONCE_MASK 0xfffcULL
+#define RL_CTL_FP_MASK    (~0xffffULL)
+#define RL_CTL_PENDING    1ULL
+#define RL_CTL_LIVE       3ULL
 
 /* The header. Static fields are written once by the initialiser before `magic` is published
  * and covered by `static_check`; dynamic counters sit on their own cache lines. */
@@ -87,11 +92,8 @@ struct rl_shm_header {
     _Alignas(RL_CACHELINE) _Atomic uint64_t enospc;    /* -ENOSPC answers */
     _Atomic uint64_t reclaimed;                        /* slots reclaimed */
     _Atomic uint64_t limits_used;                      /* limit records in use */
-    /* The published rule set (cfgstore.c): generation, which buffer holds it, and the pid of the
-     * one process allowed to write a new one. */
-    _Alignas(RL_CACHELINE) _Atomic uint64_t cfg_gen;
-    _Atomic uint32_t cfg_active;
-    _Atomic uint32_t cfg_writer;
+    /* The published rule set (cfgstore.c). */
+    _Alignas(RL_CACHELINE) _Atomic uint64_t cfg_gen; /* generation g lives in buffer g & 1 */
     /* The audit ring (rules.c): next record sequence, records dropped by sampling. */
     _Alignas(RL_CACHELINE) _Atomic uint64_t audit_head;
     _Atomic uint64_t audit_dropped;
@@ -182,8 +184,12 @@ struct rl_algo_ops {
     /* Validates lim and fills p; returns 0 or -EINVAL / -ERANGE (message set). */
     int (*params)(const rl_limit *lim, struct rl_params *p);
     /* Decides `cost` at time t from value v. Fills out; returns true when *nv must be stored. */
+    /* slack: how far ahead of t a stored state may be and still count as a racing thread's
+     * (the stored timeline wins) rather than a clock that stepped back (the state moves to t):
+     * RL_CLOCK_SLACK_NS for caller-given times, UINT64_MAX for the segment's own clock, which
+     * never steps back (a thread stalled after reading it is only late). */
     bool (*decide)(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t, uint64_t cost,
-                   uint64_t *nv, rl_result *out);
+                   uint64_t slack, uint64_t *nv, rl_result *out);
     /* The value after giving back `cost` at time t (may equal v: nothing to give back). */
     uint64_t (*refund)(const struct rl_params *p, uint64_t v, uint64_t *aux, uint64_t t,
                        uint64_t cost);
@@ -196,6 +202,11 @@ struct rl_algo_ops {
 
 extern const struct rl_algo_ops *const rl__algos[RL_ALGORITHM_COUNT];
 
+/* Where every region of a segment lies (segment.c). */
+struct rl_geometry {
+    uint64_t nslots, nlimits, limits_off, cfg_off, audit_off, stats_off, slots_off, total;
+};
+
 /* The handle. */
 struct rl {
     unsigned char *base; /* the mapping */
@@ -206,6 +217,9 @@ struct rl {
     uint64_t nslots, nlimits;
     int64_t clock_offset_ns;
     uint64_t uid;                      /* identifies the segment for per-thread caches */
+    int fd;                            /* the segment's file: writers' OFD lock (cfgstore.c) */
+    struct rl_geometry geo;            /* validated at attach: every region's offset */
+    uint64_t capacity, static_check;   /* from the validated header copy */
     struct rl_cfg_buf *cfg_bufs;       /* [2] */
     struct rl_audit_rec *audit;        /* [RL_AUDIT_RECORDS] */
     struct rl_stats_stripe *stats;     /* [RL_STATS_STRIPES] */
@@ -213,6 +227,8 @@ struct rl {
     void *rules_lock;                  /* pthread_mutex_t *, serialises rebuilds (rules.c) */
     _Atomic uint64_t rules_failed_gen; /* a generation that failed to compile here */
     int enabled;                       /* rl_options.enabled */
+    struct rl_strict *strict;          /* STRICT mode's Redis pool, or NULL (sync/strict.c) */
+    struct rl *next_handle;            /* the process's list of handles (api.c, for fork) */
     char name[256];
 };
 
@@ -239,9 +255,6 @@ void rl__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 
 /* segment.c */
 int rl__segment_open(struct rl *rl, const rl_options *o);
-struct rl_geometry {
-    uint64_t nslots, nlimits, limits_off, cfg_off, audit_off, stats_off, slots_off, total;
-};
 struct rl_geometry rl__geometry_for(uint64_t capacity);
 void rl__segment_close(struct rl *rl);
 int rl__validate_name(const char *name);
@@ -253,8 +266,10 @@ int rl__rules_open(struct rl *rl, const rl_options *o);
 void rl__rules_close(struct rl *rl);
 
 /* table.c */
+/* slack: RL_CLOCK_SLACK_NS when `now` came from a caller, UINT64_MAX for the segment's clock
+ * (see struct rl_algo_ops.decide). */
 int rl__acquire_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
-                    uint64_t cost, uint64_t now, rl_result *out);
+                    uint64_t cost, uint64_t now, uint64_t slack, rl_result *out);
 int rl__refund_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
                    uint64_t cost, uint64_t now);
 const struct rl_params *rl__limit_id(struct rl *rl, const rl_limit *lim, uint32_t *lid, int *err);

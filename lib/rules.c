@@ -139,7 +139,7 @@ bool rl__glob_match(const char *g, size_t gl, const char *s, size_t sl)
 
 struct rt_layer {
     rl_limit lim;       /* as configured (reported in decisions) */
-    rl_limit acq;       /* as counted: GLOBAL and STRICT run LOCAL until this build has Redis */
+    rl_limit acq;       /* as counted: GLOBAL runs LOCAL until this build has the sync thread */
     struct rl_params p; /* validated parameters (fast path needs only a few) */
     char tag[9];
     const char *rule_label;
@@ -227,7 +227,10 @@ static int compile_layers(struct rt_layer **out, const struct rl_rule_layer *src
         l->lim.name = src[i].name;
         l->lim.descriptor = src[i].descriptor;
         l->acq = l->lim;
-        l->acq.mode = RL_MODE_LOCAL;
+        /* GLOBAL counts locally until the sync thread exists; STRICT goes to Redis when the
+         * handle has it (check_layer), else counts locally too. */
+        if (l->acq.mode == RL_MODE_GLOBAL)
+            l->acq.mode = RL_MODE_LOCAL;
         int r = rl__algos[l->lim.algorithm]->params(&l->lim, &l->p);
         if (r < 0) {
             free(ls);
@@ -802,13 +805,14 @@ static bool bypassed(const struct rl_rules_rt *rt, const rl_request *req, const 
 
 struct taken {
     const struct rt_layer *l;
+    rl_limit lim; /* as counted (a STRICT layer without Redis counts locally) */
     char key[RL_KEY_MAX];
     size_t keylen;
 };
 
 /* Decides one layer into *out; returns true when units were taken (to refund on denial). */
 static bool check_layer(struct rl *rl, const struct keyctx *c, const struct rt_layer *l,
-                        uint64_t cost, uint64_t t, bool shadow_all, rl_layer *out,
+                        uint64_t cost, uint64_t t, uint64_t slack, bool shadow_all, rl_layer *out,
                         struct rl_stats_stripe *st, struct taken *tk)
 {
     memset(out, 0, offsetof(rl_layer, rule));
@@ -820,9 +824,12 @@ static bool check_layer(struct rl *rl, const struct keyctx *c, const struct rt_l
     out->mode = l->lim.mode;
     out->shadow = shadow_all || (l->lim.flags & RL_LIMIT_SHADOW);
     tk->l = l;
+    tk->lim = l->acq;
+    if (tk->lim.mode == RL_MODE_STRICT && !rl->strict)
+        tk->lim.mode = RL_MODE_LOCAL;
     tk->keylen = build_key(c, l, tk->key);
     rl_result res;
-    int r = rl__acquire_key(rl, tk->key, tk->keylen, &l->acq, cost, t, &res);
+    int r = rl__acquire_key(rl, tk->key, tk->keylen, &tk->lim, cost, t, slack, &res);
     if (r < 0) {
         /* No decision from the table (full, or contention): on_full decides. */
         out->table_full = true;
@@ -842,8 +849,8 @@ static bool check_layer(struct rl *rl, const struct keyctx *c, const struct rt_l
     out->remaining = res.remaining;
     out->retry_after_ms = res.retry_after_ms;
     out->reset_after_ms = res.reset_after_ms;
-    if (l->warn && res.limit &&
-        (res.limit - res.remaining) * 1000 >= (uint64_t)l->warn * res.limit) {
+    if (l->warn && res.limit && res.remaining <= res.limit &&
+        (rl_u128)(res.limit - res.remaining) * 1000 >= (rl_u128)l->warn * res.limit) {
         out->warning = true;
         COUNT(st, warnings);
     }
@@ -852,12 +859,17 @@ static bool check_layer(struct rl *rl, const struct keyctx *c, const struct rt_l
     return res.allowed;
 }
 
-RL_API int rl_check_at(rl_t *rl, const rl_request *req, uint64_t now_ns, rl_decision *out)
+/* slack: see struct rl_algo_ops.decide (caller-given time, or the segment's own clock). */
+static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t slack,
+                 rl_decision *out)
 {
     if (!rl || !req || !out)
         return rl__err(-EINVAL, "rl_check: rl, req and out must not be NULL");
     if (!req->method || !req->path)
         return rl__err(-EINVAL, "rl_check: the request needs a method and a path");
+    if (req->ndescriptors && !req->descriptors)
+        return rl__err(-EINVAL, "rl_check: ndescriptors is %zu but descriptors is NULL",
+                       req->ndescriptors);
     uint64_t cost = req->cost ? req->cost : 1;
     uint64_t t = now_ns < RL_TIME_BASE_NS ? RL_TIME_BASE_NS : now_ns;
     out->allowed = true;
@@ -931,23 +943,29 @@ RL_API int rl_check_at(rl_t *rl, const rl_request *req, uint64_t now_ns, rl_deci
     bool took[RL_MAX_LAYERS];
     size_t n = 0;
     bool denied = false;
-    for (int li = 0; li < 3 && !denied; li++) {
-        for (size_t i = 0; i < counts[li] && n < RL_MAX_LAYERS; i++) {
-            rl_layer *lo = &out->layers[n];
-            took[n] = check_layer(rl, &c, &lists[li][i], cost, t, shadow_all, lo, st, &taken[n]);
-            n++;
-            if (!lo->allowed && !lo->shadow) {
-                denied = true;
-                break;
+    /* Local layers first, STRICT (Redis round trips) last: a request a local layer denies
+     * never costs a round trip, and there is less to refund. */
+    for (int pass = 0; pass < 2 && !denied; pass++)
+        for (int li = 0; li < 3 && !denied; li++) {
+            for (size_t i = 0; i < counts[li] && n < RL_MAX_LAYERS; i++) {
+                if ((lists[li][i].acq.mode == RL_MODE_STRICT) != (pass == 1))
+                    continue;
+                rl_layer *lo = &out->layers[n];
+                took[n] = check_layer(rl, &c, &lists[li][i], cost, t, slack, shadow_all, lo, st,
+                                      &taken[n]);
+                n++;
+                if (!lo->allowed && !lo->shadow) {
+                    denied = true;
+                    break;
+                }
             }
         }
-    }
     out->n = n;
     if (denied) {
         /* All or nothing: give back what the earlier layers took. */
         for (size_t i = 0; i + 1 < n; i++)
             if (took[i])
-                rl__refund_key(rl, taken[i].key, taken[i].keylen, &taken[i].l->acq, cost, t);
+                rl__refund_key(rl, taken[i].key, taken[i].keylen, &taken[i].lim, cost, t);
         out->allowed = false;
     }
     /* The limiting layer: the denying one (the longest wait), else the one with the least left
@@ -985,9 +1003,14 @@ RL_API int rl_check_at(rl_t *rl, const rl_request *req, uint64_t now_ns, rl_deci
     return 0;
 }
 
+RL_API int rl_check_at(rl_t *rl, const rl_request *req, uint64_t now_ns, rl_decision *out)
+{
+    return check(rl, req, now_ns, RL_CLOCK_SLACK_NS, out);
+}
+
 RL_API int rl_check(rl_t *rl, const rl_request *req, rl_decision *out)
 {
     if (!rl)
         return rl__err(-EINVAL, "rl_check: rl must not be NULL");
-    return rl_check_at(rl, req, rl_clock_ns(rl), out);
+    return check(rl, req, rl_clock_ns(rl), UINT64_MAX, out);
 }

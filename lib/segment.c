@@ -5,9 +5,11 @@
  *  1. Everybody opens the name with O_CREAT; whoever created the file has no special right.
  *  2. The file is grown to at least one page with posix_fallocate (never shrinks, idempotent),
  *     and the header page is mapped.
- *  3. One process becomes the initialiser by a CAS on header.init_owner: 0 -> its pid. A dead
- *     initialiser's pid (kill(pid, 0) == ESRCH) may be replaced the same way, and so may a 0 that
- *     stayed 0 for a second (the creator died between creating the file and its CAS).
+ *  3. One process becomes the initialiser by taking an open-file-description lock (fcntl
+ *     F_OFD_SETLK) on the file's first byte, and re-checks that magic is still 0. The kernel
+ *     releases the lock when its holder dies or closes the file, in whatever PID namespace it
+ *     lives, so a creator that died half-way is replaced by the next opener, and a failed
+ *     initialiser (e.g. /dev/shm full) leaves nothing behind. A live one is waited for ~5 s.
  *  4. The initialiser reserves the whole segment (posix_fallocate: a full /dev/shm fails here
  *     with ENOSPC, not later with SIGBUS), maps it, writes every static header field, and
  *     publishes RL_MAGIC with a release store. Everybody else polls magic (acquire, pairs with
@@ -102,11 +104,6 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static bool pid_alive(pid_t pid)
-{
-    return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
-}
-
 static int sys_err(int e, const char *what, const char *name)
 {
     switch (e) {
@@ -125,7 +122,7 @@ static int sys_err(int e, const char *what, const char *name)
     }
 }
 
-/* Initialise the segment behind fd; we own init_owner. */
+/* Initialise the segment behind fd; we hold the initialiser lock. */
 static int initialise(struct rl *rl, int fd, const rl_options *o, struct rl_shm_header *page)
 {
     struct rl_geometry g = rl__geometry_for(o->capacity);
@@ -150,8 +147,6 @@ static int initialise(struct rl *rl, int fd, const rl_options *o, struct rl_shm_
     atomic_store_explicit(&h->reclaimed, 0, memory_order_relaxed);
     atomic_store_explicit(&h->limits_used, 0, memory_order_relaxed);
     atomic_store_explicit(&h->cfg_gen, 0, memory_order_relaxed);
-    atomic_store_explicit(&h->cfg_active, 0, memory_order_relaxed);
-    atomic_store_explicit(&h->cfg_writer, 0, memory_order_relaxed);
     atomic_store_explicit(&h->audit_head, 0, memory_order_relaxed);
     atomic_store_explicit(&h->audit_dropped, 0, memory_order_relaxed);
     h->layout_version = RL_LAYOUT_VERSION;
@@ -190,12 +185,20 @@ static int initialise(struct rl *rl, int fd, const rl_options *o, struct rl_shm_
     (void)page;
     rl->base = m;
     rl->map_size = g.total;
+    rl->geo = g;
+    rl->capacity = h->capacity;
+    rl->clock_offset_ns = h->clock_offset_ns;
+    rl->static_check = h->static_check;
     return 0;
 }
 
-/* Validate a published header; on success map the whole segment into rl. */
-static int attach(struct rl *rl, int fd, const struct rl_shm_header *h, uint64_t file_size)
+/* Validates a private copy of a published header; on success maps the whole segment into rl
+ * and keeps the validated geometry there (rl->geo). */
+static int attach(struct rl *rl, int fd, const struct rl_shm_header *shared, uint64_t file_size)
 {
+    struct rl_shm_header hc;
+    memcpy(&hc, shared, offsetof(struct rl_shm_header, init_owner));
+    const struct rl_shm_header *h = &hc;
     if (h->layout_version != RL_LAYOUT_VERSION)
         return rl__err(-EPROTO,
                        "segment %s has layout version %u; this library (rl %s) reads version "
@@ -225,11 +228,18 @@ static int attach(struct rl *rl, int fd, const struct rl_shm_header *h, uint64_t
                        "segment %s is truncated: %llu bytes, its header says %llu; remove it "
                        "with rl_unlink once no process uses it",
                        rl->name, (unsigned long long)file_size, (unsigned long long)g.total);
+    int64_t off = h->clock_offset_ns;
+    if (off < -(INT64_C(1) << 62) || off > (INT64_C(1) << 62))
+        return rl__err(-EBADMSG, "segment %s: clock offset out of range (corrupted)", rl->name);
     void *m = mmap(NULL, g.total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (m == MAP_FAILED)
         return sys_err(errno, "mmap", rl->name);
     rl->base = m;
     rl->map_size = g.total;
+    rl->geo = g;
+    rl->capacity = h->capacity;
+    rl->clock_offset_ns = off;
+    rl->static_check = h->static_check;
     return 0;
 }
 
@@ -304,7 +314,6 @@ int rl__segment_open(struct rl *rl, const rl_options *o)
         r = sys_err(errno, "mmap", rl->name);
         goto out_fd;
     }
-    pid_t me = getpid();
     long waited = 0;
     for (;;) {
         /* acquire: pairs with the release store of magic in initialise(). */
@@ -324,57 +333,56 @@ int rl__segment_open(struct rl *rl, const rl_options *o)
                         rl->name, (unsigned long long)magic);
             break;
         }
-        if (o->flags & RL_OPEN_NOCREATE) {
-            if (waited >= WAIT_TOTAL_MS) {
-                r = rl__err(-EAGAIN, "segment %s is still being initialised", rl->name);
-                break;
-            }
-        } else {
-            /* acquire/relaxed: init_owner carries no data; it only elects one initialiser. */
-            uint32_t owner = atomic_load_explicit(&page->init_owner, memory_order_acquire);
-            bool take = false;
-            if (owner == 0) {
-                /* A new file, or one whose creator died before claiming it: whoever comes
-                 * first initialises it. A live creator that loses this race just waits. */
-                take = true;
-            } else if (!pid_alive((pid_t)owner) || (pid_t)owner == me) {
-                take = true;
-            }
-            if (take) {
-                /* seq_cst: one initialiser at a time; pairs with the other contenders' CAS. */
-                if (atomic_compare_exchange_strong_explicit(&page->init_owner, &owner, (uint32_t)me,
-                                                            memory_order_seq_cst,
-                                                            memory_order_seq_cst)) {
+        if (!(o->flags & RL_OPEN_NOCREATE)) {
+            /* One initialiser at a time: an open-file-description lock on the segment's first
+             * byte. The kernel drops it when its holder dies, whatever PID namespace it lives
+             * in, so a creator that died half-way is replaced, and a live one is waited for. */
+            struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+            if (fcntl(fd, F_OFD_SETLK, &fl) == 0) {
+                /* acquire: as above; somebody may have finished while we took the lock. */
+                if (atomic_load_explicit(&page->magic, memory_order_acquire) == 0)
                     r = initialise(rl, fd, o, page);
+                else
+                    r = 1; /* published meanwhile: attach on the next turn */
+                fl.l_type = F_UNLCK;
+                fcntl(fd, F_OFD_SETLK, &fl);
+                if (r <= 0)
                     break;
-                }
+                continue;
             }
-            if (waited >= WAIT_TOTAL_MS) {
-                r = rl__err(-EAGAIN,
-                            "segment %s is being initialised by pid %u for more than %d ms; "
-                            "if that process is stuck, stop it and rl_unlink the segment",
-                            rl->name, owner, WAIT_TOTAL_MS);
+            if (errno != EAGAIN && errno != EACCES) {
+                r = sys_err(errno, "locking the segment for initialisation", rl->name);
                 break;
             }
+        }
+        if (waited >= WAIT_TOTAL_MS) {
+            r = rl__err(-EAGAIN,
+                        "segment %s is being initialised by another process for more than %d "
+                        "ms; if that process is stuck, stop it and rl_unlink the segment",
+                        rl->name, WAIT_TOTAL_MS);
+            break;
         }
         sleep_ms(1);
         waited += 1;
     }
     munmap(page, RL_HEADER_SIZE);
 out_fd:
-    close(fd);
-    if (r < 0)
+    if (r < 0) {
+        close(fd);
         return r;
+    }
+    rl->fd = fd; /* kept: rule-set writers lock a byte of it (cfgstore.c) */
+    /* Everything below derives from the capacity validated in attach() (rl->geo), never from
+     * a second read of the shared header, which another process could change meanwhile. */
+    struct rl_geometry g = rl->geo;
     rl->hdr = (struct rl_shm_header *)rl->base;
-    rl->limits = (struct rl_limit_rec *)(rl->base + rl->hdr->limits_off);
-    rl->slots = (struct rl_slot *)(rl->base + rl->hdr->slots_off);
-    struct rl_geometry g = rl__geometry_for(rl->hdr->capacity); /* validated in attach() */
+    rl->limits = (struct rl_limit_rec *)(rl->base + g.limits_off);
+    rl->slots = (struct rl_slot *)(rl->base + g.slots_off);
     rl->cfg_bufs = (struct rl_cfg_buf *)(rl->base + g.cfg_off);
     rl->audit = (struct rl_audit_rec *)(rl->base + g.audit_off);
     rl->stats = (struct rl_stats_stripe *)(rl->base + g.stats_off);
-    rl->nslots = rl->hdr->nslots;
-    rl->nlimits = rl->hdr->nlimits;
-    rl->clock_offset_ns = rl->hdr->clock_offset_ns;
+    rl->nslots = g.nslots;
+    rl->nlimits = g.nlimits;
     rl->uid = rl->hdr->static_check ^ (uint64_t)(uintptr_t)rl->base;
     rl__log(RL_LOG_INFO, "segment %s: attached (capacity %llu, %llu bytes, created by pid %u)",
             rl->name, (unsigned long long)rl->hdr->capacity, (unsigned long long)rl->map_size,
@@ -388,4 +396,7 @@ void rl__segment_close(struct rl *rl)
     if (rl->base)
         munmap(rl->base, rl->map_size);
     rl->base = NULL;
+    if (rl->fd >= 0)
+        close(rl->fd);
+    rl->fd = -1;
 }

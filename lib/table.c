@@ -50,6 +50,7 @@
 
 #include "bucket.h"
 #include "internal.h"
+#include "strict.h"
 
 #define PROBE_SOFT     16    /* an insert farther than this prefers reclaiming a stale slot */
 #define RECLAIM_WINDOW 64    /* how far an insert looks for the stalest reclaimable slot */
@@ -94,9 +95,9 @@ static int limit_check(const rl_limit *lim, struct rl_params *p)
     int r = rl__algos[lim->algorithm]->params(lim, p);
     if (r < 0)
         return r;
-    if (lim->mode != RL_MODE_LOCAL)
-        return rl__err(-ENOTSUP, "limit: GLOBAL and STRICT modes need the Redis sync, which "
-                                 "this build does not have yet; use RL_MODE_LOCAL");
+    if (lim->mode == RL_MODE_GLOBAL)
+        return rl__err(-ENOTSUP, "limit: GLOBAL mode needs the Redis sync thread, which this "
+                                 "build does not have yet; use RL_MODE_LOCAL or RL_MODE_STRICT");
     return 0;
 }
 
@@ -243,9 +244,9 @@ static void keyref_init(const struct rl *rl, struct keyref *k, const void *key, 
 {
     uint64_t h = XXH3_64bits_withSecret(key, len, rl->hdr->secret, RL_SECRET_SIZE);
     h ^= ((uint64_t)lid + 1) * 0x9E3779B97F4A7C15ULL; /* the limit is part of the identity */
-    uint64_t fp = h & ~RL_CTL_TAG_MASK;
+    uint64_t fp = h & RL_CTL_FP_MASK;
     if (fp == 0)
-        fp = 4;
+        fp = 1ULL << 16;
     k->live = fp | RL_CTL_LIVE;
     k->pending = fp | RL_CTL_PENDING;
     k->meta = (uint64_t)lid | (uint64_t)len << 32;
@@ -278,8 +279,20 @@ static inline uint64_t next_idx(const struct rl *rl, uint64_t i)
 
 enum { FOUND, NOT_FOUND, SAW_PENDING };
 
-/* Looks the key up. FOUND: *idx is its LIVE slot. SAW_PENDING: *idx is a PENDING claim of it. */
-static int find(struct rl *rl, const struct keyref *k, uint64_t *idx)
+/* Is control word c (any nonce) a LIVE / PENDING word of key k? */
+static inline bool is_live_of(uint64_t c, const struct keyref *k)
+{
+    return (c & ~RL_CTL_NONCE_MASK) == k->live;
+}
+
+static inline bool is_pending_of(uint64_t c, const struct keyref *k)
+{
+    return (c & ~RL_CTL_NONCE_MASK) == k->pending;
+}
+
+/* Looks the key up. FOUND: *idx is its LIVE slot and *word the exact control word seen (with its
+ * nonce). SAW_PENDING: *idx is a PENDING claim of it, *word that claim's word. */
+static int find(struct rl *rl, const struct keyref *k, uint64_t *idx, uint64_t *word)
 {
     /* relaxed: a stale bound only makes a lookup miss a key, and the insert that follows
      * re-scans with seq_cst loads (see the theory above). */
@@ -290,14 +303,16 @@ static int find(struct rl *rl, const struct keyref *k, uint64_t *idx)
         /* acquire: pairs with the release CAS PENDING -> LIVE in insert(): the slot's fields
          * are visible once LIVE is. */
         uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
-        if (c == k->live && slot_holds(s, k)) {
+        if (is_live_of(c, k) && slot_holds(s, k)) {
             *idx = i;
+            *word = c;
             return FOUND;
         }
         if (c == RL_CTL_EMPTY)
             return NOT_FOUND;
-        if (c == k->pending) {
+        if (is_pending_of(c, k)) {
             *idx = i;
+            *word = c;
             return SAW_PENDING;
         }
     }
@@ -327,17 +342,32 @@ static bool abort_claim(struct rl *rl, struct rl_slot *s, uint64_t pending)
     return false;
 }
 
-/* Waits a bounded time for a PENDING claim of our key to resolve, then steals it. */
-static void wait_or_steal(struct rl *rl, uint64_t idx, const struct keyref *k)
+/* Waits a bounded time for the PENDING claim `word` to resolve, then steals it (CAS on that
+ * exact word: a newer claim of the same slot is left alone). */
+static void wait_or_steal(struct rl *rl, uint64_t idx, uint64_t word)
 {
     struct rl_slot *s = &rl->slots[idx];
     for (int n = 0; n < PENDING_SPINS; n++) {
         /* relaxed: we only wait for a change; find() re-reads with acquire. */
-        if (atomic_load_explicit(&s->ctl, memory_order_relaxed) != k->pending)
+        if (atomic_load_explicit(&s->ctl, memory_order_relaxed) != word)
             return;
         rl__cpu_relax();
     }
-    abort_claim(rl, s, k->pending);
+    abort_claim(rl, s, word);
+}
+
+/* A claim nonce: different for every claim this thread makes (and across threads, mostly). */
+static _Thread_local uint64_t tl_nonce;
+static _Atomic uint64_t g_nonce_seed;
+
+static uint64_t next_nonce(void)
+{
+    if (!tl_nonce) /* relaxed: only spreads threads apart */
+        tl_nonce =
+            atomic_fetch_add_explicit(&g_nonce_seed, 0x9E3779B97F4A7C15ULL, memory_order_relaxed) ^
+            (uint64_t)getpid() * 0x2545F4914F6CDD1DULL;
+    tl_nonce += 1;
+    return (tl_nonce << 2) & RL_CTL_NONCE_MASK;
 }
 
 /* Completes a reclaim that found (or left) a LIVE slot with a DEAD state. */
@@ -391,7 +421,8 @@ enum { RETRY = 3 };
 
 /* One attempt to insert the key. FOUND with *idx (ours, or a rival's copy met on the way),
  * RETRY (look it up again), or a negative code. */
-static int insert(struct rl *rl, const struct keyref *k, uint64_t t, uint64_t *idx, int attempt)
+static int insert(struct rl *rl, const struct keyref *k, uint64_t t, uint64_t *idx, uint64_t *word,
+                  int attempt)
 {
     uint64_t used = atomic_load_explicit(&rl->hdr->used, memory_order_relaxed);
     uint64_t maxp = atomic_load_explicit(&rl->hdr->max_probe, memory_order_relaxed);
@@ -408,12 +439,13 @@ static int insert(struct rl *rl, const struct keyref *k, uint64_t t, uint64_t *i
         struct rl_slot *s = &rl->slots[i];
         /* acquire: pairs with the release publish of LIVE (fields visible). */
         uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
-        if (c == k->live && slot_holds(s, k)) {
+        if (is_live_of(c, k) && slot_holds(s, k)) {
             *idx = i;
+            *word = c;
             return FOUND;
         }
-        if (c == k->pending) {
-            wait_or_steal(rl, i, k);
+        if (is_pending_of(c, k)) {
+            wait_or_steal(rl, i, c);
             return RETRY;
         }
         if (c == RL_CTL_EMPTY || c == RL_CTL_TOMB) {
@@ -462,15 +494,28 @@ static int insert(struct rl *rl, const struct keyref *k, uint64_t t, uint64_t *i
     raise_max_probe(rl, free_d);
     struct rl_slot *s = &rl->slots[free_i];
     uint64_t c = free_c;
-    /* seq_cst: the claim must precede our re-scan in the single total order (Dekker). */
-    if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c, k->pending, memory_order_seq_cst,
-                                                 memory_order_relaxed))
-        return RETRY;
+    uint64_t pending = k->pending | next_nonce(), live = (pending & ~RL_CTL_TAG_MASK) | RL_CTL_LIVE;
+    /* The state as it was before our claim: initialising it is a CAS from this value, so a
+     * claimant that stalled here while its claim was stolen and the slot claimed and used again
+     * cannot reset the new owner's counts. acquire: pairs with the last writer's release. */
+    uint64_t old = atomic_load_explicit(&s->state, memory_order_acquire);
+    /* relaxed: a statistic; counted before the claim so that a death in between over-counts
+     * (harmless: it only steers the reclaim heuristics) instead of wrapping below zero. */
     atomic_fetch_add_explicit(&rl->hdr->used, 1, memory_order_relaxed);
-    /* Initialise: a new generation, zero value; fields. Only we write a PENDING slot. */
-    uint64_t old = atomic_load_explicit(&s->state, memory_order_relaxed);
+    /* seq_cst: the claim must precede our re-scan in the single total order (Dekker). */
+    if (!atomic_compare_exchange_strong_explicit(&s->ctl, &c, pending, memory_order_seq_cst,
+                                                 memory_order_relaxed)) {
+        atomic_fetch_sub_explicit(&rl->hdr->used, 1, memory_order_relaxed);
+        return RETRY;
+    }
+    /* Initialise: a new generation, zero value; fields. */
     uint64_t gen = ((old >> RL_GEN_SHIFT) + 1) & 0xf;
-    atomic_store_explicit(&s->state, gen << RL_GEN_SHIFT, memory_order_relaxed);
+    /* relaxed: published by the CAS PENDING -> LIVE below. */
+    if (!atomic_compare_exchange_strong_explicit(&s->state, &old, gen << RL_GEN_SHIFT,
+                                                 memory_order_relaxed, memory_order_relaxed)) {
+        abort_claim(rl, s, pending); /* the slot moved on without us */
+        return RETRY;
+    }
     atomic_store_explicit(&s->ceiling, 0, memory_order_relaxed);
     atomic_store_explicit(&s->synced, 0, memory_order_relaxed);
     atomic_store_explicit(&s->meta, k->meta, memory_order_relaxed);
@@ -488,42 +533,47 @@ static int insert(struct rl *rl, const struct keyref *k, uint64_t t, uint64_t *i
         uint64_t oc = atomic_load_explicit(&o->ctl, memory_order_seq_cst);
         if (oc == RL_CTL_EMPTY)
             break;
-        if (oc == k->pending || (oc == k->live && slot_holds(o, k))) {
+        if (is_pending_of(oc, k) || (is_live_of(oc, k) && slot_holds(o, k))) {
             rival = true;
             break;
         }
     }
     if (rival) {
-        abort_claim(rl, s, k->pending);
+        abort_claim(rl, s, pending);
         /* Both rivals may have backed off: wait a little, differently per key and attempt. */
-        for (int n = (attempt & 15) * 16 + (int)(k->home & 15); n > 0; n--)
+        for (int n = (attempt & 15) * 16 + (int)((pending >> 2) & 63); n > 0; n--)
             rl__cpu_relax();
         return RETRY;
     }
-    c = k->pending;
+    c = pending;
     /* release: publishes the fields written above; pairs with the acquire ctl loads in find()
-     * and insert(). seq_cst keeps it in the total order with the rivals' re-scans. */
-    if (atomic_compare_exchange_strong_explicit(&s->ctl, &c, k->live, memory_order_seq_cst,
+     * and insert(). seq_cst keeps it in the total order with the rivals' re-scans. Our own
+     * claim word (nonce included) is expected: a stolen and re-made claim is not ours. */
+    if (atomic_compare_exchange_strong_explicit(&s->ctl, &c, live, memory_order_seq_cst,
                                                 memory_order_relaxed)) {
         *idx = free_i;
+        *word = live;
         return FOUND;
     }
     return RETRY; /* stolen while we were slow: start again */
 }
 
-static int locate(struct rl *rl, const struct keyref *k, uint64_t t, bool create, uint64_t *idx)
+/* FOUND: *idx is the key's slot and *word its exact LIVE control word; NOT_FOUND (only when
+ * !create); or a negative code. */
+static int locate(struct rl *rl, const struct keyref *k, uint64_t t, bool create, uint64_t *idx,
+                  uint64_t *word)
 {
     for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
-        int r = find(rl, k, idx);
+        int r = find(rl, k, idx, word);
         if (r == FOUND)
             return FOUND;
         if (r == SAW_PENDING) {
-            wait_or_steal(rl, *idx, k);
+            wait_or_steal(rl, *idx, *word);
             continue;
         }
         if (!create)
             return NOT_FOUND;
-        r = insert(rl, k, t, idx, attempt);
+        r = insert(rl, k, t, idx, word, attempt);
         if (r != RETRY)
             return r;
     }
@@ -548,18 +598,19 @@ static uint64_t clamp_time(uint64_t now)
 /* The decision itself: token buckets (the common case) are called directly so the compiler can
  * inline them; the other algorithms go through the table of operations. */
 static inline bool decide(const struct rl_algo_ops *ops, const struct rl_params *p, uint64_t v,
-                          uint64_t *aux, uint64_t t, uint64_t cost, uint64_t *nv, rl_result *out)
+                          uint64_t *aux, uint64_t t, uint64_t cost, uint64_t slack, uint64_t *nv,
+                          rl_result *out)
 {
     if (p->algo == RL_TOKEN_BUCKET || p->algo == RL_GCRA)
-        return rl__bucket_decide(p, v, aux, t, cost, nv, out);
-    return ops->decide(p, v, aux, t, cost, nv, out);
+        return rl__bucket_decide(p, v, aux, t, cost, slack, nv, out);
+    return ops->decide(p, v, aux, t, cost, slack, nv, out);
 }
 
 /* now == RL_NOW_CLOCK: read the segment's clock, after the slot's line has been prefetched (a
  * cold line then loads while the clock is read, instead of after it). */
 #define RL_NOW_CLOCK 0
 static inline int rl__acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
-                              uint64_t cost, uint64_t now, rl_result *out)
+                              uint64_t cost, uint64_t now, uint64_t slack, rl_result *out)
 {
     int r = key_check(key, keylen);
     if (r < 0)
@@ -568,23 +619,31 @@ static inline int rl__acquire(struct rl *rl, const void *key, size_t keylen, con
     const struct rl_params *p = limit_id_fast(rl, lim, &lid, &r);
     if (!p)
         return r;
+    if (__builtin_expect(lim->mode == RL_MODE_STRICT, 0)) {
+        if (!rl->strict)
+            return rl__err(-ENOTSUP, "limit: STRICT mode needs Redis: open the segment with "
+                                     "rl_options.redis_url (REDIS_URL)");
+        return rl__strict_acquire(rl, key, keylen, lim, p, cost,
+                                  now == RL_NOW_CLOCK ? rl__clock(rl) : clamp_time(now), out);
+    }
     const struct rl_algo_ops *ops = rl__algos[p->algo];
     struct keyref k;
     keyref_init(rl, &k, key, keylen, lid);
     if (now == RL_NOW_CLOCK) {
         __builtin_prefetch(&rl->slots[k.home], 1, 3);
         now = rl__clock(rl);
+        slack = UINT64_MAX; /* our clock never steps back: a state ahead of it is a race */
     }
     uint64_t t = clamp_time(now);
     for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
-        uint64_t idx;
-        r = locate(rl, &k, t, cost > 0, &idx);
+        uint64_t idx, word;
+        r = locate(rl, &k, t, cost > 0, &idx, &word);
         if (r < 0)
             return r;
         if (r == NOT_FOUND) { /* a peek at an unknown key: it is fresh */
             uint64_t nv;
             uint64_t aux = 0;
-            decide(ops, p, 0, &aux, t, 0, &nv, out);
+            decide(ops, p, 0, &aux, t, 0, slack, &nv, out);
             return 0;
         }
         struct rl_slot *s = &rl->slots[idx];
@@ -592,17 +651,17 @@ static inline int rl__acquire(struct rl *rl, const void *key, size_t keylen, con
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
         for (;;) {
             /* acquire: ordered after the state load; the slot must still hold our key. */
-            if (atomic_load_explicit(&s->ctl, memory_order_acquire) != k.live)
+            if (atomic_load_explicit(&s->ctl, memory_order_acquire) != word)
                 break;
             if ((st & RL_VAL_MASK) == RL_STATE_DEAD) {
-                finish_reclaim(rl, s, k.live); /* help a reclaim in progress, then retry */
+                finish_reclaim(rl, s, word); /* help a reclaim in progress, then retry */
                 break;
             }
             /* relaxed: ordered after the acquire load of state; a raise published before the
              * CAS whose state we read is visible through that CAS's release. */
             uint64_t aux = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
             uint64_t want = aux, nv;
-            if (!decide(ops, p, st & RL_VAL_MASK, &want, t, cost, &nv, out))
+            if (!decide(ops, p, st & RL_VAL_MASK, &want, t, cost, slack, &nv, out))
                 return 0; /* nothing to store: denied, or a peek */
             /* A raise of aux comes before the CAS that commits, so a reader that sees our state
              * also sees the raise (through the CAS's release). relaxed: no data of its own. */
@@ -640,13 +699,18 @@ static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, cons
         return r;
     if (cost == 0)
         return 0;
+    if (lim->mode == RL_MODE_STRICT) {
+        if (!rl->strict)
+            return rl__err(-ENOTSUP, "limit: STRICT mode needs Redis (rl_options.redis_url)");
+        return rl__strict_refund(rl, key, keylen, lim, p, cost);
+    }
     const struct rl_algo_ops *ops = rl__algos[p->algo];
     uint64_t t = clamp_time(now);
     struct keyref k;
     keyref_init(rl, &k, key, keylen, lid);
     for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
-        uint64_t idx;
-        r = locate(rl, &k, t, false, &idx);
+        uint64_t idx, word;
+        r = locate(rl, &k, t, false, &idx, &word);
         if (r < 0)
             return r;
         if (r == NOT_FOUND)
@@ -655,7 +719,7 @@ static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, cons
         /* acquire: pairs with the release CAS of the previous decision. */
         uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
         for (;;) {
-            if (atomic_load_explicit(&s->ctl, memory_order_acquire) != k.live)
+            if (atomic_load_explicit(&s->ctl, memory_order_acquire) != word)
                 break;
             if ((st & RL_VAL_MASK) == RL_STATE_DEAD)
                 return 0; /* being reclaimed: it was fresh, nothing to give back */
@@ -674,9 +738,9 @@ static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, cons
 }
 
 int rl__acquire_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
-                    uint64_t cost, uint64_t now, rl_result *out)
+                    uint64_t cost, uint64_t now, uint64_t slack, rl_result *out)
 {
-    return rl__acquire(rl, key, keylen, lim, cost, now, out);
+    return rl__acquire(rl, key, keylen, lim, cost, now, slack, out);
 }
 
 int rl__refund_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
@@ -693,7 +757,7 @@ RL_API int rl_acquire_at(rl_t *rl, const void *key, size_t keylen, const rl_limi
     if (!rl || !lim || !out)
         return rl__err(-EINVAL, "rl_acquire: rl, lim and out must not be NULL");
     /* 0 would mean "read the clock" below; any time before 2020 is 2020 anyway. */
-    return rl__acquire(rl, key, keylen, lim, cost, now_ns ? now_ns : 1, out);
+    return rl__acquire(rl, key, keylen, lim, cost, now_ns ? now_ns : 1, RL_CLOCK_SLACK_NS, out);
 }
 
 RL_API int rl_acquire(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost,
@@ -701,7 +765,7 @@ RL_API int rl_acquire(rl_t *rl, const void *key, size_t keylen, const rl_limit *
 {
     if (!rl || !lim || !out)
         return rl__err(-EINVAL, "rl_acquire: rl, lim and out must not be NULL");
-    return rl__acquire(rl, key, keylen, lim, cost, RL_NOW_CLOCK, out);
+    return rl__acquire(rl, key, keylen, lim, cost, RL_NOW_CLOCK, UINT64_MAX, out);
 }
 
 RL_API int rl_refund_at(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim,
@@ -758,7 +822,8 @@ RL_API int rl_foreach_key(rl_t *rl, uint64_t now_ns, int (*fn)(const rl_key_view
         kv.key = buf;
         uint64_t nv;
         uint64_t aux = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
-        rl__algos[p.algo]->decide(&p, st & RL_VAL_MASK, &aux, t, 0, &nv, &kv.state);
+        rl__algos[p.algo]->decide(&p, st & RL_VAL_MASK, &aux, t, 0, RL_CLOCK_SLACK_NS, &nv,
+                                  &kv.state);
         int r = fn(&kv, arg);
         if (r)
             return r;

@@ -695,7 +695,7 @@ static const struct bad bad_configs[] = {
      "nanosecond; use a longer window"},
     {"version: 1\ndefaults: [{requests: 1, window: 1s, burst: 1099511627777}]\n", -ERANGE,
      "bad.yaml:2:12: defaults, layer 0: burst 1099511627777 is above the maximum 2^40"},
-    {"version: 1\ndefaults: [{requests: 1, window: 3661d}]\n", -EINVAL,
+    {"version: 1\ndefaults: [{requests: 1, window: 3661d}]\n", -ERANGE,
      "bad.yaml:2:12: defaults, layer 0: window_ms 316310400000 is outside 1..316224000000 (10 "
      "years)"},
     /* patterns */

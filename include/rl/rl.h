@@ -70,16 +70,28 @@ typedef struct rl_options {
     /** 1 (default): limits apply. 0 (RATE_LIMITING_ENABLED=false): every request is allowed
      *  and still counted, as if every rule were a shadow rule. */
     int enabled;
-    /** Redis (later issue): URL (REDIS_URL; NULL = no Redis) and STRICT pool size
-     *  (REDIS_POOL_SIZE, default 20). */
+    /** Redis: URL (REDIS_URL; NULL = no Redis: GLOBAL and STRICT layers count locally) and the
+     *  size of the STRICT connection pool (REDIS_POOL_SIZE, default 20). */
     const char *redis_url;
     unsigned redis_pool_size;
     /** Monitoring rollups to Redis (ENABLE_RATE_LIMIT_MONITORING), kept for
      *  METRICS_RETENTION_DAYS days (default 7). */
     int monitoring;
     unsigned metrics_retention_days;
-    uint64_t reserved[12]; /**< must stay zero */
+    /** GLOBAL sync period in ms (RL_SYNC_INTERVAL_MS; default 100). */
+    uint64_t sync_interval_ms;
+    /** What GLOBAL and STRICT limits do while Redis is unreachable: RL_FALLBACK_LOCAL (default:
+     *  keep enforcing this host's last share), RL_FALLBACK_OPEN (allow), RL_FALLBACK_CLOSED
+     *  (deny). */
+    int fallback;
+    /** Redis connect and command timeouts in ms (defaults 200 and 100). */
+    unsigned redis_connect_timeout_ms;
+    unsigned redis_command_timeout_ms;
+    uint64_t reserved[9]; /**< must stay zero */
 } rl_options;
+
+/** Values of rl_options.fallback. */
+enum { RL_FALLBACK_LOCAL = 0, RL_FALLBACK_OPEN = 1, RL_FALLBACK_CLOSED = 2 };
 
 /** Fills *o with the defaults above. Never fails; does not allocate. */
 RL_API void rl_options_init(rl_options *o);
@@ -169,7 +181,7 @@ typedef struct rl_limit {
     uint64_t window_ms;     /**< window length in milliseconds */
     uint64_t burst;         /**< token bucket capacity / GCRA max burst; 0 means = requests */
     rl_algorithm algorithm; /**< RL_TOKEN_BUCKET by default (0) */
-    rl_scope scope;         /**< for rl_check(); ignored by rl_acquire() */
+    rl_scope scope;         /**< for rl_check(); part of the counter's identity */
     rl_mode mode;           /**< RL_MODE_LOCAL (0); others need Redis (later issue) */
     uint64_t redis_ttl_ms;  /**< Redis key TTL for GLOBAL/STRICT; 0 = 2 x window */
     /* The fields below only matter to rl_check() and are not part of the counter's identity. */

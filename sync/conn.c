@@ -1,0 +1,1196 @@
+/*
+ * Redis connections over hiredis's synchronous API, and the pool: the contract is in conn.h.
+ *
+ * Timeouts are socket options (SO_RCVTIMEO/SO_SNDTIMEO via redisSetTimeout): a blocking read
+ * that times out fails with EAGAIN, which hiredis reports as REDIS_ERR_IO. After any I/O error
+ * the state of the stream is unknown (a late reply would be read as the answer to the next
+ * command), so the connection is closed, never reused.
+ *
+ * SIGPIPE: hiredis writes with write(2), and a write to a peer that reset the connection raises
+ * SIGPIPE, whose default action kills the process. A library must not do that to its host, so
+ * every hiredis call that may write runs with SIGPIPE blocked in the calling thread, and a
+ * SIGPIPE it raised is consumed (sigtimedwait) before the mask is restored: the call fails with
+ * EPIPE instead (-ECONNRESET). Two pthread_sigmask calls per command; nothing else changes for
+ * an application that ignores or blocks SIGPIPE itself.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "conn.h"
+#include "internal.h"
+
+#define WHERE_MAX   300
+#define MSG_MAX     400
+#define SCRIPTS_MAX 16
+#define POOL_MAX    4096u
+#define MS_NS       ((uint64_t)1000000)
+
+struct script_sha {
+    uint64_t hash; /* XXH3 of the source; 0 with len 0: empty entry */
+    size_t len;
+    char sha[41];
+};
+
+struct rl_redis {
+    struct rl_redis_url url;
+    unsigned connect_ms, command_ms;
+    redisContext *ctx; /* NULL: not connected */
+    pid_t pid;         /* the process that opened ctx */
+    char where[WHERE_MAX];
+
+    /* Backoff after failed connects. */
+    unsigned streak;   /* consecutive failed connects */
+    uint64_t retry_at; /* monotonic ns before which no connect is attempted */
+    char last_msg[MSG_MAX];
+    uint64_t rng;
+
+    /* Pipelining. */
+    unsigned pending; /* appended commands whose reply is not read yet */
+    unsigned lost;    /* replies of a broken batch still to be reported as lost */
+    int lost_err;     /* their code */
+    bool drop_after;  /* READONLY seen inside a batch: drop once it is read */
+
+    struct script_sha scripts[SCRIPTS_MAX];
+    unsigned script_next;
+
+    /* Pool membership (NULL: standalone connection). */
+    struct rl_redis_pool *pool;
+    bool in_use, probe;
+};
+
+struct rl_redis_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned size, nidle, command_ms;
+    struct rl_redis **conns; /* all of them */
+    struct rl_redis **idle;  /* stack of the free ones */
+    /* Circuit breaker (under mu; `fails` is also read without it on the fast path). */
+    _Atomic unsigned fails;
+    uint64_t open_until; /* monotonic ns; 0: closed */
+    bool probing;        /* a probe is out */
+    uint64_t trips;
+    char last_msg[MSG_MAX];
+};
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+static struct timeval ms_tv(unsigned ms)
+{
+    struct timeval tv;
+    tv.tv_sec = (time_t)(ms / 1000u);
+    tv.tv_usec = (suseconds_t)((ms % 1000u) * 1000u);
+    return tv;
+}
+
+static void fmt_where(char *buf, size_t n, const char *host, int port)
+{
+    if (strchr(host, ':'))
+        snprintf(buf, n, "[%s]:%d", host, port);
+    else
+        snprintf(buf, n, "%s:%d", host, port);
+}
+
+static bool has_prefix(const char *s, const char *p)
+{
+    return s && strncmp(s, p, strlen(p)) == 0;
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000u), .tv_nsec = (long)(ms % 1000u) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ---- SIGPIPE -------------------------------------------------------------------------------- */
+
+struct pipe_guard {
+    sigset_t old;
+};
+
+static void pipe_block(struct pipe_guard *g)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+/* failed: the call failed (only a failed write raises SIGPIPE). */
+static void pipe_restore(struct pipe_guard *g, bool failed)
+{
+    int saved = errno;
+    /* When the caller had SIGPIPE blocked already, a pending one may be theirs: leave it. */
+    if (failed && sigismember(&g->old, SIGPIPE) != 1) {
+        sigset_t set, pending;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+            struct timespec zero = {0, 0};
+            while (sigtimedwait(&set, NULL, &zero) < 0 && errno == EINTR)
+                ;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+    errno = saved;
+}
+
+/* The errno behind a hiredis I/O error: recovered from the text hiredis made of it (strerror,
+ * same locale), else errno as the failing call left it. */
+static int io_errno(const redisContext *ctx, int saved)
+{
+    static const int known[] = {EAGAIN, ETIMEDOUT,    ECONNREFUSED, ECONNRESET,
+                                EPIPE,  EHOSTUNREACH, ENETUNREACH,  ENOENT,
+                                EACCES, EINPROGRESS,  ECONNABORTED, EADDRNOTAVAIL};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strstr(ctx->errstr, strerror(known[i])))
+            return known[i];
+    return saved == EWOULDBLOCK ? EAGAIN : saved;
+}
+
+/* A negative code for the error in ctx (connect: while connecting). */
+static int ctx_code(const redisContext *ctx, int saved, bool connecting)
+{
+    switch (ctx->err) {
+    case REDIS_ERR_IO:
+        switch (io_errno(ctx, saved)) {
+        case EAGAIN:
+        case ETIMEDOUT:
+        case EINPROGRESS:
+            return -ETIMEDOUT;
+        case ECONNREFUSED:
+        case ENOENT: /* a unix socket that is not there: no server */
+            return connecting ? -ECONNREFUSED : -ECONNRESET;
+        case EHOSTUNREACH:
+        case ENETUNREACH:
+        case EADDRNOTAVAIL:
+            return -EHOSTUNREACH;
+        case EACCES:
+            return connecting ? -EACCES : -ECONNRESET;
+        default:
+            return connecting ? -ECONNREFUSED : -ECONNRESET;
+        }
+    case REDIS_ERR_OOM:
+        return -ENOMEM;
+    case REDIS_ERR_OTHER:
+        /* Connecting: name resolution ("Name or service not known"); else a format string
+         * hiredis does not understand (a bug in the caller). */
+        return connecting ? -EHOSTUNREACH : -EINVAL;
+    default: /* EOF (the server closed it), protocol garbage */
+        return -ECONNRESET;
+    }
+}
+
+/* The code of an error reply. */
+static int reply_code(const redisReply *r)
+{
+    const char *s = r->str ? r->str : "";
+    if (has_prefix(s, "NOAUTH") || has_prefix(s, "WRONGPASS"))
+        return -EACCES;
+    if (has_prefix(s, "NOPERM") || strstr(s, " NOPERM "))
+        return -EPERM;
+    if (has_prefix(s, "READONLY") || strstr(s, "READONLY You can't write"))
+        return -EROFS;
+    if (has_prefix(s, "NOSCRIPT"))
+        return -ENOENT;
+    return -EIO;
+}
+
+static const char *user_name(const struct rl_redis_url *u)
+{
+    return u->user[0] ? u->user : "default";
+}
+
+/* rl__err() for an error reply: a message saying what to do for the codes that have one. */
+static int reply_err(const struct rl_redis *c, const char *where, const redisReply *r)
+{
+    int rc = reply_code(r);
+    const char *s = r->str ? r->str : "";
+    switch (rc) {
+    case -EACCES:
+        if (has_prefix(s, "NOAUTH"))
+            return rl__err(rc,
+                           "Redis at %s requires authentication (NOAUTH): put the credentials in "
+                           "REDIS_URL (redis://user:password@host:port)",
+                           where);
+        return rl__err(rc,
+                       "authentication failed for user %s at %s: check REDIS_URL's credentials "
+                       "(%s)",
+                       user_name(&c->url), where, s);
+    case -EPERM:
+        return rl__err(rc, "user %s lacks a permission at %s: %s (grant it with ACL SETUSER)",
+                       user_name(&c->url), where, s);
+    case -EROFS:
+        return rl__err(rc, "Redis at %s is a read-only replica now (%s): re-resolving the master",
+                       where, s);
+    default:
+        return rl__err(rc, "Redis at %s: %s", where, s);
+    }
+}
+
+/* ---- connecting ---------------------------------------------------------------------------- */
+
+/* A command on a raw context: 0 and *out (any reply type) or an I/O error's code and message. */
+static int raw_cmd(redisContext *ctx, const char *where, unsigned timeout_ms, redisReply **out,
+                   int argc, const char **argv)
+{
+    struct pipe_guard g;
+    pipe_block(&g);
+    redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
+    int saved = errno;
+    pipe_restore(&g, r == NULL);
+    if (!r) {
+        int rc = ctx_code(ctx, saved, false);
+        if (rc == -ETIMEDOUT)
+            return rl__err(rc, "Redis at %s: no reply to %s within %u ms", where, argv[0],
+                           timeout_ms);
+        return rl__err(rc, "Redis at %s: %s failed: %s", where, argv[0],
+                       ctx->errstr[0] ? ctx->errstr : "connection lost");
+    }
+    *out = r;
+    return 0;
+}
+
+/* A socket to host:port (path: a unix socket), with the connect timeout on its commands. */
+static int open_socket(const struct rl_redis *c, const char *host, int port, const char *path,
+                       const char *where, redisContext **out)
+{
+    struct timeval tv = ms_tv(c->connect_ms);
+    errno = 0;
+    redisContext *ctx =
+        path ? redisConnectUnixWithTimeout(path, tv) : redisConnectWithTimeout(host, port, tv);
+    int saved = errno;
+    *out = NULL;
+    if (!ctx)
+        return rl__err(-ENOMEM, "out of memory connecting to Redis at %s", where);
+    if (ctx->err) {
+        int rc = ctx_code(ctx, saved, true);
+        if (rc == -ETIMEDOUT)
+            rl__err(rc, "cannot connect to Redis at %s: timed out after %u ms", where,
+                    c->connect_ms);
+        else if (rc == -ECONNREFUSED)
+            rl__err(rc, "cannot connect to Redis at %s: %s (is the server running there?)", where,
+                    ctx->errstr);
+        else
+            rl__err(rc, "cannot connect to Redis at %s: %s", where, ctx->errstr);
+        redisFree(ctx);
+        return rc;
+    }
+    if (redisSetTimeout(ctx, tv) != REDIS_OK) {
+        int rc =
+            rl__err(-ECONNRESET, "Redis at %s: cannot set socket timeouts: %s", where, ctx->errstr);
+        redisFree(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return 0;
+}
+
+static int auth(const struct rl_redis *c, redisContext *ctx, const char *where)
+{
+    const struct rl_redis_url *u = &c->url;
+    const char *argv[3] = {"AUTH", u->user, u->password};
+    int argc = 3;
+    if (!u->user[0]) {
+        argv[1] = u->password;
+        argc = 2;
+    }
+    redisReply *r;
+    int rc = raw_cmd(ctx, where, c->connect_ms, &r, argc, argv);
+    if (rc)
+        return rc;
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* WRONGPASS, or "ERR AUTH <password> called without any password configured": either
+         * way REDIS_URL's credentials do not match the server's. */
+        rc = rl__err(-EACCES,
+                     "authentication failed for user %s at %s: check REDIS_URL's credentials (%s)",
+                     user_name(u), where, r->str ? r->str : "");
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* AUTH, SELECT, PING, and ROLE when the server must be a master. */
+static int handshake(const struct rl_redis *c, redisContext *ctx, const char *where,
+                     bool want_master)
+{
+    const struct rl_redis_url *u = &c->url;
+    redisReply *r;
+    int rc;
+    if (u->password[0] && (rc = auth(c, ctx, where)) != 0)
+        return rc;
+    if (u->db != 0) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", u->db);
+        const char *argv[2] = {"SELECT", db};
+        if ((rc = raw_cmd(ctx, where, c->connect_ms, &r, 2, argv)) != 0)
+            return rc;
+        if (r->type == REDIS_REPLY_ERROR) {
+            rc = reply_code(r);
+            if (rc == -EIO)
+                rc = rl__err(-EINVAL, "Redis at %s refused SELECT %d (REDIS_URL's /db): %s", where,
+                             u->db, r->str ? r->str : "");
+            else
+                rc = reply_err(c, where, r);
+        }
+        freeReplyObject(r);
+        if (rc)
+            return rc;
+    }
+    {
+        const char *argv[1] = {"PING"};
+        if ((rc = raw_cmd(ctx, where, c->connect_ms, &r, 1, argv)) != 0)
+            return rc;
+        if (r->type == REDIS_REPLY_ERROR)
+            rc = reply_err(c, where, r);
+        freeReplyObject(r);
+        if (rc)
+            return rc;
+    }
+    if (want_master) {
+        const char *argv[1] = {"ROLE"};
+        if ((rc = raw_cmd(ctx, where, c->connect_ms, &r, 1, argv)) != 0)
+            return rc;
+        if (r->type == REDIS_REPLY_ERROR) {
+            rc = reply_err(c, where, r);
+        } else if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+                   r->element[0]->type != REDIS_REPLY_STRING ||
+                   strcmp(r->element[0]->str, "master") != 0) {
+            rc = rl__err(-EROFS, "Redis at %s is not a master (ROLE: %s)", where,
+                         r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+                                 r->element[0]->type == REDIS_REPLY_STRING
+                             ? r->element[0]->str
+                             : "unexpected reply");
+        }
+        freeReplyObject(r);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Asks one sentinel for the master's address. */
+static int ask_sentinel(const struct rl_redis *c, redisContext *s, const char *swhere, char *host,
+                        size_t hostlen, int *port)
+{
+    const char *argv[3] = {"SENTINEL", "get-master-addr-by-name", c->url.master};
+    redisReply *r;
+    int rc = raw_cmd(s, swhere, c->connect_ms, &r, 3, argv);
+    if (rc)
+        return rc;
+    if (r->type == REDIS_REPLY_ERROR && has_prefix(r->str, "NOAUTH") && c->url.password[0]) {
+        /* A sentinel with requirepass: it takes the URL's credentials too. */
+        freeReplyObject(r);
+        if ((rc = auth(c, s, swhere)) != 0 ||
+            (rc = raw_cmd(s, swhere, c->connect_ms, &r, 3, argv)) != 0)
+            return rc;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        rc = reply_err(c, swhere, r);
+    } else if (r->type == REDIS_REPLY_NIL) {
+        rc = rl__err(-ENXIO, "sentinel %s does not know a master named '%s' (REDIS_URL's path)",
+                     swhere, c->url.master);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+               r->element[0]->type != REDIS_REPLY_STRING ||
+               r->element[1]->type != REDIS_REPLY_STRING || r->element[0]->len >= hostlen) {
+        rc = rl__err(-EIO, "sentinel %s: unexpected reply to SENTINEL get-master-addr-by-name",
+                     swhere);
+    } else {
+        char *end;
+        long p = strtol(r->element[1]->str, &end, 10);
+        if (*end || p < 1 || p > 65535) {
+            rc =
+                rl__err(-EIO, "sentinel %s gave a bad port for master '%s'", swhere, c->url.master);
+        } else {
+            memcpy(host, r->element[0]->str, r->element[0]->len);
+            host[r->element[0]->len] = '\0';
+            *port = (int)p;
+        }
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* Errors a retry cannot fix: stop asking the other sentinels. */
+static bool is_config_error(int rc)
+{
+    return rc == -EACCES || rc == -EPERM || rc == -EINVAL || rc == -ENOMEM;
+}
+
+/* Resolves the master through the sentinels (each in turn, a few rounds) and connects to it. */
+static int connect_sentinel(struct rl_redis *c, redisContext **out)
+{
+    const struct rl_redis_url *u = &c->url;
+    char last[MSG_MAX] = "no sentinel in REDIS_URL";
+    int last_rc = -EHOSTUNREACH;
+    for (unsigned round = 0; round < RL_REDIS_SENTINEL_ROUNDS; round++) {
+        if (round > 0)
+            sleep_ms(100);
+        for (size_t i = 0; i < u->nhosts; i++) {
+            char swhere[WHERE_MAX], mwhere[WHERE_MAX], host[256];
+            int port = 0, rc;
+            redisContext *s, *m;
+            fmt_where(swhere, sizeof swhere, u->hosts[i].host, u->hosts[i].port);
+            rc = open_socket(c, u->hosts[i].host, u->hosts[i].port, NULL, swhere, &s);
+            if (rc == 0) {
+                rc = ask_sentinel(c, s, swhere, host, sizeof host, &port);
+                redisFree(s);
+            }
+            if (rc == 0) {
+                fmt_where(mwhere, sizeof mwhere, host, port);
+                rc = open_socket(c, host, port, NULL, mwhere, &m);
+                if (rc == 0) {
+                    rc = handshake(c, m, mwhere, true);
+                    if (rc == 0) {
+                        snprintf(c->where, sizeof c->where, "%s", mwhere);
+                        *out = m;
+                        rl__log(RL_LOG_DEBUG, "redis: master '%s' is %s (sentinel %s)", u->master,
+                                mwhere, swhere);
+                        return 0;
+                    }
+                    redisFree(m);
+                }
+            }
+            last_rc = rc;
+            snprintf(last, sizeof last, "%s", rl_errmsg());
+            if (is_config_error(rc))
+                return rc; /* the message is still the thread's */
+        }
+    }
+    /* A replica where the master should be, every time: no master now (mid-failover). */
+    if (last_rc == -EROFS)
+        last_rc = -EHOSTUNREACH;
+    return rl__err(last_rc, "no sentinel gave a reachable master '%s' after %u rounds; last: %s",
+                   u->master, RL_REDIS_SENTINEL_ROUNDS, last);
+}
+
+static int connect_direct(struct rl_redis *c, redisContext **out)
+{
+    const struct rl_redis_url *u = &c->url;
+    redisContext *ctx;
+    int rc;
+    if (u->kind == RL_REDIS_UNIX)
+        rc = open_socket(c, NULL, 0, u->path, c->where, &ctx);
+    else
+        rc = open_socket(c, u->hosts[0].host, u->hosts[0].port, NULL, c->where, &ctx);
+    if (rc)
+        return rc;
+    if ((rc = handshake(c, ctx, c->where, false)) != 0) {
+        redisFree(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return 0;
+}
+
+static void drop_ctx(struct rl_redis *c)
+{
+    if (c->ctx)
+        redisFree(c->ctx); /* close(2) only: no QUIT */
+    c->ctx = NULL;
+    c->pending = 0;
+    c->drop_after = false;
+}
+
+static bool is_failure(int rc)
+{
+    return rc == -ETIMEDOUT || rc == -ECONNRESET || rc == -ECONNREFUSED || rc == -EHOSTUNREACH ||
+           rc == -ENXIO;
+}
+
+static void pool_report(struct rl_redis *c, int rc);
+
+/* Connected, or an error: -EAGAIN while backing off, else the connect's own. */
+static int ensure(struct rl_redis *c)
+{
+    if (c->ctx) {
+        if (c->pid == getpid())
+            return 0;
+        drop_ctx(c); /* inherited through fork(): the parent's stream */
+    }
+    uint64_t now = rl__mono_ns();
+    if (now < c->retry_at)
+        return rl__err(-EAGAIN,
+                       "Redis at %s: backing off, next connect attempt in %" PRIu64
+                       " ms; last error: %s",
+                       c->where, (uint64_t)((c->retry_at - now + MS_NS - 1) / MS_NS), c->last_msg);
+    redisContext *ctx = NULL;
+    int rc = c->url.kind == RL_REDIS_SENTINEL ? connect_sentinel(c, &ctx) : connect_direct(c, &ctx);
+    if (rc == 0) {
+        if (redisSetTimeout(ctx, ms_tv(c->command_ms)) != REDIS_OK) {
+            rc = rl__err(-ECONNRESET, "Redis at %s: cannot set socket timeouts: %s", c->where,
+                         ctx->errstr);
+            redisFree(ctx);
+        }
+    }
+    if (rc == 0) {
+        if (c->streak)
+            rl__log(RL_LOG_INFO, "redis: reconnected to %s after %u failed attempts", c->where,
+                    c->streak);
+        c->ctx = ctx;
+        c->pid = getpid();
+        c->streak = 0;
+        c->retry_at = 0;
+        return 0;
+    }
+    snprintf(c->last_msg, sizeof c->last_msg, "%s", rl_errmsg());
+    unsigned shift = c->streak < 6 ? c->streak : 6;
+    unsigned d = RL_REDIS_BACKOFF_MIN_MS << shift;
+    if (d > RL_REDIS_BACKOFF_MAX_MS)
+        d = RL_REDIS_BACKOFF_MAX_MS;
+    uint64_t delay = d / 2 + rng_next(&c->rng) % (d / 2 + 1);
+    c->retry_at = rl__mono_ns() + delay * MS_NS;
+    if (c->streak++ == 0)
+        rl__log(RL_LOG_WARN, "redis: %s", c->last_msg);
+    pool_report(c, rc);
+    return rc;
+}
+
+/* ---- one connection ------------------------------------------------------------------------ */
+
+static int new_conn(const struct rl_redis_url *u, unsigned connect_ms, unsigned command_ms,
+                    struct rl_redis **out)
+{
+    *out = NULL;
+    if (!u)
+        return rl__err(-EINVAL, "redis: no URL");
+    switch (u->kind) {
+    case RL_REDIS_TCP:
+        if (u->nhosts < 1)
+            return rl__err(-EINVAL, "redis: URL without a host");
+        break;
+    case RL_REDIS_UNIX:
+        if (!u->path[0])
+            return rl__err(-EINVAL, "redis: unix URL without a socket path");
+        break;
+    case RL_REDIS_SENTINEL:
+        if (u->nhosts < 1 || !u->master[0])
+            return rl__err(-EINVAL, "redis: sentinel URL without sentinels or master name");
+        break;
+    case RL_REDIS_CLUSTER:
+        return rl__err(-ENOTSUP, "redis: redis-cluster:// is not supported yet: use redis:// or "
+                                 "redis-sentinel://");
+    default:
+        return rl__err(-EINVAL, "redis: unknown URL kind %d", (int)u->kind);
+    }
+    struct rl_redis *c = calloc(1, sizeof *c);
+    if (!c)
+        return rl__err(-ENOMEM, "redis: out of memory");
+    c->url = *u;
+    if (c->url.nhosts > RL_REDIS_MAX_HOSTS)
+        c->url.nhosts = RL_REDIS_MAX_HOSTS;
+    c->connect_ms = connect_ms ? connect_ms : RL_REDIS_CONNECT_MS_DEF;
+    c->command_ms = command_ms ? command_ms : RL_REDIS_COMMAND_MS_DEF;
+    c->rng = rl__mono_ns() ^ (uint64_t)(uintptr_t)c ^ ((uint64_t)getpid() << 32);
+    if (!c->rng)
+        c->rng = 1;
+    if (u->kind == RL_REDIS_UNIX)
+        snprintf(c->where, sizeof c->where, "%s", u->path);
+    else if (u->kind == RL_REDIS_SENTINEL)
+        snprintf(c->where, sizeof c->where, "master '%s' (sentinels)", u->master);
+    else
+        fmt_where(c->where, sizeof c->where, u->hosts[0].host, u->hosts[0].port);
+    *out = c;
+    return 0;
+}
+
+int rl__redis_new(const struct rl_redis_url *u, unsigned connect_ms, unsigned command_ms,
+                  struct rl_redis **out)
+{
+    if (!out)
+        return rl__err(-EINVAL, "redis: no output pointer");
+    return new_conn(u, connect_ms, command_ms, out);
+}
+
+int rl__redis_connect(const struct rl_redis_url *u, unsigned connect_ms, unsigned command_ms,
+                      struct rl_redis **out)
+{
+    if (!out)
+        return rl__err(-EINVAL, "redis: no output pointer");
+    struct rl_redis *c;
+    int rc = new_conn(u, connect_ms, command_ms, &c);
+    if (rc)
+        return rc;
+    if ((rc = ensure(c)) != 0) {
+        rl__redis_close(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void rl__redis_close(struct rl_redis *c)
+{
+    if (!c)
+        return;
+    drop_ctx(c);
+    /* The URL copy holds the password: do not leave it in freed memory. */
+    memset(&c->url, 0, sizeof c->url);
+    free(c);
+}
+
+void rl__redis_drop(struct rl_redis *c)
+{
+    if (c) {
+        drop_ctx(c);
+        c->lost = 0;
+    }
+}
+
+bool rl__redis_connected(const struct rl_redis *c)
+{
+    return c && c->ctx;
+}
+
+const char *rl__redis_where(const struct rl_redis *c)
+{
+    return c ? c->where : "";
+}
+
+/* After a reply (r, or NULL and the saved errno for an I/O error): the code, with *reply set
+ * on success. */
+static int finish(struct rl_redis *c, redisReply *r, int saved, redisReply **reply)
+{
+    if (!r) {
+        int rc = ctx_code(c->ctx, saved, false);
+        if (rc == -ETIMEDOUT)
+            rl__err(rc, "Redis at %s: no reply within %u ms (command timeout)", c->where,
+                    c->command_ms);
+        else
+            rl__err(rc, "Redis at %s: connection lost: %s", c->where,
+                    c->ctx->errstr[0] ? c->ctx->errstr : "closed");
+        drop_ctx(c);
+        pool_report(c, rc);
+        return rc;
+    }
+    pool_report(c, 0); /* the server answered */
+    if (r->type == REDIS_REPLY_ERROR) {
+        int rc = reply_err(c, c->where, r);
+        freeReplyObject(r);
+        if (rc == -EROFS) {
+            /* A replica now: the next call re-resolves (sentinel) or reconnects. */
+            if (c->pending)
+                c->drop_after = true;
+            else
+                drop_ctx(c);
+        }
+        return rc;
+    }
+    if (reply)
+        *reply = r;
+    else
+        freeReplyObject(r);
+    return 0;
+}
+
+static int cmd_precheck(struct rl_redis *c, redisReply **reply)
+{
+    if (reply)
+        *reply = NULL;
+    if (!c)
+        return rl__err(-EINVAL, "redis: no connection");
+    if (c->pending)
+        return rl__err(-EINVAL, "redis: %u pipelined replies are still to be read", c->pending);
+    c->lost = 0;
+    return ensure(c);
+}
+
+int rl__redis_cmd(struct rl_redis *c, redisReply **reply, const char *fmt, ...)
+{
+    int rc = cmd_precheck(c, reply);
+    if (rc)
+        return rc;
+    struct pipe_guard g;
+    va_list ap;
+    va_start(ap, fmt);
+    pipe_block(&g);
+    redisReply *r = redisvCommand(c->ctx, fmt, ap);
+    int saved = errno;
+    pipe_restore(&g, r == NULL);
+    va_end(ap);
+    return finish(c, r, saved, reply);
+}
+
+int rl__redis_cmd_argv(struct rl_redis *c, redisReply **reply, int argc, const char **argv,
+                       const size_t *argvlen)
+{
+    if (argc < 1 || !argv)
+        return rl__err(-EINVAL, "redis: empty command");
+    int rc = cmd_precheck(c, reply);
+    if (rc)
+        return rc;
+    struct pipe_guard g;
+    pipe_block(&g);
+    redisReply *r = redisCommandArgv(c->ctx, argc, argv, argvlen);
+    int saved = errno;
+    pipe_restore(&g, r == NULL);
+    return finish(c, r, saved, reply);
+}
+
+/* ---- scripts ------------------------------------------------------------------------------- */
+
+static const char *cached_sha(const struct rl_redis *c, uint64_t h, size_t len)
+{
+    for (unsigned i = 0; i < SCRIPTS_MAX; i++)
+        if (c->scripts[i].len == len && c->scripts[i].hash == h && c->scripts[i].sha[0])
+            return c->scripts[i].sha;
+    return NULL;
+}
+
+static void cache_sha(struct rl_redis *c, uint64_t h, size_t len, const char *sha)
+{
+    struct script_sha *e = NULL;
+    for (unsigned i = 0; i < SCRIPTS_MAX && !e; i++)
+        if (c->scripts[i].len == len && c->scripts[i].hash == h)
+            e = &c->scripts[i];
+    if (!e)
+        e = &c->scripts[c->script_next++ % SCRIPTS_MAX];
+    e->hash = h;
+    e->len = len;
+    memcpy(e->sha, sha, 41);
+}
+
+static bool is_sha_hex(const char *s)
+{
+    for (int i = 0; i < 40; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F')))
+            return false;
+    return s[40] == '\0';
+}
+
+static int script_load(struct rl_redis *c, const char *src, size_t len, char sha[41])
+{
+    const char *argv[3] = {"SCRIPT", "LOAD", src};
+    size_t argvlen[3] = {6, 4, len};
+    redisReply *r;
+    int rc = rl__redis_cmd_argv(c, &r, 3, argv, argvlen);
+    if (rc)
+        return rc;
+    if (r->type != REDIS_REPLY_STRING || r->len != 40 || !is_sha_hex(r->str))
+        rc = rl__err(-EIO, "Redis at %s: unexpected reply to SCRIPT LOAD", c->where);
+    else
+        memcpy(sha, r->str, 41);
+    freeReplyObject(r);
+    return rc;
+}
+
+static int evalsha_once(struct rl_redis *c, const char *sha, int nkeys, int argc, const char **argv,
+                        const size_t *argvlen, redisReply **reply)
+{
+    enum { STACK_ARGS = 32 };
+    const char *sav[STACK_ARGS];
+    size_t sal[STACK_ARGS];
+    const char **av = sav;
+    size_t *al = sal;
+    size_t n = (size_t)argc + 3;
+    if (n > STACK_ARGS) {
+        av = malloc(n * sizeof *av);
+        al = malloc(n * sizeof *al);
+        if (!av || !al) {
+            free(av);
+            free(al);
+            return rl__err(-ENOMEM, "redis: out of memory");
+        }
+    }
+    char nk[16];
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    av[0] = "EVALSHA";
+    al[0] = 7;
+    av[1] = sha;
+    al[1] = 40;
+    av[2] = nk;
+    al[2] = strlen(nk);
+    for (int i = 0; i < argc; i++) {
+        av[i + 3] = argv[i];
+        al[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    int rc = rl__redis_cmd_argv(c, reply, (int)n, av, al);
+    if (av != sav) {
+        free(av);
+        free(al);
+    }
+    return rc;
+}
+
+int rl__redis_evalsha(struct rl_redis *c, const char *script_src, const char *sha1_hex, int nkeys,
+                      int argc, const char **argv, const size_t *argvlen, redisReply **reply)
+{
+    if (reply)
+        *reply = NULL;
+    if (!c || !script_src || nkeys < 0 || argc < nkeys || (argc > 0 && !argv) || argc > 1000000)
+        return rl__err(-EINVAL, "redis: evalsha: bad arguments");
+    if (sha1_hex && !is_sha_hex(sha1_hex))
+        return rl__err(-EINVAL, "redis: evalsha: the SHA1 must be 40 hex digits");
+    size_t len = strlen(script_src);
+    uint64_t h = XXH3_64bits(script_src, len);
+    char sha[41];
+    int rc;
+    const char *known = sha1_hex ? sha1_hex : cached_sha(c, h, len);
+    if (known) {
+        memcpy(sha, known, 41);
+    } else {
+        if ((rc = script_load(c, script_src, len, sha)) != 0)
+            return rc;
+        cache_sha(c, h, len, sha);
+    }
+    rc = evalsha_once(c, sha, nkeys, argc, argv, argvlen, reply);
+    if (rc != -ENOENT)
+        return rc;
+    /* NOSCRIPT: the server lost its script cache (restart, failover, SCRIPT FLUSH). */
+    rl__log(RL_LOG_DEBUG, "redis: NOSCRIPT at %s: loading the script again", c->where);
+    char loaded[41];
+    if ((rc = script_load(c, script_src, len, loaded)) != 0)
+        return rc;
+    if (sha1_hex && strcasecmp(loaded, sha1_hex) != 0)
+        return rl__err(-EINVAL, "redis: the script's SHA1 is %s, not the %s given", loaded,
+                       sha1_hex);
+    cache_sha(c, h, len, loaded);
+    return evalsha_once(c, loaded, nkeys, argc, argv, argvlen, reply);
+}
+
+/* ---- pipelining ---------------------------------------------------------------------------- */
+
+static int append_precheck(struct rl_redis *c)
+{
+    if (!c)
+        return rl__err(-EINVAL, "redis: no connection");
+    if (c->pending == 0) {
+        c->lost = 0;
+        return ensure(c);
+    }
+    return 0;
+}
+
+int rl__redis_append(struct rl_redis *c, const char *fmt, ...)
+{
+    int rc = append_precheck(c);
+    if (rc)
+        return rc;
+    va_list ap;
+    va_start(ap, fmt);
+    int st = redisvAppendCommand(c->ctx, fmt, ap);
+    va_end(ap);
+    if (st != REDIS_OK)
+        return rl__err(c->ctx->err == REDIS_ERR_OOM ? -ENOMEM : -EINVAL,
+                       "redis: cannot format the command: %s", c->ctx->errstr);
+    c->pending++;
+    return 0;
+}
+
+int rl__redis_append_argv(struct rl_redis *c, int argc, const char **argv, const size_t *argvlen)
+{
+    if (argc < 1 || !argv)
+        return rl__err(-EINVAL, "redis: empty command");
+    int rc = append_precheck(c);
+    if (rc)
+        return rc;
+    if (redisAppendCommandArgv(c->ctx, argc, argv, argvlen) != REDIS_OK)
+        return rl__err(-ENOMEM, "redis: out of memory");
+    c->pending++;
+    return 0;
+}
+
+int rl__redis_get_reply(struct rl_redis *c, redisReply **reply)
+{
+    if (reply)
+        *reply = NULL;
+    if (!c)
+        return rl__err(-EINVAL, "redis: no connection");
+    if (c->lost) {
+        c->lost--;
+        return rl__err(c->lost_err, "Redis at %s: connection lost during a pipelined batch: %s",
+                       c->where, c->last_msg);
+    }
+    if (!c->pending || !c->ctx)
+        return rl__err(-EINVAL, "redis: no pipelined reply to read");
+    void *r = NULL;
+    struct pipe_guard g;
+    pipe_block(&g);
+    int st = redisGetReply(c->ctx, &r);
+    int saved = errno;
+    pipe_restore(&g, st != REDIS_OK);
+    if (st != REDIS_OK) {
+        unsigned rest = c->pending - 1;
+        int rc = finish(c, NULL, saved, NULL);
+        c->lost = rest;
+        c->lost_err = rc;
+        snprintf(c->last_msg, sizeof c->last_msg, "%s", rl_errmsg());
+        return rc;
+    }
+    c->pending--;
+    int rc = finish(c, r, saved, reply);
+    if (c->pending == 0 && c->drop_after)
+        drop_ctx(c);
+    return rc;
+}
+
+/* ---- the pool ------------------------------------------------------------------------------ */
+
+static int pool_sync_init(struct rl_redis_pool *p)
+{
+    pthread_condattr_t ca;
+    int e = pthread_condattr_init(&ca);
+    if (e)
+        return e;
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    e = pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (e)
+        return e;
+    e = pthread_mutex_init(&p->mu, NULL);
+    if (e)
+        pthread_cond_destroy(&p->cv);
+    return e;
+}
+
+int rl__pool_open(const struct rl_redis_url *u, unsigned size, unsigned connect_ms,
+                  unsigned command_ms, struct rl_redis_pool **out)
+{
+    if (!out)
+        return rl__err(-EINVAL, "redis pool: no output pointer");
+    *out = NULL;
+    if (size == 0)
+        size = 20;
+    if (size > POOL_MAX)
+        return rl__err(-EINVAL, "redis pool: size %u is more than %u (REDIS_POOL_SIZE)", size,
+                       POOL_MAX);
+    struct rl_redis_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return rl__err(-ENOMEM, "redis pool: out of memory");
+    p->conns = calloc(size, sizeof *p->conns);
+    p->idle = calloc(size, sizeof *p->idle);
+    int rc = 0;
+    if (!p->conns || !p->idle) {
+        free(p->conns);
+        free(p->idle);
+        free(p);
+        return rl__err(-ENOMEM, "redis pool: out of memory");
+    }
+    if (pool_sync_init(p) != 0) {
+        free(p->conns);
+        free(p->idle);
+        free(p);
+        return rl__err(-ENOMEM, "redis pool: cannot create its lock");
+    }
+    p->size = size;
+    for (unsigned i = 0; i < size && rc == 0; i++) {
+        rc = new_conn(u, connect_ms, command_ms, &p->conns[i]);
+        if (rc == 0) {
+            p->conns[i]->pool = p;
+            p->idle[p->nidle++] = p->conns[i];
+        }
+    }
+    if (rc) {
+        rl__pool_close(p);
+        return rc;
+    }
+    p->command_ms = p->conns[0]->command_ms;
+    *out = p;
+    return 0;
+}
+
+static uint64_t mono_deadline_ts(uint64_t ns, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(ns / 1000000000u);
+    ts->tv_nsec = (long)(ns % 1000000000u);
+    return ns;
+}
+
+/* Index in p->idle of the best free connection: a connected one, else one free to connect. */
+static unsigned pick_idle(const struct rl_redis_pool *p, uint64_t now)
+{
+    unsigned best = p->nidle - 1;
+    int best_rank = 3;
+    for (unsigned i = p->nidle; i-- > 0;) {
+        const struct rl_redis *c = p->idle[i];
+        int rank = c->ctx ? 0 : now >= c->retry_at ? 1 : 2;
+        if (rank < best_rank) {
+            best_rank = rank;
+            best = i;
+            if (rank == 0)
+                break;
+        }
+    }
+    return best;
+}
+
+int rl__pool_get(struct rl_redis_pool *p, struct rl_redis **out)
+{
+    if (!out)
+        return rl__err(-EINVAL, "redis pool: no output pointer");
+    *out = NULL;
+    if (!p)
+        return rl__err(-EINVAL, "redis pool: no pool");
+    pthread_mutex_lock(&p->mu);
+    uint64_t now = rl__mono_ns();
+    bool probe = false;
+    if (p->open_until) {
+        if (now < p->open_until || p->probing) {
+            uint64_t left = now < p->open_until ? (p->open_until - now + MS_NS - 1) / MS_NS : 0;
+            int rc =
+                rl__err(-EAGAIN,
+                        "Redis circuit breaker open after %u consecutive failures (next "
+                        "probe in %" PRIu64 " ms); last error: %s",
+                        atomic_load_explicit(&p->fails, memory_order_relaxed), left, p->last_msg);
+            pthread_mutex_unlock(&p->mu);
+            return rc;
+        }
+        probe = true; /* half-open: this caller tries the server for everybody */
+        p->probing = true;
+    }
+    struct timespec ts;
+    uint64_t deadline = mono_deadline_ts(now + (uint64_t)p->command_ms * MS_NS, &ts);
+    while (p->nidle == 0) {
+        int e = pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+        if (p->nidle == 0 && (e == ETIMEDOUT || rl__mono_ns() >= deadline)) {
+            if (probe)
+                p->probing = false;
+            int rc = rl__err(-EAGAIN,
+                             "redis pool: no free connection within %u ms (all %u busy: raise "
+                             "REDIS_POOL_SIZE)",
+                             p->command_ms, p->size);
+            pthread_mutex_unlock(&p->mu);
+            return rc;
+        }
+    }
+    unsigned i = pick_idle(p, rl__mono_ns());
+    struct rl_redis *c = p->idle[i];
+    p->idle[i] = p->idle[--p->nidle];
+    c->in_use = true;
+    c->probe = probe;
+    if (probe)
+        c->retry_at = 0; /* the breaker already spaced the attempts */
+    pthread_mutex_unlock(&p->mu);
+    *out = c;
+    return 0;
+}
+
+void rl__pool_put(struct rl_redis_pool *p, struct rl_redis *c)
+{
+    if (!p || !c)
+        return;
+    if (c->pending || c->lost)
+        drop_ctx(c); /* unread replies: the stream is not reusable */
+    c->lost = 0;
+    pthread_mutex_lock(&p->mu);
+    if (c->probe) { /* the probe ran no command: the next caller probes */
+        c->probe = false;
+        p->probing = false;
+    }
+    if (c->in_use && p->nidle < p->size) {
+        c->in_use = false;
+        p->idle[p->nidle++] = c;
+        pthread_cond_signal(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* A pooled connection's outcome, for the breaker: rc 0 is "the server answered". */
+static void pool_report(struct rl_redis *c, int rc)
+{
+    struct rl_redis_pool *p = c->pool;
+    if (!p)
+        return;
+    bool fail = is_failure(rc);
+    if (!fail && !c->probe && atomic_load_explicit(&p->fails, memory_order_relaxed) == 0)
+        return; /* the common case: nothing to change, no lock */
+    pthread_mutex_lock(&p->mu);
+    if (fail) {
+        unsigned n = atomic_load_explicit(&p->fails, memory_order_relaxed) + 1;
+        atomic_store_explicit(&p->fails, n, memory_order_relaxed);
+        snprintf(p->last_msg, sizeof p->last_msg, "%s", rl_errmsg());
+        bool was_open = p->open_until != 0;
+        if (c->probe || (!was_open && n >= RL_POOL_BREAKER_FAILURES)) {
+            p->open_until = rl__mono_ns() + RL_POOL_BREAKER_OPEN_MS * MS_NS;
+            if (!was_open) {
+                p->trips++;
+                rl__log(RL_LOG_WARN,
+                        "redis: circuit breaker open after %u consecutive failures: failing fast "
+                        "for %u ms; last: %s",
+                        n, RL_POOL_BREAKER_OPEN_MS, p->last_msg);
+            }
+        }
+    } else {
+        if (p->open_until)
+            rl__log(RL_LOG_INFO, "redis: circuit breaker closed: %s answers again", c->where);
+        atomic_store_explicit(&p->fails, 0, memory_order_relaxed);
+        p->open_until = 0;
+    }
+    if (c->probe) {
+        c->probe = false;
+        p->probing = false;
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+void rl__pool_close(struct rl_redis_pool *p)
+{
+    if (!p)
+        return;
+    for (unsigned i = 0; i < p->size; i++)
+        rl__redis_close(p->conns[i]);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->conns);
+    free(p->idle);
+    free(p);
+}
+
+void rl__pool_after_fork_child(struct rl_redis_pool *p)
+{
+    if (!p)
+        return;
+    /* The lock may have been held by a thread that does not exist here: start it afresh. */
+    if (pool_sync_init(p) != 0)
+        abort(); /* cannot happen with default attributes short of ENOMEM */
+    p->nidle = 0;
+    for (unsigned i = 0; i < p->size; i++) {
+        struct rl_redis *c = p->conns[i];
+        drop_ctx(c);
+        c->lost = 0;
+        c->in_use = false;
+        c->probe = false;
+        p->idle[p->nidle++] = c;
+    }
+    p->probing = false;
+}
+
+void rl__pool_stats(struct rl_redis_pool *p, struct rl_pool_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    out->size = p->size;
+    out->idle = p->nidle;
+    for (unsigned i = 0; i < p->nidle; i++)
+        out->connected += p->idle[i]->ctx != NULL;
+    out->consecutive_failures = atomic_load_explicit(&p->fails, memory_order_relaxed);
+    out->breaker_open = p->open_until != 0;
+    out->breaker_trips = p->trips;
+    pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,151 @@
+/*
+ * Redis connections (hiredis, synchronous API) and a thread-safe pool of them. Internal.
+ *
+ * One struct rl_redis is one connection to one Redis server: the server named by a redis:// or
+ * unix:// URL, or the current master of a redis-sentinel:// URL. It is used by one thread at a
+ * time. Every function returns 0 or a negative errno-style code and sets rl_errmsg(); messages
+ * name the user and host:port, never the password.
+ *
+ * Codes:
+ *   -ECONNREFUSED, -EHOSTUNREACH  connecting failed (refused; unresolvable or unreachable host)
+ *   -ETIMEDOUT      connecting or a command took longer than its timeout
+ *   -ECONNRESET     the connection was lost (reset, closed by the server, protocol garbage)
+ *   -EACCES         AUTH failed (WRONGPASS) or the server wants a password (NOAUTH)
+ *   -EPERM          the ACL user may not run the command or touch the key (NOPERM)
+ *   -EROFS          READONLY: the server is a replica (a sentinel failover happened); the
+ *                   connection is dropped so that the next call re-resolves the master
+ *   -EIO            any other error reply; its text is in rl_errmsg()
+ *   -EAGAIN         fail-fast: the connection is backing off after failed connects, the pool's
+ *                   circuit breaker is open, or no pooled connection became free in time
+ *   -ENXIO          (sentinel) no sentinel knows the master's name
+ *   -ENOENT         NOSCRIPT, from rl__redis_cmd (rl__redis_evalsha handles it)
+ *   -EINVAL         a bad argument or call sequence, or SELECT refused (no such db)
+ *   -ENOTSUP        redis-cluster:// URLs (not supported yet); -ENOMEM
+ *
+ * Reconnection: after an I/O error (timeout, reset) the connection is closed and the next call
+ * reconnects at once. A connect (or handshake) that fails arms a backoff: 50 ms doubling to
+ * 2 s, each delay drawn uniformly from [d/2, d] (jitter); until it expires calls fail with
+ * -EAGAIN without touching the network. A successful connect resets it.
+ *
+ * The handshake on every (re)connect: AUTH (user and password, or password alone), SELECT db
+ * (when not 0), PING, and for sentinel URLs ROLE (must be "master"). The handshake runs under
+ * the connect timeout, commands under the command timeout.
+ *
+ * SIGPIPE: never raised by these calls (blocked around hiredis's writes, see conn.c); a
+ * write to a reset connection is -ECONNRESET.
+ *
+ * Fork: a connection remembers the pid that opened its socket; used in another process (a
+ * forked child), it drops the inherited socket (close(2) only: nothing is sent on the parent's
+ * stream) and reconnects. rl__pool_after_fork_child() does that for a whole pool at once.
+ */
+#ifndef RL_SYNC_CONN_H
+#define RL_SYNC_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+#include "url.h"
+
+struct rl_redis;
+struct rl_redis_pool;
+
+/* Connects now (sentinel: resolves the master first). On success *out owns a new connection;
+ * on error *out is NULL. 0 timeouts mean the defaults (200 and 100 ms). */
+int rl__redis_connect(const struct rl_redis_url *u, unsigned connect_ms, unsigned command_ms,
+                      struct rl_redis **out);
+
+/* The same without connecting: the first call that needs the server connects. Fails only with
+ * -EINVAL, -ENOTSUP or -ENOMEM. */
+int rl__redis_new(const struct rl_redis_url *u, unsigned connect_ms, unsigned command_ms,
+                  struct rl_redis **out);
+
+/* Closes (QUIT is not sent) and frees. NULL is a no-op. */
+void rl__redis_close(struct rl_redis *c);
+
+/* Closes the socket without sending anything; the next call reconnects without backoff. */
+void rl__redis_drop(struct rl_redis *c);
+
+/* True when the connection currently has an open socket. */
+bool rl__redis_connected(const struct rl_redis *c);
+
+/* "host:port" (or the socket path) of the server last connected to, or of the first URL host
+ * before any connect. Valid until the next call on c. */
+const char *rl__redis_where(const struct rl_redis *c);
+
+/* One command, hiredis format (%s, %b, %d...). On success returns 0 and, when reply is not
+ * NULL, *reply (free it with freeReplyObject); an error reply is not a success: *reply is NULL
+ * and the code says what happened (see above). */
+int rl__redis_cmd(struct rl_redis *c, redisReply **reply, const char *fmt, ...);
+int rl__redis_cmd_argv(struct rl_redis *c, redisReply **reply, int argc, const char **argv,
+                       const size_t *argvlen);
+
+/* EVALSHA of script_src with argv[0..nkeys) as keys and argv[nkeys..argc) as arguments
+ * (argvlen NULL: strlen). sha1_hex is the script's SHA1 when the caller knows it, else NULL:
+ * the connection learns it with SCRIPT LOAD and caches it (by the script's content). On
+ * NOSCRIPT (a restarted or failed-over server, SCRIPT FLUSH) the script is loaded and the call
+ * retried once; a given sha1_hex that SCRIPT LOAD does not confirm is -EINVAL. */
+int rl__redis_evalsha(struct rl_redis *c, const char *script_src, const char *sha1_hex, int nkeys,
+                      int argc, const char **argv, const size_t *argvlen, redisReply **reply);
+
+/* Pipelining: append commands (buffered, nothing sent), then read one reply per command with
+ * rl__redis_get_reply, which sends the buffer first. An error reply fails only its own
+ * get_reply (-EIO, -EROFS, ...). When the connection breaks, this and every remaining
+ * get_reply of the batch fail with the same code. rl__redis_cmd is refused (-EINVAL) while
+ * replies are pending. */
+int rl__redis_append(struct rl_redis *c, const char *fmt, ...);
+int rl__redis_append_argv(struct rl_redis *c, int argc, const char **argv, const size_t *argvlen);
+int rl__redis_get_reply(struct rl_redis *c, redisReply **reply);
+
+/* ---- the pool ------------------------------------------------------------------------------ */
+
+/*
+ * A fixed number of connections shared by any number of threads. Opening never touches the
+ * network (connections are made on first use), so it never fails because Redis is down.
+ *
+ * Circuit breaker: 5 consecutive failures of pooled connections (connect failures, timeouts,
+ * resets) open it; for 1 s rl__pool_get fails fast with -EAGAIN; then one caller gets a
+ * connection as a probe while the others keep failing fast: its next command's outcome closes
+ * the breaker (success, including an error reply: the server answered) or opens it for 1 s
+ * more. Any success resets the count.
+ */
+int rl__pool_open(const struct rl_redis_url *u, unsigned size, unsigned connect_ms,
+                  unsigned command_ms, struct rl_redis_pool **out);
+
+/* A connection for the calling thread's exclusive use until rl__pool_put. Waits at most the
+ * command timeout for one to be free, then -EAGAIN; -EAGAIN at once while the breaker is open.
+ * The connection may be unconnected: the first command connects it. */
+int rl__pool_get(struct rl_redis_pool *p, struct rl_redis **out);
+
+/* Gives a connection back (a broken one too: it reconnects on next use). NULL is a no-op. */
+void rl__pool_put(struct rl_redis_pool *p, struct rl_redis *c);
+
+/* Closes every connection and frees the pool. No connection may be checked out. */
+void rl__pool_close(struct rl_redis_pool *p);
+
+/* In a child after fork(): drops every connection's inherited socket without sending anything
+ * (the parent keeps using them) and re-initialises the pool's lock. Connections that threads
+ * of the parent had checked out are taken back (those threads do not exist in the child); the
+ * calling thread must not hold one. */
+void rl__pool_after_fork_child(struct rl_redis_pool *p);
+
+struct rl_pool_stats {
+    unsigned size, idle;
+    unsigned connected; /* idle connections with an open socket */
+    unsigned consecutive_failures;
+    bool breaker_open; /* failing fast now (a probe may be let through) */
+    uint64_t breaker_trips;
+};
+void rl__pool_stats(struct rl_redis_pool *p, struct rl_pool_stats *out);
+
+#define RL_REDIS_BACKOFF_MIN_MS  50u
+#define RL_REDIS_BACKOFF_MAX_MS  2000u
+#define RL_POOL_BREAKER_FAILURES 5u
+#define RL_POOL_BREAKER_OPEN_MS  1000u
+#define RL_REDIS_CONNECT_MS_DEF  200u
+#define RL_REDIS_COMMAND_MS_DEF  100u
+#define RL_REDIS_SENTINEL_ROUNDS 3u
+
+#endif

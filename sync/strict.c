@@ -1,0 +1,257 @@
+/*
+ * STRICT mode: every check of a STRICT limit is one atomic Lua script in Redis (sync/scripts.h),
+ * exact cluster-wide. Used for low-rate limits that must be exact, such as logins; it is also
+ * the "pure Redis" limiter the benchmarks compare against.
+ *
+ * A STRICT check waits on Redis, within the command timeout (rl_options), through a pool of
+ * REDIS_POOL_SIZE connections with a circuit breaker (sync/conn.c). When Redis cannot answer
+ * (down, timing out, breaker open) the limit follows rl_options.fallback: LOCAL decides on this
+ * host's segment alone (the default), OPEN allows, CLOSED denies; each such answer is counted.
+ *
+ * Redis keys: "rl:{H}" (plus ":N" for fixed windows and ":log"/":seq" for the sliding log),
+ * H = 16 hex digits of XXH3 of the key and the limit: a key under another limit is another
+ * counter (as in shared memory), the braces are a Redis Cluster hash tag so one script's keys
+ * share a slot, and nothing a client sends reaches Redis verbatim.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "conn.h"
+#include "internal.h"
+#include "scripts.h"
+#include "strict.h"
+#include "url.h"
+
+struct rl_strict {
+    struct rl_redis_pool *pool;
+    int fallback;
+    _Atomic uint64_t fallbacks; /* answers given by the fallback */
+    _Atomic uint64_t checks;    /* answers given by Redis */
+    struct rl_strict *next;     /* the fork registry */
+};
+
+/* Every STRICT state of the process, so a forked child can drop the parent's sockets. */
+static pthread_mutex_t g_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rl_strict *g_registry;
+static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
+
+static void strict_atfork_child(void)
+{
+    /* The child has one thread: no lock holder can exist except a thread that is gone. */
+    pthread_mutex_init(&g_registry_lock, NULL);
+    for (struct rl_strict *s = g_registry; s; s = s->next)
+        rl__pool_after_fork_child(s->pool);
+}
+
+static void strict_atfork_install(void)
+{
+    pthread_atfork(NULL, NULL, strict_atfork_child);
+}
+
+int rl__strict_open(struct rl *rl, const rl_options *o)
+{
+    rl->strict = NULL;
+    if (!o->redis_url || !*o->redis_url)
+        return 0;
+    struct rl_redis_url u;
+    int r = rl__redis_url_parse(o->redis_url, &u);
+    if (r < 0)
+        return r;
+    if (o->fallback < RL_FALLBACK_LOCAL || o->fallback > RL_FALLBACK_CLOSED)
+        return rl__err(-EINVAL, "rl_open: fallback %d is not RL_FALLBACK_LOCAL, _OPEN or _CLOSED",
+                       o->fallback);
+    struct rl_strict *s = calloc(1, sizeof *s);
+    if (!s)
+        return rl__err(-ENOMEM, "out of memory");
+    s->fallback = o->fallback;
+    r = rl__pool_open(&u, o->redis_pool_size ? o->redis_pool_size : 20, o->redis_connect_timeout_ms,
+                      o->redis_command_timeout_ms, &s->pool);
+    memset(u.password, 0, sizeof u.password);
+    if (r < 0) {
+        free(s);
+        return r;
+    }
+    pthread_once(&g_atfork_once, strict_atfork_install);
+    pthread_mutex_lock(&g_registry_lock);
+    s->next = g_registry;
+    g_registry = s;
+    pthread_mutex_unlock(&g_registry_lock);
+    rl->strict = s;
+    return 0;
+}
+
+void rl__strict_close(struct rl *rl)
+{
+    struct rl_strict *s = rl->strict;
+    if (!s)
+        return;
+    pthread_mutex_lock(&g_registry_lock);
+    for (struct rl_strict **p = &g_registry; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    pthread_mutex_unlock(&g_registry_lock);
+    rl__pool_close(s->pool);
+    free(s);
+    rl->strict = NULL;
+}
+
+void rl__strict_counts(const struct rl *rl, uint64_t *checks, uint64_t *fallbacks)
+{
+    *checks = *fallbacks = 0;
+    if (rl->strict) {
+        /* relaxed: statistics. */
+        *checks = atomic_load_explicit(&rl->strict->checks, memory_order_relaxed);
+        *fallbacks = atomic_load_explicit(&rl->strict->fallbacks, memory_order_relaxed);
+    }
+}
+
+/* The Redis key prefix of (key, limit). */
+static void redis_key(const void *key, size_t keylen, const rl_limit *lim, char out[40])
+{
+    uint64_t f[5] = {lim->requests, lim->window_ms, lim->burst, (uint64_t)lim->algorithm,
+                     (uint64_t)lim->scope};
+    uint64_t h = XXH3_64bits_withSeed(key, keylen, XXH3_64bits(f, sizeof f));
+    snprintf(out, 40, "rl:{%016" PRIx64 "}", h);
+}
+
+static uint64_t ttl_ms(const rl_limit *lim)
+{
+    return lim->redis_ttl_ms ? lim->redis_ttl_ms : 2 * lim->window_ms + 1000;
+}
+
+/* Runs the script of lim's algorithm for (key, cost): 0 with *out, or a negative code. */
+static int run_script(struct rl_redis *c, const char *rkey, const rl_limit *lim,
+                      const struct rl_params *p, uint64_t cost, bool refund, rl_result *out)
+{
+    char k1[48], k2[48], a[4][24];
+    const char *argv[6];
+    const char *src;
+    int nkeys = 1;
+    uint64_t window_us = lim->window_ms * 1000u;
+    snprintf(k1, sizeof k1, "%s", rkey);
+    argv[0] = k1;
+    switch (lim->algorithm) {
+    case RL_TOKEN_BUCKET:
+    case RL_GCRA: {
+        uint64_t T = window_us / lim->requests;
+        if (T == 0)
+            T = 1;
+        src = refund ? rl__lua_bucket_refund : rl__lua_bucket;
+        snprintf(a[0], sizeof a[0], "%" PRIu64, T);
+        snprintf(a[1], sizeof a[1], "%" PRIu64, T * p->limit);
+        break;
+    }
+    case RL_FIXED_WINDOW:
+        src = refund ? rl__lua_fixed_refund : rl__lua_fixed;
+        snprintf(a[0], sizeof a[0], "%" PRIu64, lim->window_ms);
+        snprintf(a[1], sizeof a[1], "%" PRIu64, lim->requests);
+        break;
+    case RL_SLIDING_WINDOW:
+    default:
+        src = refund ? rl__lua_sliding_log_refund : rl__lua_sliding_log;
+        snprintf(k2, sizeof k2, "%s:seq", rkey);
+        snprintf(k1, sizeof k1, "%s:log", rkey);
+        argv[1] = k2;
+        nkeys = 2;
+        snprintf(a[0], sizeof a[0], "%" PRIu64, window_us);
+        snprintf(a[1], sizeof a[1], "%" PRIu64, lim->requests);
+        break;
+    }
+    snprintf(a[2], sizeof a[2], "%" PRIu64, cost);
+    snprintf(a[3], sizeof a[3], "%" PRIu64, ttl_ms(lim));
+    for (int i = 0; i < 4; i++)
+        argv[nkeys + i] = a[i];
+    redisReply *rep = NULL;
+    int r = rl__redis_evalsha(c, src, NULL, nkeys, nkeys + 4, argv, NULL, &rep);
+    if (r < 0)
+        return r;
+    if (refund) {
+        freeReplyObject(rep);
+        return 0;
+    }
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 4) {
+        freeReplyObject(rep);
+        return rl__err(-EIO, "redis: the STRICT script answered something unexpected");
+    }
+    long long v[4];
+    for (int i = 0; i < 4; i++) {
+        if (rep->element[i]->type != REDIS_REPLY_INTEGER) {
+            freeReplyObject(rep);
+            return rl__err(-EIO, "redis: the STRICT script answered a non-integer");
+        }
+        v[i] = rep->element[i]->integer;
+    }
+    freeReplyObject(rep);
+    out->allowed = v[0] == 1;
+    out->limit = p->limit;
+    out->remaining = v[1] < 0 ? 0 : (uint64_t)v[1];
+    out->retry_after_ms = v[2] < 0 ? RL_RETRY_NEVER : (uint64_t)v[2];
+    out->reset_after_ms = v[3] < 0 ? 0 : (uint64_t)v[3];
+    return 0;
+}
+
+int rl__strict_acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                       const struct rl_params *p, uint64_t cost, uint64_t now, rl_result *out)
+{
+    struct rl_strict *s = rl->strict;
+    char rkey[40];
+    redis_key(key, keylen, lim, rkey);
+    struct rl_redis *c = NULL;
+    int r = rl__pool_get(s->pool, &c);
+    if (r == 0) {
+        r = run_script(c, rkey, lim, p, cost, false, out);
+        rl__pool_put(s->pool, c);
+    }
+    if (r == 0) {
+        atomic_fetch_add_explicit(&s->checks, 1, memory_order_relaxed);
+        return 0;
+    }
+    /* Redis did not answer: the fallback decides (counted). */
+    atomic_fetch_add_explicit(&s->fallbacks, 1, memory_order_relaxed);
+    rl__log(RL_LOG_DEBUG, "STRICT check fell back (%s)", rl_errmsg());
+    switch (s->fallback) {
+    case RL_FALLBACK_OPEN:
+        memset(out, 0, sizeof *out);
+        out->allowed = true;
+        out->limit = p->limit;
+        out->remaining = p->limit;
+        return 0;
+    case RL_FALLBACK_CLOSED:
+        memset(out, 0, sizeof *out);
+        out->allowed = false;
+        out->limit = p->limit;
+        out->retry_after_ms = RL_POOL_BREAKER_OPEN_MS;
+        return 0;
+    default: {
+        rl_limit local = *lim;
+        local.mode = RL_MODE_LOCAL;
+        return rl__acquire_key(rl, key, keylen, &local, cost, now, UINT64_MAX, out);
+    }
+    }
+}
+
+int rl__strict_refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                      const struct rl_params *p, uint64_t cost)
+{
+    struct rl_strict *s = rl->strict;
+    char rkey[40];
+    redis_key(key, keylen, lim, rkey);
+    struct rl_redis *c = NULL;
+    int r = rl__pool_get(s->pool, &c);
+    if (r == 0) {
+        rl_result unused;
+        r = run_script(c, rkey, lim, p, cost, true, &unused);
+        rl__pool_put(s->pool, c);
+    }
+    return r;
+}
