@@ -51,13 +51,31 @@ RL_API const char *rl_strerror(int err)
     case -EACCES:
         return "permission denied";
     case -EPERM:
-        return "segment owned by another user";
+        return "not permitted (a segment of another user, or a Redis ACL that forbids it)";
+    case -ETIMEDOUT:
+        return "timed out (Redis did not answer within its timeout)";
+    case -ECONNREFUSED:
+        return "connection refused (is Redis running at REDIS_URL?)";
+    case -ECONNRESET:
+        return "connection lost (Redis closed or reset it)";
+    case -EHOSTUNREACH:
+        return "host unreachable (check REDIS_URL's host)";
+    case -EROFS:
+        return "Redis answered READONLY (a replica: a failover happened)";
+    case -EIO:
+        return "Redis answered an error (see rl_errmsg())";
+    case -ENXIO:
+        return "no sentinel knows that master name";
+    case -EFBIG:
+        return "file too big";
+    case -EISDIR:
+        return "is a directory";
     case -EPROTO:
         return "segment layout version not supported by this library";
     case -EBADMSG:
         return "segment truncated or corrupted";
     case -EAGAIN:
-        return "busy (another process is initialising or writing); try again";
+        return "busy or backing off (initialisation, a writer, or a Redis breaker); try again";
     case -ENOTSUP:
         return "not supported by this build or configuration";
     case -ENAMETOOLONG:
