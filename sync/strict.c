@@ -240,6 +240,33 @@ int rl__strict_acquire(struct rl *rl, const void *key, size_t keylen, const rl_l
     }
 }
 
+RL_API int rl_health(rl_t *rl, rl_health_info *out)
+{
+    if (!rl || !out)
+        return rl__err(-EINVAL, "rl_health: rl and out must not be NULL");
+    memset(out, 0, sizeof *out);
+    out->last_sync_age_ms = UINT64_MAX; /* GLOBAL sync: not in this build yet */
+    struct rl_strict *s = rl->strict;
+    if (!s)
+        return 0;
+    out->redis_configured = true;
+    rl__strict_counts(rl, &out->strict_checks, &out->strict_fallbacks);
+    struct rl_redis *c = NULL;
+    int r = rl__pool_get(s->pool, &c);
+    if (r == 0) {
+        r = rl__redis_cmd(c, NULL, "PING");
+        rl__pool_put(s->pool, c);
+    }
+    out->connected = r == 0;
+    if (r < 0)
+        snprintf(out->error, sizeof out->error, "%s", rl_errmsg());
+    struct rl_pool_stats ps;
+    rl__pool_stats(s->pool, &ps);
+    out->breaker_open = ps.breaker_open;
+    out->breaker_trips = ps.breaker_trips;
+    return 0;
+}
+
 int rl__strict_refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
                       const struct rl_params *p, uint64_t cost)
 {

@@ -242,3 +242,31 @@ Test(strict, bad_urls)
     cr_assert(strstr(rl_errmsg(), "REDIS_URL") != NULL, "%s", rl_errmsg());
     rl_close(&plain);
 }
+
+Test(strict, health)
+{
+    rl_health_info h;
+    cr_assert_eq(rl_health(g_rl, &h), 0);
+    cr_assert(h.redis_configured && h.connected, "healthy: %s", h.error);
+    char key[64];
+    run_key(key, sizeof key, "health");
+    rl_limit l = strict_limit(RL_TOKEN_BUCKET, 5, MS_HOUR);
+    rl_result r;
+    cr_assert_eq(rl_acquire(g_rl, key, strlen(key), &l, 1, &r), 0);
+    cr_assert_eq(rl_health(g_rl, &h), 0);
+    cr_assert_eq(h.strict_checks, 1);
+    /* Pointed at nothing: not connected, the error says where, never a password. */
+    rl_t *down = open_redis(test_track_new(), "redis://:hunter2@127.0.0.1:1/0", RL_FALLBACK_OPEN);
+    cr_assert_eq(rl_acquire(down, key, strlen(key), &l, 1, &r), 0);
+    cr_assert_eq(rl_health(down, &h), 0);
+    cr_assert(h.redis_configured && !h.connected);
+    cr_assert_eq(h.strict_fallbacks, 1);
+    cr_assert(strstr(h.error, "hunter2") == NULL, "%s", h.error);
+    cr_assert_neq(h.error[0], '\0');
+    rl_close(&down);
+    /* Without Redis: nothing configured. */
+    rl_t *plain = test_open(test_track_new(), 1024);
+    cr_assert_eq(rl_health(plain, &h), 0);
+    cr_assert(!h.redis_configured && !h.connected);
+    rl_close(&plain);
+}

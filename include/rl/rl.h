@@ -407,6 +407,26 @@ typedef struct rl_stats_info {
 /** Fills *out. Any thread; never blocks; reads RL_STATS_STRIPES cache lines. */
 RL_API int rl_stats(rl_t *rl, rl_stats_info *out);
 
+/** Redis health as seen from this handle (rl_health). */
+typedef struct rl_health_info {
+    bool redis_configured;     /**< the handle was opened with a redis_url */
+    bool connected;            /**< a PING through the STRICT pool just succeeded */
+    bool breaker_open;         /**< STRICT checks are failing fast to their fallback */
+    uint64_t strict_checks;    /**< STRICT checks Redis answered (this handle) */
+    uint64_t strict_fallbacks; /**< STRICT checks the fallback answered (this handle) */
+    uint64_t breaker_trips;    /**< times the circuit breaker opened */
+    pid_t leader_pid;          /**< the GLOBAL sync leader (0: none yet) */
+    uint64_t last_sync_age_ms; /**< since the last GLOBAL sync (UINT64_MAX: never) */
+    char error[128];           /**< the last Redis error, "" if none */
+    uint64_t reserved[8];
+} rl_health_info;
+
+/**
+ * Fills *out; with Redis configured it PINGs through the STRICT pool, so it may block up to the
+ * command timeout. Returns 0 (see out->connected for the answer) or -EINVAL. Any thread.
+ */
+RL_API int rl_health(rl_t *rl, rl_health_info *out);
+
 /** One audit record: a decision of rl_check(), its limiting layer. */
 typedef struct rl_audit_record {
     uint64_t seq;     /**< position in the ring (monotonic) */
