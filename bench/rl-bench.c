@@ -1,9 +1,11 @@
 /*
- * rl-bench: how fast rl_acquire() decides, next to the floor of what it must do at least.
+ * rl-bench: how fast rl_acquire() and rl_check() decide, next to the floor of what they must do
+ * at least.
  *
  * rl_acquire() does one vDSO clock read and one compare-and-swap on a 64-bit word in shared
  * memory; nothing can be faster than those two. So every rl row is printed with its ratio to a
- * floor measured in the same run on the same machine:
+ * floor measured in the same run on the same machine (rl_check() does that once per layer, plus
+ * the request's own work: its rows have an absolute target too):
  *
  *   (a) hot floor   one CAS on a word in a MAP_SHARED page + one clock_gettime(CLOCK_MONOTONIC)
  *   (b) rl_acquire on one hot key (allowed; and denied, the limit exhausted)      ratio to (a)
@@ -767,6 +769,19 @@ typedef struct seg_facts {
     double insert_ns_2m;  /* table filling 1M -> 2M */
 } seg_facts;
 
+/* s with its asterisks escaped for Markdown (a rule pattern's would start italics). */
+static const char *md_escape(const char *s, char *out, size_t n)
+{
+    size_t o = 0;
+    for (; *s != '\0' && o + 2 < n; s++) {
+        if (*s == '*')
+            out[o++] = '\\';
+        out[o++] = *s;
+    }
+    out[o] = '\0';
+    return out;
+}
+
 typedef struct check_facts {
     bool have;
     rl_segment_info info; /* of the rl_check segment, after its rows */
@@ -820,13 +835,13 @@ static void print_report(bool markdown, const char *cmd, bool quick, const seg_f
                li, in->slots_in_use, in->max_probe, in->enospc, in->reclaimed, sf->insert_ns_1m,
                sf->insert_ns_2m);
     }
-    printf("%srules:    (f), (f'): the seed's */api/* rule, loaded with rl_load_config: "
+    printf("%srules:    (f), (f'): the seed's %s rule, loaded with rl_load_config: "
            "user-hourly sliding window 4,194,303 per 100 ms per_user, ip-burst token bucket 1e12 "
            "per 1,000 s burst 2^40 per_ip, service sliding window 4,194,303 per 100 ms global "
            "(never denies here); (g): ip-burst alone; request GET /api/users with an IPv4 "
            "address and a user, no tier; (f'): %u clients (distinct IP and user each) in random "
            "order\n",
-           li, CHECK_CLIENTS);
+           li, markdown ? "`*/api/*`" : "*/api/*", CHECK_CLIENTS);
     if (cf->have)
         printf("%schecks:   rl_check segment after its rows: slots_in_use %" PRIu64
                ", reclaimed %" PRIu64 ", enospc %" PRIu64 "\n",
@@ -845,9 +860,14 @@ static void print_report(bool markdown, const char *cmd, bool quick, const seg_f
     for (int i = 0; i < R_COUNT; i++) {
         const row *r = &g_rows[i];
         row_cells(r, &cl);
+        char label[128];
+        if (markdown)
+            md_escape(r->label, label, sizeof label);
+        else
+            snprintf(label, sizeof label, "%s", r->label);
         if (!r->measured) {
             if (markdown)
-                printf("| %s | %s | - | - | - | - | - | %s | skipped: %s |\n", r->id, r->label,
+                printf("| %s | %s | - | - | - | - | - | %s | skipped: %s |\n", r->id, label,
                        cl.target, r->skipped ? r->skipped : "?");
             else
                 printf("%-5s %-42s %9s %10s %7s %6s %-9s %-20s skipped: %s\n", r->id, r->label, "-",
@@ -860,8 +880,8 @@ static void print_report(bool markdown, const char *cmd, bool quick, const seg_f
             snprintf(warn, sizeof warn, " (%" PRIu64 " errors, %" PRIu64 " unexpected)", r->errors,
                      r->unexpected);
         if (markdown)
-            printf("| %s | %s | %.1f | %s | %.0f%% | %s | %s | %s | %s%s |\n", r->id, r->label,
-                   r->ns, rate, r->spread, cl.ratio, cl.vs, cl.target, cl.verdict, warn);
+            printf("| %s | %s | %.1f | %s | %.0f%% | %s | %s | %s | %s%s |\n", r->id, label, r->ns,
+                   rate, r->spread, cl.ratio, cl.vs, cl.target, cl.verdict, warn);
         else
             printf("%-5s %-42s %9.1f %10s %6.0f%% %6s %-9s %-20s %s%s\n", r->id, r->label, r->ns,
                    rate, r->spread, cl.ratio, cl.vs, cl.target, cl.verdict, warn);

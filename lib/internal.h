@@ -270,6 +270,10 @@ void rl__rules_close(struct rl *rl);
  * (see struct rl_algo_ops.decide). */
 int rl__acquire_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
                     uint64_t cost, uint64_t now, uint64_t slack, rl_result *out);
+/* The same with the limit's id and parameters already known (rl_check's compiled layers). */
+int rl__acquire_lid(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                    const struct rl_params *p, uint32_t lid, uint64_t cost, uint64_t now,
+                    uint64_t slack, rl_result *out);
 int rl__refund_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
                    uint64_t cost, uint64_t now);
 const struct rl_params *rl__limit_id(struct rl *rl, const rl_limit *lim, uint32_t *lid, int *err);
@@ -293,6 +297,10 @@ int rl__limit_get(const struct rl *rl, uint32_t lid, rl_limit *lim, struct rl_pa
 #define RL_TSAN_RELEASE(p) ((void)(p))
 #define RL_TSAN_ACQUIRE(p) ((void)(p))
 #endif
+
+/* Thread-locals read on the hot path: the initial-exec model makes them one instruction instead of
+ * a __tls_get_addr call in the shared library (glibc keeps static TLS room for this). */
+#define RL_TLS _Thread_local __attribute__((tls_model("initial-exec")))
 
 static inline void rl__cpu_relax(void)
 {

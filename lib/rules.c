@@ -138,7 +138,9 @@ bool rl__glob_match(const char *g, size_t gl, const char *s, size_t sl)
 /* ---- the compiled rule set ------------------------------------------------------------------- */
 
 struct rt_layer {
-    rl_limit lim;       /* as configured (reported in decisions) */
+    char label[RL_NAME_MAX];    /* rule_label cut to fit a decision (copied with memcpy) */
+    _Atomic uint32_t lid_plus1; /* the limit's id in the segment, learnt at first use */
+    rl_limit lim;               /* as configured (reported in decisions) */
     rl_limit acq;       /* as counted: GLOBAL runs LOCAL until this build has the sync thread */
     struct rl_params p; /* validated parameters (fast path needs only a few) */
     char tag[9];
@@ -242,6 +244,7 @@ static int compile_layers(struct rt_layer **out, const struct rl_rule_layer *src
             snprintf(l->name, sizeof l->name, "%zu", i);
         make_tag(l->tag, section, pattern, l->name);
         l->rule_label = label;
+        snprintf(l->label, sizeof l->label, "%s", label);
         l->warn = l->lim.warn_permille ? l->lim.warn_permille : warn_default;
     }
     *out = ls;
@@ -552,19 +555,22 @@ RL_API long rl_config_dump(rl_t *rl, char *buf, size_t len)
 /* ---- counters and audit ---------------------------------------------------------------------- */
 
 static _Atomic unsigned g_stripe_next;
-static _Thread_local unsigned tl_stripe_plus1;
+static RL_TLS unsigned tl_stripe_plus1;
 
 static struct rl_stats_stripe *my_stripe(struct rl *rl)
 {
+    /* Chosen once per thread (a system call per check would cost more than the check). */
     if (!tl_stripe_plus1) /* relaxed: only spreads threads over stripes */
-        tl_stripe_plus1 = 1 + atomic_fetch_add_explicit(&g_stripe_next, 1, memory_order_relaxed);
-    return &rl->stats[(tl_stripe_plus1 - 1 + (unsigned)getpid() * 7u) % RL_STATS_STRIPES];
+        tl_stripe_plus1 = 1 + (atomic_fetch_add_explicit(&g_stripe_next, 1, memory_order_relaxed) +
+                               (unsigned)getpid() * 7u) %
+                                  RL_STATS_STRIPES;
+    return &rl->stats[tl_stripe_plus1 - 1];
 }
 
 /* relaxed: statistics; each thread mostly owns its stripe, so these stay in its cache. */
 #define COUNT(st, field) atomic_fetch_add_explicit(&(st)->field, 1, memory_order_relaxed)
 
-static _Thread_local uint64_t tl_audit_window, tl_audit_used, tl_audit_dropped;
+static RL_TLS uint64_t tl_audit_window, tl_audit_used, tl_audit_dropped;
 
 static void audit_write(struct rl *rl, const rl_layer *l, int layer_idx, const char *key,
                         size_t keylen, uint64_t t)
@@ -816,7 +822,7 @@ static bool check_layer(struct rl *rl, const struct keyctx *c, const struct rt_l
                         struct rl_stats_stripe *st, struct taken *tk)
 {
     memset(out, 0, offsetof(rl_layer, rule));
-    snprintf(out->rule, sizeof out->rule, "%s", l->rule_label);
+    memcpy(out->rule, l->label, sizeof out->rule);
     memcpy(out->name, l->name, sizeof out->name);
     out->scope = l->lim.scope;
     out->window_ms = l->lim.window_ms;
@@ -829,7 +835,20 @@ static bool check_layer(struct rl *rl, const struct keyctx *c, const struct rt_l
         tk->lim.mode = RL_MODE_LOCAL;
     tk->keylen = build_key(c, l, tk->key);
     rl_result res;
-    int r = rl__acquire_key(rl, tk->key, tk->keylen, &tk->lim, cost, t, slack, &res);
+    int r;
+    /* relaxed: the id is a pure function of the limit and the segment; racing first uses store
+     * the same value. */
+    uint32_t lid1 = atomic_load_explicit(&l->lid_plus1, memory_order_relaxed);
+    if (lid1 && tk->lim.mode == l->acq.mode) {
+        r = rl__acquire_lid(rl, tk->key, tk->keylen, &tk->lim, &l->p, lid1 - 1, cost, t, slack,
+                            &res);
+    } else {
+        r = rl__acquire_key(rl, tk->key, tk->keylen, &tk->lim, cost, t, slack, &res);
+        uint32_t lid;
+        int e;
+        if (r == 0 && tk->lim.mode == l->acq.mode && rl__limit_id(rl, &tk->lim, &lid, &e))
+            atomic_store_explicit(&l->lid_plus1, lid + 1, memory_order_relaxed);
+    }
     if (r < 0) {
         /* No decision from the table (full, or contention): on_full decides. */
         out->table_full = true;

@@ -68,8 +68,8 @@ struct lcache_ent {
 };
 
 #define LCACHE 4
-static _Thread_local struct lcache_ent tl_lcache[LCACHE];
-static _Thread_local unsigned tl_lcache_next, tl_lcache_mru;
+static RL_TLS struct lcache_ent tl_lcache[LCACHE];
+static RL_TLS unsigned tl_lcache_next, tl_lcache_mru;
 
 static uint64_t limit_kind(const rl_limit *lim)
 {
@@ -357,7 +357,7 @@ static void wait_or_steal(struct rl *rl, uint64_t idx, uint64_t word)
 }
 
 /* A claim nonce: different for every claim this thread makes (and across threads, mostly). */
-static _Thread_local uint64_t tl_nonce;
+static RL_TLS uint64_t tl_nonce;
 static _Atomic uint64_t g_nonce_seed;
 
 static uint64_t next_nonce(void)
@@ -609,6 +609,10 @@ static inline bool decide(const struct rl_algo_ops *ops, const struct rl_params 
 /* now == RL_NOW_CLOCK: read the segment's clock, after the slot's line has been prefetched (a
  * cold line then loads while the clock is read, instead of after it). */
 #define RL_NOW_CLOCK 0
+static inline int acquire_core(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                               const struct rl_params *p, uint32_t lid, uint64_t cost, uint64_t now,
+                               uint64_t slack, rl_result *out);
+
 static inline int rl__acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
                               uint64_t cost, uint64_t now, uint64_t slack, rl_result *out)
 {
@@ -619,6 +623,15 @@ static inline int rl__acquire(struct rl *rl, const void *key, size_t keylen, con
     const struct rl_params *p = limit_id_fast(rl, lim, &lid, &r);
     if (!p)
         return r;
+    return acquire_core(rl, key, keylen, lim, p, lid, cost, now, slack, out);
+}
+
+/* The decision once the limit's id and parameters are known. */
+static inline int acquire_core(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                               const struct rl_params *p, uint32_t lid, uint64_t cost, uint64_t now,
+                               uint64_t slack, rl_result *out)
+{
+    int r;
     if (__builtin_expect(lim->mode == RL_MODE_STRICT, 0)) {
         if (!rl->strict)
             return rl__err(-ENOTSUP, "limit: STRICT mode needs Redis: open the segment with "
@@ -741,6 +754,16 @@ int rl__acquire_key(struct rl *rl, const void *key, size_t keylen, const rl_limi
                     uint64_t cost, uint64_t now, uint64_t slack, rl_result *out)
 {
     return rl__acquire(rl, key, keylen, lim, cost, now, slack, out);
+}
+
+int rl__acquire_lid(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                    const struct rl_params *p, uint32_t lid, uint64_t cost, uint64_t now,
+                    uint64_t slack, rl_result *out)
+{
+    int r = key_check(key, keylen);
+    if (r < 0)
+        return r;
+    return acquire_core(rl, key, keylen, lim, p, lid, cost, now, slack, out);
 }
 
 int rl__refund_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
