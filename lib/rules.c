@@ -422,6 +422,18 @@ static int publish_locked(struct rl *rl, const struct rl_ruleset *rs)
     return r;
 }
 
+/* With the writer lock held: publishes rs unless r already says something failed, releases the
+ * lock, and compiles the new rules for this process. Returns the first error. */
+static int publish_unlock_refresh(struct rl *rl, const struct rl_ruleset *rs, int r)
+{
+    if (r == 0)
+        r = publish_locked(rl, rs);
+    rl__cfg_unlock(rl);
+    if (r == 0)
+        r = rules_refresh(rl, true);
+    return r;
+}
+
 int rl__rules_open(struct rl *rl, const rl_options *o)
 {
     pthread_once(&atfork_once, install_atfork);
@@ -490,13 +502,9 @@ RL_API int rl_load_config(rl_t *rl, const char *path)
     if (r < 0)
         return r;
     r = rl__cfg_lock(rl);
-    if (r == 0) {
-        r = publish_locked(rl, rs);
-        rl__cfg_unlock(rl);
-    }
-    rl__ruleset_free(rs);
     if (r == 0)
-        r = rules_refresh(rl, true);
+        r = publish_unlock_refresh(rl, rs, 0);
+    rl__ruleset_free(rs);
     return r;
 }
 
@@ -525,12 +533,8 @@ RL_API int rl_configure_endpoint(rl_t *rl, const char *pattern, const rl_limit *
         r = rl__ruleset_set_rule(rs, pattern, limits, n);
     if (r == 0)
         r = rl__ruleset_validate(rs, "rl_configure_endpoint");
-    if (r == 0)
-        r = publish_locked(rl, rs);
-    rl__cfg_unlock(rl);
+    r = publish_unlock_refresh(rl, rs, r);
     rl__ruleset_free(rs);
-    if (r == 0)
-        r = rules_refresh(rl, true);
     return r;
 }
 

@@ -200,18 +200,26 @@ static int run_script(struct rl_redis *c, const char *rkey, const rl_limit *lim,
     return 0;
 }
 
-int rl__strict_acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
-                       const struct rl_params *p, uint64_t cost, uint64_t now, rl_result *out)
+/* One script call through the pool: the check, or (refund) its undo. */
+static int pooled_script(struct rl_strict *s, const void *key, size_t keylen, const rl_limit *lim,
+                         const struct rl_params *p, uint64_t cost, bool refund, rl_result *out)
 {
-    struct rl_strict *s = rl->strict;
     char rkey[40];
     redis_key(key, keylen, lim, rkey);
     struct rl_redis *c = NULL;
     int r = rl__pool_get(s->pool, &c);
     if (r == 0) {
-        r = run_script(c, rkey, lim, p, cost, false, out);
+        r = run_script(c, rkey, lim, p, cost, refund, out);
         rl__pool_put(s->pool, c);
     }
+    return r;
+}
+
+int rl__strict_acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                       const struct rl_params *p, uint64_t cost, uint64_t now, rl_result *out)
+{
+    struct rl_strict *s = rl->strict;
+    int r = pooled_script(s, key, keylen, lim, p, cost, false, out);
     if (r == 0) {
         atomic_fetch_add_explicit(&s->checks, 1, memory_order_relaxed);
         return 0;
@@ -270,15 +278,6 @@ RL_API int rl_health(rl_t *rl, rl_health_info *out)
 int rl__strict_refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
                       const struct rl_params *p, uint64_t cost)
 {
-    struct rl_strict *s = rl->strict;
-    char rkey[40];
-    redis_key(key, keylen, lim, rkey);
-    struct rl_redis *c = NULL;
-    int r = rl__pool_get(s->pool, &c);
-    if (r == 0) {
-        rl_result unused;
-        r = run_script(c, rkey, lim, p, cost, true, &unused);
-        rl__pool_put(s->pool, c);
-    }
-    return r;
+    rl_result unused;
+    return pooled_script(rl->strict, key, keylen, lim, p, cost, true, &unused);
 }
