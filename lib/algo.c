@@ -199,11 +199,15 @@ static uint64_t fixed_refund(const struct rl_params *p, uint64_t v, uint64_t *au
                              uint64_t cost)
 {
     (void)aux;
-    uint64_t idx;
-    bool stepped;
-    uint64_t used = fixed_used(p, v, t, RL_CLOCK_SLACK_NS, &idx, &stepped);
-    if (used == 0)
-        return v & RL_VAL_MASK;
+    v &= RL_VAL_MASK;
+    /* Units taken at time t are in t's window: give back only to that window. If the stored
+     * window is another one (it rolled over, or a racing thread already decided in the next),
+     * what we took is not in it, and nothing is given back. */
+    uint64_t idx = win_index(p, t);
+    uint64_t is = v ? (v - 1) / p->L : 0;
+    if (is != idx || v <= idx * p->L)
+        return v;
+    uint64_t used = v - idx * p->L;
     return idx * p->L + (used > cost ? used - cost : 0);
 }
 
