@@ -117,6 +117,13 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
                        (unsigned)opt.mode);
     if (opt.flags & ~(unsigned)(RL_OPEN_NOCREATE | RL_OPEN_ALLOW_FOREIGN))
         return rl__err(-EINVAL, "rl_open: unknown flags 0x%x", opt.flags);
+    if (opt.config_path) {
+        /* Check the rule file before touching any segment: a bad file fails without leaving a
+         * new segment behind. */
+        r = rl_check_config_file(opt.config_path);
+        if (r < 0)
+            return r;
+    }
     struct rl *rl = calloc(1, sizeof *rl);
     if (!rl)
         return rl__err(-ENOMEM, "rl_open: out of memory");

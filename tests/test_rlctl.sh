@@ -1,0 +1,310 @@
+#!/bin/sh
+# rlctl as an operator runs it, against a segment that tests/rlctl_worker.c fills.
+#
+#   sh tests/test_rlctl.sh RLCTL WORKER CONFIGS_DIR
+#
+# Hermetic: its own segment /rl-ctl-<pid> and a temporary directory, both removed on exit (also
+# on failure). Parses --json with python3. Prints one line per check, then "N passed, N failed";
+# exits 1 on any failure. Sanitizer reports in any stderr of rlctl or the worker fail the check.
+set -u
+
+RLCTL=$1
+WORKER=$2
+CONFIGS=$3
+SEG=/rl-ctl-$$
+MISSING=/rl-ctl-$$-missing
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/rlctl-test.XXXXXX") || exit 1
+passed=0
+failed=0
+
+cleanup() {
+    rm -f "/dev/shm/rl-ctl-$$" "/dev/shm/rl-ctl-$$-missing" "/dev/shm/rl-ctl-$$-bad"
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok() {
+    passed=$((passed + 1))
+    echo "ok: $1"
+}
+
+fail() {
+    failed=$((failed + 1))
+    echo "FAIL: $1"
+    for f in "$TMP/out" "$TMP/err"; do
+        if [ -s "$f" ]; then
+            echo "--- ${f##*/}:"
+            head -n 40 "$f"
+        fi
+    done
+}
+
+# run CMD...: stdout in $TMP/out, stderr in $TMP/err, exit code in $rc.
+run() {
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    if grep -qE 'Sanitizer|runtime error:' "$TMP/err"; then
+        echo "sanitizer report from: $*"
+        cat "$TMP/err"
+        failed=$((failed + 1))
+    fi
+}
+
+# expect_rc WHAT CODE CMD...: runs CMD and checks its exit code.
+expect_rc() {
+    what=$1
+    code=$2
+    shift 2
+    run "$@"
+    if [ "$rc" -eq "$code" ]; then
+        ok "$what (exit $rc)"
+    else
+        fail "$what: exit $rc, expected $code"
+    fi
+}
+
+# expect_err WHAT PATTERN: the last command's stderr matches the extended regex PATTERN.
+expect_err() {
+    if grep -qE "$2" "$TMP/err"; then
+        ok "$1"
+    else
+        fail "$1: stderr does not match '$2'"
+    fi
+}
+
+# expect_out WHAT PATTERN: the last command's stdout matches the extended regex PATTERN.
+expect_out() {
+    if grep -qE "$2" "$TMP/out"; then
+        ok "$1"
+    else
+        fail "$1: stdout does not match '$2'"
+    fi
+}
+
+# expect_json WHAT PYTHON: the last command's stdout is one JSON document `d` for which the
+# python expression holds.
+expect_json() {
+    if python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if eval(sys.argv[2]) else 1)' "$TMP/out" "$2" 2>"$TMP/pyerr"; then
+        ok "$1"
+    else
+        cat "$TMP/pyerr"
+        fail "$1: JSON check failed: $2"
+    fi
+}
+
+cat >"$TMP/rules.yaml" <<'EOF'
+version: 1
+defaults:
+  - {requests: 5, window: 1m, algorithm: fixed_window, scope: per_ip}
+EOF
+cat >"$TMP/rules2.yaml" <<'EOF'
+version: 1
+defaults:
+  - {requests: 7, window: 1m, algorithm: fixed_window, scope: per_ip}
+EOF
+
+# --- no segment yet: usage and missing-segment errors -----------------------------------------
+expect_rc "--version" 0 "$RLCTL" --version
+expect_out "--version names rlctl" '^rlctl [0-9]'
+expect_rc "--help" 0 "$RLCTL" --help
+expect_rc "keys --help" 0 "$RLCTL" keys --help
+expect_rc "no command" 2 "$RLCTL"
+expect_rc "unknown command" 2 "$RLCTL" frobnicate
+expect_rc "bad flag" 2 "$RLCTL" status --bogus --shm "$SEG"
+expect_err "bad flag message" "unknown option '--bogus'.*--help"
+expect_rc "bad --sort" 2 "$RLCTL" keys --sort size --shm "$SEG"
+expect_rc "bad --limit" 2 "$RLCTL" keys --limit x --shm "$SEG"
+expect_rc "top: not yet" 2 "$RLCTL" top --shm "$SEG"
+expect_err "top says not yet" 'not yet'
+expect_rc "--cluster: not yet" 2 "$RLCTL" status --cluster --shm "$SEG"
+expect_rc "missing segment: status" 1 "$RLCTL" status --shm "$MISSING"
+expect_err "missing segment message" "no segment $MISSING \\(is a worker running\\? --shm NAME\\)"
+expect_rc "missing segment: health is down" 2 "$RLCTL" health --shm "$MISSING"
+expect_rc "bad segment name" 1 "$RLCTL" status --shm 'no-slash'
+expect_err "bad segment name says what a name is" "A-Za-z0-9"
+if [ -e "/dev/shm/rl-ctl-$$-missing" ]; then
+    fail "rlctl created a segment"
+else
+    ok "rlctl never creates a segment"
+fi
+
+# A file in /dev/shm that is not an rl segment: a failure that says what to do.
+{
+    printf 'not an rl segment'
+    head -c 8192 /dev/zero
+} >"/dev/shm/rl-ctl-$$-bad"
+expect_rc "garbage segment: status" 1 "$RLCTL" status --shm "$SEG-bad"
+expect_err "garbage segment message" "not an rl segment.*rm /dev/shm/rl-ctl-$$-bad"
+expect_rc "garbage segment: health is degraded" 1 "$RLCTL" health --shm "$SEG-bad"
+rm -f "/dev/shm/rl-ctl-$$-bad"
+
+# --- fill a segment --------------------------------------------------------------------------
+run "$WORKER" "$SEG" "$TMP/rules.yaml"
+if [ "$rc" -eq 0 ] && grep -q '^allowed=8 denied=3$' "$TMP/out"; then
+    ok "worker: 8 allowed, 3 denied"
+else
+    fail "worker (exit $rc)"
+    echo "$passed passed, $failed failed"
+    exit 1
+fi
+
+# RL_SHM selects the segment.
+expect_rc "status via RL_SHM" 0 env RL_SHM="$SEG" "$RLCTL" status
+expect_out "status table" "^segment +$SEG\$"
+expect_out "status says redis is not configured" '^redis +not configured for rlctl'
+expect_rc "status --json" 0 "$RLCTL" --shm "$SEG" status --json
+expect_json "status fields" "d['segment'] == '$SEG' and d['keys_in_use'] == 2 and \
+d['capacity'] >= 1024 and d['slots'] >= d['capacity'] and d['layout_version'] >= 1 and \
+d['enospc'] == 0 and d['config_generation'] >= 1 and d['creator_pid'] > 0 and \
+d['birth'].endswith('Z') and 'redis' in d"
+
+expect_rc "stats --json" 0 "$RLCTL" stats --json --shm "$SEG"
+expect_json "stats counts match the worker" "d['total_requests'] == 11 and \
+d['allowed_requests'] == 8 and d['denied_requests'] == 3 and \
+abs(d['denial_rate'] - 3 / 11) < 1e-9 and d['bypassed_requests'] == 0"
+expect_rc "stats table" 0 "$RLCTL" stats --shm "$SEG"
+expect_out "stats table rows" '^denied +3$'
+
+expect_rc "keys --json" 0 "$RLCTL" keys --json --shm "$SEG"
+expect_json "keys: both clients" "d['total'] == 2 and \
+sorted(k['remaining'] for k in d['keys']) == [0, 2] and \
+any('192.0.2.1' in k['key'] for k in d['keys']) and \
+any('192.0.2.2' in k['key'] for k in d['keys']) and \
+all(k['algorithm'] == 'fixed_window' and k['requests'] == 5 and k['window_ms'] == 60000 \
+for k in d['keys'])"
+expect_rc "keys --sort remaining --limit 1" 0 "$RLCTL" keys --json --sort remaining --limit 1 \
+    --shm "$SEG"
+expect_json "keys: the exhausted one first" "d['shown'] == 1 and \
+d['keys'][0]['remaining'] == 0 and '192.0.2.1' in d['keys'][0]['key']"
+expect_rc "keys --prefix" 0 "$RLCTL" keys --json --prefix 'no-such-prefix' --shm "$SEG"
+expect_json "keys: prefix filters" "d['total'] == 0 and d['keys'] == []"
+expect_rc "keys table" 0 "$RLCTL" keys --sort key --shm "$SEG"
+expect_out "keys table header" '^KEY +KEYLEN +ALGORITHM'
+expect_out "keys table footer" '^2 of 2 keys$'
+
+expect_rc "check" 0 "$RLCTL" check --shm "$SEG"
+expect_out "check says sound" 'sound'
+expect_rc "check --json" 0 "$RLCTL" check --json --shm "$SEG"
+expect_json "check --json" "d['sound'] is True and d['damaged_slots'] == 0"
+
+expect_rc "health" 0 "$RLCTL" health --shm "$SEG"
+expect_rc "health --json" 0 "$RLCTL" health --json --shm "$SEG"
+expect_json "health --json" "d['status'] == 'ok'"
+
+expect_rc "tail --json" 0 "$RLCTL" tail --json -n 10 --shm "$SEG"
+expect_json "tail: the 3 denials" "len(d['records']) == 3 and \
+all(not r['allowed'] and r['limit'] == 5 and r['algorithm'] == 'fixed_window' \
+and r['scope'] == 'per_ip' for r in d['records']) and \
+sum('192.0.2.1' in r['key'] for r in d['records']) == 3"
+expect_rc "tail -n 1" 0 "$RLCTL" tail --json -n 1 --shm "$SEG"
+expect_json "tail -n 1: one record" "len(d['records']) == 1"
+expect_rc "tail table" 0 "$RLCTL" tail --shm "$SEG"
+expect_out "tail table rows" ' deny '
+t0=$(date +%s)
+expect_rc "tail -f --for 1" 0 "$RLCTL" tail -f --for 1 --shm "$SEG"
+t1=$(date +%s)
+if [ $((t1 - t0)) -le 3 ]; then
+    ok "tail -f --for 1 stops in time"
+else
+    fail "tail -f --for 1 took $((t1 - t0)) s"
+fi
+
+# -f sees what a worker decides while it follows: the worker denies at least 3 more (its limit
+# of 5 per minute; at least 3 even when a window boundary falls between the two runs).
+"$RLCTL" tail -f --for 2 --json -n 1 --shm "$SEG" >"$TMP/follow" 2>"$TMP/follow.err" &
+tail_pid=$!
+sleep 0.5
+run "$WORKER" "$SEG" "$TMP/rules.yaml"
+wait "$tail_pid"
+tail_rc=$?
+cp "$TMP/follow" "$TMP/out"
+cp "$TMP/follow.err" "$TMP/err"
+if [ "$tail_rc" -eq 0 ] && ! grep -qE 'Sanitizer|runtime error:' "$TMP/err"; then
+    ok "tail -f --json (exit 0)"
+else
+    fail "tail -f --json: exit $tail_rc"
+fi
+expect_json "tail -f: records written while following" "len(d['records']) >= 4 and \
+all(not r['allowed'] for r in d['records'])"
+
+# SIGTERM ends -f with exit 0.
+"$RLCTL" tail -f --shm "$SEG" >"$TMP/out" 2>"$TMP/err" &
+tail_pid=$!
+sleep 0.5
+kill -TERM "$tail_pid"
+wait "$tail_pid"
+tail_rc=$?
+if [ "$tail_rc" -eq 0 ]; then
+    ok "tail -f stops on SIGTERM (exit 0)"
+else
+    fail "tail -f on SIGTERM: exit $tail_rc"
+fi
+
+expect_rc "config show" 0 "$RLCTL" config show --shm "$SEG"
+expect_out "config show: the rule" 'fixed_window'
+expect_rc "config show --json" 0 "$RLCTL" config show --json --shm "$SEG"
+expect_json "config show --json" "'fixed_window' in d['yaml'] and d['config_generation'] >= 1"
+gen1=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["config_generation"])' \
+    "$TMP/out")
+expect_rc "config check good file" 0 "$RLCTL" config check "$TMP/rules2.yaml"
+expect_rc "config check typo" 1 "$RLCTL" config check "$CONFIGS/typo.yaml"
+expect_err "config check: file:line:col" 'typo\.yaml:9:24: .*windw'
+expect_rc "config check without FILE" 2 "$RLCTL" config check
+expect_rc "config frob" 2 "$RLCTL" config frob
+expect_rc "config reload bad file" 1 "$RLCTL" config reload "$CONFIGS/typo.yaml" --shm "$SEG"
+expect_rc "config reload" 0 "$RLCTL" config reload "$TMP/rules2.yaml" --json --shm "$SEG"
+expect_json "config reload: a new generation" "d['loaded'] and d['config_generation'] > $gen1"
+expect_rc "config show after reload" 0 "$RLCTL" config show --shm "$SEG"
+expect_out "config show: the new rule" 'requests: 7'
+
+expect_rc "metrics" 0 "$RLCTL" metrics --shm "$SEG"
+if python3 - "$TMP/out" <<'EOF' >"$TMP/pyerr" 2>&1; then
+import re, sys
+lines = open(sys.argv[1]).read().split("\n")
+assert lines[-1] == "", "no final newline"
+helped, typed, values = {}, {}, {}
+sample = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"'
+                    r'(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? '
+                    r'(-?[0-9.eE+-]+|NaN|[+-]Inf)$')
+for ln in lines[:-1]:
+    if ln.startswith("# HELP "):
+        name = ln.split(" ")[2]
+        assert name not in helped, "two HELP for " + name
+        helped[name] = True
+    elif ln.startswith("# TYPE "):
+        _, _, name, typ = ln.split(" ")
+        assert typ in ("counter", "gauge"), ln
+        assert name in helped, "TYPE before HELP: " + ln
+        assert name not in typed, "two TYPE for " + name
+        assert name not in values, "TYPE after samples: " + name
+        typed[name] = typ
+    else:
+        m = sample.match(ln)
+        assert m, "not a sample line: %r" % ln
+        name = m.group(1)
+        assert name in helped and name in typed, "sample before HELP/TYPE: " + name
+        float(m.group(3))
+        values[name] = float(m.group(3))
+for name, typ in typed.items():
+    assert name in values, "no sample for " + name
+    assert (typ == "counter") == name.endswith("_total"), "counter naming: " + name
+for name in ("rl_checks_total", "rl_allowed_total", "rl_denied_total", "rl_bypassed_total",
+             "rl_table_keys", "rl_table_capacity", "rl_enospc_total"):
+    assert name in values, "missing " + name
+# Two worker runs of 11 checks each (the second one during tail -f).
+assert values["rl_checks_total"] == 22, values["rl_checks_total"]
+assert values["rl_allowed_total"] + values["rl_denied_total"] == 22
+assert values["rl_denied_total"] >= 6 and values["rl_table_keys"] == 2
+EOF
+    ok "metrics: exposition format and values"
+else
+    cat "$TMP/pyerr"
+    fail "metrics: exposition format and values"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,1062 @@
+/*
+ * rlctl: the operator tool of rl. Attaches an existing segment (never creates one) and shows its
+ * state, its counters, its keys, its audit ring and its rule set; checks and reloads rule files.
+ *
+ *   rlctl [--shm NAME] COMMAND [OPTIONS]      (rlctl --help, rlctl COMMAND --help, rlctl.1)
+ *
+ * Exit codes: 0 ok, 1 failure (or unhealthy), 2 usage error; `health`: 0 ok, 1 degraded,
+ * 2 down. --json prints one JSON document built with jansson.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include <rl/rl.h>
+
+#define EXIT_OK    0
+#define EXIT_FAIL  1
+#define EXIT_USAGE 2
+
+#define DEFAULT_SHM "/rl-default"
+
+/* What every subcommand parses: the common flags and its own. */
+struct opts {
+    const char *shm;
+    bool json;
+    bool help;
+    bool foreign;
+    const char *prefix;
+    const char *sort;
+    uint64_t limit;
+    bool has_limit;
+    uint64_t n;
+    bool follow;
+    uint64_t for_seconds;
+    bool has_for;
+    const char *pos[4];
+    int npos;
+};
+
+/* Which flags a subcommand takes, beyond --shm, --json, --help, --foreign. */
+enum {
+    F_PREFIX = 1u << 0,
+    F_SORT = 1u << 1,
+    F_LIMIT = 1u << 2,
+    F_N = 1u << 3,
+    F_FOLLOW = 1u << 4,
+    F_FOR = 1u << 5,
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+static const char *const usage_text =
+    "usage: rlctl [--shm NAME] COMMAND [OPTIONS]\n"
+    "\n"
+    "Commands:\n"
+    "  status                 the segment: geometry, usage, config generation, creator\n"
+    "  keys                   live keys [--prefix P] [--sort remaining|key] [--limit N]\n"
+    "  check                  structural check of the segment (exit 1 when damaged)\n"
+    "  stats                  decision counters of rl_check()\n"
+    "  tail                   the audit ring [-n N] [-f] [--for SECONDS]\n"
+    "  config show            the current rule set as YAML\n"
+    "  config check FILE      validate a rule file (no segment needed)\n"
+    "  config reload FILE     publish a rule file to the segment\n"
+    "  health                 exit 0 ok, 1 degraded, 2 down (no segment)\n"
+    "  metrics                Prometheus text exposition of the counters\n"
+    "  top, serve, reset, bypass, explain: not yet\n"
+    "\n"
+    "Options for every command:\n"
+    "  --shm NAME   the segment (default: $RL_SHM, then " DEFAULT_SHM ")\n"
+    "  --json       one JSON document instead of a table (reading commands)\n"
+    "  --foreign    attach a segment owned by another user (group access)\n"
+    "  --help       this text; rlctl --version: the version\n"
+    "\n"
+    "Exit codes: 0 ok, 1 failure or unhealthy, 2 usage error (health: 2 = down).\n";
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("rlctl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (rlctl --help lists commands and options)\n", stderr);
+    return EXIT_USAGE;
+}
+
+static int parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = s ? strtoull(s, &end, 10) : 0;
+    if (!s || *s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < lo || v > hi) {
+        fprintf(stderr, "rlctl: %s wants a whole number from %" PRIu64 " to %" PRIu64 "\n", opt, lo,
+                hi);
+        return -1;
+    }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+/* Matches "--name VALUE" and "--name=VALUE"; *i advances past a separate value. */
+static int opt_value(const char *name, int argc, char **argv, int *i, const char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0)
+        return 0;
+    if (a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        *val = NULL;
+        return -1;
+    }
+    *i += 1;
+    *val = argv[*i];
+    return 1;
+}
+
+/* Parses argv[first..argc). Returns 0, or EXIT_USAGE after a message. */
+static int parse_opts(int argc, char **argv, int first, unsigned allowed, struct opts *o)
+{
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = NULL;
+        int r;
+        if (strcmp(a, "--json") == 0) {
+            o->json = true;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            o->help = true;
+        } else if (strcmp(a, "--foreign") == 0) {
+            o->foreign = true;
+        } else if ((r = opt_value("--shm", argc, argv, &i, &v)) != 0) {
+            if (r < 0 || !v || v[0] == '\0')
+                return usage_error("%s wants a segment name, e.g. --shm /rl-default", "--shm");
+            o->shm = v;
+        } else if ((allowed & F_PREFIX) && (r = opt_value("--prefix", argc, argv, &i, &v)) != 0) {
+            if (r < 0)
+                return usage_error("%s wants a key prefix", "--prefix");
+            o->prefix = v;
+        } else if ((allowed & F_SORT) && (r = opt_value("--sort", argc, argv, &i, &v)) != 0) {
+            if (r < 0 || (strcmp(v, "remaining") != 0 && strcmp(v, "key") != 0))
+                return usage_error("%s wants 'remaining' or 'key'", "--sort");
+            o->sort = v;
+        } else if ((allowed & F_LIMIT) && (r = opt_value("--limit", argc, argv, &i, &v)) != 0) {
+            if (r < 0 || parse_u64("--limit", v, 1, UINT32_MAX, &o->limit) != 0)
+                return usage_error("%s: see rlctl keys --help", "--limit");
+            o->has_limit = true;
+        } else if ((allowed & F_N) && ((r = opt_value("-n", argc, argv, &i, &v)) != 0 ||
+                                       (r = opt_value("--lines", argc, argv, &i, &v)) != 0)) {
+            if (r < 0 || parse_u64("-n", v, 1, 1024, &o->n) != 0)
+                return usage_error("%s: see rlctl tail --help", "-n");
+        } else if ((allowed & F_FOLLOW) && (strcmp(a, "-f") == 0 || strcmp(a, "--follow") == 0)) {
+            o->follow = true;
+        } else if ((allowed & F_FOR) && (r = opt_value("--for", argc, argv, &i, &v)) != 0) {
+            if (r < 0 || parse_u64("--for", v, 1, 86400, &o->for_seconds) != 0)
+                return usage_error("%s: see rlctl tail --help", "--for");
+            o->has_for = true;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            return usage_error("unknown option '%s'", a);
+        } else {
+            if (o->npos >= (int)(sizeof o->pos / sizeof o->pos[0]))
+                return usage_error("too many arguments at '%s'", a);
+            o->pos[o->npos++] = a;
+        }
+    }
+    return 0;
+}
+
+/* Attaches o->shm without creating it. Returns 0 or an exit code after a message. */
+static int attach(const struct opts *o, rl_t **rl, int missing_code)
+{
+    rl_options ro;
+    rl_options_init(&ro);
+    ro.shm_name = o->shm;
+    ro.flags = RL_OPEN_NOCREATE | (o->foreign ? RL_OPEN_ALLOW_FOREIGN : 0u);
+    int rc = rl_open(rl, &ro);
+    if (rc == 0)
+        return 0;
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", rl_errmsg());
+    char hint[256];
+    hint[0] = '\0';
+    switch (rc) {
+    case -ENOENT:
+        fprintf(stderr, "rlctl: no segment %s (is a worker running? --shm NAME)\n", o->shm);
+        return missing_code;
+    case -EPROTO:
+        snprintf(hint, sizeof hint,
+                 "rlctl and the workers use different layout versions: run an rlctl built with "
+                 "the workers' librl, or restart the workers on a new segment");
+        break;
+    case -EACCES:
+        snprintf(hint, sizeof hint,
+                 "permission denied: run rlctl as the workers' user or as a member of the "
+                 "segment's group (ls -l /dev/shm%s)",
+                 o->shm);
+        break;
+    case -EPERM:
+        snprintf(hint, sizeof hint,
+                 "the segment belongs to another user: run rlctl as that user, or pass "
+                 "--foreign (needs group access)");
+        break;
+    case -EINVAL:
+        snprintf(hint, sizeof hint,
+                 "a segment name is '/' then 1 to 200 of [A-Za-z0-9._-], e.g. --shm /rl-default");
+        break;
+    case -EBADMSG:
+        snprintf(hint, sizeof hint,
+                 "the segment is damaged or not an rl segment: stop its users, remove it "
+                 "(rm /dev/shm%s) and restart them",
+                 o->shm);
+        break;
+    case -EAGAIN:
+        snprintf(hint, sizeof hint,
+                 "try again; if no process is starting on it, remove it (rm /dev/shm%s)", o->shm);
+        break;
+    default:
+        break;
+    }
+    fprintf(stderr, "rlctl: cannot attach %s: %s%s%s\n", o->shm, rl_strerror(rc),
+            detail[0] ? ": " : "", detail);
+    if (hint[0])
+        fprintf(stderr, "rlctl: %s\n", hint);
+    return EXIT_FAIL;
+}
+
+static void fail_rl(const char *what, int rc)
+{
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", rl_errmsg());
+    fprintf(stderr, "rlctl: %s: %s%s%s\n", what, rl_strerror(rc), detail[0] ? ": " : "", detail);
+}
+
+/* Prints and frees a JSON document; 0, or EXIT_FAIL when it could not be built or written. */
+static int emit_json(json_t *doc)
+{
+    if (!doc) {
+        fputs("rlctl: out of memory building JSON\n", stderr);
+        return EXIT_FAIL;
+    }
+    int rc = json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(doc);
+    if (rc != 0 || fputc('\n', stdout) == EOF) {
+        fputs("rlctl: cannot write JSON to stdout\n", stderr);
+        return EXIT_FAIL;
+    }
+    return EXIT_OK;
+}
+
+static json_t *jint(uint64_t v)
+{
+    return json_integer((json_int_t)(v > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : v));
+}
+
+static void set_u64(json_t *obj, const char *key, uint64_t v)
+{
+    json_object_set_new(obj, key, jint(v));
+}
+
+static void fmt_time(uint64_t ns, char *buf, size_t len)
+{
+    time_t s = (time_t)(ns / 1000000000u);
+    struct tm tm;
+    if (!gmtime_r(&s, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    size_t n = strlen(buf);
+    snprintf(buf + n, len - n, ".%03uZ", (unsigned)(ns / 1000000u % 1000u));
+}
+
+/* "1m", "300s", "1500ms": a window as the rule files write it. */
+static void fmt_window(uint64_t ms, char *buf, size_t len)
+{
+    if (ms % 3600000u == 0)
+        snprintf(buf, len, "%" PRIu64 "h", ms / 3600000u);
+    else if (ms % 60000u == 0)
+        snprintf(buf, len, "%" PRIu64 "m", ms / 60000u);
+    else if (ms % 1000u == 0)
+        snprintf(buf, len, "%" PRIu64 "s", ms / 1000u);
+    else
+        snprintf(buf, len, "%" PRIu64 "ms", ms);
+}
+
+static const char *alg_name(rl_algorithm a)
+{
+    const char *s = rl_algorithm_name(a);
+    return s ? s : "unknown";
+}
+
+static const char *scope_name(rl_scope s)
+{
+    const char *n = rl_scope_name(s);
+    return n ? n : "unknown";
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int cmd_status(rl_t *rl, const struct opts *o)
+{
+    rl_segment_info si;
+    int rc = rl_segment_info_get(rl, &si);
+    if (rc != 0) {
+        fail_rl("rl_segment_info_get", rc);
+        return EXIT_FAIL;
+    }
+    rl_stats_info st;
+    rc = rl_stats(rl, &st);
+    if (rc != 0) {
+        fail_rl("rl_stats", rc);
+        return EXIT_FAIL;
+    }
+    char birth[64];
+    fmt_time(si.birth_ns, birth, sizeof birth);
+    const char *redis = "not configured for rlctl";
+    if (o->json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "segment", json_string(o->shm));
+        set_u64(doc, "layout_version", si.layout_version);
+        set_u64(doc, "capacity", si.capacity);
+        set_u64(doc, "slots", si.slots);
+        set_u64(doc, "keys_in_use", si.slots_in_use);
+        set_u64(doc, "limits_in_use", si.limits_in_use);
+        set_u64(doc, "limits_max", si.limits_max);
+        set_u64(doc, "enospc", si.enospc);
+        set_u64(doc, "reclaimed", si.reclaimed);
+        set_u64(doc, "max_probe", si.max_probe);
+        set_u64(doc, "segment_bytes", si.segment_bytes);
+        set_u64(doc, "config_generation", st.config_generation);
+        json_object_set_new(doc, "creator_pid", json_integer(si.creator_pid));
+        json_object_set_new(doc, "birth", json_string(birth));
+        set_u64(doc, "birth_ns", si.birth_ns);
+        json_object_set_new(doc, "redis", json_string(redis));
+        return emit_json(doc);
+    }
+    double pct = si.capacity ? 100.0 * (double)si.slots_in_use / (double)si.capacity : 0.0;
+    printf("%-18s %s\n", "segment", o->shm);
+    printf("%-18s %" PRIu32 "\n", "layout version", si.layout_version);
+    printf("%-18s %" PRIu64 "\n", "capacity", si.capacity);
+    printf("%-18s %" PRIu64 "\n", "slots", si.slots);
+    printf("%-18s %" PRIu64 " (%.1f%% of capacity)\n", "keys in use", si.slots_in_use, pct);
+    printf("%-18s %" PRIu64 " of %" PRIu64 "\n", "limits in use", si.limits_in_use, si.limits_max);
+    printf("%-18s %" PRIu64 "\n", "-ENOSPC", si.enospc);
+    printf("%-18s %" PRIu64 "\n", "reclaimed", si.reclaimed);
+    printf("%-18s %" PRIu64 "\n", "max probe", si.max_probe);
+    printf("%-18s %" PRIu64 "\n", "segment bytes", si.segment_bytes);
+    printf("%-18s %" PRIu64 "\n", "config generation", st.config_generation);
+    printf("%-18s %ld\n", "creator pid", (long)si.creator_pid);
+    printf("%-18s %s\n", "birth", birth);
+    printf("%-18s %s\n", "redis", redis);
+    return EXIT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+struct key_row {
+    char *key;
+    size_t keylen;
+    rl_limit limit;
+    rl_result state;
+    uint64_t slot;
+};
+
+struct key_list {
+    struct key_row *rows;
+    size_t n, cap;
+    const char *prefix;
+    bool oom;
+};
+
+static int collect_key(const rl_key_view *kv, void *arg)
+{
+    struct key_list *kl = arg;
+    if (kl->prefix && strncmp(kv->key, kl->prefix, strlen(kl->prefix)) != 0)
+        return 0;
+    if (kl->n == kl->cap) {
+        size_t cap = kl->cap ? kl->cap * 2 : 64;
+        struct key_row *r = realloc(kl->rows, cap * sizeof *r);
+        if (!r) {
+            kl->oom = true;
+            return 1;
+        }
+        kl->rows = r;
+        kl->cap = cap;
+    }
+    char *k = strdup(kv->key);
+    if (!k) {
+        kl->oom = true;
+        return 1;
+    }
+    struct key_row *row = &kl->rows[kl->n++];
+    row->key = k;
+    row->keylen = kv->keylen;
+    row->limit = kv->limit;
+    row->state = kv->state;
+    row->slot = kv->slot;
+    return 0;
+}
+
+static int by_key(const void *a, const void *b)
+{
+    const struct key_row *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c != 0)
+        return c;
+    return (x->slot > y->slot) - (x->slot < y->slot);
+}
+
+static int by_remaining(const void *a, const void *b)
+{
+    const struct key_row *x = a, *y = b;
+    if (x->state.remaining != y->state.remaining)
+        return x->state.remaining < y->state.remaining ? -1 : 1;
+    return by_key(a, b);
+}
+
+static void free_keys(struct key_list *kl)
+{
+    for (size_t i = 0; i < kl->n; i++)
+        free(kl->rows[i].key);
+    free(kl->rows);
+}
+
+static int cmd_keys(rl_t *rl, const struct opts *o)
+{
+    struct key_list kl = {.prefix = o->prefix};
+    int rc = rl_foreach_key(rl, rl_clock_ns(rl), collect_key, &kl);
+    if (kl.oom) {
+        free_keys(&kl);
+        fputs("rlctl: out of memory listing keys\n", stderr);
+        return EXIT_FAIL;
+    }
+    if (rc < 0) {
+        free_keys(&kl);
+        fail_rl("rl_foreach_key", rc);
+        return EXIT_FAIL;
+    }
+    if (kl.n > 1)
+        qsort(kl.rows, kl.n, sizeof kl.rows[0],
+              o->sort && strcmp(o->sort, "remaining") == 0 ? by_remaining : by_key);
+    size_t shown = kl.n;
+    if (o->has_limit && o->limit < shown)
+        shown = (size_t)o->limit;
+    int ret = EXIT_OK;
+    if (o->json) {
+        json_t *doc = json_object();
+        json_t *arr = json_array();
+        for (size_t i = 0; i < shown; i++) {
+            const struct key_row *r = &kl.rows[i];
+            json_t *k = json_object();
+            json_object_set_new(k, "key", json_string(r->key));
+            set_u64(k, "key_length", r->keylen);
+            set_u64(k, "slot", r->slot);
+            json_object_set_new(k, "algorithm", json_string(alg_name(r->limit.algorithm)));
+            json_object_set_new(k, "scope", json_string(scope_name(r->limit.scope)));
+            set_u64(k, "requests", r->limit.requests);
+            set_u64(k, "window_ms", r->limit.window_ms);
+            set_u64(k, "burst", r->limit.burst);
+            set_u64(k, "limit", r->state.limit);
+            set_u64(k, "remaining", r->state.remaining);
+            set_u64(k, "reset_after_ms", r->state.reset_after_ms);
+            json_array_append_new(arr, k);
+        }
+        json_object_set_new(doc, "segment", json_string(o->shm));
+        set_u64(doc, "total", kl.n);
+        set_u64(doc, "shown", shown);
+        json_object_set_new(doc, "keys", arr);
+        ret = emit_json(doc);
+    } else {
+        printf("%-26s %7s %-15s %-20s %10s %12s\n", "KEY", "KEYLEN", "ALGORITHM", "LIMIT",
+               "REMAINING", "RESET-AFTER");
+        for (size_t i = 0; i < shown; i++) {
+            const struct key_row *r = &kl.rows[i];
+            char lim[48], win[32];
+            fmt_window(r->limit.window_ms, win, sizeof win);
+            snprintf(lim, sizeof lim, "%" PRIu64 "/%s", r->limit.requests, win);
+            printf("%-26s %7zu %-15s %-20s %10" PRIu64 " %10" PRIu64 "ms\n", r->key, r->keylen,
+                   alg_name(r->limit.algorithm), lim, r->state.remaining, r->state.reset_after_ms);
+        }
+        printf("%zu of %zu keys\n", shown, kl.n);
+    }
+    free_keys(&kl);
+    return ret;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+struct report_ctx {
+    json_t *arr;
+    bool print;
+};
+
+static void on_report(const char *msg, void *arg)
+{
+    struct report_ctx *c = arg;
+    if (c->arr)
+        json_array_append_new(c->arr, json_string(msg));
+    if (c->print)
+        printf("  %s\n", msg);
+}
+
+static int cmd_check(rl_t *rl, const struct opts *o)
+{
+    struct report_ctx c = {.arr = o->json ? json_array() : NULL, .print = !o->json};
+    long n = rl_check_segment(rl, on_report, &c);
+    if (n < 0) {
+        json_decref(c.arr);
+        fail_rl("rl_check_segment", (int)n);
+        return EXIT_FAIL;
+    }
+    if (o->json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "segment", json_string(o->shm));
+        json_object_set_new(doc, "sound", json_boolean(n == 0));
+        set_u64(doc, "damaged_slots", (uint64_t)n);
+        json_object_set_new(doc, "problems", c.arr);
+        int rc = emit_json(doc);
+        return rc != 0 ? rc : (n == 0 ? EXIT_OK : EXIT_FAIL);
+    }
+    if (n == 0) {
+        printf("segment %s: sound\n", o->shm);
+        return EXIT_OK;
+    }
+    printf("segment %s: %ld damaged slot%s (above); stop its users and remove it to start "
+           "fresh\n",
+           o->shm, n, n == 1 ? "" : "s");
+    return EXIT_FAIL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int cmd_stats(rl_t *rl, const struct opts *o)
+{
+    rl_stats_info st;
+    int rc = rl_stats(rl, &st);
+    if (rc != 0) {
+        fail_rl("rl_stats", rc);
+        return EXIT_FAIL;
+    }
+    double rate = st.checks ? (double)st.denied / (double)st.checks : 0.0;
+    if (o->json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "segment", json_string(o->shm));
+        set_u64(doc, "total_requests", st.checks);
+        set_u64(doc, "allowed_requests", st.allowed);
+        set_u64(doc, "denied_requests", st.denied);
+        json_object_set_new(doc, "denial_rate", json_real(rate));
+        set_u64(doc, "bypassed_requests", st.bypassed);
+        set_u64(doc, "shadow_denied", st.shadow_denied);
+        set_u64(doc, "table_full_open", st.table_full_open);
+        set_u64(doc, "table_full_closed", st.table_full_closed);
+        set_u64(doc, "warnings", st.warnings);
+        set_u64(doc, "audit_written", st.audit_written);
+        set_u64(doc, "audit_dropped", st.audit_dropped);
+        set_u64(doc, "config_generation", st.config_generation);
+        return emit_json(doc);
+    }
+    printf("%-18s %" PRIu64 "\n", "checks", st.checks);
+    printf("%-18s %" PRIu64 "\n", "allowed", st.allowed);
+    printf("%-18s %" PRIu64 "\n", "denied", st.denied);
+    printf("%-18s %.4f\n", "denial rate", rate);
+    printf("%-18s %" PRIu64 "\n", "bypassed", st.bypassed);
+    printf("%-18s %" PRIu64 "\n", "shadow denied", st.shadow_denied);
+    printf("%-18s %" PRIu64 "\n", "table full open", st.table_full_open);
+    printf("%-18s %" PRIu64 "\n", "table full closed", st.table_full_closed);
+    printf("%-18s %" PRIu64 "\n", "warnings", st.warnings);
+    printf("%-18s %" PRIu64 "\n", "audit written", st.audit_written);
+    printf("%-18s %" PRIu64 "\n", "audit dropped", st.audit_dropped);
+    printf("%-18s %" PRIu64 "\n", "config generation", st.config_generation);
+    return EXIT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+#define AUDIT_RING 1024u
+
+static json_t *audit_json(const rl_audit_record *r)
+{
+    char t[64];
+    fmt_time(r->time_ns, t, sizeof t);
+    json_t *j = json_object();
+    set_u64(j, "seq", r->seq);
+    json_object_set_new(j, "time", json_string(t));
+    set_u64(j, "time_ns", r->time_ns);
+    json_object_set_new(j, "pid", json_integer(r->pid));
+    json_object_set_new(j, "allowed", json_boolean(r->allowed));
+    json_object_set_new(j, "shadow", json_boolean(r->shadow));
+    set_u64(j, "layer", r->layer);
+    json_object_set_new(j, "scope", json_string(scope_name(r->scope)));
+    json_object_set_new(j, "algorithm", json_string(alg_name(r->algorithm)));
+    set_u64(j, "limit", r->limit);
+    if (r->retry_after_ms == RL_RETRY_NEVER)
+        json_object_set_new(j, "retry_after_ms", json_null());
+    else
+        set_u64(j, "retry_after_ms", r->retry_after_ms);
+    json_object_set_new(j, "key", json_string(r->key));
+    return j;
+}
+
+static void audit_print(const rl_audit_record *r)
+{
+    char t[64], retry[32];
+    fmt_time(r->time_ns, t, sizeof t);
+    if (r->retry_after_ms == RL_RETRY_NEVER)
+        snprintf(retry, sizeof retry, "never");
+    else
+        snprintf(retry, sizeof retry, "%" PRIu64 "ms", r->retry_after_ms);
+    printf("%-24s %7ld %-7s %5u %-17s %-15s %8" PRIu64 " %11s  %s\n", t, (long)r->pid,
+           r->allowed ? (r->shadow ? "shadow" : "allow") : "deny", r->layer, scope_name(r->scope),
+           alg_name(r->algorithm), r->limit, retry, r->key);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int cmd_tail(rl_t *rl, const struct opts *o)
+{
+    uint64_t n = o->n ? o->n : 20;
+    rl_audit_record *buf = calloc(AUDIT_RING, sizeof *buf);
+    if (!buf) {
+        fputs("rlctl: out of memory\n", stderr);
+        return EXIT_FAIL;
+    }
+    /* The last n records: read the whole ring, keep its end. */
+    uint64_t cursor = 0;
+    size_t got = 0;
+    for (;;) {
+        if (got == AUDIT_RING) {
+            memmove(buf, buf + AUDIT_RING / 2, (AUDIT_RING / 2) * sizeof *buf);
+            got = AUDIT_RING / 2;
+        }
+        int r = rl_audit_read(rl, &cursor, buf + got, AUDIT_RING - got);
+        if (r < 0) {
+            free(buf);
+            fail_rl("rl_audit_read", r);
+            return EXIT_FAIL;
+        }
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    size_t from = got > n ? got - (size_t)n : 0;
+    json_t *doc = NULL, *arr = NULL;
+    if (o->json) {
+        doc = json_object();
+        arr = json_array();
+        json_object_set_new(doc, "segment", json_string(o->shm));
+        json_object_set(doc, "records", arr);
+    } else {
+        printf("%-24s %7s %-7s %5s %-17s %-15s %8s %11s  %s\n", "TIME", "PID", "RESULT", "LAYER",
+               "SCOPE", "ALGORITHM", "LIMIT", "RETRY-AFTER", "KEY");
+    }
+    for (size_t i = from; i < got; i++) {
+        if (arr)
+            json_array_append_new(arr, audit_json(&buf[i]));
+        else
+            audit_print(&buf[i]);
+    }
+    fflush(stdout);
+    int ret = EXIT_OK;
+    if (o->follow) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        uint64_t deadline = o->has_for ? mono_ms() + o->for_seconds * 1000u : UINT64_MAX;
+        while (!stop_requested && mono_ms() < deadline) {
+            struct timespec ts = {0, 200 * 1000000L};
+            nanosleep(&ts, NULL);
+            int r;
+            while ((r = rl_audit_read(rl, &cursor, buf, AUDIT_RING)) > 0) {
+                for (int i = 0; i < r; i++) {
+                    if (arr)
+                        json_array_append_new(arr, audit_json(&buf[i]));
+                    else
+                        audit_print(&buf[i]);
+                }
+            }
+            if (r < 0) {
+                fail_rl("rl_audit_read", r);
+                ret = EXIT_FAIL;
+                break;
+            }
+            fflush(stdout);
+        }
+    }
+    free(buf);
+    json_decref(arr);
+    if (doc) {
+        int rc = emit_json(doc);
+        if (ret == EXIT_OK)
+            ret = rc;
+    }
+    return ret;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static int cmd_config_show(rl_t *rl, const struct opts *o)
+{
+    size_t len = 4096;
+    char *buf = NULL;
+    long n;
+    for (;;) {
+        char *b = realloc(buf, len);
+        if (!b) {
+            free(buf);
+            fputs("rlctl: out of memory\n", stderr);
+            return EXIT_FAIL;
+        }
+        buf = b;
+        n = rl_config_dump(rl, buf, len);
+        if (n < 0) {
+            free(buf);
+            fail_rl("rl_config_dump", (int)n);
+            return EXIT_FAIL;
+        }
+        if ((size_t)n < len)
+            break;
+        len = (size_t)n + 1;
+    }
+    int ret = EXIT_OK;
+    if (o->json) {
+        rl_stats_info st;
+        int rc = rl_stats(rl, &st);
+        json_t *doc = json_object();
+        json_object_set_new(doc, "segment", json_string(o->shm));
+        if (rc == 0)
+            set_u64(doc, "config_generation", st.config_generation);
+        json_object_set_new(doc, "yaml", json_stringn(buf, (size_t)n));
+        ret = emit_json(doc);
+    } else {
+        fwrite(buf, 1, (size_t)n, stdout);
+        if (n > 0 && buf[n - 1] != '\n')
+            putchar('\n');
+    }
+    free(buf);
+    return ret;
+}
+
+static int cmd_config_check(const struct opts *o)
+{
+    const char *path = o->pos[2];
+    int rc = rl_check_config_file(path);
+    if (rc != 0) {
+        char detail[1024];
+        snprintf(detail, sizeof detail, "%s", rl_errmsg());
+        if (o->json) {
+            json_t *doc = json_object();
+            json_object_set_new(doc, "file", json_string(path));
+            json_object_set_new(doc, "valid", json_false());
+            json_object_set_new(doc, "error", json_string(detail[0] ? detail : rl_strerror(rc)));
+            emit_json(doc);
+        }
+        fprintf(stderr, "rlctl: %s\n", detail[0] ? detail : rl_strerror(rc));
+        return EXIT_FAIL;
+    }
+    if (o->json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "file", json_string(path));
+        json_object_set_new(doc, "valid", json_true());
+        return emit_json(doc);
+    }
+    printf("%s: ok\n", path);
+    return EXIT_OK;
+}
+
+static int cmd_config_reload(rl_t *rl, const struct opts *o)
+{
+    const char *path = o->pos[2];
+    int rc = rl_load_config(rl, path);
+    if (rc != 0) {
+        char detail[1024];
+        snprintf(detail, sizeof detail, "%s", rl_errmsg());
+        fprintf(stderr, "rlctl: %s not loaded, the rules in %s are unchanged: %s\n", path, o->shm,
+                detail[0] ? detail : rl_strerror(rc));
+        return EXIT_FAIL;
+    }
+    rl_stats_info st;
+    uint64_t gen = rl_stats(rl, &st) == 0 ? st.config_generation : 0;
+    if (o->json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "segment", json_string(o->shm));
+        json_object_set_new(doc, "file", json_string(path));
+        json_object_set_new(doc, "loaded", json_true());
+        set_u64(doc, "config_generation", gen);
+        return emit_json(doc);
+    }
+    printf("%s: loaded into %s (config generation %" PRIu64 ")\n", path, o->shm, gen);
+    return EXIT_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void count_report(const char *msg, void *arg)
+{
+    (void)msg;
+    (void)arg;
+}
+
+static int cmd_health(const struct opts *o)
+{
+    rl_t *rl = NULL;
+    int rc = attach(o, &rl, 2);
+    const char *state;
+    int code;
+    long damaged = 0;
+    if (rc != 0) {
+        state = rc == 2 ? "down" : "degraded";
+        code = rc == 2 ? 2 : 1;
+    } else {
+        damaged = rl_check_segment(rl, count_report, NULL);
+        state = damaged == 0 ? "ok" : "degraded";
+        code = damaged == 0 ? 0 : 1;
+        rl_close(&rl);
+    }
+    if (o->json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "segment", json_string(o->shm));
+        json_object_set_new(doc, "status", json_string(state));
+        json_object_set_new(doc, "attached", json_boolean(rc == 0));
+        if (rc == 0)
+            json_object_set_new(doc, "damaged_slots", json_integer(damaged));
+        json_object_set_new(doc, "redis", json_string("not configured for rlctl"));
+        if (emit_json(doc) != 0)
+            return EXIT_FAIL;
+    } else {
+        printf("%s: %s", o->shm, state);
+        if (rc == 0 && damaged > 0)
+            printf(" (%ld damaged slots: rlctl check)", damaged);
+        else if (rc == 0 && damaged < 0)
+            printf(" (check failed: %s)", rl_strerror((int)damaged));
+        putchar('\n');
+    }
+    return code;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void metric(const char *name, const char *type, const char *help, uint64_t v)
+{
+    printf("# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
+}
+
+static int cmd_metrics(rl_t *rl, const struct opts *o)
+{
+    rl_segment_info si;
+    rl_stats_info st;
+    int rc = rl_segment_info_get(rl, &si);
+    if (rc == 0)
+        rc = rl_stats(rl, &st);
+    if (rc != 0) {
+        fail_rl("reading the segment", rc);
+        return EXIT_FAIL;
+    }
+    printf("# HELP rl_segment_info The segment rlctl read (value always 1).\n"
+           "# TYPE rl_segment_info gauge\n"
+           "rl_segment_info{segment=\"%s\",layout_version=\"%" PRIu32 "\"} 1\n",
+           o->shm, si.layout_version);
+    metric("rl_checks_total", "counter", "Requests checked by rl_check().", st.checks);
+    metric("rl_allowed_total", "counter", "Requests allowed.", st.allowed);
+    metric("rl_denied_total", "counter", "Requests denied.", st.denied);
+    metric("rl_bypassed_total", "counter", "Requests allowed by the bypass list.", st.bypassed);
+    metric("rl_shadow_denied_total", "counter", "Shadow layers that would have denied.",
+           st.shadow_denied);
+    metric("rl_table_full_open_total", "counter", "Layers allowed because the key table was full.",
+           st.table_full_open);
+    metric("rl_table_full_closed_total", "counter", "Layers denied because the key table was full.",
+           st.table_full_closed);
+    metric("rl_warnings_total", "counter", "Layers past their warning threshold.", st.warnings);
+    metric("rl_audit_written_total", "counter", "Audit records written.", st.audit_written);
+    metric("rl_audit_dropped_total", "counter", "Audit records dropped by sampling.",
+           st.audit_dropped);
+    metric("rl_enospc_total", "counter", "Acquires refused because the key table was full.",
+           si.enospc);
+    metric("rl_reclaimed_total", "counter", "Key slots reclaimed.", si.reclaimed);
+    metric("rl_table_keys", "gauge", "Key slots in use.", si.slots_in_use);
+    metric("rl_table_capacity", "gauge", "Keys the segment is guaranteed to hold.", si.capacity);
+    metric("rl_table_slots", "gauge", "Slots in the key table.", si.slots);
+    metric("rl_table_max_probe", "gauge", "Longest probe distance any key has needed.",
+           si.max_probe);
+    metric("rl_limits_in_use", "gauge", "Distinct limits recorded in the segment.",
+           si.limits_in_use);
+    metric("rl_limits_max", "gauge", "Size of the segment's limit table.", si.limits_max);
+    metric("rl_config_generation", "gauge", "Generation of the published rule set.",
+           st.config_generation);
+    metric("rl_segment_birth_seconds", "gauge", "Creation time of the segment (Unix seconds).",
+           si.birth_ns / 1000000000u);
+    return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+struct command {
+    const char *name;
+    unsigned flags;
+    const char *help;
+};
+
+static const struct command commands[] = {
+    {"status", 0, "rlctl status [--shm NAME] [--json]\n"},
+    {"keys", F_PREFIX | F_SORT | F_LIMIT,
+     "rlctl keys [--shm NAME] [--json] [--prefix P] [--sort remaining|key] [--limit N]\n"},
+    {"check", 0, "rlctl check [--shm NAME] [--json]: exit 0 sound, 1 damaged (with a report)\n"},
+    {"stats", 0, "rlctl stats [--shm NAME] [--json]\n"},
+    {"tail", F_N | F_FOLLOW | F_FOR,
+     "rlctl tail [--shm NAME] [--json] [-n N] [-f] [--for SECONDS]\n"
+     "  -n N           the last N audit records (default 20, at most 1024)\n"
+     "  -f             then follow the ring (every 200 ms) until SIGINT or SIGTERM\n"
+     "  --for SECONDS  stop following after SECONDS\n"},
+    {"config", 0,
+     "rlctl config show [--shm NAME] [--json]\n"
+     "rlctl config check FILE [--json]: exit 1 with file:line:col when invalid\n"
+     "rlctl config reload FILE [--shm NAME] [--json]\n"},
+    {"health", 0, "rlctl health [--shm NAME] [--json]: exit 0 ok, 1 degraded, 2 down\n"},
+    {"metrics", 0, "rlctl metrics [--shm NAME]: Prometheus text exposition format\n"},
+};
+
+static const char *const not_yet[] = {"top", "serve", "reset", "bypass", "explain"};
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    /* Common flags may come before the command. */
+    int ci = 1;
+    struct opts o;
+    memset(&o, 0, sizeof o);
+    o.shm = getenv("RL_SHM");
+    if (!o.shm || o.shm[0] == '\0')
+        o.shm = DEFAULT_SHM;
+    while (ci < argc && argv[ci][0] == '-') {
+        const char *a = argv[ci];
+        const char *v = NULL;
+        int r;
+        if (strcmp(a, "--version") == 0) {
+            printf("rlctl %s (librl %s)\n", RL_VERSION_STRING, rl_version());
+            return EXIT_OK;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        } else if (strcmp(a, "--json") == 0) {
+            o.json = true;
+        } else if (strcmp(a, "--foreign") == 0) {
+            o.foreign = true;
+        } else if ((r = opt_value("--shm", argc, argv, &ci, &v)) != 0) {
+            if (r < 0 || !v || v[0] == '\0')
+                return usage_error("%s wants a segment name, e.g. --shm /rl-default", "--shm");
+            o.shm = v;
+        } else if (strcmp(a, "--cluster") == 0 || strncmp(a, "--cluster=", 10) == 0) {
+            fputs("rlctl: --cluster: not yet\n", stderr);
+            return EXIT_USAGE;
+        } else {
+            return usage_error("unknown option '%s'", a);
+        }
+        ci++;
+    }
+    if (ci >= argc) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    const char *name = argv[ci];
+    for (size_t i = 0; i < sizeof not_yet / sizeof not_yet[0]; i++) {
+        if (strcmp(name, not_yet[i]) == 0) {
+            fprintf(stderr, "rlctl: %s: not yet\n", name);
+            return EXIT_USAGE;
+        }
+    }
+    const struct command *cmd = NULL;
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(name, commands[i].name) == 0)
+            cmd = &commands[i];
+    }
+    if (!cmd)
+        return usage_error("unknown command '%s'", name);
+    for (int i = ci + 1; i < argc; i++) {
+        if (strcmp(argv[i], "--cluster") == 0 || strncmp(argv[i], "--cluster=", 10) == 0) {
+            fputs("rlctl: --cluster: not yet\n", stderr);
+            return EXIT_USAGE;
+        }
+    }
+    int rc = parse_opts(argc, argv, ci + 1, cmd->flags, &o);
+    if (rc != 0)
+        return rc;
+    if (o.help) {
+        fputs(cmd->help, stdout);
+        return EXIT_OK;
+    }
+    bool is_config = strcmp(name, "config") == 0;
+    if (!is_config && o.npos > 0)
+        return usage_error("unexpected argument '%s'", o.pos[0]);
+    /* For config, pos[0] is the action; shift positionals so that pos[2] is FILE. */
+    const char *action = NULL;
+    if (is_config) {
+        if (o.npos == 0)
+            return usage_error("%s wants an action: show, check FILE or reload FILE", "config");
+        action = o.pos[0];
+        bool wants_file = strcmp(action, "check") == 0 || strcmp(action, "reload") == 0;
+        if (!wants_file && strcmp(action, "show") != 0)
+            return usage_error("unknown config action '%s' (show, check FILE, reload FILE)",
+                               action);
+        if (wants_file && o.npos != 2)
+            return usage_error("config %s wants one FILE", action);
+        if (!wants_file && o.npos != 1)
+            return usage_error("unexpected argument '%s'", o.pos[1]);
+        o.pos[2] = wants_file ? o.pos[1] : NULL;
+        if (strcmp(action, "check") == 0)
+            return cmd_config_check(&o);
+    }
+    if (strcmp(name, "health") == 0)
+        return cmd_health(&o);
+
+    rl_t *rl = NULL;
+    rc = attach(&o, &rl, EXIT_FAIL);
+    if (rc != 0)
+        return rc;
+    if (strcmp(name, "status") == 0)
+        rc = cmd_status(rl, &o);
+    else if (strcmp(name, "keys") == 0)
+        rc = cmd_keys(rl, &o);
+    else if (strcmp(name, "check") == 0)
+        rc = cmd_check(rl, &o);
+    else if (strcmp(name, "stats") == 0)
+        rc = cmd_stats(rl, &o);
+    else if (strcmp(name, "tail") == 0)
+        rc = cmd_tail(rl, &o);
+    else if (strcmp(name, "metrics") == 0)
+        rc = cmd_metrics(rl, &o);
+    else if (strcmp(action, "show") == 0)
+        rc = cmd_config_show(rl, &o);
+    else
+        rc = cmd_config_reload(rl, &o);
+    rl_close(&rl);
+    return rc;
+}
