@@ -616,7 +616,7 @@ static int parse_layer(const struct pctx *c, const yaml_node_t *n, struct rl_rul
         if (r < 0)
             return r;
     }
-    int x;
+    int x = 0;
     if (!absent(v[LK_ALGORITHM])) {
         r = get_choice(c, v[LK_ALGORITHM], "algorithm", rl__algorithm_from_name, algo_name_i,
                        RL_ALGORITHM_COUNT, &x);
@@ -998,7 +998,7 @@ static int parse_top(const struct pctx *c, const yaml_node_t *root)
         rs->ipv6_prefix = (unsigned)p;
     }
     if (r == 0 && !absent(v[K_AUDIT])) {
-        int x;
+        int x = 0;
         r = get_choice(c, v[K_AUDIT], "audit", audit_from_name, audit_name_i, 3, &x);
         rs->audit = (enum rl_audit_mode)x;
     }

@@ -842,7 +842,8 @@ static bool check_layer(struct rl *rl, const struct keyctx *c, const struct rt_l
     int r;
     /* relaxed: the id is a pure function of the limit and the segment; racing first uses store
      * the same value. */
-    uint32_t lid1 = atomic_load_explicit(&l->lid_plus1, memory_order_relaxed);
+    _Atomic uint32_t *lidp = (_Atomic uint32_t *)&l->lid_plus1; /* a cache in a const rule */
+    uint32_t lid1 = atomic_load_explicit(lidp, memory_order_relaxed);
     if (lid1 && tk->lim.mode == l->acq.mode) {
         r = rl__acquire_lid(rl, tk->key, tk->keylen, &tk->lim, &l->p, lid1 - 1, cost, t, slack,
                             &res);
@@ -851,7 +852,7 @@ static bool check_layer(struct rl *rl, const struct keyctx *c, const struct rt_l
         uint32_t lid;
         int e;
         if (r == 0 && tk->lim.mode == l->acq.mode && rl__limit_id(rl, &tk->lim, &lid, &e))
-            atomic_store_explicit(&l->lid_plus1, lid + 1, memory_order_relaxed);
+            atomic_store_explicit(lidp, lid + 1, memory_order_relaxed);
     }
     if (r < 0) {
         /* No decision from the table (full, or contention): on_full decides. */

@@ -318,7 +318,7 @@ static int auth(const struct rl_redis *c, redisContext *ctx, const char *where)
         argv[1] = u->password;
         argc = 2;
     }
-    redisReply *r;
+    redisReply *r = NULL;
     int rc = raw_cmd(ctx, where, c->connect_ms, &r, argc, argv);
     if (rc)
         return rc;

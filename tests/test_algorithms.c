@@ -1013,8 +1013,8 @@ Test(algorithms, random_sequences_match_model)
                 " remaining %" PRIu64 " retry %" PRIu64 " reset %" PRIu64
                 "; model: allowed %d limit %" PRIu64 " remaining %" PRIu64 " retry %" PRIu64
                 " reset %" PRIu64,
-                algo_name(l.algorithm), l.requests, l.window_ms, l.burst, s, j, t - T0, cost,
-                got.allowed, got.limit, got.remaining, got.retry_after_ms, got.reset_after_ms,
+                algo_name(l.algorithm), l.requests, l.window_ms, l.burst, s, j, (uint64_t)(t - T0),
+                cost, got.allowed, got.limit, got.remaining, got.retry_after_ms, got.reset_after_ms,
                 want.allowed, want.limit, want.remaining, want.retry_after_ms, want.reset_after_ms);
             if (forced == RETRY) {
                 cr_assert(got.allowed, "%s step %d: not allowed retry_after_ms after a denial",
