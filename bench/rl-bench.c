@@ -34,10 +34,25 @@
  * at exit, on SIGINT/SIGTERM/SIGHUP too. The rule files given to rl_load_config() are temporary
  * files in $TMPDIR (or /tmp), removed as soon as they are loaded (and on exit or a signal).
  *
- *   rl-bench [--quick] [--markdown]
+ * --redis adds "vs pure Redis" (never run by `meson test --benchmark`, which needs no Redis): the
+ * bench starts its own redis-server (from PATH) on a free loopback port, in a temporary directory,
+ * without persistence, and measures token bucket checks on 1 key and on 10,000 keys: LOCAL
+ * rl_acquire; STRICT rl_acquire (one Lua script per check through the pool) from 1 thread and
+ * from 32 threads (pool of 32); the same script (sync/scripts.h) by EVALSHA on a raw hiredis
+ * connection in pipelines of 64; and the seed's published load-test figures (not measured). Each
+ * row runs once for ~2 s (--quick: ~0.3 s) with every call timed (mean, p99). It adds a PING round
+ * trip, Redis's own time per script (INFO commandstats) and Redis memory per STRICT key (INFO
+ * memory). The server is killed and reaped, and its directory removed, at exit and on a signal.
+ *
+ *   rl-bench [--quick] [--markdown] [--redis]
  */
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -48,6 +63,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -55,6 +71,14 @@
 #include <unistd.h>
 
 #include <rl/rl.h>
+
+#include <hiredis/hiredis.h>
+
+/* rl's STRICT scripts (sync/scripts.h); the --redis rows pipeline rl__lua_bucket. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-const-variable"
+#include "scripts.h"
+#pragma GCC diagnostic pop
 
 #ifndef RL_BENCH_CC
 #ifdef __VERSION__
@@ -97,6 +121,9 @@ static char g_hot_name[64];
 static char g_check_name[64];
 static char g_yaml_path[256]; /* a rule file while it exists */
 static pid_t g_owner;
+static char g_redis_seg[64];  /* --redis: the segment of the STRICT handle */
+static char g_redis_dir[256]; /* --redis: redis-server's working directory */
+static pid_t g_redis_pid;     /* --redis: the redis-server child */
 static pid_t g_children[DUO_PROCS];
 
 static void on_signal(int sig)
@@ -112,10 +139,18 @@ static void on_signal(int sig)
             shm_unlink(g_check_name);
         if (g_yaml_path[0] != '\0')
             unlink(g_yaml_path);
+        if (g_redis_seg[0] != '\0')
+            shm_unlink(g_redis_seg);
+        if (g_redis_pid > 0)
+            kill(g_redis_pid, SIGKILL); /* reaped by init; its directory is empty */
+        if (g_redis_dir[0] != '\0')
+            rmdir(g_redis_dir);
         _exit(128 + sig);
     }
     g_signal = sig;
 }
+
+static void redis_stop(void);
 
 static void cleanup(void)
 {
@@ -136,6 +171,9 @@ static void cleanup(void)
         rl_unlink(g_check_name);
     if (g_yaml_path[0] != '\0')
         unlink(g_yaml_path);
+    if (g_redis_seg[0] != '\0')
+        rl_unlink(g_redis_seg);
+    redis_stop();
 }
 
 static void check_signal(void)
@@ -896,13 +934,732 @@ static void print_report(bool markdown, const char *cmd, bool quick, const seg_f
 }
 
 /* -------------------------------------------------------------------------------------------- */
+/* --redis: "vs pure Redis". The bench starts its own redis-server on a free loopback port and   */
+/* compares LOCAL rl_acquire with STRICT (one Lua script per check through the pool), at          */
+/* concurrency 1 and 32, with the same script pipelined on a raw hiredis connection, and with     */
+/* the seed's published load-test figures (not measured). */
+
+#define X_KEYS        10000u
+#define X_THREADS     32
+#define X_PIPELINE    64
+#define X_ROW_NS      2000000000ull /* one timed run per row */
+#define X_QUICK_NS    300000000ull
+#define X_LAT_CAP     (4u << 20)   /* latency samples kept by a single-thread row */
+#define X_LAT_CAP_T   (256u << 10) /* ... by each of the 32 threads */
+#define SEED_RATE     221.2        /* the seed's load test: 10,000 requests in 45.2 s */
+#define SEED_MEAN_NS  23.5e6
+#define SEED_P99_NS   87.3e6
+#define GLOBAL_RATIO  1000.0 /* the later target: GLOBAL >= 1,000 x STRICT c1 per core ... */
+#define GLOBAL_P99_NS 1000.0 /* ... with p99 <= 1 us */
+
+typedef struct lat_buf {
+    uint32_t *v;
+    size_t n, cap;
+} lat_buf;
+
+static inline void lat_add(lat_buf *b, uint64_t ns)
+{
+    if (b->n < b->cap)
+        b->v[b->n++] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+enum { X_LOCAL, X_C1, X_C32, X_PIPE, X_KIND };
+
+typedef struct xrow {
+    const char *label;
+    bool measured;
+    const char *skipped;
+    double rate;    /* checks per second (total) */
+    double mean_ns; /* mean latency of one call (a batch of 64 for the pipelined rows) */
+    double p99_ns;
+    uint64_t checks, samples, errors, unexpected;
+} xrow;
+
+static xrow g_x[2][X_KIND] = {
+    {{.label = "LOCAL rl_acquire, 1 key"},
+     {.label = "STRICT rl_acquire, 1 key, concurrency 1"},
+     {.label = "STRICT rl_acquire, 1 key, concurrency 32"},
+     {.label = "EVALSHA pipelined x64, 1 key, 1 connection"}},
+    {{.label = "LOCAL rl_acquire, 10,000 keys"},
+     {.label = "STRICT rl_acquire, 10,000 keys, concurrency 1"},
+     {.label = "STRICT rl_acquire, 10,000 keys, concurrency 32"},
+     {.label = "EVALSHA pipelined x64, 10,000 keys, 1 connection"}},
+};
+
+typedef struct xfacts {
+    bool have_mem;
+    long long mem_before, mem_after, keys_before, keys_after;
+    char version[32];
+    double script_us;                 /* INFO commandstats: server time per EVALSHA, all rows */
+    double ping_mean_ns, ping_p99_ns; /* PING round trips on the raw connection, concurrency 1 */
+    long long clients_before, clients_after; /* INFO memory mem_clients_normal */
+    int port;
+    const char *why; /* the whole section skipped */
+} xfacts;
+
+static uint64_t g_x_ns = X_ROW_NS;
+
+/* A worker: rl_acquire over keys[start..) cyclically for duration_ns, each call timed. */
+typedef struct xworker {
+    rl_t *rl;
+    const rl_limit *lim;
+    const bkey *keys;
+    size_t nkeys, start;
+    uint64_t duration_ns;
+    _Atomic int *go;
+    lat_buf lat;
+    bool stop_full; /* stop when lat is full (the LOCAL latency pass) */
+    uint64_t count, errors, denied, ns;
+    int last_error;
+} xworker;
+
+static void x_timed(xworker *w)
+{
+    size_t k = w->start;
+    uint64_t count = 0, errors = 0, denied = 0;
+    rl_result r;
+    uint64_t t0 = mono_ns(), prev = t0, end = t0 + w->duration_ns;
+    for (;;) {
+        int rc = rl_acquire(w->rl, w->keys[k].s, w->keys[k].len, w->lim, 1, &r);
+        uint64_t now = mono_ns();
+        lat_add(&w->lat, now - prev);
+        prev = now;
+        count++;
+        if (rc != 0) {
+            errors++;
+            w->last_error = rc;
+        } else if (!r.allowed) {
+            denied++;
+        }
+        if (++k == w->nkeys)
+            k = 0;
+        if (now >= end || g_signal != 0 || (w->stop_full && w->lat.n == w->lat.cap))
+            break;
+    }
+    w->count = count;
+    w->errors = errors;
+    w->denied = denied;
+    w->ns = prev - t0;
+}
+
+static void *x_thread(void *arg)
+{
+    xworker *w = arg;
+    while (atomic_load_explicit(w->go, memory_order_acquire) == 0)
+        sched_yield();
+    x_timed(w);
+    return NULL;
+}
+
+/* Untimed LOCAL loop: throughput without a clock read per call. */
+static double x_local_rate(rl_t *rl, const rl_limit *lim, const bkey *keys, size_t nkeys,
+                           uint64_t duration_ns, uint64_t *errors, uint64_t *denied)
+{
+    size_t k = 0;
+    uint64_t count = 0;
+    rl_result r;
+    uint64_t t0 = mono_ns(), t = t0;
+    while (t - t0 < duration_ns && g_signal == 0) {
+        for (int i = 0; i < 1024; i++) {
+            if (rl_acquire(rl, keys[k].s, keys[k].len, lim, 1, &r) != 0)
+                (*errors)++;
+            else if (!r.allowed)
+                (*denied)++;
+            if (++k == nkeys)
+                k = 0;
+        }
+        count += 1024;
+        t = mono_ns();
+    }
+    return (double)count * 1e9 / (double)(t - t0);
+}
+
+static void x_finish(xrow *x, uint32_t *v, size_t n)
+{
+    if (n > 0) {
+        qsort(v, n, sizeof v[0], cmp_u32);
+        double sum = 0;
+        for (size_t i = 0; i < n; i++)
+            sum += v[i];
+        x->mean_ns = sum / (double)n;
+        size_t i99 = (size_t)((double)n * 0.99);
+        x->p99_ns = v[i99 < n ? i99 : n - 1];
+    }
+    x->samples = n;
+    x->measured = true;
+}
+
+static uint64_t strict_fallbacks(rl_t *rl)
+{
+    rl_health_info h;
+    if (rl_health(rl, &h) != 0)
+        return 0;
+    return h.strict_fallbacks;
+}
+
+/* Rows (1)-(3) of one key set. */
+static void x_rl_rows(int set, rl_t *rl, const rl_limit *local, const rl_limit *strict,
+                      const bkey *keys, size_t nkeys, uint32_t *lat)
+{
+    uint64_t warm = g_x_ns / 10;
+    /* (1) LOCAL: rate from an untimed loop, latencies from a timed pass (<= X_LAT_CAP calls). */
+    xrow *x = &g_x[set][X_LOCAL];
+    fprintf(stderr, "  %-50s ", x->label);
+    uint64_t e = 0, d = 0;
+    x_local_rate(rl, local, keys, nkeys, warm, &e, &d);
+    e = d = 0;
+    x->rate = x_local_rate(rl, local, keys, nkeys, g_x_ns, &e, &d);
+    xworker w = {.rl = rl,
+                 .lim = local,
+                 .keys = keys,
+                 .nkeys = nkeys,
+                 .duration_ns = g_x_ns,
+                 .stop_full = true};
+    w.lat = (lat_buf){lat, 0, X_LAT_CAP};
+    x_timed(&w);
+    check_signal();
+    x->checks = w.count;
+    x->errors = e + w.errors;
+    x->unexpected = d + w.denied;
+    x_finish(x, lat, w.lat.n);
+    fprintf(stderr, "%10.0f checks/s\n", x->rate);
+
+    /* (2) STRICT, one thread. */
+    x = &g_x[set][X_C1];
+    fprintf(stderr, "  %-50s ", x->label);
+    uint64_t fb0 = strict_fallbacks(rl);
+    w = (xworker){.rl = rl, .lim = strict, .keys = keys, .nkeys = nkeys, .duration_ns = warm};
+    w.lat = (lat_buf){lat, 0, X_LAT_CAP};
+    x_timed(&w);
+    w.duration_ns = g_x_ns;
+    w.lat.n = 0;
+    x_timed(&w);
+    check_signal();
+    x->checks = w.count;
+    x->rate = (double)w.count * 1e9 / (double)w.ns;
+    x->errors = w.errors;
+    x->unexpected = w.denied + (strict_fallbacks(rl) - fb0);
+    x_finish(x, lat, w.lat.n);
+    fprintf(stderr, "%10.0f checks/s\n", x->rate);
+
+    /* (3) STRICT, 32 threads (the pool has 32 connections). */
+    x = &g_x[set][X_C32];
+    fprintf(stderr, "  %-50s ", x->label);
+    xworker *ws = calloc(X_THREADS, sizeof *ws);
+    pthread_t th[X_THREADS];
+    if (ws == NULL) {
+        x->skipped = "out of memory";
+        fprintf(stderr, "skipped\n");
+        return;
+    }
+    fb0 = strict_fallbacks(rl);
+    for (int pass = 0; pass < 2; pass++) {
+        _Atomic int go = 0;
+        int started = 0;
+        for (int i = 0; i < X_THREADS; i++) {
+            ws[i] = (xworker){.rl = rl,
+                              .lim = strict,
+                              .keys = keys,
+                              .nkeys = nkeys,
+                              .start = (size_t)i * nkeys / X_THREADS,
+                              .duration_ns = pass ? g_x_ns : warm,
+                              .go = &go};
+            ws[i].lat = (lat_buf){lat + (size_t)i * X_LAT_CAP_T, 0, X_LAT_CAP_T};
+            if (pthread_create(&th[i], NULL, x_thread, &ws[i]) != 0)
+                break;
+            started++;
+        }
+        atomic_store_explicit(&go, 1, memory_order_release);
+        for (int i = 0; i < started; i++)
+            pthread_join(th[i], NULL);
+        if (started < X_THREADS) {
+            x->skipped = "pthread_create failed";
+            fprintf(stderr, "skipped\n");
+            free(ws);
+            return;
+        }
+    }
+    check_signal();
+    x->rate = 0;
+    size_t n = 0;
+    for (int i = 0; i < X_THREADS; i++) {
+        x->rate += ws[i].ns ? (double)ws[i].count * 1e9 / (double)ws[i].ns : 0;
+        x->checks += ws[i].count;
+        x->errors += ws[i].errors;
+        x->unexpected += ws[i].denied;
+        /* gather the samples at the front of lat */
+        memmove(lat + n, lat + (size_t)i * X_LAT_CAP_T, ws[i].lat.n * sizeof *lat);
+        n += ws[i].lat.n;
+    }
+    x->unexpected += strict_fallbacks(rl) - fb0;
+    x_finish(x, lat, n);
+    fprintf(stderr, "%10.0f checks/s\n", x->rate);
+    free(ws);
+}
+
+/* (4): rl__lua_bucket by EVALSHA on one raw connection, X_PIPELINE commands per round trip. */
+static void x_pipe_row(int set, redisContext *ctx, const char *sha, char (*rkeys)[24], size_t nkeys,
+                       uint32_t *lat)
+{
+    xrow *x = &g_x[set][X_PIPE];
+    fprintf(stderr, "  %-50s ", x->label);
+    /* The arguments rl's STRICT token bucket sends for the always-allow limit: T = 1 us,
+     * tau = T x burst = 2^40 us, cost 1, TTL 2 x window + 1 s. */
+    const char *av[8] = {"EVALSHA", sha, "1", NULL, "1", "1099511627776", "1", "2001000"};
+    size_t al[8];
+    for (int i = 0; i < 8; i++)
+        al[i] = i == 3 ? 0 : strlen(av[i]);
+    size_t k = 0;
+    lat_buf lb = {lat, 0, X_LAT_CAP};
+    uint64_t count = 0, errors = 0, denied = 0, elapsed = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        uint64_t duration = pass ? g_x_ns : g_x_ns / 10;
+        count = errors = denied = 0;
+        lb.n = 0;
+        uint64_t t0 = mono_ns(), prev = t0;
+        while (prev - t0 < duration && g_signal == 0) {
+            for (int j = 0; j < X_PIPELINE; j++) {
+                av[3] = rkeys[k];
+                al[3] = strlen(rkeys[k]);
+                if (++k == nkeys)
+                    k = 0;
+                redisAppendCommandArgv(ctx, 8, av, al);
+            }
+            for (int j = 0; j < X_PIPELINE; j++) {
+                void *vr = NULL;
+                if (redisGetReply(ctx, &vr) != REDIS_OK) {
+                    fprintf(stderr, "failed: %s\n", ctx->errstr);
+                    x->skipped = "the raw connection failed (see stderr)";
+                    return;
+                }
+                redisReply *rep = vr;
+                if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 4 ||
+                    rep->element[0]->type != REDIS_REPLY_INTEGER)
+                    errors++;
+                else if (rep->element[0]->integer != 1)
+                    denied++;
+                freeReplyObject(rep);
+            }
+            uint64_t now = mono_ns();
+            lat_add(&lb, now - prev);
+            prev = now;
+            count += X_PIPELINE;
+        }
+        elapsed = prev - t0;
+    }
+    check_signal();
+    x->checks = count;
+    x->rate = elapsed ? (double)count * 1e9 / (double)elapsed : 0;
+    x->errors = errors;
+    x->unexpected = denied;
+    x_finish(x, lat, lb.n);
+    fprintf(stderr, "%10.0f checks/s\n", x->rate);
+}
+
+static long long info_field(redisContext *ctx, const char *section, const char *field)
+{
+    redisReply *rep = redisCommand(ctx, "INFO %s", section);
+    long long v = -1;
+    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
+        const char *p = strstr(rep->str, field);
+        if (p != NULL)
+            v = strtoll(p + strlen(field), NULL, 10);
+    }
+    freeReplyObject(rep);
+    return v;
+}
+
+/* Binds 127.0.0.1:0 to find a free port (closed again at once; redis-server binds it next). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+/* Starts redis-server as a child on a free loopback port; returns a connection that answered
+ * PING, or NULL (why in *why). */
+static redisContext *redis_start(int *port_out, const char **why)
+{
+    const char *dir = getenv("TMPDIR");
+    if (dir == NULL || *dir == '\0')
+        dir = "/tmp";
+    int w = snprintf(g_redis_dir, sizeof g_redis_dir, "%s/rl-bench-%ld-redis-XXXXXX", dir,
+                     (long)g_owner);
+    if (w < 0 || (size_t)w >= sizeof g_redis_dir || mkdtemp(g_redis_dir) == NULL) {
+        g_redis_dir[0] = '\0';
+        *why = "cannot create a temporary directory";
+        return NULL;
+    }
+    int port = free_port();
+    if (port <= 0) {
+        *why = "cannot find a free loopback port";
+        return NULL;
+    }
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    fflush(NULL);
+    pid_t p = fork();
+    if (p < 0) {
+        *why = "fork failed";
+        return NULL;
+    }
+    if (p == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0)
+            dup2(null, STDOUT_FILENO); /* the server's log */
+        execlp("redis-server", "redis-server", "--port", ps, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--daemonize", "no", "--dir", g_redis_dir, (char *)NULL);
+        fprintf(stderr, "rl-bench: cannot run redis-server: %s\n", strerror(errno));
+        _exit(127);
+    }
+    g_redis_pid = p;
+    uint64_t deadline = mono_ns() + 10000000000ull;
+    while (mono_ns() < deadline && g_signal == 0) {
+        int st;
+        if (waitpid(p, &st, WNOHANG) == p) {
+            g_redis_pid = 0;
+            *why = "redis-server exited at once (not installed? see stderr)";
+            return NULL;
+        }
+        struct timeval tv = {0, 200000};
+        redisContext *ctx = redisConnectWithTimeout("127.0.0.1", port, tv);
+        if (ctx != NULL && ctx->err == 0) {
+            redisReply *rep = redisCommand(ctx, "PING");
+            bool ok =
+                rep != NULL && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
+            freeReplyObject(rep);
+            if (ok) {
+                *port_out = port;
+                return ctx;
+            }
+        }
+        if (ctx != NULL)
+            redisFree(ctx);
+        sleep_ns(20000000);
+    }
+    *why = "redis-server did not answer PING within 10 s";
+    return NULL;
+}
+
+static void redis_stop(void)
+{
+    if (g_redis_pid > 0) {
+        kill(g_redis_pid, SIGKILL);
+        while (waitpid(g_redis_pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        g_redis_pid = 0;
+    }
+    if (g_redis_dir[0] != '\0') {
+        DIR *d = opendir(g_redis_dir);
+        if (d != NULL) {
+            struct dirent *e;
+            char path[sizeof g_redis_dir + 256];
+            while ((e = readdir(d)) != NULL) {
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                    continue;
+                snprintf(path, sizeof path, "%s/%s", g_redis_dir, e->d_name);
+                unlink(path);
+            }
+            closedir(d);
+        }
+        rmdir(g_redis_dir);
+        g_redis_dir[0] = '\0';
+    }
+}
+
+static void redis_section(bool quick, xfacts *xf)
+{
+    g_x_ns = quick ? X_QUICK_NS : X_ROW_NS;
+    fprintf(stderr, "rl-bench: vs pure Redis: starting redis-server\n");
+    redisContext *ctx = redis_start(&xf->port, &xf->why);
+    if (ctx == NULL) {
+        redis_stop();
+        check_signal();
+        return;
+    }
+    redisReply *rep = redisCommand(ctx, "INFO server");
+    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
+        const char *p = strstr(rep->str, "redis_version:");
+        if (p != NULL)
+            snprintf(xf->version, sizeof xf->version, "%.*s", (int)strcspn(p + 14, "\r\n"), p + 14);
+    }
+    freeReplyObject(rep);
+    fprintf(stderr, "  redis-server %s on 127.0.0.1:%d\n", xf->version, xf->port);
+
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", xf->port);
+    rl_options o;
+    rl_options_init(&o);
+    o.shm_name = g_redis_seg;
+    o.capacity = HOT_CAPACITY;
+    o.redis_url = url;
+    o.redis_pool_size = X_THREADS;
+    o.redis_connect_timeout_ms = 2000;
+    o.redis_command_timeout_ms = 2000;
+    o.fallback = RL_FALLBACK_CLOSED; /* a fallback answer denies: counted as unexpected */
+    rl_t *rl = NULL;
+    int rc = rl_open(&rl, &o);
+    uint32_t *lat = malloc((size_t)X_THREADS * X_LAT_CAP_T > X_LAT_CAP
+                               ? (size_t)X_THREADS * X_LAT_CAP_T * sizeof *lat
+                               : (size_t)X_LAT_CAP * sizeof *lat);
+    bkey *keys = make_keys(X_KEYS, 0x3c6ef372fe94f82bull);
+    char(*rkeys)[24] = malloc(X_KEYS * sizeof *rkeys);
+    char sha[41] = "";
+    if (rc < 0) {
+        fprintf(stderr, "rl-bench: rl_open with %s: %s: %s\n", url, rl_strerror(rc), rl_errmsg());
+        xf->why = "rl_open with the Redis URL failed (see stderr)";
+    } else if (lat == NULL || keys == NULL || rkeys == NULL) {
+        xf->why = "out of memory";
+    } else {
+        rep = redisCommand(ctx, "SCRIPT LOAD %s", rl__lua_bucket);
+        if (rep != NULL && rep->type == REDIS_REPLY_STRING && rep->len == 40)
+            memcpy(sha, rep->str, 41);
+        else
+            xf->why = "SCRIPT LOAD failed";
+        freeReplyObject(rep);
+    }
+    if (xf->why != NULL)
+        goto out;
+
+    rl_limit local = {.requests = 1000000000000ull, .window_ms = 1000000, .burst = 1ull << 40};
+    rl_limit strict = local;
+    strict.mode = RL_MODE_STRICT;
+    static const bkey one = {8, "user:one"};
+    for (unsigned i = 0; i < X_KEYS; i++)
+        snprintf(rkeys[i], sizeof rkeys[i], "rl:{pipe-%05u}", i);
+
+    x_rl_rows(0, rl, &local, &strict, &one, 1, lat);
+    x_pipe_row(0, ctx, sha, rkeys, 1, lat);
+
+    /* The floor of any STRICT check: one loopback round trip (PING), concurrency 1. */
+    {
+        lat_buf lb = {lat, 0, X_LAT_CAP};
+        uint64_t t0 = mono_ns(), prev = t0;
+        while (prev - t0 < g_x_ns / 4 && g_signal == 0) {
+            redisReply *pr = redisCommand(ctx, "PING");
+            freeReplyObject(pr);
+            uint64_t now = mono_ns();
+            lat_add(&lb, now - prev);
+            prev = now;
+        }
+        xrow px;
+        memset(&px, 0, sizeof px);
+        x_finish(&px, lat, lb.n);
+        xf->ping_mean_ns = px.mean_ns;
+        xf->ping_p99_ns = px.p99_ns;
+    }
+    /* Memory per key: the first STRICT check of each of the 10,000 keys creates its Redis key.
+     * The connections' buffers (mem_clients_normal) move by themselves: they are subtracted. */
+    xf->clients_before = info_field(ctx, "memory", "mem_clients_normal:");
+    xf->mem_before = info_field(ctx, "memory", "used_memory:");
+    xf->keys_before = info_field(ctx, "keyspace", "keys=");
+    rl_result r;
+    for (unsigned i = 0; i < X_KEYS; i++)
+        rl_acquire(rl, keys[i].s, keys[i].len, &strict, 1, &r);
+    xf->mem_after = info_field(ctx, "memory", "used_memory:");
+    xf->clients_after = info_field(ctx, "memory", "mem_clients_normal:");
+    xf->keys_after = info_field(ctx, "keyspace", "keys=");
+    xf->have_mem = xf->mem_before > 0 && xf->mem_after > 0;
+    check_signal();
+
+    x_rl_rows(1, rl, &local, &strict, keys, X_KEYS, lat);
+    x_pipe_row(1, ctx, sha, rkeys, X_KEYS, lat);
+    rep = redisCommand(ctx, "INFO commandstats");
+    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
+        const char *p = strstr(rep->str, "cmdstat_evalsha:");
+        p = p ? strstr(p, "usec_per_call=") : NULL;
+        if (p != NULL)
+            xf->script_us = strtod(p + 14, NULL);
+    }
+    freeReplyObject(rep);
+out:
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < X_KIND; k++)
+            if (!g_x[s][k].measured && g_x[s][k].skipped == NULL)
+                g_x[s][k].skipped = xf->why ? xf->why : "not run";
+    free(rkeys);
+    free(keys);
+    free(lat);
+    rl_close(&rl);
+    rl_unlink(g_redis_seg);
+    g_redis_seg[0] = '\0';
+    redisFree(ctx);
+    redis_stop();
+}
+
+static void fmt_ns(double ns, char *out, size_t n)
+{
+    if (ns < 1000)
+        snprintf(out, n, "%.0f ns", ns);
+    else if (ns < 1e6)
+        snprintf(out, n, "%.1f us", ns / 1e3);
+    else
+        snprintf(out, n, "%.2f ms", ns / 1e6);
+}
+
+static bool x_valid(const xrow *x)
+{
+    return x->measured && x->errors == 0 && x->unexpected == 0;
+}
+
+static void print_redis_section(bool markdown, const xfacts *xf)
+{
+    const char *li = markdown ? "- " : "";
+    printf("\n%svs pure Redis (--redis)\n\n", markdown ? "#### " : "");
+    if (xf->why != NULL) {
+        printf("%sskipped: %s\n", li, xf->why);
+        return;
+    }
+    printf("%sserver:   redis-server %s, started by the bench on 127.0.0.1:%d (--save '' "
+           "--appendonly no), same machine\n",
+           li, xf->version, xf->port);
+    printf("%slimit:    token bucket 1e12 per 1,000,000 ms, burst 2^40 (always allows); LOCAL "
+           "and STRICT differ only in rl_limit.mode; STRICT pool %d connections, fallback "
+           "CLOSED (a fallback answer would show as unexpected)\n",
+           li, X_THREADS);
+    printf("%smethod:   one timed run of ~%" PRIu64 " ms per row after a warm-up of a tenth of "
+           "that; every call timed with CLOCK_MONOTONIC (LOCAL: checks/s from an untimed loop, "
+           "latencies from a timed pass of at most %u calls, which adds one clock read); "
+           "pipelined: latency = one round trip of %d commands\n",
+           li, g_x_ns / 1000000u, X_LAT_CAP, X_PIPELINE);
+    printf("\n");
+    if (markdown) {
+        printf("| keys | what | checks/s | latency mean | latency p99 | LOCAL is x faster |\n");
+        printf("|---|---|--:|--:|--:|--:|\n");
+    } else {
+        printf("%-6s %-50s %12s %12s %12s %10s\n", "keys", "what", "checks/s", "lat mean",
+               "lat p99", "LOCAL x");
+    }
+    for (int s = 0; s < 2; s++) {
+        const xrow *loc = &g_x[s][X_LOCAL];
+        for (int k = 0; k < X_KIND; k++) {
+            const xrow *x = &g_x[s][k];
+            const char *keys = s ? "10,000" : "1";
+            if (!x->measured) {
+                printf(markdown ? "| %s | %s | - | - | - | skipped: %s |\n"
+                                : "%-6s %-50s skipped: %s\n",
+                       keys, x->label, x->skipped ? x->skipped : "?");
+                continue;
+            }
+            char rate[32], mean[32], p99[32], ratio[48];
+            snprintf(rate, sizeof rate, "%.0f", x->rate);
+            fmt_ns(x->mean_ns, mean, sizeof mean);
+            fmt_ns(x->p99_ns, p99, sizeof p99);
+            if (k == X_LOCAL)
+                snprintf(ratio, sizeof ratio, "1");
+            else if (loc->measured && x->rate > 0)
+                snprintf(ratio, sizeof ratio, "%.0f", loc->rate / x->rate);
+            else
+                snprintf(ratio, sizeof ratio, "-");
+            if (!x_valid(x))
+                snprintf(ratio + strlen(ratio), sizeof ratio - strlen(ratio),
+                         " INVALID (%" PRIu64 "/%" PRIu64 ")", x->errors, x->unexpected);
+            printf(markdown ? "| %s | %s | %s | %s | %s | %s |\n"
+                            : "%-6s %-50s %12s %12s %12s %10s\n",
+                   keys, x->label, rate, mean, p99, ratio);
+        }
+    }
+    const xrow *loc1 = &g_x[0][X_LOCAL];
+    char seedr[32] = "-";
+    if (loc1->measured)
+        snprintf(seedr, sizeof seedr, "%.0f", loc1->rate / SEED_RATE);
+    printf(markdown ? "| %s | %s | %.1f | %.1f ms | %.1f ms | %s |\n"
+                    : "%-6s %-50s %12.1f %9.1f ms %9.1f ms %10s\n",
+           "-", "seed load test, published (NOT measured here)", SEED_RATE, SEED_MEAN_NS / 1e6,
+           SEED_P99_NS / 1e6, seedr);
+    printf("\n");
+    printf("%sratios (checks/s of LOCAL over the other row; 1 key / 10,000 keys):\n", li);
+    static const char *const names[X_KIND] = {"", "STRICT c1", "STRICT c32", "pipelined x64"};
+    for (int k = X_C1; k < X_KIND; k++) {
+        char v[2][24];
+        for (int s = 0; s < 2; s++) {
+            const xrow *a = &g_x[s][X_LOCAL], *b = &g_x[s][k];
+            if (a->measured && b->measured && b->rate > 0)
+                snprintf(v[s], sizeof v[s], "%.0f x", a->rate / b->rate);
+            else
+                snprintf(v[s], sizeof v[s], "-");
+        }
+        printf("%s  LOCAL / %-14s %s / %s\n", markdown ? "  - " : "", names[k], v[0], v[1]);
+    }
+    printf(
+        "%s  LOCAL / %-14s %s x (the seed's published \"example load test results\": %.1f "
+        "req/s, %.1f ms mean; not measured here, and the seed does not say what they measured)\n",
+        markdown ? "  - " : "", "seed", seedr, SEED_RATE, SEED_MEAN_NS / 1e6);
+    const xrow *c1 = &g_x[0][X_C1];
+    if (loc1->measured && c1->measured && c1->rate > 0)
+        printf("%sGLOBAL target (>= %.0f x STRICT at concurrency 1 per core, p99 <= %.0f ns): "
+               "not measurable, GLOBAL mode is not built. Stand-in, LOCAL (1 key, one thread): "
+               "%.0f x STRICT c1 (%s), p99 %.0f ns (%s); GLOBAL adds the sync thread's work, "
+               "so this is an upper bound\n",
+               li, GLOBAL_RATIO, GLOBAL_P99_NS, loc1->rate / c1->rate,
+               loc1->rate / c1->rate >= GLOBAL_RATIO ? "would pass" : "would miss", loc1->p99_ns,
+               loc1->p99_ns <= GLOBAL_P99_NS ? "would pass" : "would miss");
+    if (xf->script_us > 0)
+        printf("%sserver:   INFO commandstats: %.2f us of Redis time per EVALSHA of the token "
+               "bucket script (mean over every row; the rest of a STRICT check is the round trip "
+               "and the client)\n",
+               li, xf->script_us);
+    if (xf->ping_mean_ns > 0) {
+        char m[32], q[32];
+        fmt_ns(xf->ping_mean_ns, m, sizeof m);
+        fmt_ns(xf->ping_p99_ns, q, sizeof q);
+        printf("%sfloor:    PING on the raw connection, concurrency 1: %s mean, %s p99 (one "
+               "loopback round trip, no script)\n",
+               li, m, q);
+    }
+    long long kb = xf->keys_before < 0 ? 0 : xf->keys_before;
+    if (xf->have_mem && xf->keys_after > kb) {
+        long long dm = xf->mem_after - xf->mem_before;
+        long long dc = xf->clients_before >= 0 && xf->clients_after >= 0
+                           ? xf->clients_after - xf->clients_before
+                           : 0;
+        printf("%smemory:   STRICT, INFO memory after the first check of %u keys (keys %lld -> "
+               "%lld): used_memory +%lld bytes, of which connection buffers %+lld: %.1f bytes "
+               "per key without them (%.1f with)\n",
+               li, X_KEYS, kb, xf->keys_after, dm, dc,
+               (double)(dm - dc) / (double)(xf->keys_after - kb),
+               (double)dm / (double)(xf->keys_after - kb));
+    }
+}
+
+static bool redis_section_invalid(void)
+{
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < X_KIND; k++)
+            if (g_x[s][k].measured && !x_valid(&g_x[s][k]))
+                return true;
+    return false;
+}
+
+/* -------------------------------------------------------------------------------------------- */
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: rl-bench [--quick] [--markdown]\n"
+            "usage: rl-bench [--quick] [--markdown] [--redis]\n"
             "  --quick     runs of ~30 ms instead of ~150 ms (what `meson test --benchmark` uses)\n"
             "  --markdown  print the report as Markdown (for docs/benchmarks.md)\n"
+            "  --redis     add \"vs pure Redis\": start a private redis-server (from PATH) on a\n"
+            "              free loopback port and compare LOCAL with STRICT checks (~20 s more)\n"
             "Progress goes to stderr, the report to stdout. Exit 0 whenever it measured, 1 when\n"
             "a call failed or decided wrongly (INVALID) or on a setup error.\n");
 }
@@ -1103,12 +1860,14 @@ out:
 
 int main(int argc, char **argv)
 {
-    bool quick = false, markdown = false;
+    bool quick = false, markdown = false, redis = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             quick = true;
         } else if (strcmp(argv[i], "--markdown") == 0) {
             markdown = true;
+        } else if (strcmp(argv[i], "--redis") == 0) {
+            redis = true;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
@@ -1127,6 +1886,8 @@ int main(int argc, char **argv)
     snprintf(g_big_name, sizeof g_big_name, "/rl-bench-%ld", (long)g_owner);
     snprintf(g_hot_name, sizeof g_hot_name, "/rl-bench-%ld-hot", (long)g_owner);
     snprintf(g_check_name, sizeof g_check_name, "/rl-bench-%ld-check", (long)g_owner);
+    if (redis)
+        snprintf(g_redis_seg, sizeof g_redis_seg, "/rl-bench-%ld-redis", (long)g_owner);
     if (atexit(cleanup) != 0)
         return 1;
     install_signals();
@@ -1276,13 +2037,25 @@ int main(int argc, char **argv)
     }
     rl_close(&hot);
 
+    xfacts xf;
+    memset(&xf, 0, sizeof xf);
+    if (redis)
+        redis_section(quick, &xf);
+
     print_report(markdown, cmd, quick, &sf, &cf);
+    if (redis)
+        print_redis_section(markdown, &xf);
     for (int i = 0; i < R_COUNT; i++) {
         if (g_rows[i].measured && (g_rows[i].errors || g_rows[i].unexpected)) {
             fprintf(stderr, "rl-bench: row %s %s: calls failed or decided wrongly (INVALID)\n",
                     g_rows[i].id, g_rows[i].label);
             return 1;
         }
+    }
+    if (redis && (xf.why != NULL || redis_section_invalid())) {
+        fprintf(stderr, "rl-bench: vs pure Redis: %s\n",
+                xf.why ? xf.why : "calls failed or decided wrongly (INVALID)");
+        return 1;
     }
     return 0;
 }
