@@ -37,6 +37,7 @@
 
 #include <microhttpd.h>
 #include <rl/rl.h>
+#include "tool_args.h"
 
 #define DEMO_MAX_WORKERS 64u
 #define DEMO_BODY_MAX    1024
@@ -60,15 +61,7 @@ static void die_rl(const char *what, int rc)
 
 static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = s ? strtoul(s, &end, 10) : 0;
-    if (!s || *s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < lo || v > hi) {
-        fprintf(stderr, "rl-demo: %s wants a whole number from %u to %u\n", opt, lo, hi);
-        return -1;
-    }
-    *out = (unsigned)v;
-    return 0;
+    return tool_parse_uint("rl-demo", opt, s, lo, hi, out);
 }
 
 static void usage(FILE *f)

@@ -29,6 +29,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+#include "tool_args.h"
 
 #define LOAD_MAX_REQUESTS 10000000u
 #define LOAD_MAX_CONC     1024u
@@ -78,15 +79,7 @@ static void usage(FILE *f)
 
 static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = s ? strtoul(s, &end, 10) : 0;
-    if (!s || *s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < lo || v > hi) {
-        fprintf(stderr, "rl-load: %s wants a whole number from %u to %u\n", opt, lo, hi);
-        return -1;
-    }
-    *out = (unsigned)v;
-    return 0;
+    return tool_parse_uint("rl-load", opt, s, lo, hi, out);
 }
 
 /* Splits http://HOST[:PORT]/PATH; only loopback hosts. Returns 0 or -1 (message printed). */

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <rl/rl.h>
+#include "tool_args.h"
 
 #define DEMO_RATE         10u  /* tokens per second */
 #define DEMO_BURST        15u  /* bucket capacity */
@@ -67,15 +68,7 @@ static uint64_t mono_ns(void)
 
 static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, unsigned *out)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long v = s ? strtoul(s, &end, 10) : 0;
-    if (!s || *s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < lo || v > hi) {
-        fprintf(stderr, "rl-shmdemo: %s wants a whole number from %u to %u\n", opt, lo, hi);
-        return -1;
-    }
-    *out = (unsigned)v;
-    return 0;
+    return tool_parse_uint("rl-shmdemo", opt, s, lo, hi, out);
 }
 
 static void usage(FILE *f)
