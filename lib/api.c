@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "global.h"
 #include "strict.h"
 
 #define DEFAULT_NAME     "/rl-default"
@@ -134,10 +135,14 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
         free(rl);
         return r;
     }
+    rl->fallback = opt.fallback;
     r = rl__strict_open(rl, &opt);
     if (r == 0)
         r = rl__rules_open(rl, &opt);
+    if (r == 0)
+        r = rl__global_open(rl, &opt);
     if (r < 0) {
+        rl__global_close(rl);
         rl__rules_close(rl);
         rl__strict_close(rl);
         rl__segment_close(rl);
@@ -154,6 +159,7 @@ RL_API void rl_close(rl_t **rl)
     if (!rl || !*rl)
         return;
     handles_remove(*rl);
+    rl__global_close(*rl);
     rl__rules_close(*rl);
     rl__strict_close(*rl);
     rl__segment_close(*rl);

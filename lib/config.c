@@ -1314,6 +1314,13 @@ static int check_layer(const char *origin, const char *owner, const struct rl_ru
         return verr(-EINVAL, origin, ln, co, "%s: unknown flags 0x%x", who, (unsigned)lim->flags);
     if (lim->reserved[0] || lim->reserved[1])
         return verr(-EINVAL, origin, ln, co, "%s: reserved fields must be zero", who);
+    if (lim->mode == RL_MODE_GLOBAL && lim->algorithm != RL_TOKEN_BUCKET &&
+        lim->algorithm != RL_GCRA)
+        return verr(-EINVAL, origin, ln, co,
+                    "%s: mode global shares a token bucket across hosts, so it needs algorithm "
+                    "token_bucket (or gcra), not %s; use mode strict for an exact cluster-wide "
+                    "window",
+                    who, rl_algorithm_name(lim->algorithm));
     const char *why;
     if (l->name && (why = text_problem(l->name, false)) != NULL)
         return verr(-EINVAL, origin, ln, co, "%s: the name %s", who, why);

@@ -72,6 +72,28 @@ RL_API int rl_options_from_env(rl_options *o)
         if ((r = parse_bool("ENABLE_RATE_LIMIT_MONITORING", v, &o->monitoring)) < 0)
             return r;
     }
+    if ((v = getenv("RL_SYNC_INTERVAL_MS")) && *v) {
+        unsigned x;
+        if ((r = parse_uint("RL_SYNC_INTERVAL_MS", v, 1, 60000, &x)) < 0)
+            return r;
+        o->sync_interval_ms = x;
+    }
+    if ((v = getenv("RL_FALLBACK")) && *v) {
+        if (!strcasecmp(v, "local"))
+            o->fallback = RL_FALLBACK_LOCAL;
+        else if (!strcasecmp(v, "open"))
+            o->fallback = RL_FALLBACK_OPEN;
+        else if (!strcasecmp(v, "closed"))
+            o->fallback = RL_FALLBACK_CLOSED;
+        else
+            return rl__err(-EINVAL, "RL_FALLBACK=\"%.32s\": expected local, open or closed", v);
+    }
+    if ((v = getenv("RL_CLUSTER_HOSTS")) && *v) {
+        unsigned x;
+        if ((r = parse_uint("RL_CLUSTER_HOSTS", v, 1, 100000, &x)) < 0)
+            return r;
+        o->cluster_hosts = x;
+    }
     if ((v = getenv("METRICS_RETENTION_DAYS")) && *v) {
         if ((r = parse_uint("METRICS_RETENTION_DAYS", v, 1, 3650, &o->metrics_retention_days)) < 0)
             return r;

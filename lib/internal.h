@@ -31,7 +31,7 @@ __extension__ typedef unsigned __int128 rl_u128;
 
 #define RL_CACHELINE      64
 #define RL_MAGIC          0x31474553204c5221ULL /* "!RL SEG1" little-endian */
-#define RL_LAYOUT_VERSION 1u
+#define RL_LAYOUT_VERSION 2u
 #define RL_HEADER_SIZE    4096u
 #define RL_SECRET_SIZE    192u
 #define RL_KEY_PREFIX     24u
@@ -97,6 +97,24 @@ struct rl_shm_header {
     /* The audit ring (rules.c): next record sequence, records dropped by sampling. */
     _Alignas(RL_CACHELINE) _Atomic uint64_t audit_head;
     _Atomic uint64_t audit_dropped;
+    /* GLOBAL sync (sync/global.c). The leader's lease: epoch << 32 | holder token (0: none),
+     * its heartbeat (segment clock), pid and statistics. Written by the leader, read by all. */
+    _Alignas(RL_CACHELINE) _Atomic uint64_t sync_lease;
+    _Atomic uint64_t sync_heartbeat_ns;
+    _Atomic uint64_t sync_leader_pid;
+    _Atomic uint64_t sync_last_ok_ns; /* the last batch Redis answered (0: never) */
+    _Atomic uint64_t sync_hosts;      /* hosts sharing GLOBAL keys, as Redis last said (0: ?) */
+    _Atomic uint64_t sync_rounds, sync_keys, sync_errors;
+    /* Read by every GLOBAL check: leases may be used until this time (segment clock); past it
+     * the host's fallback applies. Its own line: written once per sync round. */
+    _Alignas(RL_CACHELINE) _Atomic uint64_t sync_valid_until_ns;
+    _Atomic uint64_t sync_fallback; /* the leader's rl_options.fallback (for rlctl) */
+    /* Early sync: a GLOBAL check denied for want of lease bumps the futex word (at most once per
+     * RL_SYNC_KICK_NS, arbitrated by a CAS on kick_ns) and wakes the leader. */
+    _Alignas(RL_CACHELINE) _Atomic uint64_t sync_kick_ns;
+    _Atomic uint32_t sync_futex;
+    _Atomic uint32_t sync_pad;
+    _Atomic uint64_t sync_stale_refused; /* batches Redis refused: our epoch was old (fencing) */
 };
 _Static_assert(offsetof(struct rl_shm_header, secret) == 128, "header layout");
 _Static_assert(offsetof(struct rl_shm_header, init_owner) == 384, "header layout");
@@ -116,7 +134,15 @@ struct rl_limit_rec {
 };
 _Static_assert(sizeof(struct rl_limit_rec) == 64, "limit record is one cache line");
 
-/* One key: one cache line. */
+/* One key: one cache line.
+ *
+ * GLOBAL slots use the words differently (sync/global.c, docs/design.md section 10):
+ *   state    [gen:4][consumed:60]  units this host admitted since the slot was made (monotonic)
+ *   ceiling  what this host may reach: allowed iff consumed + cost <= ceiling (leader raises it)
+ *   synced   the consumption Redis has acknowledged
+ *   meta     lid (32) | keylen (16) | known (1) | denied (15): `known` is set once Redis has
+ *            seen this slot; `denied` counts denied attempts (wraps; the leader takes deltas)
+ *   keyp     the key's cluster id (XXH3-128, the same on every host) and its first 8 bytes */
 struct rl_slot {
     _Atomic uint64_t ctl;     /* EMPTY, TOMB, PENDING(fp), LIVE(fp) */
     _Atomic uint64_t state;   /* [gen:4][value:60]; the algorithm's whole state */
@@ -126,6 +152,12 @@ struct rl_slot {
     _Atomic uint64_t keyp[3]; /* the key's first 24 bytes, zero padded */
 };
 _Static_assert(sizeof(struct rl_slot) == RL_CACHELINE, "a slot is one cache line");
+
+#define RL_META_ID_MASK    0x0000ffffffffffffULL /* lid | keylen: what identifies the slot */
+#define RL_META_KNOWN      (1ULL << 48)
+#define RL_META_DENIED_ONE (1ULL << 49)
+#define RL_META_DENIED(m)  ((m) >> 49)
+#define RL_META_DENIED_MOD (1u << 15)
 
 /* Regions after the limit table; their sizes are fixed (not derived from the capacity). */
 #define RL_CFG_MAX       (64u * 1024u) /* bytes of canonical YAML one rule set may take */
@@ -173,6 +205,7 @@ struct rl_params {
     uint64_t base_idx; /* windows: RL_TIME_BASE_NS / W */
     unsigned cb;       /* sliding: bits per count */
     unsigned ibits;    /* sliding: bits of window index kept */
+    uint64_t gsig;     /* the limit's cluster-wide identity (GLOBAL keys hash it in) */
 };
 
 /* One algorithm: everything that knows how its 60-bit value is encoded. `aux` is the slot's
@@ -228,6 +261,8 @@ struct rl {
     _Atomic uint64_t rules_failed_gen; /* a generation that failed to compile here */
     int enabled;                       /* rl_options.enabled */
     struct rl_strict *strict;          /* STRICT mode's Redis pool, or NULL (sync/strict.c) */
+    struct rl_global *global;          /* GLOBAL mode's sync thread, or NULL (sync/global.c) */
+    int fallback;                      /* rl_options.fallback */
     struct rl *next_handle;            /* the process's list of handles (api.c, for fork) */
     char name[256];
 };
@@ -278,6 +313,8 @@ int rl__refund_key(struct rl *rl, const void *key, size_t keylen, const rl_limit
                    uint64_t cost, uint64_t now);
 const struct rl_params *rl__limit_id(struct rl *rl, const rl_limit *lim, uint32_t *lid, int *err);
 int rl__limit_get(const struct rl *rl, uint32_t lid, rl_limit *lim, struct rl_params *p);
+/* The cluster-wide identity of a limit (hash of its fields, not of its per-segment id). */
+uint64_t rl__limit_gsig(const rl_limit *lim);
 
 /* ThreadSanitizer cannot see that an RCU grace period orders every reader's accesses before the
  * writer's free: readers "release" the object they used at read-unlock and the writer
@@ -319,6 +356,19 @@ static inline uint64_t rl__div_T(const struct rl_params *p, uint64_t x)
     while ((rl_u128)(q + 1) * p->T <= x)
         q++;
     return q;
+}
+
+/* GLOBAL sync (sync/global.c). */
+#define RL_SYNC_KICK_NS 10000000ULL /* early syncs: at most one per 10 ms per segment */
+void rl__futex_wake(_Atomic uint32_t *word);
+/* Set in a forked child: its sync threads must be restarted (the first GLOBAL check does). */
+extern _Atomic int rl__sync_forked;
+void rl__global_after_fork(struct rl *rl);
+static inline void rl__global_check_fork(struct rl *rl)
+{
+    /* relaxed: set by the child's own atfork handler, in this thread's past. */
+    if (__builtin_expect(atomic_load_explicit(&rl__sync_forked, memory_order_relaxed), 0))
+        rl__global_after_fork(rl);
 }
 
 static inline uint64_t rl__ceil_ms(uint64_t ns)

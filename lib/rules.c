@@ -229,10 +229,6 @@ static int compile_layers(struct rt_layer **out, const struct rl_rule_layer *src
         l->lim.name = src[i].name;
         l->lim.descriptor = src[i].descriptor;
         l->acq = l->lim;
-        /* GLOBAL counts locally until the sync thread exists; STRICT goes to Redis when the
-         * handle has it (check_layer), else counts locally too. */
-        if (l->acq.mode == RL_MODE_GLOBAL)
-            l->acq.mode = RL_MODE_LOCAL;
         int r = rl__algos[l->lim.algorithm]->params(&l->lim, &l->p);
         if (r < 0) {
             free(ls);
@@ -835,7 +831,9 @@ static bool check_layer(struct rl *rl, const struct keyctx *c, const struct rt_l
     out->shadow = shadow_all || (l->lim.flags & RL_LIMIT_SHADOW);
     tk->l = l;
     tk->lim = l->acq;
-    if (tk->lim.mode == RL_MODE_STRICT && !rl->strict)
+    /* Without Redis, STRICT and GLOBAL layers count locally. */
+    if ((tk->lim.mode == RL_MODE_STRICT && !rl->strict) ||
+        (tk->lim.mode == RL_MODE_GLOBAL && !rl->global))
         tk->lim.mode = RL_MODE_LOCAL;
     tk->keylen = build_key(c, l, tk->key);
     rl_result res;

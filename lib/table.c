@@ -95,10 +95,22 @@ static int limit_check(const rl_limit *lim, struct rl_params *p)
     int r = rl__algos[lim->algorithm]->params(lim, p);
     if (r < 0)
         return r;
-    if (lim->mode == RL_MODE_GLOBAL)
-        return rl__err(-ENOTSUP, "limit: GLOBAL mode needs the Redis sync thread, which this "
-                                 "build does not have yet; use RL_MODE_LOCAL or RL_MODE_STRICT");
+    if (lim->mode == RL_MODE_GLOBAL && lim->algorithm != RL_TOKEN_BUCKET &&
+        lim->algorithm != RL_GCRA)
+        return rl__err(-EINVAL,
+                       "limit: GLOBAL mode shares a token bucket across hosts; %s is not "
+                       "supported in GLOBAL mode: use token_bucket (or gcra), or STRICT mode "
+                       "for an exact cluster-wide window",
+                       rl_algorithm_name(lim->algorithm));
+    p->gsig = rl__limit_gsig(lim);
     return 0;
+}
+
+uint64_t rl__limit_gsig(const rl_limit *lim)
+{
+    uint64_t f[5] = {lim->requests, lim->window_ms, lim->burst, (uint64_t)lim->algorithm,
+                     (uint64_t)lim->scope};
+    return XXH3_64bits(f, sizeof f);
 }
 
 /* Find or record the limit with fields f in the segment's limit table. */
@@ -224,8 +236,11 @@ int rl__limit_get(const struct rl *rl, uint32_t lid, rl_limit *lim, struct rl_pa
     if ((unsigned)lim->algorithm >= RL_ALGORITHM_COUNT || (unsigned)lim->mode > RL_MODE_STRICT ||
         (unsigned)lim->scope >= RL_SCOPE_COUNT)
         return -EBADMSG;
-    if (p && rl__algos[lim->algorithm]->params(lim, p) < 0)
-        return -EBADMSG;
+    if (p) {
+        if (rl__algos[lim->algorithm]->params(lim, p) < 0)
+            return -EBADMSG;
+        p->gsig = rl__limit_gsig(lim);
+    }
     return 0;
 }
 
@@ -236,6 +251,7 @@ struct keyref {
     uint64_t meta;
     uint64_t kp[3];
     uint64_t home;
+    uint64_t ceiling; /* a new slot's ceiling word (GLOBAL: the cold-start grant) */
     uint32_t lid;
 };
 
@@ -260,13 +276,34 @@ static void keyref_init(const struct rl *rl, struct keyref *k, const void *key, 
         memcpy(k->kp, b, len);
     }
     k->home = (uint64_t)(((rl_u128)h * rl->nslots) >> 64);
+    k->ceiling = 0;
     k->lid = lid;
+}
+
+/* A GLOBAL key: keyp holds its cluster id, the same on every host (Redis names the key by it),
+ * and its first 8 bytes (for rlctl); the keyed fingerprint, length and limit still identify the
+ * slot. A new slot starts with the cold-start grant g = floor(1% x (B + r x 1 s) / N), N the
+ * hosts Redis last reported (docs/design.md section 10). */
+static void keyref_init_global(const struct rl *rl, struct keyref *k, const void *key, size_t len,
+                               uint32_t lid, const struct rl_params *p)
+{
+    keyref_init(rl, k, key, len, lid);
+    XXH128_hash_t cid = XXH3_128bits_withSeed(key, len, p->gsig);
+    k->kp[0] = cid.low64;
+    k->kp[1] = cid.high64;
+    k->kp[2] = 0;
+    memcpy(&k->kp[2], key, len < 8 ? len : 8);
+    /* relaxed: a hint; any value gives a valid (if differently sized) grant. */
+    uint64_t n = atomic_load_explicit(&rl->hdr->sync_hosts, memory_order_relaxed);
+    n = n ? n : 1;
+    uint64_t per_s = p->T ? 1000000000u / p->T : 0;
+    k->ceiling = (p->limit + per_s) / 100u / n;
 }
 
 /* Fields of a slot whose ctl was seen LIVE/PENDING with an acquire load. */
 static bool slot_holds(struct rl_slot *s, const struct keyref *k)
 {
-    return atomic_load_explicit(&s->meta, memory_order_relaxed) == k->meta &&
+    return (atomic_load_explicit(&s->meta, memory_order_relaxed) & RL_META_ID_MASK) == k->meta &&
            atomic_load_explicit(&s->keyp[0], memory_order_relaxed) == k->kp[0] &&
            atomic_load_explicit(&s->keyp[1], memory_order_relaxed) == k->kp[1] &&
            atomic_load_explicit(&s->keyp[2], memory_order_relaxed) == k->kp[2];
@@ -401,6 +438,17 @@ static bool slot_fresh(struct rl *rl, struct rl_slot *s, uint64_t c, uint64_t t,
     }
     if (rl__limit_get(rl, (uint32_t)(meta & 0xffffffffu), &lim, &p) < 0)
         return false;
+    if (lim.mode == RL_MODE_GLOBAL) {
+        /* Reclaimable when dropping it loses nothing Redis relies on: no lease outstanding and
+         * every unit reported, or never reported and never used (docs/design.md section 10). */
+        uint64_t used = *st & RL_VAL_MASK;
+        /* relaxed: the exact state CAS in reclaim() decides; these only pick candidates. */
+        uint64_t u = atomic_load_explicit(&s->synced, memory_order_relaxed);
+        *idle = 1;
+        if (meta & RL_META_KNOWN)
+            return aux <= used && u == used;
+        return used == 0;
+    }
     return rl__algos[p.algo]->is_fresh(&p, *st & RL_VAL_MASK, aux, t, idle);
 }
 
@@ -516,7 +564,7 @@ static int insert(struct rl *rl, const struct keyref *k, uint64_t t, uint64_t *i
         abort_claim(rl, s, pending); /* the slot moved on without us */
         return RETRY;
     }
-    atomic_store_explicit(&s->ceiling, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->ceiling, k->ceiling, memory_order_relaxed);
     atomic_store_explicit(&s->synced, 0, memory_order_relaxed);
     atomic_store_explicit(&s->meta, k->meta, memory_order_relaxed);
     for (int w = 0; w < 3; w++)
@@ -606,6 +654,146 @@ static inline bool decide(const struct rl_algo_ops *ops, const struct rl_params 
     return ops->decide(p, v, aux, t, cost, slack, nv, out);
 }
 
+/* ---- GLOBAL keys ----------------------------------------------------------------------------
+ *
+ * A GLOBAL slot's state is the count of units this host consumed; its ceiling is what the sync
+ * leader (sync/global.c) has leased to this host so far. A decision is one CAS of the count:
+ * allowed iff consumed + cost <= ceiling. Only the leader writes the ceiling (and `synced`);
+ * only decisions and refunds write the count. Past the header's valid-until time (Redis not
+ * heard from for too long, or no leader) the process's fallback applies: LOCAL keeps using the
+ * ceiling (the leader then raises it by this host's share of the rate), OPEN allows (and
+ * counts), CLOSED denies. A denial for want of lease wakes the leader for an early sync. */
+
+/* Wakes the sync leader, at most once per RL_SYNC_KICK_NS for the whole segment. */
+static __attribute__((noinline, cold)) void global_kick(struct rl *rl)
+{
+    struct rl_shm_header *h = rl->hdr;
+    uint64_t t = rl__clock(rl);
+    /* relaxed: the CAS only elects one kicker per period; it publishes nothing. */
+    uint64_t last = atomic_load_explicit(&h->sync_kick_ns, memory_order_relaxed);
+    if (t < last + RL_SYNC_KICK_NS ||
+        !atomic_compare_exchange_strong_explicit(&h->sync_kick_ns, &last, t, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return;
+    /* release: pairs with the leader's acquire load of the futex word before FUTEX_WAIT, so a
+     * bump that lands before the wait makes the wait return at once (no lost wake-up). */
+    atomic_fetch_add_explicit(&h->sync_futex, 1, memory_order_release);
+    rl__futex_wake(&h->sync_futex);
+}
+
+static void global_result(const struct rl_params *p, uint64_t c, uint64_t k, uint64_t cost,
+                          bool allowed, rl_result *out)
+{
+    out->allowed = allowed;
+    out->limit = p->limit;
+    out->remaining = k > c ? k - c : 0;
+    if (out->remaining > p->limit)
+        out->remaining = p->limit;
+    /* The cluster's bucket refills one unit per T: a denied caller may fit after cost x T. */
+    uint64_t need = (cost ? cost : 1) * p->T;
+    out->retry_after_ms = allowed ? 0 : rl__ceil_ms(need);
+    out->reset_after_ms = rl__ceil_ms((p->limit - out->remaining) * p->T);
+}
+
+static __attribute__((noinline)) int global_acquire(struct rl *rl, const void *key, size_t keylen,
+                                                    const struct rl_params *p, uint32_t lid,
+                                                    uint64_t cost, rl_result *out)
+{
+    if (!rl->global)
+        return rl__err(-ENOTSUP, "limit: GLOBAL mode needs Redis: open the segment with "
+                                 "rl_options.redis_url (REDIS_URL)");
+    rl__global_check_fork(rl);
+    struct keyref k;
+    keyref_init_global(rl, &k, key, keylen, lid, p);
+    uint64_t t = rl__clock(rl);
+    /* relaxed: a deadline, not a publication; a stale read errs by one sync round. */
+    bool stale = t > atomic_load_explicit(&rl->hdr->sync_valid_until_ns, memory_order_relaxed);
+    for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
+        uint64_t idx, word;
+        int r = locate(rl, &k, t, cost > 0, &idx, &word);
+        if (r < 0)
+            return r;
+        if (r == NOT_FOUND) { /* a peek at an unknown key */
+            global_result(p, 0, 0, 0, !stale || rl->fallback != RL_FALLBACK_CLOSED, out);
+            return 0;
+        }
+        struct rl_slot *s = &rl->slots[idx];
+        /* acquire: pairs with the release CAS of the previous decision on this slot. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        for (;;) {
+            if (atomic_load_explicit(&s->ctl, memory_order_acquire) != word)
+                break;
+            if ((st & RL_VAL_MASK) == RL_STATE_DEAD) {
+                finish_reclaim(rl, s, word);
+                break;
+            }
+            uint64_t c = st & RL_VAL_MASK;
+            /* acquire: pairs with the leader's release raise (sync/global.c); the ceiling is
+             * a bound, so an older value only denies what a newer one would allow. */
+            uint64_t kc = atomic_load_explicit(&s->ceiling, memory_order_acquire);
+            bool ok = c + cost <= kc;
+            if (stale && rl->fallback != RL_FALLBACK_LOCAL)
+                ok = rl->fallback == RL_FALLBACK_OPEN;
+            if (!ok || cost == 0) {
+                if (!ok && cost) {
+                    /* relaxed: a statistic (demand) the leader samples; it wraps. */
+                    atomic_fetch_add_explicit(&s->meta, RL_META_DENIED_ONE, memory_order_relaxed);
+                    if (!stale)
+                        global_kick(rl);
+                }
+                global_result(p, c, kc, cost, ok, out);
+                return 0;
+            }
+            if (c + cost > RL_VAL_MASK - 1) {
+                global_result(p, c, c, cost, false, out); /* 2^60 units: fail closed */
+                return 0;
+            }
+            /* acq_rel: as in acquire_core (pairs with the other decisions and the leader's
+             * acquire load of the count). */
+            if (atomic_compare_exchange_weak_explicit(&s->state, &st, st + cost,
+                                                      memory_order_acq_rel, memory_order_acquire)) {
+                global_result(p, c + cost, kc, cost, true, out);
+                return 0;
+            }
+        }
+    }
+    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+}
+
+/* Gives `cost` units back: the count goes down (the leader reports consumption as it is, so
+ * Redis sees the units as never used). */
+static int global_refund(struct rl *rl, const void *key, size_t keylen, const struct rl_params *p,
+                         uint32_t lid, uint64_t cost)
+{
+    if (!rl->global)
+        return rl__err(-ENOTSUP, "limit: GLOBAL mode needs Redis (rl_options.redis_url)");
+    struct keyref k;
+    keyref_init_global(rl, &k, key, keylen, lid, p);
+    for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
+        uint64_t idx, word;
+        int r = locate(rl, &k, 0, false, &idx, &word);
+        if (r < 0)
+            return r;
+        if (r == NOT_FOUND)
+            return 0;
+        struct rl_slot *s = &rl->slots[idx];
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        for (;;) {
+            if (atomic_load_explicit(&s->ctl, memory_order_acquire) != word)
+                break;
+            uint64_t c = st & RL_VAL_MASK;
+            if (c == RL_STATE_DEAD || c == 0)
+                return 0;
+            uint64_t nc = c > cost ? c - cost : 0;
+            /* acq_rel: as in global_acquire. */
+            if (atomic_compare_exchange_weak_explicit(&s->state, &st, (st & ~RL_VAL_MASK) | nc,
+                                                      memory_order_acq_rel, memory_order_acquire))
+                return 0;
+        }
+    }
+    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+}
+
 /* now == RL_NOW_CLOCK: read the segment's clock, after the slot's line has been prefetched (a
  * cold line then loads while the clock is read, instead of after it). */
 #define RL_NOW_CLOCK 0
@@ -639,6 +827,8 @@ static inline int acquire_core(struct rl *rl, const void *key, size_t keylen, co
         return rl__strict_acquire(rl, key, keylen, lim, p, cost,
                                   now == RL_NOW_CLOCK ? rl__clock(rl) : clamp_time(now), out);
     }
+    if (__builtin_expect(lim->mode == RL_MODE_GLOBAL, 0))
+        return global_acquire(rl, key, keylen, p, lid, cost, out);
     const struct rl_algo_ops *ops = rl__algos[p->algo];
     struct keyref k;
     keyref_init(rl, &k, key, keylen, lid);
@@ -717,6 +907,8 @@ static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, cons
             return rl__err(-ENOTSUP, "limit: STRICT mode needs Redis (rl_options.redis_url)");
         return rl__strict_refund(rl, key, keylen, lim, p, cost);
     }
+    if (lim->mode == RL_MODE_GLOBAL)
+        return global_refund(rl, key, keylen, p, lid, cost);
     const struct rl_algo_ops *ops = rl__algos[p->algo];
     uint64_t t = clamp_time(now);
     struct keyref k;
@@ -845,8 +1037,19 @@ RL_API int rl_foreach_key(rl_t *rl, uint64_t now_ns, int (*fn)(const rl_key_view
         kv.key = buf;
         uint64_t nv;
         uint64_t aux = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
-        rl__algos[p.algo]->decide(&p, st & RL_VAL_MASK, &aux, t, 0, RL_CLOCK_SLACK_NS, &nv,
-                                  &kv.state);
+        if (kv.limit.mode == RL_MODE_GLOBAL) {
+            kv.key = buf; /* only the first 8 bytes are kept (keyp holds the cluster id) */
+            n = kv.keylen < 8 ? kv.keylen : 8;
+            memcpy(buf, &kp[2], n);
+            for (size_t b = 0; b < n; b++)
+                if ((unsigned char)buf[b] < 0x20 || (unsigned char)buf[b] > 0x7e)
+                    buf[b] = '?';
+            buf[n] = '\0';
+            global_result(&p, st & RL_VAL_MASK, aux, 0, aux > (st & RL_VAL_MASK), &kv.state);
+        } else {
+            rl__algos[p.algo]->decide(&p, st & RL_VAL_MASK, &aux, t, 0, RL_CLOCK_SLACK_NS, &nv,
+                                      &kv.state);
+        }
         int r = fn(&kv, arg);
         if (r)
             return r;
@@ -905,7 +1108,8 @@ RL_API long rl_check_segment(rl_t *rl, void (*report)(const char *msg, void *arg
                    (unsigned long long)(meta & 0xffffffffu));
             continue;
         }
-        if ((st & RL_VAL_MASK) != RL_STATE_DEAD && !rl__algos[p.algo]->valid(&p, st))
+        if ((st & RL_VAL_MASK) != RL_STATE_DEAD && lim.mode != RL_MODE_GLOBAL &&
+            !rl__algos[p.algo]->valid(&p, st))
             REPORT("slot %llu: state 0x%llx does not decode under its limit", (unsigned long long)i,
                    (unsigned long long)st);
     }

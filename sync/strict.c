@@ -25,6 +25,7 @@
 #include <xxhash.h>
 
 #include "conn.h"
+#include "global.h"
 #include "internal.h"
 #include "scripts.h"
 #include "strict.h"
@@ -253,7 +254,8 @@ RL_API int rl_health(rl_t *rl, rl_health_info *out)
     if (!rl || !out)
         return rl__err(-EINVAL, "rl_health: rl and out must not be NULL");
     memset(out, 0, sizeof *out);
-    out->last_sync_age_ms = UINT64_MAX; /* GLOBAL sync: not in this build yet */
+    out->last_sync_age_ms = UINT64_MAX;
+    rl__global_health(rl, out); /* the segment's sync state, whoever leads it */
     struct rl_strict *s = rl->strict;
     if (!s)
         return 0;

@@ -217,6 +217,7 @@ struct want_layer {
     uint64_t requests, window_ms, burst;
     rl_algorithm algorithm;
     rl_scope scope;
+    rl_mode mode; /* LOCAL unless given */
 };
 
 static void expect_layers(const char *what, const struct rl_rule_layer *ls, size_t n,
@@ -233,7 +234,7 @@ static void expect_layers(const char *what, const struct rl_rule_layer *ls, size
         cr_expect_eq(l->burst, w[i].burst * factor, "%s[%zu].burst %" PRIu64, what, i, l->burst);
         cr_expect_eq(l->algorithm, w[i].algorithm, "%s[%zu].algorithm", what, i);
         cr_expect_eq(l->scope, w[i].scope, "%s[%zu].scope", what, i);
-        cr_expect_eq(l->mode, RL_MODE_LOCAL, "%s[%zu].mode: local for now", what, i);
+        cr_expect_eq(l->mode, w[i].mode, "%s[%zu].mode %d", what, i, (int)l->mode);
         cr_expect_eq(l->flags, 0, "%s[%zu].flags", what, i);
         cr_expect_eq(l->warn_permille, 0, "%s[%zu]: the rule set's threshold", what, i);
         cr_expect_null(ls[i].descriptor, "%s[%zu].descriptor", what, i);
@@ -242,34 +243,34 @@ static void expect_layers(const char *what, const struct rl_rule_layer *ls, size
 
 /* The seed's PRODUCTION_CONFIG and UserTierConfig, with the windows in ms. */
 static const struct want_layer w_login[] = {
-    {"burst", 5, 300 * MS_S, 0, RL_FIXED_WINDOW, RL_SCOPE_IP},
-    {"hourly", 10, 3600 * MS_S, 0, RL_SLIDING_WINDOW, RL_SCOPE_IP},
+    {"burst", 5, 300 * MS_S, 0, RL_FIXED_WINDOW, RL_SCOPE_IP, RL_MODE_STRICT},
+    {"hourly", 10, 3600 * MS_S, 0, RL_SLIDING_WINDOW, RL_SCOPE_IP, RL_MODE_STRICT},
 };
 static const struct want_layer w_api[] = {
-    {"user-hourly", 1000, 3600 * MS_S, 0, RL_SLIDING_WINDOW, RL_SCOPE_USER},
-    {"ip-burst", 100, 60 * MS_S, 150, RL_TOKEN_BUCKET, RL_SCOPE_IP},
-    {"service", 10000, 60 * MS_S, 0, RL_SLIDING_WINDOW, RL_SCOPE_GLOBAL},
+    {"user-hourly", 1000, 3600 * MS_S, 0, RL_SLIDING_WINDOW, RL_SCOPE_USER, RL_MODE_LOCAL},
+    {"ip-burst", 100, 60 * MS_S, 150, RL_TOKEN_BUCKET, RL_SCOPE_IP, RL_MODE_LOCAL},
+    {"service", 10000, 60 * MS_S, 0, RL_TOKEN_BUCKET, RL_SCOPE_GLOBAL, RL_MODE_GLOBAL},
 };
 static const struct want_layer w_upload[] = {
-    {"ip-5min", 10, 300 * MS_S, 0, RL_FIXED_WINDOW, RL_SCOPE_IP},
-    {"user-hourly", 50, 3600 * MS_S, 0, RL_SLIDING_WINDOW, RL_SCOPE_USER},
+    {"ip-5min", 10, 300 * MS_S, 0, RL_FIXED_WINDOW, RL_SCOPE_IP, RL_MODE_LOCAL},
+    {"user-hourly", 50, 3600 * MS_S, 0, RL_SLIDING_WINDOW, RL_SCOPE_USER, RL_MODE_LOCAL},
 };
 /* free: 100 per hour, 10 per minute; premium: 1000 per hour, 50 per minute with burst to 100;
  * enterprise: 10,000 per hour, 200 per minute with burst to 500. */
 static const struct want_layer w_free[] = {
-    {"hourly", 100, MS_HOUR, 0, RL_SLIDING_WINDOW, RL_SCOPE_USER},
-    {"minute", 10, MS_MIN, 0, RL_TOKEN_BUCKET, RL_SCOPE_USER},
+    {"hourly", 100, MS_HOUR, 0, RL_SLIDING_WINDOW, RL_SCOPE_USER, RL_MODE_LOCAL},
+    {"minute", 10, MS_MIN, 0, RL_TOKEN_BUCKET, RL_SCOPE_USER, RL_MODE_LOCAL},
 };
 static const struct want_layer w_premium[] = {
-    {"hourly", 1000, MS_HOUR, 0, RL_SLIDING_WINDOW, RL_SCOPE_USER},
-    {"minute", 50, MS_MIN, 100, RL_TOKEN_BUCKET, RL_SCOPE_USER},
+    {"hourly", 1000, MS_HOUR, 0, RL_SLIDING_WINDOW, RL_SCOPE_USER, RL_MODE_LOCAL},
+    {"minute", 50, MS_MIN, 100, RL_TOKEN_BUCKET, RL_SCOPE_USER, RL_MODE_LOCAL},
 };
 static const struct want_layer w_enterprise[] = {
-    {"hourly", 10000, MS_HOUR, 0, RL_SLIDING_WINDOW, RL_SCOPE_USER},
-    {"minute", 200, MS_MIN, 500, RL_TOKEN_BUCKET, RL_SCOPE_USER},
+    {"hourly", 10000, MS_HOUR, 0, RL_SLIDING_WINDOW, RL_SCOPE_USER, RL_MODE_LOCAL},
+    {"minute", 200, MS_MIN, 500, RL_TOKEN_BUCKET, RL_SCOPE_USER, RL_MODE_LOCAL},
 };
 static const struct want_layer w_defaults[] = {
-    {"per-ip", 600, MS_MIN, 0, RL_SLIDING_WINDOW, RL_SCOPE_IP},
+    {"per-ip", 600, MS_MIN, 0, RL_SLIDING_WINDOW, RL_SCOPE_IP, RL_MODE_LOCAL},
 };
 
 #define N(a) (sizeof(a) / sizeof *(a))

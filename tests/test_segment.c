@@ -3,7 +3,7 @@
  * processes creating one new name at once.
  *
  * The segment of name "/x" is the file /dev/shm/x. Header (public part): offset 0 uint64 magic
- * "!RL SEG1", offset 8 uint32 layout_version (1), offset 12 uint32 header_size.
+ * "!RL SEG1", offset 8 uint32 layout_version (SEG_LAYOUT), offset 12 uint32 header_size.
  */
 #include "rl_test.h"
 
@@ -16,6 +16,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+
+/* The layout version this library writes (lib/internal.h RL_LAYOUT_VERSION; 2 since the GLOBAL
+ * sync fields joined the header). */
+#define SEG_LAYOUT 2u
 
 TestSuite(segment, .init = seg_setup, .fini = seg_teardown);
 
@@ -106,7 +110,7 @@ Test(segment, info_geometry)
     rl_t *h = test_open(name, 65536);
     uint64_t after = realtime_ns();
     rl_segment_info info = info_of(h);
-    cr_expect_eq(info.layout_version, 1);
+    cr_expect_eq(info.layout_version, SEG_LAYOUT);
     cr_expect_geq(info.capacity, 65536, "capacity %" PRIu64, info.capacity);
     cr_expect_geq(info.slots, info.capacity, "slots %" PRIu64, info.slots);
     cr_expect_leq(info.segment_bytes / 65536, 80, "%" PRIu64 " bytes for 65536 keys",
@@ -282,7 +286,7 @@ Test(segment, other_layout_version_is_eproto)
     cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
     uint32_t v = 0;
     cr_assert_eq(pread(fd, &v, sizeof v, 8), 4);
-    cr_expect_eq(v, 1, "layout version on disk %u", v);
+    cr_expect_eq(v, SEG_LAYOUT, "layout version on disk %u", v);
     v = 99;
     cr_assert_eq(pwrite(fd, &v, sizeof v, 8), 4);
     close(fd);
@@ -338,7 +342,7 @@ static void write_garbage_segment(const char *name, bool with_magic, uint64_t se
         buf[i] = prng_next(&seed);
     if (with_magic) {
         memcpy(buf, "!RL SEG1", 8);
-        uint32_t v = 1, hs = 4096;
+        uint32_t v = SEG_LAYOUT, hs = 4096;
         memcpy((char *)buf + 8, &v, 4);
         memcpy((char *)buf + 12, &hs, 4);
     }
@@ -388,7 +392,7 @@ Test(segment, zero_length_stale_file)
         rl_limit l = mk_limit(RL_TOKEN_BUCKET, 5, 1000, 0);
         cr_expect(acq_at(h, "k", &l, 5, at_ms(0)).allowed);
         cr_expect_eq(rl_check_segment(h, NULL, NULL), 0);
-        cr_expect_eq(info_of(h).layout_version, 1);
+        cr_expect_eq(info_of(h).layout_version, SEG_LAYOUT);
     } else {
         cr_expect_null(h);
         cr_expect_gt(strlen(rl_errmsg()), 0);

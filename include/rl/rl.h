@@ -87,7 +87,11 @@ typedef struct rl_options {
     /** Redis connect and command timeouts in ms (defaults 200 and 100). */
     unsigned redis_connect_timeout_ms;
     unsigned redis_command_timeout_ms;
-    uint64_t reserved[9]; /**< must stay zero */
+    /** Hosts expected to share GLOBAL limits (RL_CLUSTER_HOSTS; 0 = unknown): a host that
+     *  starts while Redis is unreachable enforces limit / cluster_hosts (LOCAL fallback) until
+     *  Redis has told it the live host count. */
+    uint64_t cluster_hosts;
+    uint64_t reserved[8]; /**< must stay zero */
 } rl_options;
 
 /** Values of rl_options.fallback. */
@@ -99,7 +103,8 @@ RL_API void rl_options_init(rl_options *o);
 /**
  * Overrides *o (initialised) from the environment: RL_SHM, RL_CONFIG, ENVIRONMENT,
  * RATE_LIMITING_ENABLED, REDIS_URL, REDIS_POOL_SIZE, ENABLE_RATE_LIMIT_MONITORING,
- * METRICS_RETENTION_DAYS. Variables that are unset leave the field alone. An invalid value
+ * METRICS_RETENTION_DAYS, RL_SYNC_INTERVAL_MS, RL_FALLBACK (local|open|closed),
+ * RL_CLUSTER_HOSTS. Variables that are unset leave the field alone. An invalid value
  * returns -EINVAL and rl_errmsg() names the variable and what it accepts. The strings put into
  * *o point into the environment (valid while it is not changed). Not thread-safe against setenv.
  */
@@ -409,16 +414,24 @@ RL_API int rl_stats(rl_t *rl, rl_stats_info *out);
 
 /** Redis health as seen from this handle (rl_health). */
 typedef struct rl_health_info {
-    bool redis_configured;     /**< the handle was opened with a redis_url */
-    bool connected;            /**< a PING through the STRICT pool just succeeded */
-    bool breaker_open;         /**< STRICT checks are failing fast to their fallback */
-    uint64_t strict_checks;    /**< STRICT checks Redis answered (this handle) */
-    uint64_t strict_fallbacks; /**< STRICT checks the fallback answered (this handle) */
-    uint64_t breaker_trips;    /**< times the circuit breaker opened */
-    pid_t leader_pid;          /**< the GLOBAL sync leader (0: none yet) */
-    uint64_t last_sync_age_ms; /**< since the last GLOBAL sync (UINT64_MAX: never) */
-    char error[128];           /**< the last Redis error, "" if none */
-    uint64_t reserved[8];
+    bool redis_configured;       /**< the handle was opened with a redis_url */
+    bool connected;              /**< a PING through the STRICT pool just succeeded */
+    bool breaker_open;           /**< STRICT checks are failing fast to their fallback */
+    uint64_t strict_checks;      /**< STRICT checks Redis answered (this handle) */
+    uint64_t strict_fallbacks;   /**< STRICT checks the fallback answered (this handle) */
+    uint64_t breaker_trips;      /**< times the circuit breaker opened */
+    pid_t leader_pid;            /**< the GLOBAL sync leader (0: none yet) */
+    uint64_t last_sync_age_ms;   /**< since the last GLOBAL sync (UINT64_MAX: never) */
+    char error[128];             /**< the last Redis error, "" if none */
+    uint64_t leader_epoch;       /**< bumped by every leader takeover (fencing) */
+    uint64_t sync_rounds;        /**< sync rounds Redis answered (whole segment) */
+    uint64_t sync_keys;          /**< keys reported to Redis (whole segment) */
+    uint64_t sync_errors;        /**< rounds that failed (Redis unreachable, slow, refusing) */
+    uint64_t sync_stale_refused; /**< batches Redis refused: a newer leader exists (fencing) */
+    uint64_t cluster_hosts;      /**< hosts sharing GLOBAL keys, as Redis last said (0: ?) */
+    bool global_fallback;        /**< GLOBAL limits are on their fallback now */
+    bool sync_leader_here;       /**< this handle's sync thread is the leader */
+    uint64_t reserved[2];
 } rl_health_info;
 
 /**

@@ -1,0 +1,661 @@
+/*
+ * GLOBAL mode: the sync thread. Checks of a GLOBAL limit stay in shared memory (lib/table.c,
+ * "GLOBAL keys"); this thread keeps each slot's ceiling — this host's lease — in step with a
+ * cluster-wide token bucket in Redis.
+ *
+ * Theory of operation (docs/design.md section 10 has the protocol and the proofs):
+ *
+ *  Leader election. Every process that opens a segment with a Redis URL runs one sync thread per
+ *  handle; one of them per segment is the leader. The header's lease word is
+ *  epoch << 32 | token (token: random per handle, never 0). A thread becomes leader by CAS of
+ *  the lease word to (epoch + 1, its token) when the lease is free or the leader's heartbeat is
+ *  older than the lease period; it stays leader while the lease word holds its (epoch, token)
+ *  and stamps the heartbeat every round. A paused leader that wakes after losing the lease sees
+ *  another word and steps down; batches it had in flight carry its old epoch, which Redis
+ *  refuses per key (fencing). rl_close() of a leader frees the lease for an immediate takeover.
+ *
+ *  Rounds. Every interval T, and early when a check was denied for want of lease (the futex
+ *  word in the header; at most once per 10 ms), the leader scans the slots, picks the GLOBAL
+ *  slots that changed (consumption not yet acknowledged, new denials, never reported) or that
+ *  hold a lease not reported for R/4 (so Redis does not reclaim it), and sends them in batches
+ *  of BATCH keys, one EVALSHA of sync/global.lua per batch (one round trip per batch). Each
+ *  batch carries (host id, epoch, sequence): a batch retried after a timeout gets the answer of
+ *  its first run. The answer per key is a lease L (ceiling += L) or a release rel (ceiling is
+ *  lowered, never below the count), and the leader records the consumption Redis acknowledged
+ *  in `synced`.
+ *
+ *  Shared words written here: a slot's ceiling (only the leader writes it after the slot is
+ *  made; release stores pair with the checks' acquire loads), its synced word, the KNOWN bit of
+ *  meta (fetch_or; checks add to the denied counter in the same word with fetch_add), and the
+ *  header's sync_* fields. The leader reads a slot's count with acquire (pairs with the checks'
+ *  release CAS).
+ *
+ *  Redis unreachable. Leases stay usable until the header's valid-until time (the last
+ *  acknowledged round's start + R/2: Redis reclaims a silent host's leases only after R). Past
+ *  it the fallback applies: LOCAL (the leader raises each ceiling by this host's share of the
+ *  rate, rate / N with N the hosts Redis last reported or RL_CLUSTER_HOSTS, capped at a share of
+ *  the burst above the count), OPEN and CLOSED (decided by the checks themselves). When Redis
+ *  answers again the ceilings raised locally and any consumption beyond them are charged to the
+ *  cluster bucket (as a debt of at most one burst).
+ *
+ *  Fork. The child has no sync thread and must not believe it holds its parent's lease: the
+ *  atfork handler gives every handle a new token and flags the process; the first GLOBAL check
+ *  in the child starts the threads again (rl__global_after_fork).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "conn.h"
+#include "global.h"
+#include "internal.h"
+#include "url.h"
+
+extern const char rl__embed_global[]; /* sync/global.lua, embedded at build time */
+
+#define BATCH          128u /* keys per script call */
+#define ARGS_PER_KEY   9u
+#define ARGS_HEAD      5u
+#define LEASE_MIN_NS   300000000ULL  /* a leader's lease: max(3 T, 300 ms) */
+#define RECLAIM_MIN_NS 1000000000ULL /* Redis reclaims a silent host's lease: max(3 T, 1 s) */
+
+_Atomic int rl__sync_forked;
+
+void rl__futex_wake(_Atomic uint32_t *word)
+{
+    /* Not FUTEX_PRIVATE_FLAG: the word is in a MAP_SHARED mapping, waited on by another
+     * process. */
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static void futex_wait_ns(_Atomic uint32_t *word, uint32_t seen, uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
+                          .tv_nsec = (long)(ns % 1000000000u)};
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT, seen, &ts, NULL, 0);
+}
+
+/* What the leader remembers of a slot between rounds (process-local). */
+struct gent {
+    uint64_t word;    /* the slot's control word when last seen (its incarnation) */
+    uint64_t ka;      /* the ceiling Redis granted as far as we know (G) */
+    uint64_t sent_ns; /* when last reported */
+    uint32_t den;     /* the denied counter as last reported */
+    bool flush;       /* we lowered the ceiling on request: report it next round */
+    bool want;        /* Redis sees demand here: report every round (share follows need) */
+};
+
+/* One key of a batch being built. */
+struct bkey {
+    uint64_t idx, word, K, C, ka;
+    uint32_t den, dden;
+};
+
+struct rl_global {
+    struct rl *rl;
+    struct rl_redis *conn; /* the sync thread's own connection */
+    uint64_t T_ns, R_ns, lease_ns;
+    uint64_t hosts_hint;  /* RL_CLUSTER_HOSTS / rl_options.cluster_hosts (0: unknown) */
+    char host[17];        /* host id: 16 hex digits, from the segment's secret */
+    uint32_t token;       /* ours in the lease word */
+    uint64_t epoch;       /* != 0 while we lead */
+    uint64_t seq;         /* batches sent in this epoch */
+    uint64_t fallback_ns; /* last LOCAL-fallback refill (0: not in fallback) */
+    struct gent *ents;    /* [nslots], allocated when first leading */
+    pthread_t thread;
+    bool running;
+    _Atomic bool stop;
+    pthread_mutex_t err_lock;
+    char err[128];
+    struct rl_global *next; /* the process's registry (fork) */
+    /* batch buffers */
+    struct bkey keys[BATCH];
+    unsigned nkeys;
+    char kbuf[BATCH][48];
+    char abuf[BATCH][ARGS_PER_KEY][24];
+    char hbuf[ARGS_HEAD][24];
+    const char *argv[BATCH * (1 + ARGS_PER_KEY) + ARGS_HEAD];
+    /* limit cache for one scan: lid -> (GLOBAL?, params) */
+    uint64_t lc_round;
+    struct glim {
+        uint64_t round;
+        bool global;
+        rl_limit lim;
+        struct rl_params p;
+    } * lc;
+};
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rl_global *g_list;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static uint32_t new_token(void)
+{
+    uint32_t t = 0;
+    while (t == 0)
+        if (getrandom(&t, sizeof t, 0) != sizeof t)
+            t = (uint32_t)rl__mono_ns() ^ (uint32_t)getpid() * 2654435761u;
+    return t;
+}
+
+static void set_err(struct rl_global *g, const char *msg)
+{
+    pthread_mutex_lock(&g->err_lock);
+    snprintf(g->err, sizeof g->err, "%s", msg);
+    pthread_mutex_unlock(&g->err_lock);
+}
+
+/* ---- election ---------------------------------------------------------------------------- */
+
+static bool lead(struct rl_global *g, uint64_t now)
+{
+    struct rl_shm_header *h = g->rl->hdr;
+    /* acquire: pairs with the release CAS of the lease by whoever took it (its heartbeat and
+     * pid stores come after; a stale heartbeat read only delays a takeover by a round). */
+    uint64_t lease = atomic_load_explicit(&h->sync_lease, memory_order_acquire);
+    if (g->epoch && lease == (g->epoch << 32 | g->token)) {
+        /* relaxed: a liveness stamp; candidates compare it with their own clock reads. */
+        atomic_store_explicit(&h->sync_heartbeat_ns, now, memory_order_relaxed);
+        return true;
+    }
+    if (g->epoch) {
+        rl__log(RL_LOG_WARN, "segment %s: sync leadership lost (epoch %" PRIu64 " superseded)",
+                g->rl->name, g->epoch);
+        g->epoch = 0;
+    }
+    uint64_t hb = atomic_load_explicit(&h->sync_heartbeat_ns, memory_order_relaxed);
+    bool free_ = (lease & 0xffffffffu) == 0;
+    if (!free_ && now < hb + g->lease_ns)
+        return false;
+    uint64_t e = (lease >> 32) + 1;
+    uint64_t mine = e << 32 | g->token;
+    /* acq_rel: the release half orders nothing before it that others need; acquire pairs with
+     * the previous holder's release. One CAS elects one leader per epoch. */
+    if (!atomic_compare_exchange_strong_explicit(&h->sync_lease, &lease, mine, memory_order_acq_rel,
+                                                 memory_order_acquire))
+        return false;
+    atomic_store_explicit(&h->sync_heartbeat_ns, now, memory_order_relaxed);
+    atomic_store_explicit(&h->sync_leader_pid, (uint64_t)getpid(), memory_order_relaxed);
+    g->epoch = e;
+    g->seq = 0;
+    if (g->ents) /* what we knew as an earlier leader may be stale: learn again */
+        memset(g->ents, 0, g->rl->nslots * sizeof *g->ents);
+    rl__log(RL_LOG_INFO, "segment %s: sync leader (pid %d, epoch %" PRIu64 ")", g->rl->name,
+            (int)getpid(), e);
+    return true;
+}
+
+static void resign(struct rl_global *g)
+{
+    if (!g->epoch)
+        return;
+    struct rl_shm_header *h = g->rl->hdr;
+    uint64_t mine = g->epoch << 32 | g->token;
+    /* release: pairs with a candidate's acquire load of the lease. Epoch kept: the next leader
+     * takes epoch + 1, so our batches stay refused. */
+    atomic_compare_exchange_strong_explicit(&h->sync_lease, &mine, g->epoch << 32,
+                                            memory_order_release, memory_order_relaxed);
+    g->epoch = 0;
+}
+
+/* ---- one round ---------------------------------------------------------------------------- */
+
+static const struct glim *limit_of(struct rl_global *g, uint32_t lid)
+{
+    if (lid >= g->rl->nlimits)
+        return NULL;
+    struct glim *l = &g->lc[lid];
+    if (l->round != g->lc_round) {
+        l->round = g->lc_round;
+        l->global = rl__limit_get(g->rl, lid, &l->lim, &l->p) == 0 && l->lim.mode == RL_MODE_GLOBAL;
+    }
+    return l->global ? l : NULL;
+}
+
+/* Applies the answer (L, rel) for one key; false when Redis refused our epoch. */
+static bool apply(struct rl_global *g, const struct bkey *b, long long L, long long rel,
+                  long long want, uint64_t now)
+{
+    if (L < 0)
+        return false;
+    struct rl_slot *s = &g->rl->slots[b->idx];
+    struct gent *e = &g->ents[b->idx];
+    /* acquire: pairs with the claimant's release publish; a different word is a new key. */
+    if (atomic_load_explicit(&s->ctl, memory_order_acquire) != b->word)
+        return true; /* reclaimed meanwhile: Redis reclaims that lease after R */
+    if (L > 0)
+        /* release: pairs with the checks' acquire load of the ceiling. */
+        atomic_fetch_add_explicit(&s->ceiling, (uint64_t)L, memory_order_release);
+    if (rel > 0) {
+        /* acquire: pairs with the checks' release CAS (the count we must not go below). */
+        uint64_t c = atomic_load_explicit(&s->state, memory_order_acquire) & RL_VAL_MASK;
+        uint64_t k = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
+        uint64_t nk = k > (uint64_t)rel ? k - (uint64_t)rel : 0;
+        if (nk < c)
+            nk = c;
+        /* release: as the raise. A check that read the old ceiling may still admit: that unit
+         * shows as consumption above the ceiling next round and is charged then. */
+        if (nk < k && atomic_compare_exchange_strong_explicit(
+                          &s->ceiling, &k, nk, memory_order_release, memory_order_relaxed))
+            e->flush = true; /* Redis credits the units when it sees the lower ceiling */
+    } else {
+        e->flush = false;
+    }
+    /* release: pairs with the relaxed load in slot_fresh() (a hint; the reclaim CAS decides). */
+    atomic_store_explicit(&s->synced, b->C, memory_order_release);
+    atomic_fetch_or_explicit(&s->meta, RL_META_KNOWN, memory_order_relaxed);
+    e->want = want != 0;
+    e->ka = b->K + (uint64_t)L;
+    e->den = b->den;
+    e->sent_ns = now;
+    return true;
+}
+
+static int send_batch(struct rl_global *g, uint64_t now, uint64_t *hosts)
+{
+    if (!g->nkeys)
+        return 0;
+    unsigned n = g->nkeys, a = 0;
+    g->seq++;
+    for (unsigned i = 0; i < n; i++)
+        g->argv[a++] = g->kbuf[i];
+    snprintf(g->hbuf[0], sizeof g->hbuf[0], "%s", g->host);
+    snprintf(g->hbuf[1], sizeof g->hbuf[1], "%" PRIu64, g->epoch);
+    snprintf(g->hbuf[2], sizeof g->hbuf[2], "%" PRIu64, g->seq);
+    snprintf(g->hbuf[3], sizeof g->hbuf[3], "%" PRIu64, g->T_ns / 1000u);
+    snprintf(g->hbuf[4], sizeof g->hbuf[4], "%" PRIu64, g->R_ns / 1000u);
+    for (unsigned i = 0; i < ARGS_HEAD; i++)
+        g->argv[a++] = g->hbuf[i];
+    for (unsigned i = 0; i < n; i++)
+        for (unsigned j = 0; j < ARGS_PER_KEY; j++)
+            g->argv[a++] = g->abuf[i][j];
+    redisReply *rep = NULL;
+    int r = 0;
+    /* A timeout leaves us not knowing whether the script ran: retry once with the same
+     * sequence; Redis answers a batch it already applied from its record. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        r = rl__redis_evalsha(g->conn, rl__embed_global, NULL, (int)n, (int)a, g->argv, NULL, &rep);
+        if (r != -ETIMEDOUT && r != -ECONNRESET)
+            break;
+    }
+    g->nkeys = 0;
+    if (r < 0)
+        return r;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 1 + 3 * (size_t)n) {
+        freeReplyObject(rep);
+        return rl__err(-EIO, "redis: the GLOBAL sync script answered something unexpected");
+    }
+    for (size_t i = 0; i < rep->elements; i++)
+        if (rep->element[i]->type != REDIS_REPLY_INTEGER) {
+            freeReplyObject(rep);
+            return rl__err(-EIO, "redis: the GLOBAL sync script answered a non-integer");
+        }
+    if ((uint64_t)rep->element[0]->integer > *hosts)
+        *hosts = (uint64_t)rep->element[0]->integer;
+    bool refused = false;
+    for (unsigned i = 0; i < n; i++)
+        if (!apply(g, &g->keys[i], rep->element[1 + 3 * i]->integer,
+                   rep->element[2 + 3 * i]->integer, rep->element[3 + 3 * i]->integer, now))
+            refused = true;
+    freeReplyObject(rep);
+    struct rl_shm_header *h = g->rl->hdr;
+    atomic_fetch_add_explicit(&h->sync_keys, n, memory_order_relaxed);
+    if (refused) {
+        atomic_fetch_add_explicit(&h->sync_stale_refused, 1, memory_order_relaxed);
+        return -ESTALE;
+    }
+    return 0;
+}
+
+static void add_key(struct rl_global *g, const struct glim *l, uint64_t idx, uint64_t word,
+                    uint64_t K, uint64_t C, uint64_t ka, uint32_t den, uint32_t dden,
+                    const uint64_t cid[2])
+{
+    unsigned i = g->nkeys++;
+    g->keys[i] =
+        (struct bkey){.idx = idx, .word = word, .K = K, .C = C, .ka = ka, .den = den, .dden = dden};
+    snprintf(g->kbuf[i], sizeof g->kbuf[i], "rl:g:{%016" PRIx64 "%016" PRIx64 "}", cid[1], cid[0]);
+    char(*a)[24] = g->abuf[i];
+    uint64_t ttl = l->lim.redis_ttl_ms ? l->lim.redis_ttl_ms : 2 * l->lim.window_ms;
+    snprintf(a[0], 24, "%016" PRIx64, word);
+    snprintf(a[1], 24, "%" PRIu64, K);
+    snprintf(a[2], 24, "%" PRIu64, C);
+    snprintf(a[3], 24, "%" PRIu64, ka);
+    snprintf(a[4], 24, "%" PRIu32, dden);
+    snprintf(a[5], 24, "%" PRIu64, l->lim.requests);
+    snprintf(a[6], 24, "%" PRIu64, l->lim.window_ms * 1000u);
+    snprintf(a[7], 24, "%" PRIu64, l->p.limit);
+    snprintf(a[8], 24, "%" PRIu64, ttl);
+}
+
+/* A LOCAL-fallback round: raise each GLOBAL ceiling by this host's share of the rate. */
+static void fallback_round(struct rl_global *g, uint64_t now)
+{
+    struct rl *rl = g->rl;
+    uint64_t n = atomic_load_explicit(&rl->hdr->sync_hosts, memory_order_relaxed);
+    if (!n)
+        n = g->hosts_hint ? g->hosts_hint : 1;
+    uint64_t dt = g->fallback_ns ? now - g->fallback_ns : 0;
+    g->fallback_ns = now;
+    if (!dt)
+        return;
+    g->lc_round++;
+    for (uint64_t i = 0; i < rl->nslots; i++) {
+        struct rl_slot *s = &rl->slots[i];
+        uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+        if ((c & RL_CTL_TAG_MASK) != RL_CTL_LIVE)
+            continue;
+        uint64_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
+        const struct glim *l = limit_of(g, (uint32_t)(meta & 0xffffffffu));
+        if (!l)
+            continue;
+        uint64_t C = atomic_load_explicit(&s->state, memory_order_acquire) & RL_VAL_MASK;
+        if (C == RL_STATE_DEAD)
+            continue;
+        uint64_t K = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
+        /* share of the rate: requests / window / n, per ns, over dt; cap: a share of B. */
+        double add =
+            (double)l->lim.requests * (double)dt / ((double)l->lim.window_ms * 1e6) / (double)n;
+        uint64_t cap = C + l->p.limit / n;
+        uint64_t nk = K + (uint64_t)add;
+        if (nk > cap)
+            nk = cap;
+        if (nk > K)
+            /* release: pairs with the checks' acquire load of the ceiling. */
+            atomic_compare_exchange_strong_explicit(&s->ceiling, &K, nk, memory_order_release,
+                                                    memory_order_relaxed);
+    }
+}
+
+/* One round: 0, or a negative code when Redis could not be used. */
+static int sync_round(struct rl_global *g, uint64_t now, bool early)
+{
+    struct rl *rl = g->rl;
+    if (!g->ents) {
+        g->ents = calloc(rl->nslots, sizeof *g->ents);
+        g->lc = calloc(rl->nlimits, sizeof *g->lc);
+        if (!g->ents || !g->lc)
+            return rl__err(-ENOMEM, "sync: out of memory for %llu slots",
+                           (unsigned long long)rl->nslots);
+    }
+    g->lc_round++;
+    uint64_t hosts = 0;
+    uint64_t start = now;
+    int r = 0;
+    for (uint64_t i = 0; i < rl->nslots && r == 0; i++) {
+        struct rl_slot *s = &rl->slots[i];
+        /* acquire: pairs with the release publish of LIVE (meta and keyp visible). */
+        uint64_t w = atomic_load_explicit(&s->ctl, memory_order_acquire);
+        if ((w & RL_CTL_TAG_MASK) != RL_CTL_LIVE)
+            continue;
+        uint64_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
+        const struct glim *l = limit_of(g, (uint32_t)(meta & 0xffffffffu));
+        if (!l)
+            continue;
+        /* The ceiling first (only we change it), then the count: a count read later can only
+         * be larger, so consumption above the ceiling is reported, never hidden. */
+        uint64_t K = atomic_load_explicit(&s->ceiling, memory_order_acquire);
+        /* acquire: pairs with the checks' release CAS. */
+        uint64_t C = atomic_load_explicit(&s->state, memory_order_acquire) & RL_VAL_MASK;
+        if (C == RL_STATE_DEAD)
+            continue;
+        uint64_t U = atomic_load_explicit(&s->synced, memory_order_relaxed);
+        bool known = meta & RL_META_KNOWN;
+        uint32_t den = (uint32_t)RL_META_DENIED(meta);
+        struct gent *e = &g->ents[i];
+        if (e->word != w) {
+            e->word = w;
+            e->den = known ? den : 0;
+            e->ka = known ? K : 0;
+            e->sent_ns = 0;
+            e->flush = e->want = false;
+        }
+        uint32_t dden = (den - e->den) & (RL_META_DENIED_MOD - 1);
+        bool send;
+        if (early)
+            send = dden > 0 && C + 1 > K;
+        else
+            send = !known || C != U || dden > 0 || K > C || e->flush || e->want;
+        if (!send)
+            continue;
+        uint64_t cid[2];
+        cid[0] = atomic_load_explicit(&s->keyp[0], memory_order_relaxed);
+        cid[1] = atomic_load_explicit(&s->keyp[1], memory_order_relaxed);
+        add_key(g, l, i, w, K, C, e->ka, den, dden, cid);
+        if (g->nkeys == BATCH)
+            r = send_batch(g, now, &hosts);
+    }
+    if (r == 0)
+        r = send_batch(g, now, &hosts);
+    g->nkeys = 0;
+    struct rl_shm_header *h = rl->hdr;
+    if (r == 0) {
+        if (hosts)
+            atomic_store_explicit(&h->sync_hosts, hosts, memory_order_relaxed);
+        atomic_store_explicit(&h->sync_last_ok_ns, now, memory_order_relaxed);
+        if (!early) {
+            /* relaxed: a deadline read by the checks; see the header comment. Only full rounds
+             * move it: they report every slot that holds a lease. */
+            atomic_store_explicit(&h->sync_valid_until_ns, start + g->R_ns / 2,
+                                  memory_order_relaxed);
+            g->fallback_ns = 0;
+        }
+        atomic_fetch_add_explicit(&h->sync_rounds, 1, memory_order_relaxed);
+    }
+    return r;
+}
+
+static void *sync_main(void *arg)
+{
+    struct rl_global *g = arg;
+    struct rl *rl = g->rl;
+    struct rl_shm_header *h = rl->hdr;
+    uint64_t next = 0;
+    bool failing = false;
+    /* acquire: pairs with the release increment by a kicking check. */
+    uint32_t seen = atomic_load_explicit(&h->sync_futex, memory_order_acquire);
+    while (!atomic_load_explicit(&g->stop, memory_order_acquire)) {
+        uint64_t now = rl__clock(rl);
+        bool regular = now >= next;
+        if (regular)
+            next = now + g->T_ns;
+        if (lead(g, now)) {
+            int r = sync_round(g, now, !regular);
+            if (r == -ESTALE) {
+                rl__log(RL_LOG_WARN,
+                        "segment %s: Redis refused epoch %" PRIu64 ": another leader took over",
+                        rl->name, g->epoch);
+                g->epoch = 0;
+            } else if (r < 0) {
+                atomic_fetch_add_explicit(&h->sync_errors, 1, memory_order_relaxed);
+                set_err(g, rl_errmsg());
+                if (!failing)
+                    rl__log(RL_LOG_WARN, "segment %s: GLOBAL sync failed: %s", rl->name,
+                            rl_errmsg());
+                failing = true;
+                /* relaxed: see sync_round. */
+                if (now > atomic_load_explicit(&h->sync_valid_until_ns, memory_order_relaxed) &&
+                    rl->fallback == RL_FALLBACK_LOCAL)
+                    fallback_round(g, now);
+            } else {
+                if (failing)
+                    rl__log(RL_LOG_INFO, "segment %s: GLOBAL sync resumed", rl->name);
+                failing = false;
+                set_err(g, "");
+            }
+        }
+        now = rl__clock(rl);
+        uint64_t wait = next > now ? next - now : 0;
+        if (!wait)
+            continue;
+        uint32_t cur = atomic_load_explicit(&h->sync_futex, memory_order_acquire);
+        if (cur == seen)
+            futex_wait_ns(&h->sync_futex, seen, wait);
+        seen = atomic_load_explicit(&h->sync_futex, memory_order_acquire);
+    }
+    resign(g);
+    return NULL;
+}
+
+static int start_thread(struct rl_global *g)
+{
+    atomic_store_explicit(&g->stop, false, memory_order_relaxed);
+    int r = pthread_create(&g->thread, NULL, sync_main, g);
+    if (r)
+        return rl__err(-r, "rl_open: cannot start the GLOBAL sync thread: %s", strerror(r));
+    g->running = true;
+    return 0;
+}
+
+/* ---- fork ----------------------------------------------------------------------------------- */
+
+static void atfork_child(void)
+{
+    pthread_mutex_init(&g_lock, NULL);
+    for (struct rl_global *g = g_list; g; g = g->next) {
+        g->running = false; /* the thread stayed in the parent */
+        g->epoch = 0;       /* the parent's lease is the parent's */
+        g->token = new_token();
+        g->nkeys = 0;
+    }
+    atomic_store_explicit(&rl__sync_forked, 1, memory_order_relaxed);
+}
+
+static void atfork_install(void)
+{
+    pthread_atfork(NULL, NULL, atfork_child);
+}
+
+void rl__global_after_fork(struct rl *rl)
+{
+    (void)rl;
+    pthread_mutex_lock(&g_lock);
+    if (atomic_load_explicit(&rl__sync_forked, memory_order_relaxed)) {
+        for (struct rl_global *g = g_list; g; g = g->next)
+            if (!g->running && start_thread(g) < 0)
+                rl__log(RL_LOG_WARN, "segment %s: %s", g->rl->name, rl_errmsg());
+        atomic_store_explicit(&rl__sync_forked, 0, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* ---- open, close, health ------------------------------------------------------------------ */
+
+int rl__global_open(struct rl *rl, const rl_options *o)
+{
+    rl->global = NULL;
+    if (!o->redis_url || !*o->redis_url)
+        return 0;
+    struct rl_redis_url u;
+    int r = rl__redis_url_parse(o->redis_url, &u);
+    if (r < 0)
+        return r;
+    if (o->sync_interval_ms < 1 || o->sync_interval_ms > 60000)
+        return rl__err(-EINVAL, "rl_open: sync_interval_ms %llu is outside 1..60000",
+                       (unsigned long long)o->sync_interval_ms);
+    struct rl_global *g = calloc(1, sizeof *g);
+    if (!g)
+        return rl__err(-ENOMEM, "rl_open: out of memory");
+    g->rl = rl;
+    g->T_ns = o->sync_interval_ms * 1000000u;
+    g->R_ns = 3 * g->T_ns > RECLAIM_MIN_NS ? 3 * g->T_ns : RECLAIM_MIN_NS;
+    g->lease_ns = 3 * g->T_ns > LEASE_MIN_NS ? 3 * g->T_ns : LEASE_MIN_NS;
+    g->hosts_hint = o->cluster_hosts;
+    g->token = new_token();
+    snprintf(g->host, sizeof g->host, "%016" PRIx64,
+             XXH3_64bits_withSeed(rl->hdr->secret, RL_SECRET_SIZE, 0x686f7374u));
+    pthread_mutex_init(&g->err_lock, NULL);
+    r = rl__redis_new(&u, o->redis_connect_timeout_ms, o->redis_command_timeout_ms, &g->conn);
+    memset(u.password, 0, sizeof u.password);
+    if (r < 0) {
+        free(g);
+        return r;
+    }
+    /* relaxed: informational (rlctl). */
+    atomic_store_explicit(&rl->hdr->sync_fallback, (uint64_t)o->fallback, memory_order_relaxed);
+    rl->global = g;
+    pthread_once(&g_once, atfork_install);
+    pthread_mutex_lock(&g_lock);
+    r = start_thread(g);
+    if (r == 0) {
+        g->next = g_list;
+        g_list = g;
+    }
+    pthread_mutex_unlock(&g_lock);
+    if (r < 0) {
+        rl__redis_close(g->conn);
+        free(g);
+        rl->global = NULL;
+    }
+    return r;
+}
+
+void rl__global_close(struct rl *rl)
+{
+    struct rl_global *g = rl->global;
+    if (!g)
+        return;
+    pthread_mutex_lock(&g_lock);
+    for (struct rl_global **p = &g_list; *p; p = &(*p)->next)
+        if (*p == g) {
+            *p = g->next;
+            break;
+        }
+    pthread_mutex_unlock(&g_lock);
+    if (g->running) {
+        atomic_store_explicit(&g->stop, true, memory_order_release);
+        /* Wake our thread (and, harmlessly, any other process's sync thread). */
+        atomic_fetch_add_explicit(&rl->hdr->sync_futex, 1, memory_order_release);
+        rl__futex_wake(&rl->hdr->sync_futex);
+        pthread_join(g->thread, NULL);
+    } else {
+        resign(g);
+    }
+    rl__redis_close(g->conn);
+    pthread_mutex_destroy(&g->err_lock);
+    free(g->ents);
+    free(g->lc);
+    free(g);
+    rl->global = NULL;
+}
+
+void rl__global_health(struct rl *rl, rl_health_info *out)
+{
+    struct rl_shm_header *h = rl->hdr;
+    /* relaxed: statistics. */
+    uint64_t lease = atomic_load_explicit(&h->sync_lease, memory_order_relaxed);
+    if (lease & 0xffffffffu)
+        out->leader_pid = (pid_t)atomic_load_explicit(&h->sync_leader_pid, memory_order_relaxed);
+    out->leader_epoch = lease >> 32;
+    uint64_t ok = atomic_load_explicit(&h->sync_last_ok_ns, memory_order_relaxed);
+    uint64_t now = rl__clock(rl);
+    out->last_sync_age_ms = ok ? (now > ok ? (now - ok) / 1000000u : 0) : UINT64_MAX;
+    out->sync_rounds = atomic_load_explicit(&h->sync_rounds, memory_order_relaxed);
+    out->sync_keys = atomic_load_explicit(&h->sync_keys, memory_order_relaxed);
+    out->sync_errors = atomic_load_explicit(&h->sync_errors, memory_order_relaxed);
+    out->sync_stale_refused = atomic_load_explicit(&h->sync_stale_refused, memory_order_relaxed);
+    out->cluster_hosts = atomic_load_explicit(&h->sync_hosts, memory_order_relaxed);
+    out->global_fallback =
+        now > atomic_load_explicit(&h->sync_valid_until_ns, memory_order_relaxed);
+    struct rl_global *g = rl->global;
+    if (g) {
+        out->sync_leader_here = (lease & 0xffffffffu) == g->token;
+        pthread_mutex_lock(&g->err_lock);
+        if (g->err[0] && !out->error[0])
+            snprintf(out->error, sizeof out->error, "%s", g->err);
+        pthread_mutex_unlock(&g->err_lock);
+    }
+}

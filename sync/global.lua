@@ -1,0 +1,162 @@
+-- rl GLOBAL sync: one batch of one host's GLOBAL keys, atomically (docs/design.md section 10).
+--
+-- Each key is one hash, KEYS[i] = "rl:g:{<cluster id>}", holding the cluster's token bucket
+-- (tk tokens, ts last refill, microseconds of Redis' TIME) and per host x:
+--   G:x granted (the ceiling Redis knows), U:x consumption reported, I:x slot incarnation,
+--   r:x demand rate (units/us, EWMA), p:x decayed peak demand per sync, t:x last seen,
+--   e:x s:x q:x the last (epoch, sequence) processed and its answer "L,rel" (fencing, retries).
+-- Invariant kept: tk + sum over hosts of max(0, G - U) <= B, and every unit a host admits lies
+-- under its G, which was debited from tk when granted. So the hosts together never admit more
+-- than one exact bucket of (rate, B) would; see the proof in docs/design.md.
+--
+-- ARGV: host, epoch, seq, T_us (the host's sync interval), R_us (silent-host reclaim), then 9
+-- per key: incarnation, K (ceiling), C (consumed), Ka (the G the host last heard of), den
+-- (denied attempts since its last report), requests, window_us, B (burst), ttl_ms.
+-- Returns {hosts, L1, rel1, want1, L2, ...}: L units granted (ceiling += L), rel units to hand
+-- back (ceiling -= rel, never below consumed), want = 1 while the host's demand is not zero
+-- (report this key every round, even without a lease), L = -1: refused, the epoch is not the
+-- newest.
+local now
+do
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local h, ep, sq = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local T, R = tonumber(ARGV[4]), tonumber(ARGV[5])
+local H, TAU, PTAU = 2, 3 * T, 2000000
+local out = {1}
+local nmax = 1
+
+local function need(r, p)
+  local v = H * math.max((r or 0) * T, p or 0)
+  if v < 0.5 then return 0 end -- idle: the lease goes back
+  return math.max(v, 1)
+end
+
+for i = 1, #KEYS do
+  local b = 5 + (i - 1) * 9
+  local inc = ARGV[b + 1]
+  local Ks, Cs, Ka = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+  local den = tonumber(ARGV[b + 5])
+  local rate = tonumber(ARGV[b + 6]) / tonumber(ARGV[b + 7])
+  local B, ttl = tonumber(ARGV[b + 8]), tonumber(ARGV[b + 9])
+  local k = KEYS[i]
+  local raw = redis.call('HGETALL', k)
+  local f = {}
+  for j = 1, #raw, 2 do f[raw[j]] = raw[j + 1] end
+  local e0 = tonumber(f['e:' .. h] or '0')
+  local s0 = tonumber(f['s:' .. h] or '0')
+  local L, rel, want = 0, 0, 0
+  if ep < e0 or (ep == e0 and sq < s0) then
+    L = -1 -- a deposed leader (fencing), or an older batch overtaken by a newer one
+  elseif ep == e0 and sq == s0 and f['q:' .. h] then
+    -- a retry of a batch already applied: the same answer, nothing counted twice
+    local q = f['q:' .. h]
+    local c = string.find(q, ',', 1, true)
+    L, rel = tonumber(string.sub(q, 1, c - 1)), tonumber(string.sub(q, c + 1))
+    want = 1
+  else
+    local tk, ts = tonumber(f.tk), tonumber(f.ts)
+    if not tk then tk, ts = B, now end
+    -- live hosts; a host silent for R gives its lease back
+    local hosts, held, needs = {}, {}, {}
+    local sumO = 0
+    for key, v in pairs(f) do
+      if string.sub(key, 1, 2) == 'G:' then
+        local x = string.sub(key, 3)
+        local Ox = tonumber(v) - tonumber(f['U:' .. x] or '0')
+        if Ox < 0 then Ox = 0 end
+        local tx = tonumber(f['t:' .. x] or '0')
+        if x ~= h and now - tx > R then
+          tk = tk + Ox
+          redis.call('HDEL', k, 'G:' .. x, 'U:' .. x, 'I:' .. x, 'r:' .. x, 'p:' .. x,
+                     't:' .. x, 'e:' .. x, 's:' .. x, 'q:' .. x)
+        elseif x ~= h then
+          hosts[#hosts + 1] = x
+          held[x] = Ox
+          sumO = sumO + Ox
+          local px = tonumber(f['p:' .. x] or '0') * math.exp(-(now - tx) / PTAU)
+          needs[x] = need(tonumber(f['r:' .. x]), px)
+        end
+      end
+    end
+    hosts[#hosts + 1] = h
+    -- this host's record; a new slot incarnation starts from what the host says it was given
+    local G, U, r, p, tl = tonumber(f['G:' .. h]), tonumber(f['U:' .. h]),
+      tonumber(f['r:' .. h]), tonumber(f['p:' .. h]), tonumber(f['t:' .. h])
+    local myO = 0
+    if G then myO = math.max(0, G - U) end
+    -- refill, capped so that the bucket plus the outstanding leases never exceed B
+    local cap = B - sumO - myO
+    if tk < cap then tk = math.min(cap, tk + rate * (now - ts)) end
+    if f['I:' .. h] ~= inc then
+      -- a new incarnation of this host's slot: an old one's unused lease comes back (a slot is
+      -- dropped only when nothing is outstanding, so this is at most a grant that never landed)
+      tk = tk + myO
+      G, U = Ka, 0
+    end
+    -- what the host handed back (K below G), or raised without Redis (a cold-start grant, the
+    -- LOCAL fallback: K above G), and consumption beyond the ceiling (OPEN fallback, races)
+    tk = tk + (G - Ks)
+    G = Ks
+    if Cs > G then
+      tk = tk - (Cs - G)
+      G = Cs
+    end
+    if tk < -B then tk = -B end -- a debt of at most one burst: an outage never locks out
+    local adm = Cs - U
+    if adm < 0 then adm = 0 end
+    U = Cs
+    local O = G - U
+    -- demand: attempts (admitted + denied) as an EWMA rate and a decayed peak per sync
+    local att = adm + den
+    local dt = T
+    if tl then dt = math.max(1, now - tl) end
+    local inst = att / dt
+    if r == nil then r = inst else r = r + (1 - math.exp(-dt / TAU)) * (inst - r) end
+    p = math.max(att, (p or 0) * math.exp(-dt / PTAU))
+    needs[h] = need(r, p)
+    held[h] = O
+    local pool = tk + sumO + O
+    if not tl and den > 0 then
+      -- a host new to the key that was already denied: its demand is unknown beyond what it
+      -- tried; ask as much as the busiest host
+      local mx = needs[h]
+      for _, x in ipairs(hosts) do mx = math.max(mx, needs[x]) end
+      needs[h] = mx
+    end
+    -- max-min fair shares of the pool (water filling)
+    local items = {}
+    for _, x in ipairs(hosts) do items[#items + 1] = x end
+    table.sort(items, function(a, c) return needs[a] < needs[c] end)
+    local left, n, alloc = math.max(0, pool), #items, {}
+    for idx, x in ipairs(items) do
+      local g = math.min(needs[x], left / (n - idx + 1))
+      alloc[x] = g
+      left = left - g
+    end
+    -- keep in the bucket what hosts below their share still lack
+    local res = 0
+    for _, x in ipairs(hosts) do
+      if x ~= h then res = res + math.max(0, alloc[x] - held[x]) end
+    end
+    local avail = math.max(0, math.max(tk, 0) - res)
+    local target = alloc[h]
+    L = math.floor(math.min(math.max(0, target - O), avail))
+    -- (a host's first report knows too little of its demand to be asked to give back)
+    if tl and target < O - 1 then rel = math.floor(O - target) end
+    tk = tk - L
+    G = G + L
+    if needs[h] > 0 then want = 1 end
+    redis.call('HSET', k, 'tk', tk, 'ts', now, 'G:' .. h, G, 'U:' .. h, U, 'I:' .. h, inc,
+               'r:' .. h, r, 'p:' .. h, p, 't:' .. h, now, 'e:' .. h, ep, 's:' .. h, sq,
+               'q:' .. h, L .. ',' .. rel)
+    redis.call('PEXPIRE', k, math.max(ttl, 2 * R / 1000))
+    if #hosts > nmax then nmax = #hosts end
+  end
+  out[#out + 1] = L
+  out[#out + 1] = rel
+  out[#out + 1] = want
+end
+out[1] = nmax
+return out

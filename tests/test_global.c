@@ -1,0 +1,777 @@
+/*
+ * GLOBAL mode against real redis-servers: several segments ("hosts", each with its own sync
+ * leader) share one limit through one Redis, under the demand patterns of docs/design.md
+ * section 10, and the faults: Redis killed and restarted, a host started while Redis is down,
+ * the leader killed or stopped, fencing of a deposed leader, a Sentinel failover, bad URLs.
+ *
+ * Most tests start their own redis-server on a free loopback port (so killing it disturbs no
+ * other test) and stop it in .fini; the Sentinel test uses the set scripts/test starts. The
+ * accuracy assertions use the bound the design proves (over-admission against an exact bucket
+ * fed with the admitted stream), not timings: utilisation thresholds are the issue's, and the
+ * measured figures are printed (bench/rl-global makes the tables).
+ */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "conn.h"
+#include "internal.h"
+#include "rl_test.h"
+#include "url.h"
+
+extern const char rl__embed_global[];
+
+__attribute__((constructor)) static void global_gate(void)
+{
+    const char *u = getenv("RL_TEST_REDIS_URL");
+    if (u && *u)
+        return;
+    if (getenv("RL_TEST_REDIS_REQUIRED")) {
+        fprintf(stderr, "global tests: RL_TEST_REDIS_URL unset under scripts/test\n");
+        exit(1);
+    }
+    fprintf(stderr, "redis tests skipped: run them through scripts/test "
+                    "(RL_TEST_REDIS_URL unset)\n");
+    exit(77);
+}
+
+/* ---- a private redis-server ------------------------------------------------------------------ */
+
+static pid_t g_redis_pid;
+static int g_redis_port;
+static char g_redis_dir[128];
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t n = sizeof a;
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &n), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static bool redis_pings(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bool ok = false;
+    struct timeval tv = {.tv_sec = 1};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, "PING\r\n", 6) == 6) {
+        char buf[16] = {0};
+        ok = read(fd, buf, sizeof buf - 1) >= 5 && strncmp(buf, "+PONG", 5) == 0;
+    }
+    close(fd);
+    return ok;
+}
+
+/* Starts redis-server on g_redis_port (a new free port when 0) and waits until it answers. */
+static void redis_start(void)
+{
+    if (!g_redis_port)
+        g_redis_port = free_port();
+    if (!g_redis_dir[0]) {
+        snprintf(g_redis_dir, sizeof g_redis_dir, "/tmp/rl-tg-%ld-XXXXXX", (long)getpid());
+        cr_assert_not_null(mkdtemp(g_redis_dir));
+    }
+    pid_t p = fork();
+    cr_assert_geq(p, 0);
+    if (p == 0) {
+        char port[16];
+        snprintf(port, sizeof port, "%d", g_redis_port);
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", g_redis_dir, (char *)NULL);
+        _exit(127);
+    }
+    g_redis_pid = p;
+    for (int i = 0; i < 200 && !redis_pings(g_redis_port); i++)
+        usleep(25000);
+    cr_assert(redis_pings(g_redis_port), "redis-server on port %d did not answer", g_redis_port);
+}
+
+static void redis_kill(void)
+{
+    if (g_redis_pid > 0) {
+        kill(g_redis_pid, SIGKILL);
+        waitpid(g_redis_pid, NULL, 0);
+        g_redis_pid = 0;
+    }
+}
+
+static const char *redis_url(char *buf, size_t n)
+{
+    snprintf(buf, n, "redis://127.0.0.1:%d", g_redis_port);
+    return buf;
+}
+
+/* ---- hosts: one segment and handle each ----------------------------------------------------- */
+
+#define MAXH 4
+static rl_t *g_h[MAXH];
+static char g_hn[MAXH][64];
+
+static rl_t *host_open(int i, const char *url, int fallback, uint64_t sync_ms, uint64_t hosts)
+{
+    if (!g_hn[i][0])
+        test_name_new(g_hn[i], sizeof g_hn[i]);
+    rl_options o;
+    rl_options_init(&o);
+    o.shm_name = g_hn[i];
+    o.capacity = 1024;
+    o.redis_url = url;
+    o.fallback = fallback;
+    o.sync_interval_ms = sync_ms;
+    o.cluster_hosts = hosts;
+    o.redis_command_timeout_ms = 500; /* shared CI machines: patient, still bounded */
+    int rc = rl_open(&g_h[i], &o);
+    cr_assert_eq(rc, 0, "rl_open(%s, %s): %d %s", g_hn[i], url, rc, rl_errmsg());
+    return g_h[i];
+}
+
+static void global_setup(void)
+{
+    g_redis_port = 0;
+    g_redis_dir[0] = '\0';
+    memset(g_hn, 0, sizeof g_hn);
+    redis_start();
+}
+
+static void global_teardown(void)
+{
+    for (int i = 0; i < MAXH; i++) {
+        rl_close(&g_h[i]);
+        if (g_hn[i][0])
+            rl_unlink(g_hn[i]);
+    }
+    redis_kill();
+    if (g_redis_dir[0]) {
+        char cmd[256];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_redis_dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", g_redis_dir);
+    }
+}
+
+TestSuite(global, .init = global_setup, .fini = global_teardown, .timeout = 120);
+
+static rl_limit global_limit(uint64_t per_s, uint64_t burst)
+{
+    rl_limit l = mk_limit(RL_TOKEN_BUCKET, per_s, 1000, burst);
+    l.mode = RL_MODE_GLOBAL;
+    return l;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS_S + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- demand ------------------------------------------------------------------------------- */
+
+/* A host's demand: `rate` requests per second from `from` to `to` seconds into the run, plus
+ * bursts of `burst_n` at once every second at offset `burst_at` (burst_n 0: none). */
+struct demand {
+    double rate, from, to;
+    unsigned burst_n;
+    double burst_at;
+};
+
+struct hostrun {
+    rl_t *rl;
+    const char *key;
+    rl_limit lim;
+    struct demand d;
+    double secs;
+    uint64_t t0;
+    uint64_t *att; /* every attempt: (ns since t0) << 1 | allowed */
+    size_t natt, cap;
+    uint64_t admitted, attempts;
+};
+
+static void *host_main(void *arg)
+{
+    struct hostrun *h = arg;
+    double sent = 0;
+    unsigned bursts = 0;
+    for (;;) {
+        uint64_t now = mono_ns() - h->t0;
+        double t = (double)now / 1e9;
+        if (t >= h->secs)
+            break;
+        double due = 0;
+        if (t > h->d.from)
+            due = (fmin(t, h->d.to) - h->d.from) * h->d.rate;
+        unsigned todo = 0;
+        if (due > sent) {
+            todo = (unsigned)(due - sent);
+            sent += todo;
+        }
+        if (h->d.burst_n && t >= bursts + h->d.burst_at) {
+            todo += h->d.burst_n;
+            bursts++;
+        }
+        for (unsigned i = 0; i < todo; i++) {
+            rl_result r;
+            int rc = rl_acquire(h->rl, h->key, strlen(h->key), &h->lim, 1, &r);
+            if (rc != 0) {
+                fprintf(stderr, "rl_acquire: %d %s\n", rc, rl_errmsg());
+                abort();
+            }
+            h->attempts++;
+            h->admitted += r.allowed;
+            if (h->natt < h->cap)
+                h->att[h->natt++] = (mono_ns() - h->t0) << 1 | r.allowed;
+        }
+        usleep(500);
+    }
+    return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The measures of docs/design.md section 10 (bench/sim/sim.py computes the same):
+ *   over_pct   admissions that an exact bucket (r, B) fed with the admitted stream would have
+ *              refused, over the whole run, in % of what the limit allows (B + r x run)
+ *   win_pct    the same over the worst 1 s window (100 ms steps), in % of B + r x 1 s
+ *   util_pct   admitted after the warm-up / what an exact bucket fed with every attempt would
+ *              have admitted in that time (min(demand, what the limit allows)) */
+struct outcome {
+    uint64_t admitted, attempts, rejects;
+    double over_pct, win_pct, util_pct;
+};
+
+#define WARMUP_S 1.0
+
+static struct outcome run_hosts(int n, const char *key, const rl_limit *lim, const struct demand *d,
+                                double secs, struct hostrun *hr)
+{
+    pthread_t th[MAXH];
+    uint64_t t0 = mono_ns();
+    double r = (double)lim->requests * 1000.0 / (double)lim->window_ms, B = (double)lim->burst;
+    for (int i = 0; i < n; i++) {
+        hr[i] = (struct hostrun){
+            .rl = g_h[i], .key = key, .lim = *lim, .d = d[i], .secs = secs, .t0 = t0};
+        hr[i].cap = (size_t)(secs * (d[i].rate + d[i].burst_n + 10) * 1.2) + 1000;
+        hr[i].att = calloc(hr[i].cap, sizeof(uint64_t));
+        cr_assert_not_null(hr[i].att);
+        cr_assert_eq(pthread_create(&th[i], NULL, host_main, &hr[i]), 0);
+    }
+    for (int i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    size_t tot = 0;
+    for (int i = 0; i < n; i++)
+        tot += hr[i].natt;
+    uint64_t *all = calloc(tot + 1, sizeof(uint64_t));
+    cr_assert_not_null(all);
+    size_t k = 0;
+    struct outcome o = {0};
+    for (int i = 0; i < n; i++) {
+        memcpy(all + k, hr[i].att, hr[i].natt * sizeof(uint64_t));
+        k += hr[i].natt;
+        free(hr[i].att);
+        hr[i].att = NULL;
+        o.admitted += hr[i].admitted;
+        o.attempts += hr[i].attempts;
+    }
+    qsort(all, tot, sizeof *all, cmp_u64);
+    /* Reference (every attempt) and conformance (admitted only) buckets, both full at t0. */
+    double rt = B, rl_ = 0, ct = B, cl = 0;
+    uint64_t ref_after = 0, adm_after = 0;
+    size_t nsec = (size_t)secs + 2;
+    uint64_t *rej_at = calloc(nsec * 10 + 10, sizeof(uint64_t)); /* per 100 ms */
+    cr_assert_not_null(rej_at);
+    for (size_t i = 0; i < tot; i++) {
+        double t = (double)(all[i] >> 1) / 1e9;
+        bool ok = all[i] & 1;
+        rt = fmin(B, rt + r * (t - rl_));
+        rl_ = t;
+        if (rt >= 1.0 - 1e-9) {
+            rt -= 1.0;
+            ref_after += t >= WARMUP_S;
+        }
+        if (!ok)
+            continue;
+        adm_after += t >= WARMUP_S;
+        ct = fmin(B, ct + r * (t - cl));
+        cl = t;
+        if (ct >= 1.0 - 1e-9) {
+            ct -= 1.0;
+        } else {
+            o.rejects++;
+            rej_at[(size_t)(t * 10)]++;
+        }
+    }
+    uint64_t worst = 0;
+    for (size_t w = 0; w + 10 <= nsec * 10; w++) {
+        uint64_t s = 0;
+        for (size_t j = w; j < w + 10; j++)
+            s += rej_at[j];
+        if (s > worst)
+            worst = s;
+    }
+    free(rej_at);
+    free(all);
+    o.over_pct = 100.0 * (double)o.rejects / (B + r * secs);
+    o.win_pct = 100.0 * (double)worst / (B + r);
+    o.util_pct = ref_after ? 100.0 * (double)adm_after / (double)ref_after : 100.0;
+    cr_log_info("%s: %" PRIu64 " of %" PRIu64 " attempts admitted; over-admission %.3f%% (run), "
+                "%.3f%% (worst 1 s); utilisation %.1f%% after %.0f s",
+                key, o.admitted, o.attempts, o.over_pct, o.win_pct, o.util_pct, WARMUP_S);
+    return o;
+}
+
+static void expect_bound(const struct outcome *o, double util_min)
+{
+    cr_expect_leq(o->over_pct, 1.0, "over-admission %.3f%% over the run (%" PRIu64 " units)",
+                  o->over_pct, o->rejects);
+    cr_expect_leq(o->win_pct, 1.0, "over-admission %.3f%% in the worst 1 s window", o->win_pct);
+    cr_expect_geq(o->util_pct, util_min, "utilisation %.1f%%", o->util_pct);
+}
+
+static const char *unique_key(char *buf, size_t n, const char *what)
+{
+    static unsigned c;
+    snprintf(buf, n, "g-%ld-%u-%s", (long)getpid(), c++, what);
+    return buf;
+}
+
+static void open_hosts(int n, int fallback)
+{
+    char url[64];
+    redis_url(url, sizeof url);
+    for (int i = 0; i < n; i++)
+        host_open(i, url, fallback, 100, 0);
+}
+
+/* ---- accuracy ------------------------------------------------------------------------------ */
+
+Test(global, four_hosts_uniform_demand)
+{
+    open_hosts(4, RL_FALLBACK_LOCAL);
+    rl_limit l = global_limit(1000, 1000);
+    struct demand d[4];
+    for (int i = 0; i < 4; i++)
+        d[i] = (struct demand){.rate = 375, .from = 0, .to = 1e9};
+    struct hostrun hr[4];
+    char key[64];
+    struct outcome o = run_hosts(4, unique_key(key, sizeof key, "uniform"), &l, d, 5.0, hr);
+    expect_bound(&o, 95.0);
+    for (int i = 0; i < 4; i++)
+        cr_expect_gt(hr[i].admitted, 0, "host %d admitted nothing", i);
+    rl_health_info hi;
+    cr_assert_eq(rl_health(g_h[0], &hi), 0);
+    cr_expect_eq(hi.cluster_hosts, 4, "Redis saw %" PRIu64 " hosts", hi.cluster_hosts);
+    cr_expect_gt(hi.sync_rounds, 10);
+    cr_expect_eq(hi.sync_errors, 0, "%s", hi.error);
+}
+
+Test(global, skewed_demand_small_hosts_keep_theirs)
+{
+    open_hosts(4, RL_FALLBACK_LOCAL);
+    rl_limit l = global_limit(1000, 1000);
+    /* One host takes most (1200/s), three small ones want 75/s each: 1.5x the limit. */
+    struct demand d[4] = {{.rate = 1200, .to = 1e9},
+                          {.rate = 75, .to = 1e9},
+                          {.rate = 75, .to = 1e9},
+                          {.rate = 75, .to = 1e9}};
+    struct hostrun hr[4];
+    char key[64];
+    struct outcome o = run_hosts(4, unique_key(key, sizeof key, "skewed"), &l, d, 6.0, hr);
+    expect_bound(&o, 95.0);
+    for (int i = 1; i < 4; i++) {
+        double kept = 100.0 * (double)hr[i].admitted / (double)hr[i].attempts;
+        cr_log_info("small host %d kept %.1f%% of its demand", i, kept);
+        cr_expect_geq(kept, 90.0, "small host %d kept only %.1f%% (%" PRIu64 " of %" PRIu64 ")", i,
+                      kept, hr[i].admitted, hr[i].attempts);
+    }
+}
+
+Test(global, demand_below_the_limit_is_not_denied)
+{
+    open_hosts(4, RL_FALLBACK_LOCAL);
+    rl_limit l = global_limit(1000, 1000);
+    struct demand d[4];
+    for (int i = 0; i < 4; i++)
+        d[i] = (struct demand){.rate = 125, .to = 1e9};
+    struct hostrun hr[4];
+    char key[64];
+    struct outcome o = run_hosts(4, unique_key(key, sizeof key, "below"), &l, d, 5.0, hr);
+    uint64_t denied = o.attempts - o.admitted;
+    expect_bound(&o, 99.0);
+    cr_expect_leq((double)denied, 0.001 * (double)o.attempts + 0.5,
+                  "%" PRIu64 " of %" PRIu64 " denied below the limit", denied, o.attempts);
+}
+
+Test(global, sharp_bursts_in_turn)
+{
+    open_hosts(4, RL_FALLBACK_LOCAL);
+    rl_limit l = global_limit(1000, 1000);
+    /* Each host in turn sends 300 at once, once a second: 1200/s against 1000/s, burst 1000. */
+    struct demand d[4];
+    for (int i = 0; i < 4; i++)
+        d[i] = (struct demand){.burst_n = 300, .burst_at = 0.25 * i, .to = 0};
+    struct hostrun hr[4];
+    char key[64];
+    struct outcome o = run_hosts(4, unique_key(key, sizeof key, "bursts"), &l, d, 6.0, hr);
+    expect_bound(&o, 80.0);
+}
+
+Test(global, host_joining_and_leaving)
+{
+    open_hosts(4, RL_FALLBACK_LOCAL);
+    rl_limit l = global_limit(1000, 1000);
+    /* Host 3 joins at 2 s; host 0 stops at 4 s (its idle lease must go back to the others). */
+    struct demand d[4] = {{.rate = 375, .to = 4},
+                          {.rate = 375, .to = 1e9},
+                          {.rate = 375, .to = 1e9},
+                          {.rate = 375, .from = 2, .to = 1e9}};
+    struct hostrun hr[4];
+    char key[64];
+    struct outcome o = run_hosts(4, unique_key(key, sizeof key, "joinleave"), &l, d, 7.0, hr);
+    expect_bound(&o, 95.0);
+}
+
+/* ---- faults -------------------------------------------------------------------------------- */
+
+/* Acquires until a denial or n; returns how many were allowed. */
+static uint64_t take(rl_t *rl, const char *key, const rl_limit *l, uint64_t n)
+{
+    uint64_t ok = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        rl_result r;
+        cr_assert_eq(rl_acquire(rl, key, strlen(key), l, 1, &r), 0, "%s", rl_errmsg());
+        if (!r.allowed)
+            break;
+        ok++;
+    }
+    return ok;
+}
+
+static void wait_synced(rl_t *rl, uint64_t min_rounds, int timeout_ms)
+{
+    rl_health_info hi;
+    for (int i = 0; i < timeout_ms / 10; i++) {
+        cr_assert_eq(rl_health(rl, &hi), 0);
+        if (hi.sync_rounds >= min_rounds && !hi.global_fallback)
+            return;
+        usleep(10000);
+    }
+    cr_assert_fail("no sync within %d ms: rounds %" PRIu64 ", error '%s'", timeout_ms,
+                   hi.sync_rounds, hi.error);
+}
+
+Test(global, redis_killed_then_fallback_then_resync)
+{
+    char url[64];
+    redis_url(url, sizeof url);
+    host_open(0, url, RL_FALLBACK_LOCAL, 100, 0);
+    host_open(1, url, RL_FALLBACK_OPEN, 100, 0);
+    host_open(2, url, RL_FALLBACK_CLOSED, 100, 0);
+    rl_limit l = global_limit(100, 100);
+    char key[64];
+    unique_key(key, sizeof key, "outage");
+    for (int i = 0; i < 3; i++)
+        take(g_h[i], key, &l, 1);
+    for (int i = 0; i < 3; i++)
+        wait_synced(g_h[i], 3, 5000);
+    redis_kill();
+    /* Leases stay usable for R/2 (500 ms); then the fallbacks. */
+    usleep(1500000);
+    rl_health_info hi;
+    cr_assert_eq(rl_health(g_h[0], &hi), 0);
+    cr_expect(hi.global_fallback, "GLOBAL limits on their fallback while Redis is down");
+    cr_expect_gt(hi.sync_errors, 0);
+    cr_expect_neq(hi.error[0], '\0', "the error is reported");
+    /* OPEN allows everything, CLOSED nothing, LOCAL this host's share of the rate (3 hosts: 33
+     * per second above a share of the burst). */
+    cr_expect_eq(take(g_h[1], key, &l, 500), 500, "OPEN allows while Redis is down");
+    cr_expect_eq(take(g_h[2], key, &l, 10), 0, "CLOSED denies while Redis is down");
+    uint64_t a = take(g_h[0], key, &l, 1000);
+    usleep(1000000);
+    uint64_t b = take(g_h[0], key, &l, 1000);
+    cr_log_info("LOCAL fallback: %" PRIu64 " then %" PRIu64 " in the next second", a, b);
+    cr_expect_leq(b, 100 / 3 + 100 / 3 + 2,
+                  "LOCAL fallback gives at most rate/N per second (%" PRIu64 ")", b);
+    cr_expect_geq(b, 15, "LOCAL fallback keeps admitting this host's share (%" PRIu64 ")", b);
+    /* Redis comes back on the same port (empty): sync resumes, checks decide from Redis again. */
+    redis_start();
+    for (int i = 0; i < 3; i++)
+        wait_synced(g_h[i], hi.sync_rounds + 2, 10000);
+    cr_assert_eq(rl_health(g_h[2], &hi), 0);
+    cr_expect(!hi.global_fallback);
+    cr_expect_str_eq(hi.error, "", "the error clears after recovery");
+    usleep(300000);
+    cr_expect_gt(take(g_h[2], key, &l, 5), 0, "CLOSED admits again once synced");
+}
+
+Test(global, host_started_while_redis_is_down)
+{
+    redis_kill();
+    char url[64];
+    redis_url(url, sizeof url);
+    /* rl_open succeeds; the host enforces limit / cluster_hosts until Redis answers. */
+    rl_t *h = host_open(0, url, RL_FALLBACK_LOCAL, 100, 4);
+    rl_limit l = global_limit(400, 400);
+    char key[64];
+    unique_key(key, sizeof key, "downstart");
+    take(h, key, &l, 1);
+    usleep(1100000);
+    uint64_t n = take(h, key, &l, 1000);
+    cr_log_info("started with Redis down: %" PRIu64 " admitted (limit/4 = 100 + a grant)", n);
+    cr_expect_leq(n, 100 + 100 + 5, "a quarter of the limit, not all of it (%" PRIu64 ")", n);
+    cr_expect_geq(n, 50, "the host's share is usable (%" PRIu64 ")", n);
+    rl_health_info hi;
+    cr_assert_eq(rl_health(h, &hi), 0);
+    cr_expect(hi.global_fallback);
+    cr_expect_eq(hi.sync_rounds, 0);
+    redis_start();
+    wait_synced(h, 1, 10000);
+}
+
+/* Forks a process that opens segment `name` with Redis and idles (its sync thread runs). */
+static pid_t spawn_syncer(const char *name, const char *url)
+{
+    pid_t p = fork();
+    cr_assert_geq(p, 0);
+    if (p == 0) {
+        rl_options o;
+        rl_options_init(&o);
+        o.shm_name = name;
+        o.capacity = 1024;
+        o.redis_url = url;
+        o.sync_interval_ms = 50;
+        rl_t *rl = NULL;
+        if (rl_open(&rl, &o) != 0)
+            _exit(3);
+        for (;;)
+            pause();
+    }
+    return p;
+}
+
+static rl_health_info health_of(rl_t *rl)
+{
+    rl_health_info hi;
+    cr_assert_eq(rl_health(rl, &hi), 0);
+    return hi;
+}
+
+/* Waits until the leader is one of pids[] (not `not`): its index, or -1. */
+static int wait_leader(rl_t *obs, const pid_t *pids, int n, pid_t not, int timeout_ms,
+                       uint64_t *waited_ms)
+{
+    uint64_t t0 = mono_ns();
+    while ((mono_ns() - t0) / NS_MS < (uint64_t)timeout_ms) {
+        rl_health_info hi = health_of(obs);
+        for (int i = 0; i < n; i++)
+            if (hi.leader_pid == pids[i] && pids[i] != not ) {
+                *waited_ms = (mono_ns() - t0) / NS_MS;
+                return i;
+            }
+        usleep(5000);
+    }
+    return -1;
+}
+
+Test(global, leader_killed_another_takes_over)
+{
+    char url[64];
+    redis_url(url, sizeof url);
+    test_name_new(g_hn[0], sizeof g_hn[0]);
+    /* The observer has no Redis (no sync thread): it only reads the header. */
+    g_h[0] = test_open(g_hn[0], 1024);
+    pid_t pids[2] = {spawn_syncer(g_hn[0], url), spawn_syncer(g_hn[0], url)};
+    uint64_t ms;
+    int li = wait_leader(g_h[0], pids, 2, 0, 5000, &ms);
+    cr_assert_geq(li, 0, "no leader among the two syncers");
+    uint64_t epoch = health_of(g_h[0]).leader_epoch;
+    kill(pids[li], SIGKILL);
+    waitpid(pids[li], NULL, 0);
+    int nl = wait_leader(g_h[0], pids, 2, pids[li], 5000, &ms);
+    rl_health_info hi = health_of(g_h[0]);
+    kill(pids[1 - li], SIGKILL);
+    waitpid(pids[1 - li], NULL, 0);
+    cr_assert_eq(nl, 1 - li, "the other process did not take over");
+    cr_log_info("leader killed: replaced after %" PRIu64 " ms (lease 300 ms at T = 50 ms)", ms);
+    cr_expect_leq(ms, 300 + 2 * 50 + 200, "takeover took %" PRIu64 " ms", ms);
+    cr_expect_gt(hi.leader_epoch, epoch, "the takeover bumps the epoch");
+}
+
+Test(global, stopped_leader_loses_its_lease_and_stays_quiet)
+{
+    char url[64];
+    redis_url(url, sizeof url);
+    test_name_new(g_hn[0], sizeof g_hn[0]);
+    g_h[0] = test_open(g_hn[0], 1024);
+    pid_t pids[2] = {spawn_syncer(g_hn[0], url), spawn_syncer(g_hn[0], url)};
+    uint64_t ms;
+    int li = wait_leader(g_h[0], pids, 2, 0, 5000, &ms);
+    cr_assert_geq(li, 0);
+    kill(pids[li], SIGSTOP);
+    int nl = wait_leader(g_h[0], pids, 2, pids[li], 5000, &ms);
+    uint64_t epoch = health_of(g_h[0]).leader_epoch;
+    kill(pids[li], SIGCONT);
+    usleep(500000); /* the old leader runs again: it must step down, not fight */
+    rl_health_info hi = health_of(g_h[0]);
+    for (int i = 0; i < 2; i++) {
+        kill(pids[i], SIGKILL);
+        waitpid(pids[i], NULL, 0);
+    }
+    cr_assert_eq(nl, 1 - li, "no takeover from the stopped leader");
+    cr_expect_eq(hi.leader_pid, pids[1 - li], "the woken leader took the lease back");
+    cr_expect_eq(hi.leader_epoch, epoch, "leadership changed again after SIGCONT");
+}
+
+/* The fencing itself, at the script: an older epoch is refused for every key, a retried batch
+ * (same epoch and sequence) gets its first answer without being counted twice. */
+Test(global, script_fences_old_epochs_and_dedups_retries)
+{
+    char url[64];
+    struct rl_redis_url u;
+    cr_assert_eq(rl__redis_url_parse(redis_url(url, sizeof url), &u), 0);
+    struct rl_redis *c = NULL;
+    cr_assert_eq(rl__redis_connect(&u, 500, 500, &c), 0, "%s", rl_errmsg());
+    char key[64];
+    snprintf(key, sizeof key, "rl:g:{fence-%ld}", (long)getpid());
+    /* host, epoch, seq, T_us, R_us; inc, K, C, Ka, den, requests, window_us, B, ttl_ms */
+    const char *call1[] = {key, "h1", "5",  "1",    "100000",  "1000000", "i1",   "0",
+                           "0", "0",  "10", "1000", "1000000", "1000",    "60000"};
+    redisReply *rep = NULL;
+    cr_assert_eq(rl__redis_evalsha(c, rl__embed_global, NULL, 1, 15, call1, NULL, &rep), 0, "%s",
+                 rl_errmsg());
+    cr_assert_eq(rep->type, REDIS_REPLY_ARRAY);
+    long long L1 = rep->element[1]->integer;
+    freeReplyObject(rep);
+    cr_expect_gt(L1, 0, "a new host gets a lease");
+    /* The same batch again (a retry after a timeout): the same answer. */
+    cr_assert_eq(rl__redis_evalsha(c, rl__embed_global, NULL, 1, 15, call1, NULL, &rep), 0);
+    cr_expect_eq(rep->element[1]->integer, L1, "a retry is answered from the record");
+    freeReplyObject(rep);
+    /* The bucket was debited once: tokens + lease = B. */
+    cr_assert_eq(rl__redis_cmd(c, &rep, "HGET %s tk", key), 0);
+    double tk = atof(rep->str);
+    freeReplyObject(rep);
+    cr_expect(fabs(tk + (double)L1 - 1000.0) < 1.0, "tokens %.1f + lease %lld != B", tk, L1);
+    /* An older epoch (a deposed leader waking up) is refused. */
+    const char *old[] = {key, "h1", "4",  "9",    "100000",  "1000000", "i1",   "0",
+                         "0", "0",  "10", "1000", "1000000", "1000",    "60000"};
+    cr_assert_eq(rl__redis_evalsha(c, rl__embed_global, NULL, 1, 15, old, NULL, &rep), 0);
+    cr_expect_eq(rep->element[1]->integer, -1, "epoch 4 after epoch 5 must be refused");
+    freeReplyObject(rep);
+    /* An older sequence in the current epoch too. */
+    const char *call2[] = {key, "h1", "5",  "3",    "100000",  "1000000", "i1",   "0",
+                           "0", "0",  "10", "1000", "1000000", "1000",    "60000"};
+    cr_assert_eq(rl__redis_evalsha(c, rl__embed_global, NULL, 1, 15, call2, NULL, &rep), 0);
+    freeReplyObject(rep);
+    const char *older[] = {key, "h1", "5",  "2",    "100000",  "1000000", "i1",   "0",
+                           "0", "0",  "10", "1000", "1000000", "1000",    "60000"};
+    cr_assert_eq(rl__redis_evalsha(c, rl__embed_global, NULL, 1, 15, older, NULL, &rep), 0);
+    cr_expect_eq(rep->element[1]->integer, -1, "sequence 2 after 3 must be refused");
+    freeReplyObject(rep);
+    cr_assert_eq(rl__redis_cmd(c, &rep, "PTTL %s", key), 0);
+    cr_expect_gt(rep->integer, 0, "every key has a TTL");
+    freeReplyObject(rep);
+    rl__redis_close(c);
+}
+
+Test(global, fork_child_syncs_on_its_own)
+{
+    char url[64];
+    redis_url(url, sizeof url);
+    rl_t *h = host_open(0, url, RL_FALLBACK_CLOSED, 50, 0);
+    rl_limit l = global_limit(1000, 1000);
+    char key[64];
+    unique_key(key, sizeof key, "fork");
+    take(h, key, &l, 1);
+    wait_synced(h, 2, 5000);
+    pid_t p = fork();
+    cr_assert_geq(p, 0);
+    if (p == 0) {
+        /* The child uses the inherited handle; the parent closes its own: the child's restarted
+         * sync thread must take the lead and keep the key synced. */
+        usleep(300000);
+        uint64_t got = 0;
+        for (int i = 0; i < 40; i++) {
+            got += take(h, key, &l, 50);
+            usleep(50000);
+        }
+        rl_health_info hi;
+        rl_health(h, &hi);
+        _exit(hi.leader_pid == getpid() && got > 100 ? 0 : 1);
+    }
+    usleep(100000);
+    rl_close(&g_h[0]); /* resigns: the child's thread takes over */
+    int st;
+    waitpid(p, &st, 0);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+              "the forked child did not lead or admit "
+              "(status %d)",
+              st);
+}
+
+Test(global, bad_urls_and_wrong_passwords_are_clear)
+{
+    rl_options o;
+    rl_options_init(&o);
+    test_name_new(g_hn[0], sizeof g_hn[0]);
+    o.shm_name = g_hn[0];
+    o.capacity = 1024;
+    o.redis_url = "rediss://127.0.0.1:6379";
+    rl_t *rl = NULL;
+    int rc = rl_open(&rl, &o);
+    cr_expect_eq(rc, -ENOTSUP, "rediss: %d %s", rc, rl_errmsg());
+    cr_expect(strstr(rl_errmsg(), "TLS"), "%s", rl_errmsg());
+    o.redis_url = "redis://127.0.0.1:notaport";
+    rc = rl_open(&rl, &o);
+    cr_expect_eq(rc, -EINVAL, "bad port: %d %s", rc, rl_errmsg());
+    /* A wrong password: rl_open succeeds (Redis may come later); health says why, without it. */
+    char url[128];
+    snprintf(url, sizeof url, "redis://nobody:s3cr3t-pw@127.0.0.1:%d", g_redis_port);
+    o.redis_url = url;
+    rc = rl_open(&g_h[0], &o);
+    cr_assert_eq(rc, 0, "%s", rl_errmsg());
+    rl_limit l = global_limit(10, 10);
+    take(g_h[0], "k", &l, 1);
+    usleep(400000);
+    rl_health_info hi = health_of(g_h[0]);
+    cr_expect_neq(hi.error[0], '\0', "a failing AUTH is reported");
+    cr_expect_null(strstr(hi.error, "s3cr3t"), "the password leaked: %s", hi.error);
+    cr_log_info("wrong password: %s", hi.error);
+}
+
+Test(global, window_algorithms_are_refused_with_a_reason)
+{
+    char url[64];
+    rl_t *h = host_open(0, redis_url(url, sizeof url), RL_FALLBACK_LOCAL, 100, 0);
+    rl_limit l = mk_limit(RL_SLIDING_WINDOW, 10, 1000, 0);
+    l.mode = RL_MODE_GLOBAL;
+    rl_result r;
+    int rc = rl_acquire(h, "k", 1, &l, 1, &r);
+    cr_expect_eq(rc, -EINVAL);
+    cr_expect(strstr(rl_errmsg(), "STRICT"), "%s", rl_errmsg());
+}
