@@ -327,7 +327,10 @@ static void add_key(struct rl_global *g, const struct glim *l, uint64_t idx, uin
     unsigned i = g->nkeys++;
     g->keys[i] =
         (struct bkey){.idx = idx, .word = word, .K = K, .C = C, .ka = ka, .den = den, .dden = dden};
-    snprintf(g->kbuf[i], sizeof g->kbuf[i], "rl:g:{%016" PRIx64 "%016" PRIx64 "}", cid[1], cid[0]);
+    /* The hash tag is one of 256 groups (the cluster id's top byte): in Redis Cluster a batch
+     * is one group, so its keys share a slot; standalone batches mix groups freely. */
+    snprintf(g->kbuf[i], sizeof g->kbuf[i], "rl:g:{%02x}:%016" PRIx64 "%016" PRIx64,
+             (unsigned)(cid[1] >> 56), cid[1], cid[0]);
     char(*a)[24] = g->abuf[i];
     uint64_t ttl = l->lim.redis_ttl_ms ? l->lim.redis_ttl_ms : 2 * l->lim.window_ms;
     snprintf(a[0], 24, "%016" PRIx64, word);

@@ -1,6 +1,6 @@
 -- rl GLOBAL sync: one batch of one host's GLOBAL keys, atomically (docs/design.md section 10).
 --
--- Each key is one hash, KEYS[i] = "rl:g:{<cluster id>}", holding the cluster's token bucket
+-- Each key is one hash, KEYS[i] = "rl:g:{<group>}:<cluster id>", holding the cluster's token bucket
 -- (tk tokens, ts last refill, microseconds of Redis' TIME) and per host x:
 --   G:x granted (the ceiling Redis knows), U:x consumption reported, I:x slot incarnation,
 --   r:x demand rate (units/us, EWMA), p:x decayed peak demand per sync, t:x last seen,
