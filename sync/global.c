@@ -519,6 +519,7 @@ static int start_thread(struct rl_global *g)
     int r = pthread_create(&g->thread, NULL, sync_main, g);
     if (r)
         return rl__err(-r, "rl_open: cannot start the GLOBAL sync thread: %s", strerror(r));
+    pthread_setname_np(g->thread, "rl-sync"); /* top -H, /proc/PID/task/TID/comm */
     g->running = true;
     return 0;
 }
