@@ -26,8 +26,8 @@ RL_API void rl_options_init(rl_options *o)
     o->mode = 0600;
     o->enabled = 1;
     o->redis_pool_size = 20;
-    o->sync_interval_ms = 100;
-    o->fallback = RL_FALLBACK_LOCAL;
+    o->sync_interval_ms = 0;           /* the rule set's sync.interval, else 100 */
+    o->fallback = RL_FALLBACK_DEFAULT; /* the rule set's sync.fallback, else LOCAL */
     o->redis_connect_timeout_ms = 200;
     o->redis_command_timeout_ms = 100;
     o->metrics_retention_days = 7;
@@ -116,6 +116,13 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
     if ((opt.mode & 0600) != 0600)
         return rl__err(-EINVAL, "rl_open: mode %o does not give the owner read and write",
                        (unsigned)opt.mode);
+    if (opt.fallback < RL_FALLBACK_DEFAULT || opt.fallback > RL_FALLBACK_CLOSED)
+        return rl__err(-EINVAL,
+                       "rl_open: fallback %d is not RL_FALLBACK_DEFAULT, _LOCAL, _OPEN or _CLOSED",
+                       opt.fallback);
+    if (opt.sync_interval_ms > 60000)
+        return rl__err(-EINVAL, "rl_open: sync_interval_ms %llu is above 60000 (60 s)",
+                       (unsigned long long)opt.sync_interval_ms);
     if (opt.flags & ~(unsigned)(RL_OPEN_NOCREATE | RL_OPEN_ALLOW_FOREIGN))
         return rl__err(-EINVAL, "rl_open: unknown flags 0x%x", opt.flags);
     if (opt.config_path) {
@@ -135,10 +142,19 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
         free(rl);
         return r;
     }
-    rl->fallback = opt.fallback;
-    r = rl__strict_open(rl, &opt);
-    if (r == 0)
-        r = rl__rules_open(rl, &opt);
+    r = rl__rules_open(rl, &opt);
+    if (r == 0) {
+        /* Options left to the configuration take the rule set's `sync:` values. */
+        uint64_t ival;
+        int fb;
+        rl__rules_sync_settings(rl, &ival, &fb);
+        if (!opt.sync_interval_ms)
+            opt.sync_interval_ms = ival ? ival : 100;
+        if (opt.fallback == RL_FALLBACK_DEFAULT)
+            opt.fallback = fb != RL_FALLBACK_DEFAULT ? fb : RL_FALLBACK_LOCAL;
+        rl->fallback = opt.fallback;
+        r = rl__strict_open(rl, &opt);
+    }
     if (r == 0)
         r = rl__global_open(rl, &opt);
     if (r < 0) {

@@ -43,6 +43,7 @@ struct rl_ruleset *rl__ruleset_new(void)
     rs->warn_permille = 800;
     rs->ipv6_prefix = 128;
     rs->audit = RL_AUDIT_DENIALS;
+    rs->sync_fallback = RL_FALLBACK_DEFAULT;
     return rs;
 }
 
@@ -896,6 +897,44 @@ static int parse_strlist(const struct pctx *c, const yaml_node_t *v, const char 
     return 0;
 }
 
+enum { SK_INTERVAL, SK_FALLBACK, SK_COUNT };
+static const char *const sync_keys[SK_COUNT] = {"interval", "fallback"};
+static const char *const fallback_names[3] = {"local", "open", "closed"};
+
+static int fallback_from_name(const char *s)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(s, fallback_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static const char *fallback_name_i(int i)
+{
+    return i >= 0 && i < 3 ? fallback_names[i] : NULL;
+}
+
+/* sync: {interval: 100ms, fallback: local} — GLOBAL mode's defaults for this rule set. */
+static int parse_sync(const struct pctx *c, const yaml_node_t *v)
+{
+    struct rl_ruleset *rs = c->rs;
+    if (absent(v))
+        return 0;
+    if (v->type != YAML_MAPPING_NODE)
+        return expect(c, v, "a mapping such as {interval: 100ms, fallback: local}", "sync");
+    yaml_node_t *sv[SK_COUNT];
+    int r = read_map(c, v, "sync", sync_keys, SK_COUNT, sv);
+    if (r == 0 && !absent(sv[SK_INTERVAL])) {
+        r = get_duration(c, sv[SK_INTERVAL], "interval", true, &rs->sync_interval_ms);
+        if (r == 0 && rs->sync_interval_ms > 60000)
+            r = expect(c, sv[SK_INTERVAL], "a duration from 1ms to 60s", "interval");
+    }
+    if (r == 0 && !absent(sv[SK_FALLBACK]))
+        r = get_choice(c, sv[SK_FALLBACK], "fallback", fallback_from_name, fallback_name_i, 3,
+                       &rs->sync_fallback);
+    return r;
+}
+
 enum { BK_IPS, BK_USERS, BK_COUNT };
 static const char *const bypass_keys[BK_COUNT] = {"ips", "users"};
 
@@ -931,6 +970,7 @@ enum {
     K_TIERS,
     K_BYPASS,
     K_TRUSTED,
+    K_SYNC,
     K_COUNT
 };
 
@@ -948,6 +988,7 @@ static const char *const top_keys[K_COUNT] = {
     [K_TIERS] = "tiers",
     [K_BYPASS] = "bypass",
     [K_TRUSTED] = "trusted_proxies",
+    [K_SYNC] = "sync",
 };
 
 static int check_default_tier(const struct pctx *c, const yaml_node_t *v)
@@ -1019,6 +1060,8 @@ static int parse_top(const struct pctx *c, const yaml_node_t *root)
     if (r == 0)
         r = parse_strlist(c, v[K_TRUSTED], "trusted_proxies", true, &rs->trusted_proxies,
                           &rs->ntrusted);
+    if (r == 0)
+        r = parse_sync(c, v[K_SYNC]);
     return r;
 }
 
@@ -1524,6 +1567,12 @@ int rl__ruleset_validate(const struct rl_ruleset *rs, const char *origin)
                     (unsigned)rs->warn_permille);
     if (rs->ipv6_prefix < 64 || rs->ipv6_prefix > 128)
         return verr(-EINVAL, origin, 0, 0, "ipv6_prefix %u is outside 64..128", rs->ipv6_prefix);
+    if (rs->sync_interval_ms > 60000)
+        return verr(-EINVAL, origin, 0, 0, "sync.interval %llu ms is above 60 s",
+                    (unsigned long long)rs->sync_interval_ms);
+    if (rs->sync_fallback < RL_FALLBACK_DEFAULT || rs->sync_fallback > RL_FALLBACK_CLOSED)
+        return verr(-EINVAL, origin, 0, 0, "sync.fallback %d is not local, open or closed",
+                    rs->sync_fallback);
     if ((unsigned)rs->audit > RL_AUDIT_ALL)
         return verr(-EINVAL, origin, 0, 0, "unknown audit mode %d", (int)rs->audit);
     /* Counts first: the checks below are quadratic in a list's length. */
@@ -1834,6 +1883,19 @@ static void em_ruleset(struct em *m, const struct rl_ruleset *rs)
     if (rs->default_tier) {
         em_raw(m, "default_tier", YAML_PLAIN_SCALAR_STYLE);
         em_str(m, rs->default_tier);
+    }
+    if (rs->sync_interval_ms || rs->sync_fallback != RL_FALLBACK_DEFAULT) {
+        em_raw(m, "sync", YAML_PLAIN_SCALAR_STYLE);
+        em_map(m, false);
+        if (rs->sync_interval_ms) {
+            em_raw(m, "interval", YAML_PLAIN_SCALAR_STYLE);
+            em_u64(m, rs->sync_interval_ms, "ms");
+        }
+        if (rs->sync_fallback != RL_FALLBACK_DEFAULT) {
+            em_raw(m, "fallback", YAML_PLAIN_SCALAR_STYLE);
+            em_str(m, fallback_name_i(rs->sync_fallback));
+        }
+        em_map_end(m);
     }
     em_layers(m, "defaults", rs->defaults, rs->ndefaults);
     em_layers(m, "global", rs->globals, rs->nglobals);

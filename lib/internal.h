@@ -298,6 +298,8 @@ uint64_t rl__limits_for(uint64_t capacity);
 
 /* rules.c */
 int rl__rules_open(struct rl *rl, const rl_options *o);
+/* The rule set's `sync:` values (0 / RL_FALLBACK_DEFAULT when it leaves them unset). */
+void rl__rules_sync_settings(struct rl *rl, uint64_t *interval_ms, int *fallback);
 void rl__rules_close(struct rl *rl);
 
 /* table.c */

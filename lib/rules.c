@@ -477,6 +477,18 @@ int rl__rules_open(struct rl *rl, const rl_options *o)
     return 0;
 }
 
+void rl__rules_sync_settings(struct rl *rl, uint64_t *interval_ms, int *fallback)
+{
+    *interval_ms = 0;
+    *fallback = RL_FALLBACK_DEFAULT;
+    /* Called by rl_open before the handle is shared: no reader or refresher can race us. */
+    struct rl_rules_rt *rt = atomic_load_explicit(&rl->rules, memory_order_acquire);
+    if (rt && rt->rs) {
+        *interval_ms = rt->rs->sync_interval_ms;
+        *fallback = rt->rs->sync_fallback;
+    }
+}
+
 void rl__rules_close(struct rl *rl)
 {
     if (rl->rules_lock) {

@@ -63,6 +63,9 @@ struct rl_ruleset {
     size_t nbypass_users;
     char **trusted_proxies; /* for servers calling rl_client_ip (rl-demo) */
     size_t ntrusted;
+    /* `sync:` (GLOBAL mode), for handles whose rl_options leave them to the configuration. */
+    uint64_t sync_interval_ms; /* 0: not set (100) */
+    int sync_fallback;         /* RL_FALLBACK_DEFAULT: not set (LOCAL) */
 };
 
 /* A new, empty rule set with the defaults above; NULL when out of memory. */

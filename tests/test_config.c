@@ -557,7 +557,7 @@ static const struct bad bad_configs[] = {
     {"version: 1\ncolour: red\n", -EINVAL,
      "bad.yaml:2:1: unknown key 'colour' in the rule set (expected one of: version, environment, "
      "description, warn_threshold, ipv6_prefix, audit, default_tier, defaults, global, endpoints, "
-     "tiers, bypass, trusted_proxies)"},
+     "tiers, bypass, trusted_proxies, sync)"},
     {"version: 1\ndefaults: [{requests: 1, window: 1s, requests: 2}]\n", -EINVAL,
      "bad.yaml:2:38: duplicate key 'requests' (first at 2:13)"},
     {"version: 1\naudit: all\nversion: 1\n", -EINVAL,
@@ -764,8 +764,41 @@ static const struct bad bad_configs[] = {
     {"version: 1\ntrusted_proxies: [localhost]\n", -EINVAL,
      "bad.yaml:2:19: expected an IP address or CIDR (10.0.0.0/8, ::1) for 'trusted_proxies', got "
      "'localhost'"},
+    {"version: 1\nsync: {fallback: maybe}\n", -EINVAL,
+     "bad.yaml:2:18: expected local, open or closed for 'fallback', got 'maybe'"},
+    {"version: 1\nsync: {interval: 2m}\n", -EINVAL,
+     "bad.yaml:2:18: expected a duration from 1ms to 60s for 'interval', got '2m'"},
+    {"version: 1\nsync: {period: 1s}\n", -EINVAL, "bad.yaml:2:8: unknown key 'period'"},
+    {"version: 1\nglobal:\n  - {requests: 5, window: 1s, algorithm: sliding_window, "
+     "scope: global, mode: global}\n", -EINVAL,
+     "bad.yaml:3:5: global, layer 0: mode global shares a token bucket across hosts, so it "
+     "needs algorithm token_bucket (or gcra), not sliding_window"},
 };
 /* clang-format on */
+
+/* sync: {interval, fallback} parses, survives the canonical round trip, and may be absent. */
+Test(config, sync_section)
+{
+    struct rl_ruleset *rs = must_parse("version: 1\nsync: {interval: 250ms, fallback: closed}\n");
+    cr_expect_eq(rs->sync_interval_ms, 250);
+    cr_expect_eq(rs->sync_fallback, RL_FALLBACK_CLOSED);
+    size_t n;
+    char *text = must_emit(rs, &n);
+    cr_expect(strstr(text, "interval: 250ms") != NULL, "%s", text);
+    struct rl_ruleset *back = must_parse(text);
+    cr_expect_eq(back->sync_interval_ms, 250);
+    cr_expect_eq(back->sync_fallback, RL_FALLBACK_CLOSED);
+    free(text);
+    rl__ruleset_free(back);
+    rl__ruleset_free(rs);
+    rs = must_parse("version: 1\n");
+    cr_expect_eq(rs->sync_interval_ms, 0, "unset: the options' default applies");
+    cr_expect_eq(rs->sync_fallback, RL_FALLBACK_DEFAULT);
+    text = must_emit(rs, &n);
+    cr_expect(strstr(text, "sync") == NULL, "%s", text);
+    free(text);
+    rl__ruleset_free(rs);
+}
 
 Test(config, bad_configurations)
 {

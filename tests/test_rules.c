@@ -633,6 +633,14 @@ Test(rules, options_from_env)
         {"ENABLE_RATE_LIMIT_MONITORING", "true", 0, NULL},
         {"RL_SHM", "/rl-env-test", 0, NULL},
         {"RL_SHM", "no slash", -EINVAL, "RL_SHM"},
+        {"RL_SYNC_INTERVAL_MS", "50", 0, NULL},
+        {"RL_SYNC_INTERVAL_MS", "0", -EINVAL, "RL_SYNC_INTERVAL_MS"},
+        {"RL_SYNC_INTERVAL_MS", "60001", -EINVAL, "RL_SYNC_INTERVAL_MS"},
+        {"RL_FALLBACK", "open", 0, NULL},
+        {"RL_FALLBACK", "CLOSED", 0, NULL},
+        {"RL_FALLBACK", "fail-open", -EINVAL, "RL_FALLBACK"},
+        {"RL_CLUSTER_HOSTS", "4", 0, NULL},
+        {"RL_CLUSTER_HOSTS", "0", -EINVAL, "RL_CLUSTER_HOSTS"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         setenv(cases[i].var, cases[i].value, 1);
@@ -648,8 +656,13 @@ Test(rules, options_from_env)
     setenv("RATE_LIMITING_ENABLED", "0", 1);
     setenv("REDIS_POOL_SIZE", "33", 1);
     setenv("RL_CONFIG", "/etc/rl.yaml", 1);
+    setenv("RL_SYNC_INTERVAL_MS", "25", 1);
+    setenv("RL_FALLBACK", "closed", 1);
+    setenv("RL_CLUSTER_HOSTS", "3", 1);
     rl_options o;
     rl_options_init(&o);
+    cr_assert_eq(o.sync_interval_ms, 0, "0: the configuration's, else 100");
+    cr_assert_eq(o.fallback, RL_FALLBACK_DEFAULT);
     cr_assert_eq(o.enabled, 1);
     cr_assert_eq(o.redis_pool_size, 20);
     cr_assert_eq(o.metrics_retention_days, 7);
@@ -657,6 +670,12 @@ Test(rules, options_from_env)
     cr_assert_eq(o.enabled, 0);
     cr_assert_eq(o.redis_pool_size, 33);
     cr_assert_str_eq(o.config_path, "/etc/rl.yaml");
+    cr_assert_eq(o.sync_interval_ms, 25);
+    cr_assert_eq(o.fallback, RL_FALLBACK_CLOSED);
+    cr_assert_eq(o.cluster_hosts, 3);
+    unsetenv("RL_SYNC_INTERVAL_MS");
+    unsetenv("RL_FALLBACK");
+    unsetenv("RL_CLUSTER_HOSTS");
 }
 
 /* ---- presets and the debug log --------------------------------------------------------------- */

@@ -78,11 +78,13 @@ typedef struct rl_options {
      *  METRICS_RETENTION_DAYS days (default 7). */
     int monitoring;
     unsigned metrics_retention_days;
-    /** GLOBAL sync period in ms (RL_SYNC_INTERVAL_MS; default 100). */
+    /** GLOBAL sync period in ms, 1..60000 (RL_SYNC_INTERVAL_MS). 0 (the default): the rule
+     *  set's `sync.interval`, else 100. */
     uint64_t sync_interval_ms;
-    /** What GLOBAL and STRICT limits do while Redis is unreachable: RL_FALLBACK_LOCAL (default:
-     *  keep enforcing this host's last share), RL_FALLBACK_OPEN (allow), RL_FALLBACK_CLOSED
-     *  (deny). */
+    /** What GLOBAL and STRICT limits do while Redis is unreachable: RL_FALLBACK_LOCAL (keep
+     *  enforcing this host's last share), RL_FALLBACK_OPEN (allow), RL_FALLBACK_CLOSED (deny)
+     *  (RL_FALLBACK). RL_FALLBACK_DEFAULT (the default): the rule set's `sync.fallback`, else
+     *  LOCAL. */
     int fallback;
     /** Redis connect and command timeouts in ms (defaults 200 and 100). */
     unsigned redis_connect_timeout_ms;
@@ -95,7 +97,12 @@ typedef struct rl_options {
 } rl_options;
 
 /** Values of rl_options.fallback. */
-enum { RL_FALLBACK_LOCAL = 0, RL_FALLBACK_OPEN = 1, RL_FALLBACK_CLOSED = 2 };
+enum {
+    RL_FALLBACK_DEFAULT = -1, /**< the configuration's `sync.fallback`, else LOCAL */
+    RL_FALLBACK_LOCAL = 0,
+    RL_FALLBACK_OPEN = 1,
+    RL_FALLBACK_CLOSED = 2
+};
 
 /** Fills *o with the defaults above. Never fails; does not allocate. */
 RL_API void rl_options_init(rl_options *o);
