@@ -398,6 +398,7 @@ static int sync_round(struct rl_global *g, uint64_t now, bool early)
     uint64_t hosts = 0;
     uint64_t start = now;
     int r = 0;
+    bool sent = false;
     for (uint64_t i = 0; i < rl->nslots && r == 0; i++) {
         struct rl_slot *s = &rl->slots[i];
         /* acquire: pairs with the release publish of LIVE (meta and keyp visible). */
@@ -438,11 +439,14 @@ static int sync_round(struct rl_global *g, uint64_t now, bool early)
         cid[0] = atomic_load_explicit(&s->keyp[0], memory_order_relaxed);
         cid[1] = atomic_load_explicit(&s->keyp[1], memory_order_relaxed);
         add_key(g, l, i, w, K, C, e->ka, den, dden, cid);
+        sent = true;
         if (g->nkeys == BATCH)
             r = send_batch(g, now, &hosts);
     }
-    if (r == 0)
+    if (r == 0 && g->nkeys)
         r = send_batch(g, now, &hosts);
+    else if (r == 0 && !sent)
+        r = rl__redis_cmd(g->conn, NULL, "PING"); /* nothing to report: is Redis there? */
     g->nkeys = 0;
     struct rl_shm_header *h = rl->hdr;
     if (r == 0) {

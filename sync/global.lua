@@ -4,7 +4,8 @@
 -- (tk tokens, ts last refill, microseconds of Redis' TIME) and per host x:
 --   G:x granted (the ceiling Redis knows), U:x consumption reported, I:x slot incarnation,
 --   r:x demand rate (units/us, EWMA), p:x decayed peak demand per sync, t:x last seen,
---   e:x s:x q:x the last (epoch, sequence) processed and its answer "L,rel" (fencing, retries).
+--   e:x s:x q:x the last (epoch, sequence) processed and its answer "L,rel" (fencing, retries),
+--   c:x the part of tk credited to x (refill shared at fair rates; tk = common + credits).
 -- Invariant kept: tk + sum over hosts of max(0, G - U) <= B, and every unit a host admits lies
 -- under its G, which was debited from tk when granted. So the hosts together never admit more
 -- than one exact bucket of (rate, B) would; see the proof in docs/design.md.
@@ -33,6 +34,20 @@ local function need(r, p)
   return math.max(v, 1)
 end
 
+-- max-min fair split of `total` over the hosts' wants (water filling): {host = share}
+local function waterfill(hosts, want, total)
+  local items = {}
+  for _, x in ipairs(hosts) do items[#items + 1] = x end
+  table.sort(items, function(a, c) return want[a] < want[c] end)
+  local left, n, share = total, #items, {}
+  for idx, x in ipairs(items) do
+    local g = math.min(want[x], left / (n - idx + 1))
+    share[x] = g
+    left = left - g
+  end
+  return share
+end
+
 for i = 1, #KEYS do
   local b = 5 + (i - 1) * 9
   local inc = ARGV[b + 1]
@@ -59,7 +74,7 @@ for i = 1, #KEYS do
     local tk, ts = tonumber(f.tk), tonumber(f.ts)
     if not tk then tk, ts = B, now end
     -- live hosts; a host silent for R gives its lease back
-    local hosts, held, needs = {}, {}, {}
+    local hosts, held, needs, rates = {}, {}, {}, {}
     local sumO = 0
     for key, v in pairs(f) do
       if string.sub(key, 1, 2) == 'G:' then
@@ -70,13 +85,14 @@ for i = 1, #KEYS do
         if x ~= h and now - tx > R then
           tk = tk + Ox
           redis.call('HDEL', k, 'G:' .. x, 'U:' .. x, 'I:' .. x, 'r:' .. x, 'p:' .. x,
-                     't:' .. x, 'e:' .. x, 's:' .. x, 'q:' .. x)
+                     't:' .. x, 'e:' .. x, 's:' .. x, 'q:' .. x, 'c:' .. x)
         elseif x ~= h then
           hosts[#hosts + 1] = x
           held[x] = Ox
           sumO = sumO + Ox
           local px = tonumber(f['p:' .. x] or '0') * math.exp(-(now - tx) / PTAU)
           needs[x] = need(tonumber(f['r:' .. x]), px)
+          rates[x] = tonumber(f['r:' .. x]) or 0
         end
       end
     end
@@ -88,7 +104,11 @@ for i = 1, #KEYS do
     if G then myO = math.max(0, G - U) end
     -- refill, capped so that the bucket plus the outstanding leases never exceed B
     local cap = B - sumO - myO
-    if tk < cap then tk = math.min(cap, tk + rate * (now - ts)) end
+    local add = 0
+    if tk < cap then
+      add = math.min(cap, tk + rate * (now - ts)) - tk
+      tk = tk + add
+    end
     if f['I:' .. h] ~= inc then
       -- a new incarnation of this host's slot: an old one's unused lease comes back (a slot is
       -- dropped only when nothing is outstanding, so this is at most a grant that never landed)
@@ -117,7 +137,10 @@ for i = 1, #KEYS do
     p = math.max(att, (p or 0) * math.exp(-dt / PTAU))
     needs[h] = need(r, p)
     held[h] = O
-    local pool = tk + sumO + O
+    -- the pool: the bucket, every outstanding lease, and what the bucket gains until the next
+    -- round. Counting the inflow shares the *rate* fairly when demand exceeds it (the bucket is
+    -- then empty at every round and would leave nothing to share).
+    local pool = tk + sumO + O + rate * T
     if not tl and den > 0 then
       -- a host new to the key that was already denied: its demand is unknown beyond what it
       -- tried; ask as much as the busiest host
@@ -125,24 +148,32 @@ for i = 1, #KEYS do
       for _, x in ipairs(hosts) do mx = math.max(mx, needs[x]) end
       needs[h] = mx
     end
-    -- max-min fair shares of the pool (water filling)
-    local items = {}
-    for _, x in ipairs(hosts) do items[#items + 1] = x end
-    table.sort(items, function(a, c) return needs[a] < needs[c] end)
-    local left, n, alloc = math.max(0, pool), #items, {}
-    for idx, x in ipairs(items) do
-      local g = math.min(needs[x], left / (n - idx + 1))
-      alloc[x] = g
-      left = left - g
-    end
-    -- keep in the bucket what hosts below their share still lack
-    local res = 0
+    -- max-min fair shares (water filling) of the pool over the needs, and of the refill rate
+    -- over the demand rates
+    local alloc = waterfill(hosts, needs, math.max(0, pool))
+    rates[h] = r
+    local rshare = waterfill(hosts, rates, rate)
+    -- The refill is credited to the hosts below their share at their fair rates (c:x), so a
+    -- host that reports often cannot take what arrived for one that reports once a round; a
+    -- host's credit never exceeds what it lacks, the rest stays common. tk = common + credits.
+    local credit, csum = {}, 0
     for _, x in ipairs(hosts) do
-      if x ~= h then res = res + math.max(0, alloc[x] - held[x]) end
+      local c = tonumber(f['c:' .. x] or '0')
+      if tk <= 0 then c = 0 end
+      if rate > 0 then c = c + add * rshare[x] / rate end
+      c = math.min(c, math.max(0, alloc[x] - held[x]))
+      credit[x] = c
+      csum = csum + c
     end
-    local avail = math.max(0, math.max(tk, 0) - res)
+    if csum > math.max(0, tk) then
+      for _, x in ipairs(hosts) do credit[x] = credit[x] * math.max(0, tk) / csum end
+      csum = math.max(0, tk)
+    end
+    local common = math.max(0, tk - csum)
     local target = alloc[h]
-    L = math.floor(math.min(math.max(0, target - O), avail))
+    local mine = math.max(0, target - O)
+    L = math.floor(math.min(mine, credit[h] + common))
+    credit[h] = math.max(0, credit[h] - L)
     -- (a host's first report knows too little of its demand to be asked to give back)
     if tl and target < O - 1 then rel = math.floor(O - target) end
     tk = tk - L
@@ -151,6 +182,7 @@ for i = 1, #KEYS do
     redis.call('HSET', k, 'tk', tk, 'ts', now, 'G:' .. h, G, 'U:' .. h, U, 'I:' .. h, inc,
                'r:' .. h, r, 'p:' .. h, p, 't:' .. h, now, 'e:' .. h, ep, 's:' .. h, sq,
                'q:' .. h, L .. ',' .. rel)
+    for _, x in ipairs(hosts) do redis.call('HSET', k, 'c:' .. x, credit[x]) end
     redis.call('PEXPIRE', k, math.max(ttl, 2 * R / 1000))
     if #hosts > nmax then nmax = #hosts end
   end
