@@ -998,6 +998,60 @@ RL_API int rl_refund(rl_t *rl, const void *key, size_t keylen, const rl_limit *l
     return rl__refund(rl, key, keylen, lim, cost, rl__clock(rl));
 }
 
+/* ---- reset --------------------------------------------------------------------------------- */
+
+RL_API int rl_reset(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim)
+{
+    if (!rl || !lim)
+        return rl__err(-EINVAL, "rl_reset: rl and lim must not be NULL");
+    int r = key_check(key, keylen);
+    if (r < 0)
+        return r;
+    /* Without Redis, STRICT and GLOBAL layers count locally (rules.c): reset that count. */
+    if ((lim->mode == RL_MODE_STRICT && !rl->strict) ||
+        (lim->mode == RL_MODE_GLOBAL && !rl->global)) {
+        rl_limit local = *lim;
+        local.mode = RL_MODE_LOCAL;
+        return rl_reset(rl, key, keylen, &local);
+    }
+    uint32_t lid;
+    const struct rl_params *p = rl__limit_id(rl, lim, &lid, &r);
+    if (!p)
+        return r;
+    struct keyref k;
+    if (lim->mode == RL_MODE_GLOBAL)
+        keyref_init_global(rl, &k, key, keylen, lid, p);
+    else
+        keyref_init(rl, &k, key, keylen, lid);
+    uint64_t t = clamp_time(rl__clock(rl));
+    for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
+        uint64_t idx, word;
+        r = locate(rl, &k, t, false, &idx, &word);
+        if (r < 0)
+            return r;
+        if (r == NOT_FOUND)
+            break;
+        struct rl_slot *s = &rl->slots[idx];
+        /* acquire: pairs with the decisions' release CAS. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        if ((st & RL_VAL_MASK) != RL_STATE_DEAD) {
+            uint64_t dead = (st & ~RL_VAL_MASK) | RL_STATE_DEAD;
+            /* acq_rel: as reclaim(): a decision that raced us landed first (we retry) or
+             * fails after us and re-inserts a fresh key. */
+            if (!atomic_compare_exchange_strong_explicit(&s->state, &st, dead, memory_order_acq_rel,
+                                                         memory_order_relaxed))
+                continue;
+        }
+        finish_reclaim(rl, s, word);
+        break;
+    }
+    if (lim->mode == RL_MODE_STRICT)
+        return rl__strict_reset(rl, key, keylen, lim);
+    if (lim->mode == RL_MODE_GLOBAL)
+        return rl__global_reset(rl, k.kp[0], k.kp[1]);
+    return 0;
+}
+
 /* ---- inspection ------------------------------------------------------------------------------ */
 
 RL_API int rl_foreach_key(rl_t *rl, uint64_t now_ns, int (*fn)(const rl_key_view *kv, void *arg),

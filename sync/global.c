@@ -320,6 +320,14 @@ static int send_batch(struct rl_global *g, uint64_t now, uint64_t *hosts)
     return 0;
 }
 
+void rl__global_redis_key(char *out, size_t n, uint64_t cid_lo, uint64_t cid_hi)
+{
+    /* The hash tag is one of 256 groups (the cluster id's top byte): in Redis Cluster a batch
+     * is one group, so its keys share a slot; standalone batches mix groups freely. */
+    snprintf(out, n, "rl:g:{%02x}:%016" PRIx64 "%016" PRIx64, (unsigned)(cid_hi >> 56), cid_hi,
+             cid_lo);
+}
+
 static void add_key(struct rl_global *g, const struct glim *l, uint64_t idx, uint64_t word,
                     uint64_t K, uint64_t C, uint64_t ka, uint32_t den, uint32_t dden,
                     const uint64_t cid[2])
@@ -327,10 +335,7 @@ static void add_key(struct rl_global *g, const struct glim *l, uint64_t idx, uin
     unsigned i = g->nkeys++;
     g->keys[i] =
         (struct bkey){.idx = idx, .word = word, .K = K, .C = C, .ka = ka, .den = den, .dden = dden};
-    /* The hash tag is one of 256 groups (the cluster id's top byte): in Redis Cluster a batch
-     * is one group, so its keys share a slot; standalone batches mix groups freely. */
-    snprintf(g->kbuf[i], sizeof g->kbuf[i], "rl:g:{%02x}:%016" PRIx64 "%016" PRIx64,
-             (unsigned)(cid[1] >> 56), cid[1], cid[0]);
+    rl__global_redis_key(g->kbuf[i], sizeof g->kbuf[i], cid[0], cid[1]);
     char(*a)[24] = g->abuf[i];
     uint64_t ttl = l->lim.redis_ttl_ms ? l->lim.redis_ttl_ms : 2 * l->lim.window_ms;
     snprintf(a[0], 24, "%016" PRIx64, word);

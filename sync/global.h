@@ -10,6 +10,9 @@
 int rl__global_open(struct rl *rl, const rl_options *o);
 /* Stops the thread (resigning the leadership: another process takes over at once). */
 void rl__global_close(struct rl *rl);
+/* The Redis key of a GLOBAL key's cluster state: "rl:g:{gg}:<32 hex digits>" (gg: the group
+ * hash tag, the id's top byte). */
+void rl__global_redis_key(char *out, size_t n, uint64_t cid_lo, uint64_t cid_hi);
 /* The sync fields of rl_health. */
 void rl__global_health(struct rl *rl, rl_health_info *out);
 

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define XXH_INLINE_ALL
@@ -274,6 +275,64 @@ RL_API int rl_health(rl_t *rl, rl_health_info *out)
     rl__pool_stats(s->pool, &ps);
     out->breaker_open = ps.breaker_open;
     out->breaker_trips = ps.breaker_trips;
+    return 0;
+}
+
+/* DEL of up to 6 keys through the pool. */
+static int pooled_del(struct rl_strict *s, int n, const char **keys)
+{
+    const char *argv[7] = {"DEL"};
+    for (int i = 0; i < n && i < 6; i++)
+        argv[i + 1] = keys[i];
+    struct rl_redis *c = NULL;
+    int r = rl__pool_get(s->pool, &c);
+    if (r == 0) {
+        r = rl__redis_cmd_argv(c, NULL, n + 1, argv, NULL);
+        rl__pool_put(s->pool, c);
+    }
+    return r;
+}
+
+int rl__strict_reset(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim)
+{
+    char rkey[40], k[6][56];
+    const char *keys[6];
+    redis_key(key, keylen, lim, rkey);
+    snprintf(k[0], sizeof k[0], "%s", rkey);
+    snprintf(k[1], sizeof k[1], "%s:log", rkey);
+    snprintf(k[2], sizeof k[2], "%s:seq", rkey);
+    /* Fixed windows: the counters of the windows around now (Redis' clock may differ a little
+     * from ours; older windows have expired or will). */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    uint64_t idx = now_ms / (lim->window_ms ? lim->window_ms : 1);
+    for (int i = 0; i < 3; i++)
+        snprintf(k[3 + i], sizeof k[3 + i], "%s:%" PRIu64, rkey, idx - 1 + (uint64_t)i);
+    for (int i = 0; i < 6; i++)
+        keys[i] = k[i];
+    int r = pooled_del(rl->strict, 6, keys);
+    if (r < 0)
+        return rl__err(r,
+                       "rl_reset: the key was reset here, but its Redis state was not "
+                       "deleted: %s",
+                       rl_errmsg());
+    return 0;
+}
+
+int rl__global_reset(struct rl *rl, uint64_t cid_lo, uint64_t cid_hi)
+{
+    if (!rl->strict)
+        return 0;
+    char k[48];
+    const char *keys[1] = {k};
+    rl__global_redis_key(k, sizeof k, cid_lo, cid_hi);
+    int r = pooled_del(rl->strict, 1, keys);
+    if (r < 0)
+        return rl__err(r,
+                       "rl_reset: the key was reset here, but its cluster-wide state in "
+                       "Redis was not deleted: %s",
+                       rl_errmsg());
     return 0;
 }
 

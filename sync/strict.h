@@ -17,6 +17,11 @@ int rl__strict_acquire(struct rl *rl, const void *key, size_t keylen, const rl_l
 int rl__strict_refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
                       const struct rl_params *p, uint64_t cost);
 
+/* Deletes the Redis state of (key, lim) (rl_reset): one pooled round trip. */
+int rl__strict_reset(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim);
+/* Deletes one GLOBAL key's Redis hash (rl_reset), through the STRICT pool. */
+int rl__global_reset(struct rl *rl, uint64_t cid_lo, uint64_t cid_hi);
+
 /* Answers given by Redis, and by the fallback. */
 void rl__strict_counts(const struct rl *rl, uint64_t *checks, uint64_t *fallbacks);
 

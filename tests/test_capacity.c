@@ -156,3 +156,39 @@ Test(capacity, many_limits)
     cr_expect_eq(info_of(g_rl).limits_in_use, ok);
     assert_sound(g_rl, "after many limits");
 }
+
+/* rl_reset: an exhausted key is fresh again, every algorithm; slot returned; bad arguments. */
+Test(capacity, reset_makes_a_key_fresh)
+{
+    g_rl = test_open(g_name, 4096);
+    static const rl_algorithm algos[] = {RL_TOKEN_BUCKET, RL_GCRA, RL_FIXED_WINDOW,
+                                         RL_SLIDING_WINDOW};
+    for (size_t a = 0; a < sizeof algos / sizeof algos[0]; a++) {
+        rl_limit l = mk_limit(algos[a], 3, MS_HOUR, 0);
+        for (int i = 0; i < 3; i++)
+            cr_assert(acq_at(g_rl, "reset-me", &l, 1, at_ms(0)).allowed);
+        cr_assert(!acq_at(g_rl, "reset-me", &l, 1, at_ms(1)).allowed, "%s", algo_name(algos[a]));
+        uint64_t used = info_of(g_rl).slots_in_use;
+        cr_assert_eq(rl_reset(g_rl, "reset-me", 8, &l), 0, "%s", rl_errmsg());
+        cr_expect_eq(info_of(g_rl).slots_in_use, used - 1, "the slot is given back");
+        rl_result r = acq_at(g_rl, "reset-me", &l, 1, at_ms(2));
+        cr_expect(r.allowed, "%s: fresh after the reset", algo_name(algos[a]));
+        cr_expect_eq(r.remaining, 2, "%s: remaining %" PRIu64, algo_name(algos[a]), r.remaining);
+        /* Another limit's count of the same key bytes is untouched. */
+        assert_sound(g_rl, "after reset");
+    }
+    rl_limit l = mk_limit(RL_TOKEN_BUCKET, 3, MS_HOUR, 0);
+    cr_expect_eq(rl_reset(g_rl, "never-seen", 10, &l), 0, "an unknown key is a no-op");
+    cr_expect_eq(rl_reset(NULL, "k", 1, &l), -EINVAL);
+    cr_expect_eq(rl_reset(g_rl, "k", 1, NULL), -EINVAL);
+    cr_expect_eq(rl_reset(g_rl, "", 0, &l), -EINVAL);
+    /* A STRICT limit without Redis counts locally (rl_check does so): reset clears that
+     * count, and never fails for want of Redis. */
+    rl_limit local = mk_limit(RL_TOKEN_BUCKET, 3, MS_HOUR, 0);
+    for (int i = 0; i < 3; i++)
+        acq_at(g_rl, "twin", &local, 1, at_ms(0));
+    cr_assert(!acq_at(g_rl, "twin", &local, 1, at_ms(0)).allowed);
+    l.mode = RL_MODE_STRICT;
+    cr_expect_eq(rl_reset(g_rl, "twin", 4, &l), 0, "%s", rl_errmsg());
+    cr_expect(acq_at(g_rl, "twin", &local, 1, at_ms(1)).allowed, "the local twin was reset");
+}

@@ -538,7 +538,8 @@ Test(global, redis_killed_then_fallback_then_resync)
         got = take(g_h[2], key, &l, 5);
         usleep(50000);
     }
-    cr_log_info("CLOSED admits again %" PRIu64 " ms after the resync", (mono_ns() - t0) / NS_MS);
+    cr_log_info("CLOSED admits again %" PRIu64 " ms after the resync",
+                (uint64_t)((mono_ns() - t0) / NS_MS));
     cr_expect_gt(got, 0, "CLOSED admits again once synced and the debt is repaid");
 }
 
@@ -896,4 +897,44 @@ Test(global, rule_file_sync_section_sets_the_fallback)
     cr_assert_eq(rl_open(&g_h[1], &o), 0, "%s", rl_errmsg());
     cr_assert_eq(rl_acquire(g_h[1], "k", 1, &l, 1, &r), 0);
     cr_expect(r.allowed, "default fallback local: the grant admits");
+}
+
+/* rl_reset of a GLOBAL key drops this host's slot and the cluster-wide state in Redis: the
+ * bucket restarts full. */
+Test(global, reset_clears_the_cluster_state)
+{
+    char url[64];
+    rl_t *h = host_open(0, redis_url(url, sizeof url), RL_FALLBACK_CLOSED, 50, 0);
+    rl_limit l = global_limit(10, 10); /* 10 per second, burst 10 */
+    l.window_ms = 3600 * 1000;         /* 10 per hour: nothing refills during the test */
+    char key[64];
+    unique_key(key, sizeof key, "reset");
+    uint64_t got = 0;
+    for (int i = 0; i < 40 && got < 10; i++) {
+        got += take(h, key, &l, 10);
+        usleep(60000);
+    }
+    cr_assert_eq(got, 10, "the whole burst is admitted, then nothing");
+    usleep(200000);
+    cr_assert_eq(take(h, key, &l, 5), 0, "exhausted cluster-wide");
+    struct rl_redis_url u;
+    cr_assert_eq(rl__redis_url_parse(url, &u), 0);
+    struct rl_redis *c = NULL;
+    cr_assert_eq(rl__redis_connect(&u, 500, 500, &c), 0);
+    redisReply *rep = NULL;
+    cr_assert_eq(rl__redis_cmd(c, &rep, "KEYS rl:g:*"), 0);
+    size_t before = rep->elements;
+    freeReplyObject(rep);
+    cr_assert_eq(before, 1, "one GLOBAL key in Redis");
+    cr_assert_eq(rl_reset(h, key, strlen(key), &l), 0, "%s", rl_errmsg());
+    cr_assert_eq(rl__redis_cmd(c, &rep, "KEYS rl:g:*"), 0);
+    cr_expect_eq(rep->elements, 0, "the cluster state is deleted");
+    freeReplyObject(rep);
+    rl__redis_close(c);
+    got = 0;
+    for (int i = 0; i < 40 && got < 10; i++) {
+        got += take(h, key, &l, 10);
+        usleep(60000);
+    }
+    cr_expect_eq(got, 10, "after the reset the whole burst is there again (%" PRIu64 ")", got);
 }

@@ -123,6 +123,26 @@ Test(strict, two_hosts_share_one_limit)
     cr_assert_eq(ok, 10);
 }
 
+/* rl_reset of a STRICT key deletes its Redis state: every algorithm is fresh again. */
+Test(strict, reset_deletes_the_redis_state)
+{
+    static const rl_algorithm algos[] = {RL_TOKEN_BUCKET, RL_GCRA, RL_FIXED_WINDOW,
+                                         RL_SLIDING_WINDOW};
+    for (size_t a = 0; a < sizeof algos / sizeof algos[0]; a++) {
+        char key[64];
+        run_key(key, sizeof key, "reset");
+        rl_limit l = strict_limit(algos[a], 2, MS_HOUR);
+        rl_result r;
+        for (int i = 0; i < 3; i++)
+            cr_assert_eq(rl_acquire(g_rl, key, strlen(key), &l, 1, &r), 0, "%s", rl_errmsg());
+        cr_assert(!r.allowed, "%s: exhausted", algo_name(algos[a]));
+        cr_assert_eq(rl_reset(g_rl, key, strlen(key), &l), 0, "%s", rl_errmsg());
+        cr_assert_eq(rl_acquire(g_rl, key, strlen(key), &l, 1, &r), 0, "%s", rl_errmsg());
+        cr_expect(r.allowed, "%s: fresh after the reset", algo_name(algos[a]));
+        cr_expect_eq(r.remaining, 1, "%s: remaining %" PRIu64, algo_name(algos[a]), r.remaining);
+    }
+}
+
 Test(strict, every_algorithm)
 {
     static const struct {

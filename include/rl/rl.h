@@ -255,6 +255,17 @@ RL_API int rl_acquire_at(rl_t *rl, const void *key, size_t keylen, const rl_limi
  * not in the table is a no-op. Same contract as rl_acquire(); returns 0 or a negative code.
  */
 RL_API int rl_refund(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost);
+
+/**
+ * Resets `key` under `lim` to its fresh state (an operator's "forgive": rlctl reset): its slot is
+ * dropped from the segment, and for a STRICT or GLOBAL limit its Redis state is deleted too
+ * (GLOBAL: the cluster-wide bucket restarts full for every host; leases hosts hold stay theirs).
+ * Decisions racing a reset land before or after it, never half-way. A key not in the table is
+ * a no-op for the segment (Redis is still cleared). Blocks on Redis for STRICT and GLOBAL (one
+ * round trip within the command timeout; -EAGAIN, -ETIMEDOUT, ... when Redis cannot answer: the
+ * segment part is done anyway). Any thread; allocates nothing on the LOCAL path.
+ */
+RL_API int rl_reset(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim);
 RL_API int rl_refund_at(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim,
                         uint64_t cost, uint64_t now_ns);
 
