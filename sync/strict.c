@@ -250,6 +250,27 @@ int rl__strict_acquire(struct rl *rl, const void *key, size_t keylen, const rl_l
     }
 }
 
+/* From INFO memory: a memory limit with an evicting policy can drop live limiter keys (they all
+ * have TTLs, so volatile-* policies pick them too), which silently resets limits. */
+static void check_eviction(const char *info, rl_health_info *out)
+{
+    static const char kmax[] = "\nmaxmemory:", kpol[] = "\nmaxmemory_policy:";
+    const char *m = strstr(info, kmax);
+    const char *p = strstr(info, kpol);
+    if (!m || !p)
+        return;
+    unsigned long long max = strtoull(m + sizeof kmax - 1, NULL, 10);
+    char policy[32] = "";
+    sscanf(p + sizeof kpol - 1, "%31[a-z-]", policy);
+    if (max > 0 && strcmp(policy, "noeviction") != 0) {
+        out->redis_may_evict = true;
+        snprintf(out->warning, sizeof out->warning,
+                 "Redis may evict rl's keys (maxmemory %llu, maxmemory-policy %s): use "
+                 "noeviction (docs/operations.md)",
+                 max, policy);
+    }
+}
+
 RL_API int rl_health(rl_t *rl, rl_health_info *out)
 {
     if (!rl || !out)
@@ -263,12 +284,16 @@ RL_API int rl_health(rl_t *rl, rl_health_info *out)
     out->redis_configured = true;
     rl__strict_counts(rl, &out->strict_checks, &out->strict_fallbacks);
     struct rl_redis *c = NULL;
+    redisReply *info = NULL;
     int r = rl__pool_get(s->pool, &c);
     if (r == 0) {
-        r = rl__redis_cmd(c, NULL, "PING");
+        r = rl__redis_cmd(c, &info, "INFO memory");
         rl__pool_put(s->pool, c);
     }
     out->connected = r == 0;
+    if (r == 0 && info && info->type == REDIS_REPLY_STRING)
+        check_eviction(info->str, out);
+    freeReplyObject(info);
     if (r < 0)
         snprintf(out->error, sizeof out->error, "%s", rl_errmsg());
     struct rl_pool_stats ps;

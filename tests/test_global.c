@@ -938,3 +938,26 @@ Test(global, reset_clears_the_cluster_state)
     }
     cr_expect_eq(got, 10, "after the reset the whole burst is there again (%" PRIu64 ")", got);
 }
+
+/* rl_health warns when Redis may evict rl's keys (a memory limit with an evicting policy). */
+Test(global, health_warns_about_evicting_redis)
+{
+    char url[64];
+    rl_t *h = host_open(0, redis_url(url, sizeof url), RL_FALLBACK_LOCAL, 100, 0);
+    struct rl_redis_url u;
+    cr_assert_eq(rl__redis_url_parse(url, &u), 0);
+    struct rl_redis *c = NULL;
+    cr_assert_eq(rl__redis_connect(&u, 500, 500, &c), 0);
+    rl_health_info hi = health_of(h);
+    cr_expect(hi.connected);
+    cr_expect(!hi.redis_may_evict, "no maxmemory: nothing is evicted (%s)", hi.warning);
+    cr_assert_eq(rl__redis_cmd(c, NULL, "CONFIG SET maxmemory 100mb"), 0);
+    cr_assert_eq(rl__redis_cmd(c, NULL, "CONFIG SET maxmemory-policy volatile-lru"), 0);
+    hi = health_of(h);
+    cr_expect(hi.redis_may_evict, "volatile-lru evicts keys with a TTL: every rl key");
+    cr_expect(strstr(hi.warning, "volatile-lru") != NULL, "%s", hi.warning);
+    cr_assert_eq(rl__redis_cmd(c, NULL, "CONFIG SET maxmemory-policy noeviction"), 0);
+    hi = health_of(h);
+    cr_expect(!hi.redis_may_evict, "%s", hi.warning);
+    rl__redis_close(c);
+}

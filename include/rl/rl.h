@@ -449,6 +449,10 @@ typedef struct rl_health_info {
     uint64_t cluster_hosts;      /**< hosts sharing GLOBAL keys, as Redis last said (0: ?) */
     bool global_fallback;        /**< GLOBAL limits are on their fallback now */
     bool sync_leader_here;       /**< this handle's sync thread is the leader */
+    /** Redis has a memory limit and an eviction policy that may evict rl's keys (every rl key
+     *  has a TTL, so any policy but noeviction can): `warning` says what to change. */
+    bool redis_may_evict;
+    char warning[128]; /**< "" when nothing needs attention */
     uint64_t reserved[2];
 } rl_health_info;
 
