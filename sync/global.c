@@ -98,6 +98,23 @@ struct gent {
     bool want;        /* Redis sees demand here: report every round (share follows need) */
 };
 
+/* A slot to report this round (collected first, so that cluster batches can be grouped). */
+struct cand {
+    uint64_t idx, word, K, C, ka, cid[2];
+    uint32_t den, dden, lid;
+};
+
+static unsigned group_of(const struct cand *c)
+{
+    return (unsigned)(c->cid[1] >> 56); /* the hash tag of rl__global_redis_key() */
+}
+
+static int cand_cmp(const void *a, const void *b)
+{
+    unsigned x = group_of(a), y = group_of(b);
+    return x < y ? -1 : x > y;
+}
+
 /* One key of a batch being built. */
 struct bkey {
     uint64_t idx, word, K, C, ka;
@@ -110,11 +127,14 @@ struct rl_global {
     uint64_t T_ns, R_ns, lease_ns;
     uint64_t hosts_hint;  /* RL_CLUSTER_HOSTS / rl_options.cluster_hosts (0: unknown) */
     char host[17];        /* host id: 16 hex digits, from the segment's secret */
+    char hostname[64];    /* gethostname(), for the registry */
     uint32_t token;       /* ours in the lease word */
     uint64_t epoch;       /* != 0 while we lead */
     uint64_t seq;         /* batches sent in this epoch */
     uint64_t fallback_ns; /* last LOCAL-fallback refill (0: not in fallback) */
     struct gent *ents;    /* [nslots], allocated when first leading */
+    struct cand *cand;    /* [nslots]: this round's reports */
+    bool cluster;         /* redis-cluster://: batches hold one hash-tag group each */
     pthread_t thread;
     bool running;
     _Atomic bool stop;
@@ -394,8 +414,9 @@ static int sync_round(struct rl_global *g, uint64_t now, bool early)
     struct rl *rl = g->rl;
     if (!g->ents) {
         g->ents = calloc(rl->nslots, sizeof *g->ents);
+        g->cand = calloc(rl->nslots, sizeof *g->cand);
         g->lc = calloc(rl->nlimits, sizeof *g->lc);
-        if (!g->ents || !g->lc)
+        if (!g->ents || !g->cand || !g->lc)
             return rl__err(-ENOMEM, "sync: out of memory for %llu slots",
                            (unsigned long long)rl->nslots);
     }
@@ -404,7 +425,8 @@ static int sync_round(struct rl_global *g, uint64_t now, bool early)
     uint64_t start = now;
     int r = 0;
     bool sent = false;
-    for (uint64_t i = 0; i < rl->nslots && r == 0; i++) {
+    size_t ncand = 0;
+    for (uint64_t i = 0; i < rl->nslots; i++) {
         struct rl_slot *s = &rl->slots[i];
         /* acquire: pairs with the release publish of LIVE (meta and keyp visible). */
         uint64_t w = atomic_load_explicit(&s->ctl, memory_order_acquire);
@@ -440,19 +462,44 @@ static int sync_round(struct rl_global *g, uint64_t now, bool early)
             send = !known || C != U || dden > 0 || K > C || e->flush || e->want;
         if (!send)
             continue;
-        uint64_t cid[2];
-        cid[0] = atomic_load_explicit(&s->keyp[0], memory_order_relaxed);
-        cid[1] = atomic_load_explicit(&s->keyp[1], memory_order_relaxed);
-        add_key(g, l, i, w, K, C, e->ka, den, dden, cid);
-        sent = true;
-        if (g->nkeys == BATCH)
+        struct cand *c = &g->cand[ncand++];
+        *c = (struct cand){.idx = i,
+                           .word = w,
+                           .K = K,
+                           .C = C,
+                           .ka = e->ka,
+                           .den = den,
+                           .dden = dden,
+                           .lid = (uint32_t)(meta & 0xffffffffu)};
+        c->cid[0] = atomic_load_explicit(&s->keyp[0], memory_order_relaxed);
+        c->cid[1] = atomic_load_explicit(&s->keyp[1], memory_order_relaxed);
+    }
+    sent = ncand > 0;
+    /* Redis Cluster: a script's keys must share a slot, so a batch holds one group (hash tag)
+     * only; sorted by group, the batches of a round come out grouped. */
+    if (g->cluster)
+        qsort(g->cand, ncand, sizeof *g->cand, cand_cmp);
+    for (size_t j = 0; j < ncand && r == 0; j++) {
+        const struct cand *c = &g->cand[j];
+        if (g->nkeys &&
+            (g->nkeys == BATCH || (g->cluster && group_of(c) != group_of(&g->cand[j - 1]))))
             r = send_batch(g, now, &hosts);
+        if (r == 0)
+            add_key(g, limit_of(g, c->lid), c->idx, c->word, c->K, c->C, c->ka, c->den, c->dden,
+                    c->cid);
     }
     if (r == 0 && g->nkeys)
         r = send_batch(g, now, &hosts);
-    else if (r == 0 && !sent)
-        r = rl__redis_cmd(g->conn, NULL, "PING"); /* nothing to report: is Redis there? */
     g->nkeys = 0;
+    if (r == 0 && (!early || !sent)) {
+        /* The host registry (rlctl, operators): one key per host, alive while it syncs. Also
+         * the round's proof that Redis answers when there was nothing to report. */
+        char key[48], val[200];
+        snprintf(key, sizeof key, "rl:host:%s", g->host);
+        snprintf(val, sizeof val, "%s pid=%d epoch=%" PRIu64 " interval_ms=%" PRIu64, g->hostname,
+                 (int)getpid(), g->epoch, g->T_ns / 1000000u);
+        r = rl__redis_cmd(g->conn, NULL, "SET %s %s PX %" PRIu64, key, val, 3 * g->R_ns / 1000000u);
+    }
     struct rl_shm_header *h = rl->hdr;
     if (r == 0) {
         if (hosts)
@@ -587,7 +634,11 @@ int rl__global_open(struct rl *rl, const rl_options *o)
     g->R_ns = 3 * g->T_ns > RECLAIM_MIN_NS ? 3 * g->T_ns : RECLAIM_MIN_NS;
     g->lease_ns = 3 * g->T_ns > LEASE_MIN_NS ? 3 * g->T_ns : LEASE_MIN_NS;
     g->hosts_hint = o->cluster_hosts;
+    g->cluster = u.kind == RL_REDIS_CLUSTER;
     g->token = new_token();
+    if (gethostname(g->hostname, sizeof g->hostname) != 0)
+        snprintf(g->hostname, sizeof g->hostname, "?");
+    g->hostname[sizeof g->hostname - 1] = '\0';
     snprintf(g->host, sizeof g->host, "%016" PRIx64,
              XXH3_64bits_withSeed(rl->hdr->secret, RL_SECRET_SIZE, 0x686f7374u));
     pthread_mutex_init(&g->err_lock, NULL);
@@ -640,6 +691,7 @@ void rl__global_close(struct rl *rl)
     rl__redis_close(g->conn);
     pthread_mutex_destroy(&g->err_lock);
     free(g->ents);
+    free(g->cand);
     free(g->lc);
     free(g);
     rl->global = NULL;
