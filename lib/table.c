@@ -706,15 +706,18 @@ static __attribute__((noinline)) int global_acquire(struct rl *rl, const void *k
     struct keyref k;
     keyref_init_global(rl, &k, key, keylen, lid, p);
     uint64_t t = rl__clock(rl);
-    /* relaxed: a deadline, not a publication; a stale read errs by one sync round. */
-    bool stale = t > atomic_load_explicit(&rl->hdr->sync_valid_until_ns, memory_order_relaxed);
+    /* relaxed: a deadline and a flag, not publications; a stale read errs by one round. Past
+     * the deadline Redis may have reclaimed our leases: CLOSED stops using them. While the
+     * rounds fail, OPEN admits at once (its admissions are forgiven debt anyway). */
+    bool expired = t > atomic_load_explicit(&rl->hdr->sync_valid_until_ns, memory_order_relaxed);
+    bool stale = expired || atomic_load_explicit(&rl->hdr->sync_failing, memory_order_relaxed);
     for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
         uint64_t idx, word;
         int r = locate(rl, &k, t, cost > 0, &idx, &word);
         if (r < 0)
             return r;
         if (r == NOT_FOUND) { /* a peek at an unknown key */
-            global_result(p, 0, 0, 0, !stale || rl->fallback != RL_FALLBACK_CLOSED, out);
+            global_result(p, 0, 0, 0, !expired || rl->fallback != RL_FALLBACK_CLOSED, out);
             return 0;
         }
         struct rl_slot *s = &rl->slots[idx];
@@ -732,8 +735,10 @@ static __attribute__((noinline)) int global_acquire(struct rl *rl, const void *k
              * a bound, so an older value only denies what a newer one would allow. */
             uint64_t kc = atomic_load_explicit(&s->ceiling, memory_order_acquire);
             bool ok = c + cost <= kc;
-            if (stale && rl->fallback != RL_FALLBACK_LOCAL)
-                ok = rl->fallback == RL_FALLBACK_OPEN;
+            if (stale && rl->fallback == RL_FALLBACK_OPEN)
+                ok = true;
+            else if (expired && rl->fallback == RL_FALLBACK_CLOSED)
+                ok = false;
             if (!ok || cost == 0) {
                 if (!ok && cost) {
                     /* relaxed: a statistic (demand) the leader samples; it wraps. */

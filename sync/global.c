@@ -16,8 +16,9 @@
  *
  *  Rounds. Every interval T, and early when a check was denied for want of lease (the futex
  *  word in the header; at most once per 10 ms), the leader scans the slots, picks the GLOBAL
- *  slots that changed (consumption not yet acknowledged, new denials, never reported) or that
- *  hold a lease not reported for R/4 (so Redis does not reclaim it), and sends them in batches
+ *  slots Redis must hear of (new, denied, released, half of their lease used, or asked to report
+ *  every round; and every R/4 any slot holding a lease, so that Redis does not reclaim it as a
+ *  dead host's; docs/design.md section 10 has the rule and why), and sends them in batches
  *  of BATCH keys, one EVALSHA of sync/global.lua per batch (one round trip per batch). Each
  *  batch carries (host id, epoch, sequence): a batch retried after a timeout gets the answer of
  *  its first run. The answer per key is a lease L (ceiling += L) or a release rel (ceiling is
@@ -30,11 +31,12 @@
  *  header's sync_* fields. The leader reads a slot's count with acquire (pairs with the checks'
  *  release CAS).
  *
- *  Redis unreachable. Leases stay usable until the header's valid-until time (the last
- *  acknowledged round's start + R/2: Redis reclaims a silent host's leases only after R). Past
- *  it the fallback applies: LOCAL (the leader raises each ceiling by this host's share of the
+ *  Redis unreachable. A failed round sets the header's sync_failing flag: OPEN checks admit,
+ *  and the LOCAL fallback starts (the leader raises each ceiling by this host's share of the
  *  rate, rate / N with N the hosts Redis last reported or RL_CLUSTER_HOSTS, capped at a share of
- *  the burst above the count), OPEN and CLOSED (decided by the checks themselves). When Redis
+ *  the burst above the count). CLOSED checks use the leases they hold until the valid-until time
+ *  (the last full round's start + R/2: Redis reclaims a silent host's leases only after R), then
+ *  deny. When Redis
  *  answers again the ceilings raised locally and any consumption beyond them are charged to the
  *  cluster bucket (as a debt of at most one burst).
  *
@@ -69,8 +71,8 @@ extern const char rl__embed_global[]; /* sync/global.lua, embedded at build time
 #define BATCH          128u /* keys per script call */
 #define ARGS_PER_KEY   9u
 #define ARGS_HEAD      5u
-#define LEASE_MIN_NS   300000000ULL  /* a leader's lease: max(3 T, 300 ms) */
-#define RECLAIM_MIN_NS 1000000000ULL /* Redis reclaims a silent host's lease: max(3 T, 1 s) */
+#define LEASE_MIN_NS   300000000ULL   /* a leader's lease: max(3 T, 300 ms) */
+#define RECLAIM_MIN_NS 10000000000ULL /* Redis reclaims a silent host's lease: max(3 T, 10 s) */
 
 _Atomic int rl__sync_forked;
 
@@ -456,10 +458,17 @@ static int sync_round(struct rl_global *g, uint64_t now, bool early)
         }
         uint32_t dden = (den - e->den) & (RL_META_DENIED_MOD - 1);
         bool send;
+        /* What Redis must hear of: a new slot, denials (demand), a lease given back, a host
+         * below its target (want), half of the last lease used, and every R/4 a slot that holds
+         * a lease or unreported consumption (else Redis reclaims the lease as a dead host's).
+         * A slot comfortably inside its lease stays quiet: Redis' view of its outstanding lease
+         * is then an overestimate, which only makes the pool smaller, never the limit larger. */
         if (early)
             send = dden > 0 && C + 1 > K;
         else
-            send = !known || C != U || dden > 0 || K > C || e->flush || e->want;
+            send = !known || dden > 0 || e->flush || e->want || (C != U && C + 1 > K) ||
+                   (C != U && 2 * (K > C ? K - C : 0) <= (K > U ? K - U : 0)) ||
+                   ((K > C || C != U) && now - e->sent_ns >= g->R_ns / 4);
         if (!send)
             continue;
         struct cand *c = &g->cand[ncand++];
@@ -545,14 +554,15 @@ static void *sync_main(void *arg)
                     rl__log(RL_LOG_WARN, "segment %s: GLOBAL sync failed: %s", rl->name,
                             rl_errmsg());
                 failing = true;
-                /* relaxed: see sync_round. */
-                if (now > atomic_load_explicit(&h->sync_valid_until_ns, memory_order_relaxed) &&
-                    rl->fallback == RL_FALLBACK_LOCAL)
+                /* relaxed: a flag the checks read (OPEN admits while it is set). */
+                atomic_store_explicit(&h->sync_failing, 1, memory_order_relaxed);
+                if (rl->fallback == RL_FALLBACK_LOCAL)
                     fallback_round(g, now);
             } else {
                 if (failing)
                     rl__log(RL_LOG_INFO, "segment %s: GLOBAL sync resumed", rl->name);
                 failing = false;
+                atomic_store_explicit(&h->sync_failing, 0, memory_order_relaxed);
                 set_err(g, "");
             }
         }
@@ -714,7 +724,8 @@ void rl__global_health(struct rl *rl, rl_health_info *out)
     out->sync_stale_refused = atomic_load_explicit(&h->sync_stale_refused, memory_order_relaxed);
     out->cluster_hosts = atomic_load_explicit(&h->sync_hosts, memory_order_relaxed);
     out->global_fallback =
-        now > atomic_load_explicit(&h->sync_valid_until_ns, memory_order_relaxed);
+        now > atomic_load_explicit(&h->sync_valid_until_ns, memory_order_relaxed) ||
+        atomic_load_explicit(&h->sync_failing, memory_order_relaxed);
     struct rl_global *g = rl->global;
     if (g) {
         out->sync_leader_here = (lease & 0xffffffffu) == g->token;

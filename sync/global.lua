@@ -170,7 +170,15 @@ for i = 1, #KEYS do
       csum = math.max(0, tk)
     end
     local common = math.max(0, tk - csum)
+    -- Spare: when the pool is larger than the needs, a host may hold up to 8 x its need (never
+    -- more than an equal share of the pool), so a slow key reports once in many checks instead
+    -- of at every one. Bursts and skew are unaffected: there the needs use up the pool.
+    local spare = math.max(0, pool)
+    for _, x in ipairs(hosts) do spare = spare - alloc[x] end
     local target = alloc[h]
+    if spare > 0 then
+      target = math.max(target, math.min(8 * needs[h], pool / #hosts, target + spare))
+    end
     local mine = math.max(0, target - O)
     L = math.floor(math.min(mine, credit[h] + common))
     credit[h] = math.max(0, credit[h] - L)
@@ -178,11 +186,29 @@ for i = 1, #KEYS do
     if tl and target < O - 1 then rel = math.floor(O - target) end
     tk = tk - L
     G = G + L
-    if needs[h] > 0 then want = 1 end
-    redis.call('HSET', k, 'tk', tk, 'ts', now, 'G:' .. h, G, 'U:' .. h, U, 'I:' .. h, inc,
-               'r:' .. h, r, 'p:' .. h, p, 't:' .. h, now, 'e:' .. h, ep, 's:' .. h, sq,
-               'q:' .. h, L .. ',' .. rel)
-    for _, x in ipairs(hosts) do redis.call('HSET', k, 'c:' .. x, credit[x]) end
+    -- report every round while below the target, or while holding a lease that hosts below
+    -- theirs could use (so an idle host's lease goes back within a few rounds)
+    local others = 0
+    for _, x in ipairs(hosts) do
+      if x ~= h then others = others + math.max(0, alloc[x] - held[x]) end
+    end
+    -- and on a busy key (demand at least half the rate) every host with demand reports every
+    -- round: Redis' view of a quiet host's lease is an overestimate, and the cap
+    -- B - sum of leases would then throw refill away exactly when it is needed
+    local demand = 0
+    for _, x in ipairs(hosts) do demand = demand + rates[x] end
+    if alloc[h] - (O + L) >= 1 or (O + L >= 1 and others >= 1) or
+       (needs[h] > 0 and demand >= 0.5 * rate) then
+      want = 1
+    end
+    local set = {'tk', tk, 'ts', now, 'G:' .. h, G, 'U:' .. h, U, 'I:' .. h, inc, 'r:' .. h, r,
+                 'p:' .. h, p, 't:' .. h, now, 'e:' .. h, ep, 's:' .. h, sq,
+                 'q:' .. h, L .. ',' .. rel}
+    for _, x in ipairs(hosts) do
+      set[#set + 1] = 'c:' .. x
+      set[#set + 1] = credit[x]
+    end
+    redis.call('HSET', k, unpack(set))
     redis.call('PEXPIRE', k, math.max(ttl, 2 * R / 1000))
     if #hosts > nmax then nmax = #hosts end
   end
