@@ -1012,12 +1012,14 @@ RL_API int rl_reset(rl_t *rl, const void *key, size_t keylen, const rl_limit *li
     int r = key_check(key, keylen);
     if (r < 0)
         return r;
-    /* Without Redis, STRICT and GLOBAL layers count locally (rules.c): reset that count. */
-    if ((lim->mode == RL_MODE_STRICT && !rl->strict) ||
-        (lim->mode == RL_MODE_GLOBAL && !rl->global)) {
+    /* STRICT and GLOBAL layers count locally where there is no Redis (rules.c), and STRICT's
+     * LOCAL fallback counts there too: reset that count as well. */
+    if (lim->mode != RL_MODE_LOCAL) {
         rl_limit local = *lim;
         local.mode = RL_MODE_LOCAL;
-        return rl_reset(rl, key, keylen, &local);
+        r = rl_reset(rl, key, keylen, &local);
+        if (r < 0 || lim->mode == RL_MODE_STRICT)
+            return r < 0 || !rl->strict ? r : rl__strict_reset(rl, key, keylen, lim);
     }
     uint32_t lid;
     const struct rl_params *p = rl__limit_id(rl, lim, &lid, &r);
@@ -1050,11 +1052,47 @@ RL_API int rl_reset(rl_t *rl, const void *key, size_t keylen, const rl_limit *li
         finish_reclaim(rl, s, word);
         break;
     }
-    if (lim->mode == RL_MODE_STRICT)
-        return rl__strict_reset(rl, key, keylen, lim);
     if (lim->mode == RL_MODE_GLOBAL)
-        return rl__global_reset(rl, k.kp[0], k.kp[1]);
+        return rl__global_reset(rl, k.kp[0], k.kp[1]); /* no-op without Redis */
     return 0;
+}
+
+RL_API int rl_reset_slot(rl_t *rl, uint64_t slot)
+{
+    if (!rl)
+        return rl__err(-EINVAL, "rl_reset_slot: rl is NULL");
+    if (slot >= rl->nslots)
+        return rl__err(-EINVAL, "rl_reset_slot: slot %llu is beyond the table (%llu slots)",
+                       (unsigned long long)slot, (unsigned long long)rl->nslots);
+    struct rl_slot *s = &rl->slots[slot];
+    for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
+        /* acquire: pairs with the publish of LIVE (meta and keyp visible). */
+        uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+        if ((c & RL_CTL_TAG_MASK) != RL_CTL_LIVE)
+            return 0;
+        uint64_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
+        uint64_t cid0 = atomic_load_explicit(&s->keyp[0], memory_order_relaxed);
+        uint64_t cid1 = atomic_load_explicit(&s->keyp[1], memory_order_relaxed);
+        /* acquire: pairs with the decisions' release CAS. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        if (atomic_load_explicit(&s->ctl, memory_order_acquire) != c)
+            continue;
+        if ((st & RL_VAL_MASK) != RL_STATE_DEAD) {
+            uint64_t dead = (st & ~RL_VAL_MASK) | RL_STATE_DEAD;
+            /* acq_rel: as reclaim(). */
+            if (!atomic_compare_exchange_strong_explicit(&s->state, &st, dead, memory_order_acq_rel,
+                                                         memory_order_relaxed))
+                continue;
+        }
+        finish_reclaim(rl, s, c);
+        rl_limit lim;
+        if (rl__limit_get(rl, (uint32_t)(meta & 0xffffffffu), &lim, NULL) == 0 &&
+            lim.mode == RL_MODE_GLOBAL)
+            return rl__global_reset(rl, cid0, cid1); /* no-op without Redis */
+        return 0;
+    }
+    return rl__err(-EAGAIN, "rl_reset_slot: slot %llu keeps changing; try again",
+                   (unsigned long long)slot);
 }
 
 /* ---- inspection ------------------------------------------------------------------------------ */

@@ -627,7 +627,7 @@ void rl__global_after_fork(struct rl *rl)
 int rl__global_open(struct rl *rl, const rl_options *o)
 {
     rl->global = NULL;
-    if (!o->redis_url || !*o->redis_url)
+    if (!o->redis_url || !*o->redis_url || (o->flags & RL_OPEN_NO_SYNC))
         return 0;
     struct rl_redis_url u;
     int r = rl__redis_url_parse(o->redis_url, &u);

@@ -306,5 +306,29 @@ else
     fail "metrics: exposition format and values"
 fi
 
+# reset: a key's counters, then everything (confirmation required).
+expect_rc "reset without KEY" 2 "$RLCTL" reset --shm "$SEG"
+expect_err "reset without KEY says what" 'one KEY or --all'
+expect_rc "reset --all without --yes" 2 "$RLCTL" reset --all --shm "$SEG"
+expect_err "reset --all asks for --yes" 'add --yes'
+"$RLCTL" keys --json --shm "$SEG" >"$TMP/keys.json" 2>/dev/null
+KEY1=$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+k = [k for k in d["keys"] if "192.0.2.1" in k["key"]][0]
+assert len(k["key"]) == k["key_length"], "the key is longer than a slot keeps"
+print(k["key"])' "$TMP/keys.json")
+expect_rc "reset KEY" 0 "$RLCTL" reset "$KEY1" --shm "$SEG"
+expect_out "reset KEY says how many" '^reset 1 counter of '
+expect_rc "keys after reset KEY" 0 "$RLCTL" keys --json --shm "$SEG"
+expect_json "reset KEY removed that key only" "d['total'] == 1 and \
+not any('192.0.2.1' in k['key'] for k in d['keys'])"
+expect_rc "reset of an unknown key" 1 "$RLCTL" reset "no-such-key" --shm "$SEG"
+expect_out "reset of an unknown key says so" 'no counter of "no-such-key"'
+expect_rc "reset --all --yes --json" 0 "$RLCTL" reset --all --yes --json --shm "$SEG"
+expect_json "reset --all counts" "d['reset'] == 1 and d['failed'] == 0"
+expect_rc "keys after reset --all" 0 "$RLCTL" keys --json --shm "$SEG"
+expect_json "reset --all emptied the table" "d['total'] == 0"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -42,6 +42,7 @@ struct opts {
     bool follow;
     uint64_t for_seconds;
     bool has_for;
+    bool all, yes;
     const char *pos[4];
     int npos;
 };
@@ -54,6 +55,7 @@ enum {
     F_N = 1u << 3,
     F_FOLLOW = 1u << 4,
     F_FOR = 1u << 5,
+    F_RESET = 1u << 6, /* --all, --yes */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -78,13 +80,17 @@ static const char *const usage_text =
     "  config reload FILE     publish a rule file to the segment\n"
     "  health                 exit 0 ok, 1 degraded, 2 down (no segment)\n"
     "  metrics                Prometheus text exposition of the counters\n"
-    "  top, serve, reset, bypass, explain: not yet\n"
+    "  reset KEY | --all --yes  forget counters (with REDIS_URL: their Redis state too)\n"
+    "  top, serve, bypass, explain: not yet\n"
     "\n"
     "Options for every command:\n"
     "  --shm NAME   the segment (default: $RL_SHM, then " DEFAULT_SHM ")\n"
     "  --json       one JSON document instead of a table (reading commands)\n"
     "  --foreign    attach a segment owned by another user (group access)\n"
     "  --help       this text; rlctl --version: the version\n"
+    "\n"
+    "Environment: RL_SHM (the segment), REDIS_URL (Redis for health and resets; rlctl never\n"
+    "runs a sync thread).\n"
     "\n"
     "Exit codes: 0 ok, 1 failure or unhealthy, 2 usage error (health: 2 = down).\n";
 
@@ -174,6 +180,10 @@ static int parse_opts(int argc, char **argv, int first, unsigned allowed, struct
             if (r < 0 || parse_u64("--for", v, 1, 86400, &o->for_seconds) != 0)
                 return usage_error("%s: see rlctl tail --help", "--for");
             o->has_for = true;
+        } else if ((allowed & F_RESET) && strcmp(a, "--all") == 0) {
+            o->all = true;
+        } else if ((allowed & F_RESET) && strcmp(a, "--yes") == 0) {
+            o->yes = true;
         } else if (a[0] == '-' && a[1] != '\0') {
             return usage_error("unknown option '%s'", a);
         } else {
@@ -192,6 +202,13 @@ static int attach(const struct opts *o, rl_t **rl, int missing_code)
     rl_options_init(&ro);
     ro.shm_name = o->shm;
     ro.flags = RL_OPEN_NOCREATE | (o->foreign ? RL_OPEN_ALLOW_FOREIGN : 0u);
+    /* With REDIS_URL rlctl also sees Redis (health, resets of STRICT and GLOBAL keys), but never
+     * runs a sync thread: it must not lead the workers' segment. */
+    const char *url = getenv("REDIS_URL");
+    if (url && *url) {
+        ro.redis_url = url;
+        ro.flags |= RL_OPEN_NO_SYNC;
+    }
     int rc = rl_open(rl, &ro);
     if (rc == 0)
         return 0;
@@ -331,7 +348,11 @@ static int cmd_status(rl_t *rl, const struct opts *o)
     }
     char birth[64];
     fmt_time(si.birth_ns, birth, sizeof birth);
-    const char *redis = "not configured for rlctl";
+    rl_health_info hi;
+    rl_health(rl, &hi);
+    const char *redis = !hi.redis_configured ? "not configured for rlctl (set REDIS_URL)"
+                        : hi.connected       ? "connected"
+                                             : "unreachable";
     if (o->json) {
         json_t *doc = json_object();
         json_object_set_new(doc, "segment", json_string(o->shm));
@@ -350,6 +371,24 @@ static int cmd_status(rl_t *rl, const struct opts *o)
         json_object_set_new(doc, "birth", json_string(birth));
         set_u64(doc, "birth_ns", si.birth_ns);
         json_object_set_new(doc, "redis", json_string(redis));
+        if (hi.error[0])
+            json_object_set_new(doc, "redis_error", json_string(hi.error));
+        if (hi.warning[0])
+            json_object_set_new(doc, "redis_warning", json_string(hi.warning));
+        json_t *sync = json_object();
+        json_object_set_new(sync, "leader_pid", json_integer(hi.leader_pid));
+        set_u64(sync, "leader_epoch", hi.leader_epoch);
+        if (hi.last_sync_age_ms != UINT64_MAX)
+            set_u64(sync, "last_sync_age_ms", hi.last_sync_age_ms);
+        else
+            json_object_set_new(sync, "last_sync_age_ms", json_null());
+        set_u64(sync, "rounds", hi.sync_rounds);
+        set_u64(sync, "keys_reported", hi.sync_keys);
+        set_u64(sync, "errors", hi.sync_errors);
+        set_u64(sync, "stale_refused", hi.sync_stale_refused);
+        set_u64(sync, "cluster_hosts", hi.cluster_hosts);
+        json_object_set_new(sync, "fallback", json_boolean(hi.global_fallback));
+        json_object_set_new(doc, "sync", sync);
         return emit_json(doc);
     }
     double pct = si.capacity ? 100.0 * (double)si.slots_in_use / (double)si.capacity : 0.0;
@@ -367,6 +406,25 @@ static int cmd_status(rl_t *rl, const struct opts *o)
     printf("%-18s %ld\n", "creator pid", (long)si.creator_pid);
     printf("%-18s %s\n", "birth", birth);
     printf("%-18s %s\n", "redis", redis);
+    if (hi.error[0])
+        printf("%-18s %s\n", "redis error", hi.error);
+    if (hi.warning[0])
+        printf("%-18s %s\n", "redis warning", hi.warning);
+    if (hi.leader_pid)
+        printf("%-18s pid %ld, epoch %" PRIu64 "\n", "sync leader", (long)hi.leader_pid,
+               hi.leader_epoch);
+    else
+        printf("%-18s none (no worker opened the segment with REDIS_URL)\n", "sync leader");
+    if (hi.last_sync_age_ms != UINT64_MAX)
+        printf("%-18s %" PRIu64 " ms ago; %" PRIu64 " rounds, %" PRIu64 " keys, %" PRIu64
+               " errors, %" PRIu64 " refused (stale epoch)\n",
+               "last sync", hi.last_sync_age_ms, hi.sync_rounds, hi.sync_keys, hi.sync_errors,
+               hi.sync_stale_refused);
+    if (hi.cluster_hosts)
+        printf("%-18s %" PRIu64 "\n", "cluster hosts", hi.cluster_hosts);
+    if (hi.leader_pid || hi.last_sync_age_ms != UINT64_MAX)
+        printf("%-18s %s\n", "GLOBAL limits",
+               hi.global_fallback ? "on their fallback (Redis not answering)" : "synced");
     return EXIT_OK;
 }
 
@@ -828,15 +886,29 @@ static int cmd_health(const struct opts *o)
     rl_t *rl = NULL;
     int rc = attach(o, &rl, 2);
     const char *state;
+    const char *why = NULL;
     int code;
     long damaged = 0;
+    rl_health_info hi;
+    memset(&hi, 0, sizeof hi);
+    hi.last_sync_age_ms = UINT64_MAX;
     if (rc != 0) {
         state = rc == 2 ? "down" : "degraded";
         code = rc == 2 ? 2 : 1;
     } else {
         damaged = rl_check_segment(rl, count_report, NULL);
-        state = damaged == 0 ? "ok" : "degraded";
-        code = damaged == 0 ? 0 : 1;
+        rl_health(rl, &hi);
+        bool sync_in_use = hi.leader_pid != 0 || hi.last_sync_age_ms != UINT64_MAX;
+        if (damaged != 0)
+            why = "damaged slots";
+        else if (hi.redis_configured && !hi.connected)
+            why = "Redis unreachable";
+        else if (sync_in_use && hi.global_fallback)
+            why = "GLOBAL limits on their fallback";
+        else if (hi.redis_may_evict)
+            why = hi.warning;
+        state = why ? "degraded" : "ok";
+        code = why ? 1 : 0;
         rl_close(&rl);
     }
     if (o->json) {
@@ -846,7 +918,15 @@ static int cmd_health(const struct opts *o)
         json_object_set_new(doc, "attached", json_boolean(rc == 0));
         if (rc == 0)
             json_object_set_new(doc, "damaged_slots", json_integer(damaged));
-        json_object_set_new(doc, "redis", json_string("not configured for rlctl"));
+        if (why)
+            json_object_set_new(doc, "reason", json_string(why));
+        json_object_set_new(doc, "redis",
+                            json_string(!hi.redis_configured ? "not configured for rlctl"
+                                        : hi.connected       ? "connected"
+                                                             : "unreachable"));
+        json_object_set_new(doc, "global_fallback", json_boolean(hi.global_fallback));
+        if (hi.last_sync_age_ms != UINT64_MAX)
+            set_u64(doc, "last_sync_age_ms", hi.last_sync_age_ms);
         if (emit_json(doc) != 0)
             return EXIT_FAIL;
     } else {
@@ -855,6 +935,8 @@ static int cmd_health(const struct opts *o)
             printf(" (%ld damaged slots: rlctl check)", damaged);
         else if (rc == 0 && damaged < 0)
             printf(" (check failed: %s)", rl_strerror((int)damaged));
+        else if (why)
+            printf(" (%s%s%s)", why, hi.error[0] ? ": " : "", hi.error);
         putchar('\n');
     }
     return code;
@@ -911,7 +993,114 @@ static int cmd_metrics(rl_t *rl, const struct opts *o)
            st.config_generation);
     metric("rl_segment_birth_seconds", "gauge", "Creation time of the segment (Unix seconds).",
            si.birth_ns / 1000000000u);
+    rl_health_info hi;
+    rl_health(rl, &hi);
+    metric("rl_sync_leader_pid", "gauge", "Pid of the GLOBAL sync leader (0: none).",
+           (uint64_t)hi.leader_pid);
+    metric("rl_sync_epoch", "gauge", "Leader takeovers of this segment (fencing epoch).",
+           hi.leader_epoch);
+    if (hi.last_sync_age_ms != UINT64_MAX)
+        metric("rl_sync_age_seconds", "gauge", "Seconds since the last GLOBAL sync Redis answered.",
+               hi.last_sync_age_ms / 1000u);
+    metric("rl_sync_rounds_total", "counter", "GLOBAL sync rounds Redis answered.", hi.sync_rounds);
+    metric("rl_sync_keys_total", "counter", "Keys reported to Redis by the sync.", hi.sync_keys);
+    metric("rl_sync_errors_total", "counter", "GLOBAL sync rounds that failed.", hi.sync_errors);
+    metric("rl_sync_stale_refused_total", "counter",
+           "Sync batches Redis refused: a newer leader exists.", hi.sync_stale_refused);
+    metric("rl_sync_cluster_hosts", "gauge", "Hosts sharing GLOBAL keys, as Redis last said.",
+           hi.cluster_hosts);
+    metric("rl_global_fallback", "gauge", "1 while GLOBAL limits are on their fallback.",
+           hi.global_fallback ? 1u : 0u);
     return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+struct reset_ctx {
+    const char *key;
+    size_t keylen;
+    rl_limit *limits;
+    uint64_t *slots;
+    size_t n, cap;
+    bool all, oom;
+};
+
+/* KEY: every limit under which a live slot holds KEY (the slot shows a prefix of it and its
+ * length); --all: every live slot. */
+static int collect_reset(const rl_key_view *kv, void *arg)
+{
+    struct reset_ctx *c = arg;
+    if (!c->all && (kv->keylen != c->keylen || strncmp(c->key, kv->key, strlen(kv->key)) != 0))
+        return 0;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 64;
+        rl_limit *l = realloc(c->limits, cap * sizeof *l);
+        if (l)
+            c->limits = l;
+        uint64_t *sl = realloc(c->slots, cap * sizeof *sl);
+        if (sl)
+            c->slots = sl;
+        if (!l || !sl) {
+            c->oom = true;
+            return 1;
+        }
+        c->cap = cap;
+    }
+    c->limits[c->n] = kv->limit;
+    c->slots[c->n++] = kv->slot;
+    return 0;
+}
+
+static int cmd_reset(rl_t *rl, const struct opts *o)
+{
+    if (o->all == (o->npos == 1))
+        return usage_error("%s wants one KEY or --all", "reset");
+    if (o->all && !o->yes) {
+        fprintf(stderr,
+                "rlctl: reset --all forgets every counter of %s (with REDIS_URL, also "
+                "the cluster-wide state of its GLOBAL keys); add --yes to do it\n",
+                o->shm);
+        return EXIT_USAGE;
+    }
+    struct reset_ctx c = {.all = o->all, .key = o->npos ? o->pos[0] : NULL};
+    c.keylen = c.key ? strlen(c.key) : 0;
+    int rc = rl_foreach_key(rl, 0, collect_reset, &c);
+    if (c.oom || rc < 0) {
+        free(c.limits);
+        free(c.slots);
+        fprintf(stderr, "rlctl: reset: %s\n", c.oom ? "out of memory" : rl_errmsg());
+        return EXIT_FAIL;
+    }
+    size_t done = 0, failed = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        rc = c.all ? rl_reset_slot(rl, c.slots[i]) : rl_reset(rl, c.key, c.keylen, &c.limits[i]);
+        if (rc < 0) {
+            failed++;
+            fprintf(stderr, "rlctl: reset: %s\n", rl_errmsg());
+        } else {
+            done++;
+        }
+    }
+    free(c.limits);
+    free(c.slots);
+    if (o->json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "segment", json_string(o->shm));
+        if (c.key)
+            json_object_set_new(doc, "key", json_string(c.key));
+        set_u64(doc, "reset", done);
+        set_u64(doc, "failed", failed);
+        if (emit_json(doc) != 0)
+            return EXIT_FAIL;
+    } else if (c.key && done + failed == 0) {
+        printf("no counter of \"%s\" in %s (rlctl keys lists them)\n", c.key, o->shm);
+    } else {
+        printf("reset %zu counter%s%s%s%s\n", done, done == 1 ? "" : "s", c.key ? " of \"" : "",
+               c.key ? c.key : "", c.key ? "\"" : "");
+    }
+    if (failed)
+        return EXIT_FAIL;
+    return c.key && done == 0 ? EXIT_FAIL : EXIT_OK;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -939,9 +1128,14 @@ static const struct command commands[] = {
      "rlctl config reload FILE [--shm NAME] [--json]\n"},
     {"health", 0, "rlctl health [--shm NAME] [--json]: exit 0 ok, 1 degraded, 2 down\n"},
     {"metrics", 0, "rlctl metrics [--shm NAME]: Prometheus text exposition format\n"},
+    {"reset", F_RESET,
+     "rlctl reset KEY [--shm NAME] [--json]: forget KEY's counters (every limit it is counted "
+     "under)\n"
+     "rlctl reset --all --yes [--shm NAME] [--json]: forget every counter\n"
+     "  With REDIS_URL set, STRICT and GLOBAL keys lose their Redis state too.\n"},
 };
 
-static const char *const not_yet[] = {"top", "serve", "reset", "bypass", "explain"};
+static const char *const not_yet[] = {"top", "serve", "bypass", "explain"};
 
 int main(int argc, char **argv)
 {
@@ -1014,7 +1208,8 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     bool is_config = strcmp(name, "config") == 0;
-    if (!is_config && o.npos > 0)
+    bool is_reset = strcmp(name, "reset") == 0;
+    if (!is_config && !is_reset && o.npos > 0)
         return usage_error("unexpected argument '%s'", o.pos[0]);
     /* For config, pos[0] is the action; shift positionals so that pos[2] is FILE. */
     const char *action = NULL;
@@ -1053,6 +1248,8 @@ int main(int argc, char **argv)
         rc = cmd_tail(rl, &o);
     else if (strcmp(name, "metrics") == 0)
         rc = cmd_metrics(rl, &o);
+    else if (is_reset)
+        rc = cmd_reset(rl, &o);
     else if (strcmp(action, "show") == 0)
         rc = cmd_config_show(rl, &o);
     else

@@ -47,6 +47,9 @@ typedef struct rl rl_t;
 enum {
     RL_OPEN_NOCREATE = 1u << 0,      /**< attach only: -ENOENT when the segment does not exist */
     RL_OPEN_ALLOW_FOREIGN = 1u << 1, /**< attach a segment owned by another uid (group access) */
+    /** With a redis_url: no GLOBAL sync thread for this handle (tools such as rlctl, which use
+     *  Redis for health and resets but must never lead the segment's sync). */
+    RL_OPEN_NO_SYNC = 1u << 2,
 };
 
 /**
@@ -266,6 +269,15 @@ RL_API int rl_refund(rl_t *rl, const void *key, size_t keylen, const rl_limit *l
  * segment part is done anyway). Any thread; allocates nothing on the LOCAL path.
  */
 RL_API int rl_reset(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim);
+
+/**
+ * Resets whatever key occupies slot `slot` (a rl_key_view.slot from rl_foreach_key): for tools
+ * that know a key only by its slot (keys longer than the 24 bytes a slot keeps). A GLOBAL key's
+ * Redis state is deleted too (its slot keeps the cluster id). If the slot was reused by another
+ * key since it was listed, that key is reset. Returns 0 (also for an empty slot), -EINVAL (bad
+ * argument, slot out of range) or a Redis error code. Any thread.
+ */
+RL_API int rl_reset_slot(rl_t *rl, uint64_t slot);
 RL_API int rl_refund_at(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim,
                         uint64_t cost, uint64_t now_ns);
 
