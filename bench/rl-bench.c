@@ -46,12 +46,8 @@
  *
  *   rl-bench [--quick] [--markdown] [--redis]
  */
-#include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -63,7 +59,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -73,6 +68,8 @@
 #include <rl/rl.h>
 
 #include <hiredis/hiredis.h>
+
+#include "redis_child.h" /* --redis: the private redis-server (g_redis_pid, g_redis_dir) */
 
 /* rl's STRICT scripts (sync/scripts.h); the --redis rows pipeline rl__lua_bucket. */
 #pragma GCC diagnostic push
@@ -121,9 +118,7 @@ static char g_hot_name[64];
 static char g_check_name[64];
 static char g_yaml_path[256]; /* a rule file while it exists */
 static pid_t g_owner;
-static char g_redis_seg[64];  /* --redis: the segment of the STRICT handle */
-static char g_redis_dir[256]; /* --redis: redis-server's working directory */
-static pid_t g_redis_pid;     /* --redis: the redis-server child */
+static char g_redis_seg[64]; /* --redis: the segment of the STRICT handle */
 static pid_t g_children[DUO_PROCS];
 
 static void on_signal(int sig)
@@ -141,16 +136,11 @@ static void on_signal(int sig)
             unlink(g_yaml_path);
         if (g_redis_seg[0] != '\0')
             shm_unlink(g_redis_seg);
-        if (g_redis_pid > 0)
-            kill(g_redis_pid, SIGKILL); /* reaped by init; its directory is empty */
-        if (g_redis_dir[0] != '\0')
-            rmdir(g_redis_dir);
+        redis_child_on_signal();
         _exit(128 + sig);
     }
     g_signal = sig;
 }
-
-static void redis_stop(void);
 
 static void cleanup(void)
 {
@@ -173,7 +163,7 @@ static void cleanup(void)
         unlink(g_yaml_path);
     if (g_redis_seg[0] != '\0')
         rl_unlink(g_redis_seg);
-    redis_stop();
+    redis_child_stop();
 }
 
 static void check_signal(void)
@@ -1275,134 +1265,18 @@ static long long info_field(redisContext *ctx, const char *section, const char *
     return v;
 }
 
-/* Binds 127.0.0.1:0 to find a free port (closed again at once; redis-server binds it next). */
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-/* Starts redis-server as a child on a free loopback port; returns a connection that answered
- * PING, or NULL (why in *why). */
-static redisContext *redis_start(int *port_out, const char **why)
-{
-    const char *dir = getenv("TMPDIR");
-    if (dir == NULL || *dir == '\0')
-        dir = "/tmp";
-    int w = snprintf(g_redis_dir, sizeof g_redis_dir, "%s/rl-bench-%ld-redis-XXXXXX", dir,
-                     (long)g_owner);
-    if (w < 0 || (size_t)w >= sizeof g_redis_dir || mkdtemp(g_redis_dir) == NULL) {
-        g_redis_dir[0] = '\0';
-        *why = "cannot create a temporary directory";
-        return NULL;
-    }
-    int port = free_port();
-    if (port <= 0) {
-        *why = "cannot find a free loopback port";
-        return NULL;
-    }
-    char ps[16];
-    snprintf(ps, sizeof ps, "%d", port);
-    fflush(NULL);
-    pid_t p = fork();
-    if (p < 0) {
-        *why = "fork failed";
-        return NULL;
-    }
-    if (p == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0)
-            dup2(null, STDOUT_FILENO); /* the server's log */
-        execlp("redis-server", "redis-server", "--port", ps, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--daemonize", "no", "--dir", g_redis_dir, (char *)NULL);
-        fprintf(stderr, "rl-bench: cannot run redis-server: %s\n", strerror(errno));
-        _exit(127);
-    }
-    g_redis_pid = p;
-    uint64_t deadline = mono_ns() + 10000000000ull;
-    while (mono_ns() < deadline && g_signal == 0) {
-        int st;
-        if (waitpid(p, &st, WNOHANG) == p) {
-            g_redis_pid = 0;
-            *why = "redis-server exited at once (not installed? see stderr)";
-            return NULL;
-        }
-        struct timeval tv = {0, 200000};
-        redisContext *ctx = redisConnectWithTimeout("127.0.0.1", port, tv);
-        if (ctx != NULL && ctx->err == 0) {
-            redisReply *rep = redisCommand(ctx, "PING");
-            bool ok =
-                rep != NULL && rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
-            freeReplyObject(rep);
-            if (ok) {
-                *port_out = port;
-                return ctx;
-            }
-        }
-        if (ctx != NULL)
-            redisFree(ctx);
-        sleep_ns(20000000);
-    }
-    *why = "redis-server did not answer PING within 10 s";
-    return NULL;
-}
-
-static void redis_stop(void)
-{
-    if (g_redis_pid > 0) {
-        kill(g_redis_pid, SIGKILL);
-        while (waitpid(g_redis_pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-        g_redis_pid = 0;
-    }
-    if (g_redis_dir[0] != '\0') {
-        DIR *d = opendir(g_redis_dir);
-        if (d != NULL) {
-            struct dirent *e;
-            char path[sizeof g_redis_dir + 256];
-            while ((e = readdir(d)) != NULL) {
-                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                    continue;
-                snprintf(path, sizeof path, "%s/%s", g_redis_dir, e->d_name);
-                unlink(path);
-            }
-            closedir(d);
-        }
-        rmdir(g_redis_dir);
-        g_redis_dir[0] = '\0';
-    }
-}
-
 static void redis_section(bool quick, xfacts *xf)
 {
     g_x_ns = quick ? X_QUICK_NS : X_ROW_NS;
     fprintf(stderr, "rl-bench: vs pure Redis: starting redis-server\n");
-    redisContext *ctx = redis_start(&xf->port, &xf->why);
+    redisContext *ctx = redis_child_start("rl-bench", g_owner, &g_signal, &xf->port, &xf->why);
     if (ctx == NULL) {
-        redis_stop();
+        redis_child_stop();
         check_signal();
         return;
     }
-    redisReply *rep = redisCommand(ctx, "INFO server");
-    if (rep != NULL && rep->type == REDIS_REPLY_STRING) {
-        const char *p = strstr(rep->str, "redis_version:");
-        if (p != NULL)
-            snprintf(xf->version, sizeof xf->version, "%.*s", (int)strcspn(p + 14, "\r\n"), p + 14);
-    }
-    freeReplyObject(rep);
+    redis_child_version(ctx, xf->version, sizeof xf->version);
+    redisReply *rep = NULL;
     fprintf(stderr, "  redis-server %s on 127.0.0.1:%d\n", xf->version, xf->port);
 
     char url[64];
@@ -1503,7 +1377,7 @@ out:
     rl_unlink(g_redis_seg);
     g_redis_seg[0] = '\0';
     redisFree(ctx);
-    redis_stop();
+    redis_child_stop();
 }
 
 static void fmt_ns(double ns, char *out, size_t n)
