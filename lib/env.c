@@ -73,7 +73,7 @@ RL_API int rl_options_from_env(rl_options *o)
             return r;
     }
     if ((v = getenv("RL_SYNC_INTERVAL_MS")) && *v) {
-        unsigned x;
+        unsigned x = 0;
         if ((r = parse_uint("RL_SYNC_INTERVAL_MS", v, 1, 60000, &x)) < 0)
             return r;
         o->sync_interval_ms = x;
@@ -88,8 +88,10 @@ RL_API int rl_options_from_env(rl_options *o)
         else
             return rl__err(-EINVAL, "RL_FALLBACK=\"%.32s\": expected local, open or closed", v);
     }
+    if ((v = getenv("RL_HOST_ID")) && *v)
+        o->host_id = v;
     if ((v = getenv("RL_CLUSTER_HOSTS")) && *v) {
-        unsigned x;
+        unsigned x = 0;
         if ((r = parse_uint("RL_CLUSTER_HOSTS", v, 1, 100000, &x)) < 0)
             return r;
         o->cluster_hosts = x;

@@ -134,6 +134,7 @@ struct rl_global {
     uint64_t epoch;       /* != 0 while we lead */
     uint64_t seq;         /* batches sent in this epoch */
     uint64_t fallback_ns; /* last LOCAL-fallback refill (0: not in fallback) */
+    uint64_t granted;     /* units Redis granted in the current round */
     struct gent *ents;    /* [nslots], allocated when first leading */
     struct cand *cand;    /* [nslots]: this round's reports */
     bool cluster;         /* redis-cluster://: batches hold one hash-tag group each */
@@ -202,7 +203,12 @@ static bool lead(struct rl_global *g, uint64_t now)
     bool free_ = (lease & 0xffffffffu) == 0;
     if (!free_ && now < hb + g->lease_ns)
         return false;
+    /* The new epoch: one more than the last, and never below the seconds since 2020, so that a
+     * host whose segment was made anew (a reboot) still outranks its old leader in Redis. */
     uint64_t e = (lease >> 32) + 1;
+    uint64_t secs = now > RL_TIME_BASE_NS ? (now - RL_TIME_BASE_NS) / 1000000000u : 0;
+    if (secs > e && secs < 0xffffffffu)
+        e = secs;
     uint64_t mine = e << 32 | g->token;
     /* acq_rel: the release half orders nothing before it that others need; acquire pairs with
      * the previous holder's release. One CAS elects one leader per epoch. */
@@ -258,9 +264,11 @@ static bool apply(struct rl_global *g, const struct bkey *b, long long L, long l
     /* acquire: pairs with the claimant's release publish; a different word is a new key. */
     if (atomic_load_explicit(&s->ctl, memory_order_acquire) != b->word)
         return true; /* reclaimed meanwhile: Redis reclaims that lease after R */
-    if (L > 0)
+    if (L > 0) {
         /* release: pairs with the checks' acquire load of the ceiling. */
         atomic_fetch_add_explicit(&s->ceiling, (uint64_t)L, memory_order_release);
+        g->granted += (uint64_t)L;
+    }
     if (rel > 0) {
         /* acquire: pairs with the checks' release CAS (the count we must not go below). */
         uint64_t c = atomic_load_explicit(&s->state, memory_order_acquire) & RL_VAL_MASK;
@@ -531,7 +539,7 @@ static void *sync_main(void *arg)
     struct rl_global *g = arg;
     struct rl *rl = g->rl;
     struct rl_shm_header *h = rl->hdr;
-    uint64_t next = 0;
+    uint64_t next = 0, quiet_until = 0;
     bool failing = false;
     /* acquire: pairs with the release increment by a kicking check. */
     uint32_t seen = atomic_load_explicit(&h->sync_futex, memory_order_acquire);
@@ -540,8 +548,14 @@ static void *sync_main(void *arg)
         bool regular = now >= next;
         if (regular)
             next = now + g->T_ns;
-        if (lead(g, now)) {
+        /* An early round that Redis answered with nothing (the cluster's buckets are empty)
+         * is not repeated before the next regular round: denials then cost no round trips. */
+        bool skip = !regular && now < quiet_until;
+        if (!skip && lead(g, now)) {
+            g->granted = 0;
             int r = sync_round(g, now, !regular);
+            if (!regular && r == 0 && g->granted == 0)
+                quiet_until = next;
             if (r == -ESTALE) {
                 rl__log(RL_LOG_WARN,
                         "segment %s: Redis refused epoch %" PRIu64 ": another leader took over",
@@ -649,8 +663,17 @@ int rl__global_open(struct rl *rl, const rl_options *o)
     if (gethostname(g->hostname, sizeof g->hostname) != 0)
         snprintf(g->hostname, sizeof g->hostname, "?");
     g->hostname[sizeof g->hostname - 1] = '\0';
-    snprintf(g->host, sizeof g->host, "%016" PRIx64,
-             XXH3_64bits_withSeed(rl->hdr->secret, RL_SECRET_SIZE, 0x686f7374u));
+    {
+        /* host id: RL_HOST_ID, else host name + segment name (stable across restarts) */
+        char id[512];
+        int n = o->host_id && *o->host_id
+                    ? snprintf(id, sizeof id, "id:%s", o->host_id)
+                    : snprintf(id, sizeof id, "host:%s%c%s", g->hostname, 0, rl->name);
+        if (n < 0 || (size_t)n >= sizeof id)
+            n = (int)sizeof id - 1;
+        snprintf(g->host, sizeof g->host, "%016" PRIx64,
+                 XXH3_64bits_withSeed(id, (size_t)n, 0x686f7374u));
+    }
     pthread_mutex_init(&g->err_lock, NULL);
     r = rl__redis_new(&u, o->redis_connect_timeout_ms, o->redis_command_timeout_ms, &g->conn);
     memset(u.password, 0, sizeof u.password);

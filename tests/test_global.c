@@ -971,3 +971,31 @@ Test(global, health_warns_about_evicting_redis)
     cr_expect(!hi.redis_may_evict, "%s", hi.warning);
     rl__redis_close(c);
 }
+
+/* Hosts that restart on new segments (a reboot) keep their identity (host name + segment
+ * name): the leases their old segments held come back to them at once instead of blocking the
+ * cluster's bucket until Redis reclaims them as a dead host's (R = 10 s). */
+Test(global, restarted_hosts_get_their_leases_back)
+{
+    open_hosts(4, RL_FALLBACK_LOCAL);
+    rl_limit l = global_limit(1000, 1000);
+    struct demand d[4];
+    for (int i = 0; i < 4; i++)
+        d[i] = (struct demand){.rate = 250, .to = 1e9};
+    struct hostrun hr[4];
+    char key[64];
+    unique_key(key, sizeof key, "restart");
+    run_hosts(4, key, &l, d, 2.0, hr);
+    for (int i = 0; i < 4; i++) {
+        rl_close(&g_h[i]);
+        rl_unlink(g_hn[i]); /* the segment is gone, as after a reboot */
+    }
+    open_hosts(4, RL_FALLBACK_LOCAL); /* same names: new segments, same host ids */
+    for (int i = 0; i < 4; i++)
+        d[i] = (struct demand){.rate = 125, .to = 1e9};
+    struct outcome o = run_hosts(4, key, &l, d, 3.0, hr);
+    uint64_t denied = o.attempts - o.admitted;
+    cr_expect_leq((double)denied, 0.01 * (double)o.attempts,
+                  "%" PRIu64 " of %" PRIu64 " denied below the limit after the restart", denied,
+                  o.attempts);
+}

@@ -96,7 +96,11 @@ typedef struct rl_options {
      *  starts while Redis is unreachable enforces limit / cluster_hosts (LOCAL fallback) until
      *  Redis has told it the live host count. */
     uint64_t cluster_hosts;
-    uint64_t reserved[8]; /**< must stay zero */
+    /** This host's identity in Redis for GLOBAL limits (RL_HOST_ID). NULL: the host name and
+     *  the segment name, so that a host that restarts (even on a new segment) finds its own
+     *  leases again. Must be unique in the cluster: set it where host names are not. */
+    const char *host_id;
+    uint64_t reserved[7]; /**< must stay zero */
 } rl_options;
 
 /** Values of rl_options.fallback. */
