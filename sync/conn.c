@@ -38,10 +38,27 @@
 #define POOL_MAX    4096u
 #define MS_NS       ((uint64_t)1000000)
 
+/* Redis Cluster. */
+#define CLUSTER_SLOTS     16384
+#define CLUSTER_MAX_NODES 1024u /* masters one connection keeps; the slot map is 16 bits wide */
+#define CLUSTER_TRIES     3u    /* unconnected known nodes tried for CLUSTER SLOTS, then seeds */
+#define SLOT_ANY          (-1)  /* a command without a key: any node */
+#define SLOT_GUESS        (-2)  /* the slot of the command's first key, as far as rl knows it */
+
 struct script_sha {
     uint64_t hash; /* XXH3 of the source; 0 with len 0: empty entry */
     size_t len;
     char sha[41];
+};
+
+/* A redis-cluster:// connection's nodes and slot map (see "Redis Cluster" below). */
+struct cluster {
+    struct rl_redis **node; /* one standalone connection per master seen (and the seeds) */
+    unsigned nnodes, cap;
+    uint16_t slot[CLUSTER_SLOTS]; /* index + 1 into node of the slot's master; 0: unknown */
+    bool loaded;                  /* a CLUSTER SLOTS answer has been applied */
+    bool stale;                   /* refresh the map at the next call (at most every 100 ms) */
+    uint64_t refreshed_at;        /* monotonic ns of the last refresh attempt */
 };
 
 struct rl_redis {
@@ -69,6 +86,11 @@ struct rl_redis {
     /* Pool membership (NULL: standalone connection). */
     struct rl_redis_pool *pool;
     bool in_use, probe;
+
+    /* Redis Cluster: the nodes and slot map of a redis-cluster:// connection (else NULL), and
+     * for one of its per-node connections the cluster connection that owns it (else NULL). */
+    struct cluster *cl;
+    struct rl_redis *parent;
 };
 
 struct rl_redis_pool {
@@ -216,6 +238,8 @@ static int reply_code(const redisReply *r)
         return -EROFS;
     if (has_prefix(s, "NOSCRIPT"))
         return -ENOENT;
+    if (has_prefix(s, "CROSSSLOT"))
+        return -EINVAL;
     return -EIO;
 }
 
@@ -246,7 +270,17 @@ static int reply_err(const struct rl_redis *c, const char *where, const redisRep
     case -EROFS:
         return rl__err(rc, "Redis at %s is a read-only replica now (%s): re-resolving the master",
                        where, s);
+    case -EINVAL:
+        return rl__err(rc,
+                       "Redis Cluster at %s refused a command whose keys are in different hash "
+                       "slots (%s): give the keys of one command one hash tag, e.g. {id}:a and "
+                       "{id}:b",
+                       where, s);
     default:
+        if (!c->cl && !c->parent && (has_prefix(s, "MOVED ") || has_prefix(s, "ASK ")))
+            return rl__err(rc,
+                           "Redis at %s is a Redis Cluster node (%s): use a redis-cluster:// URL",
+                           where, s);
         return rl__err(rc, "Redis at %s: %s", where, s);
     }
 }
@@ -508,6 +542,9 @@ static int connect_direct(struct rl_redis *c, redisContext **out)
 
 static void drop_ctx(struct rl_redis *c)
 {
+    if (c->cl) /* a cluster connection: every node's socket (the slot map stays) */
+        for (unsigned i = 0; i < c->cl->nnodes; i++)
+            drop_ctx(c->cl->node[i]);
     if (c->ctx)
         redisFree(c->ctx); /* close(2) only: no QUIT */
     c->ctx = NULL;
@@ -522,10 +559,14 @@ static bool is_failure(int rc)
 }
 
 static void pool_report(struct rl_redis *c, int rc);
+static int cluster_ensure(struct rl_redis *c);
 
-/* Connected, or an error: -EAGAIN while backing off, else the connect's own. */
+/* Connected, or an error: -EAGAIN while backing off, else the connect's own. A cluster
+ * connection: its slot map is loaded (its nodes connect on use). */
 static int ensure(struct rl_redis *c)
 {
+    if (c->cl)
+        return cluster_ensure(c);
     if (c->ctx) {
         if (c->pid == getpid())
             return 0;
@@ -591,14 +632,24 @@ static int new_conn(const struct rl_redis_url *u, unsigned connect_ms, unsigned 
             return rl__err(-EINVAL, "redis: sentinel URL without sentinels or master name");
         break;
     case RL_REDIS_CLUSTER:
-        return rl__err(-ENOTSUP, "redis: redis-cluster:// is not supported yet: use redis:// or "
-                                 "redis-sentinel://");
+        if (u->nhosts < 1)
+            return rl__err(-EINVAL, "redis: cluster URL without seed nodes");
+        if (u->db != 0)
+            return rl__err(-EINVAL,
+                           "redis: Redis Cluster has db 0 only (SELECT is refused there): remove "
+                           "the db %d from REDIS_URL",
+                           u->db);
+        break;
     default:
         return rl__err(-EINVAL, "redis: unknown URL kind %d", (int)u->kind);
     }
     struct rl_redis *c = calloc(1, sizeof *c);
     if (!c)
         return rl__err(-ENOMEM, "redis: out of memory");
+    if (u->kind == RL_REDIS_CLUSTER && !(c->cl = calloc(1, sizeof *c->cl))) {
+        free(c);
+        return rl__err(-ENOMEM, "redis: out of memory");
+    }
     c->url = *u;
     if (c->url.nhosts > RL_REDIS_MAX_HOSTS)
         c->url.nhosts = RL_REDIS_MAX_HOSTS;
@@ -646,6 +697,13 @@ void rl__redis_close(struct rl_redis *c)
 {
     if (!c)
         return;
+    if (c->cl) {
+        for (unsigned i = 0; i < c->cl->nnodes; i++)
+            rl__redis_close(c->cl->node[i]);
+        free(c->cl->node);
+        free(c->cl);
+        c->cl = NULL;
+    }
     drop_ctx(c);
     /* The URL copy holds the password: do not leave it in freed memory. */
     memset(&c->url, 0, sizeof c->url);
@@ -660,15 +718,38 @@ void rl__redis_drop(struct rl_redis *c)
     }
 }
 
+/* An open socket: c's own, or (cluster) one node's. */
+static bool is_open(const struct rl_redis *c)
+{
+    if (c->ctx)
+        return true;
+    if (c->cl)
+        for (unsigned i = 0; i < c->cl->nnodes; i++)
+            if (c->cl->node[i]->ctx)
+                return true;
+    return false;
+}
+
+/* Connects at the next call without waiting for the backoff (cluster: every node too). */
+static void reset_backoff(struct rl_redis *c)
+{
+    c->retry_at = 0;
+    if (c->cl)
+        for (unsigned i = 0; i < c->cl->nnodes; i++)
+            c->cl->node[i]->retry_at = 0;
+}
+
 bool rl__redis_connected(const struct rl_redis *c)
 {
-    return c && c->ctx;
+    return c && is_open(c);
 }
 
 const char *rl__redis_where(const struct rl_redis *c)
 {
     return c ? c->where : "";
 }
+
+static int take_reply(struct rl_redis *c, redisReply *r, redisReply **reply);
 
 /* After a reply (r, or NULL and the saved errno for an I/O error): the code, with *reply set
  * on success. */
@@ -687,6 +768,13 @@ static int finish(struct rl_redis *c, redisReply *r, int saved, redisReply **rep
         return rc;
     }
     pool_report(c, 0); /* the server answered */
+    return take_reply(c, r, reply);
+}
+
+/* The reply half of finish(): an error reply's code and message (READONLY: the connection is
+ * dropped), or 0 with *reply set (r freed when reply is NULL). */
+static int take_reply(struct rl_redis *c, redisReply *r, redisReply **reply)
+{
     if (r->type == REDIS_REPLY_ERROR) {
         int rc = reply_err(c, c->where, r);
         freeReplyObject(r);
@@ -718,27 +806,64 @@ static int cmd_precheck(struct rl_redis *c, redisReply **reply)
     return ensure(c);
 }
 
-int rl__redis_cmd(struct rl_redis *c, redisReply **reply, const char *fmt, ...)
+static int cluster_vcmd(struct rl_redis *c, const void *key, size_t keylen, bool keyed,
+                        redisReply **reply, const char *fmt, va_list ap);
+static int cluster_argv(struct rl_redis *c, int slot, int argc, const char **argv,
+                        const size_t *argvlen, redisReply **reply, struct rl_redis **answered);
+
+/* rl__redis_cmd on one server. */
+static int vcmd(struct rl_redis *c, redisReply **reply, const char *fmt, va_list ap)
 {
     int rc = cmd_precheck(c, reply);
     if (rc)
         return rc;
     struct pipe_guard g;
-    va_list ap;
-    va_start(ap, fmt);
     pipe_block(&g);
     redisReply *r = redisvCommand(c->ctx, fmt, ap);
     int saved = errno;
     pipe_restore(&g, r == NULL);
-    va_end(ap);
     return finish(c, r, saved, reply);
+}
+
+int rl__redis_cmd(struct rl_redis *c, redisReply **reply, const char *fmt, ...)
+{
+    if (reply)
+        *reply = NULL;
+    if (!c || !fmt)
+        return rl__err(-EINVAL, "redis: %s", !c ? "no connection" : "no command");
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = c->cl ? cluster_vcmd(c, NULL, 0, false, reply, fmt, ap) : vcmd(c, reply, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int rl__redis_cmd_key(struct rl_redis *c, const void *key, size_t keylen, redisReply **reply,
+                      const char *fmt, ...)
+{
+    if (reply)
+        *reply = NULL;
+    if (!c || !fmt || (!key && keylen))
+        return rl__err(-EINVAL, "redis: cmd_key: %s",
+                       !c     ? "no connection"
+                       : !fmt ? "no command"
+                              : "NULL key with a non-zero length");
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = c->cl ? cluster_vcmd(c, key, keylen, true, reply, fmt, ap) : vcmd(c, reply, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 int rl__redis_cmd_argv(struct rl_redis *c, redisReply **reply, int argc, const char **argv,
                        const size_t *argvlen)
 {
+    if (reply)
+        *reply = NULL;
     if (argc < 1 || !argv)
         return rl__err(-EINVAL, "redis: empty command");
+    if (c && c->cl)
+        return cluster_argv(c, SLOT_GUESS, argc, argv, argvlen, reply, NULL);
     int rc = cmd_precheck(c, reply);
     if (rc)
         return rc;
@@ -748,6 +873,589 @@ int rl__redis_cmd_argv(struct rl_redis *c, redisReply **reply, int argc, const c
     int saved = errno;
     pipe_restore(&g, r == NULL);
     return finish(c, r, saved, reply);
+}
+
+/* ---- Redis Cluster ------------------------------------------------------------------------- */
+
+/*
+ * A redis-cluster:// connection (c->cl) has no socket of its own. It keeps one standalone
+ * connection (kind TCP, the URL's credentials, db 0) per master that the slot map or a redirect
+ * names, created on demand and connected on first use, each with its own backoff; their
+ * outcomes count for the pool's circuit breaker through c (pool_report follows ->parent).
+ *
+ * The slot map comes from CLUSTER SLOTS: connected nodes are asked first, then up to
+ * CLUSTER_TRIES unconnected ones, then the URL's seeds. A refresh drops (closes) the nodes that
+ * no longer own a slot. It is marked stale by -MOVED, a lost or refused node connection, a
+ * READONLY or CLUSTERDOWN reply, and refreshed at the next call, at most every
+ * RL_CLUSTER_REFRESH_MS; a failed refresh keeps the old map.
+ */
+
+#define CLUSTER_REFRESH_NS ((uint64_t)RL_CLUSTER_REFRESH_MS * MS_NS)
+
+static uint16_t crc16_xmodem(const unsigned char *p, size_t n)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        crc = (uint16_t)(crc ^ (unsigned)p[i] << 8);
+        for (int b = 0; b < 8; b++)
+            crc = (uint16_t)(crc & 0x8000u ? (unsigned)crc << 1 ^ 0x1021u : (unsigned)crc << 1);
+    }
+    return crc;
+}
+
+/* The hash slot of key[0..n): CRC16 of its hash tag (the bytes between the first '{' and the
+ * next '}', when not empty) or of the whole key, mod 16384. */
+static int key_slot(const char *k, size_t n)
+{
+    if (n == 0)
+        return 0;
+    const char *open = memchr(k, '{', n);
+    if (open) {
+        size_t s = (size_t)(open - k) + 1;
+        const char *close = s < n ? memchr(k + s, '}', n - s) : NULL;
+        if (close && close > k + s) {
+            k += s;
+            n = (size_t)(close - k);
+        }
+    }
+    return crc16_xmodem((const unsigned char *)k, n) & (CLUSTER_SLOTS - 1);
+}
+
+int rl__redis_key_slot(const void *key, size_t len)
+{
+    if (!key && len)
+        return rl__err(-EINVAL, "redis: key_slot: NULL key of %zu bytes", len);
+    return key_slot(key, len);
+}
+
+/* A key for a message: at most 48 bytes, non-printable bytes as '?'. */
+static const char *printable(const char *k, size_t n, char out[56])
+{
+    size_t m = n < 48 ? n : 48;
+    for (size_t i = 0; i < m; i++)
+        out[i] = k[i] >= 0x20 && k[i] < 0x7f ? k[i] : '?';
+    snprintf(out + m, 8, "%s", n > m ? "..." : "");
+    return out;
+}
+
+/* The one slot of keys argv[0..nkeys): -EINVAL (CROSSSLOT) when they are in several. */
+static int cluster_keys_slot(int nkeys, const char **argv, const size_t *argvlen, int *slot)
+{
+    size_t l0 = argvlen ? argvlen[0] : strlen(argv[0]);
+    int s0 = key_slot(argv[0], l0);
+    for (int i = 1; i < nkeys; i++) {
+        size_t li = argvlen ? argvlen[i] : strlen(argv[i]);
+        int si = key_slot(argv[i], li);
+        if (si != s0) {
+            char a[56], b[56];
+            return rl__err(-EINVAL,
+                           "Redis Cluster: the keys of one script call must share a hash slot "
+                           "(CROSSSLOT): key 1 '%s' is in slot %d, key %d '%s' in slot %d; give "
+                           "them one hash tag, e.g. {id}:a and {id}:b (nothing was sent)",
+                           printable(argv[0], l0, a), s0, i + 1, printable(argv[i], li, b), si);
+        }
+    }
+    *slot = s0;
+    return 0;
+}
+
+/* A command's words (at most max of them) from its RESP form; returns how many were found. */
+struct word {
+    const char *p;
+    size_t n;
+};
+
+static size_t read_len(const char *cmd, size_t len, size_t *i, size_t *out)
+{
+    size_t v = 0, start = *i;
+    while (*i < len && cmd[*i] >= '0' && cmd[*i] <= '9' && v <= len)
+        v = v * 10 + (size_t)(cmd[(*i)++] - '0');
+    if (*i == start || *i + 1 >= len || cmd[*i] != '\r' || cmd[*i + 1] != '\n')
+        return 0;
+    *i += 2;
+    *out = v;
+    return 1;
+}
+
+static int formatted_words(const char *cmd, size_t len, struct word *w, int max)
+{
+    size_t i = 1, count, n;
+    if (len < 1 || cmd[0] != '*' || !read_len(cmd, len, &i, &count))
+        return 0;
+    int got = 0;
+    while (got < max && (size_t)got < count && i < len && cmd[i] == '$') {
+        i++;
+        if (!read_len(cmd, len, &i, &n) || n > len - i)
+            break;
+        w[got].p = cmd + i;
+        w[got].n = n;
+        got++;
+        i += n + 2;
+    }
+    return got;
+}
+
+static bool word_is(const struct word *w, const char *name)
+{
+    return w->n == strlen(name) && strncasecmp(w->p, name, w->n) == 0;
+}
+
+/* The slot of a command's first key as far as rl knows it, from its first words (n <= 4), or
+ * SLOT_ANY. Most commands' first key is their first argument; one whose key is elsewhere
+ * (OBJECT ENCODING k, XREAD ... STREAMS k) reaches some other node first and its -MOVED
+ * corrects that; multi-key commands are checked by the server (-CROSSSLOT). */
+static int command_slot(const struct word *w, int n)
+{
+    static const char *const keyless[] = {
+        "PING",     "ECHO",      "INFO",    "TIME",      "ROLE",     "SCRIPT",  "CLUSTER",
+        "CONFIG",   "CLIENT",    "COMMAND", "DBSIZE",    "FLUSHALL", "FLUSHDB", "SCAN",
+        "KEYS",     "ACL",       "AUTH",    "HELLO",     "SELECT",   "DEBUG",   "MEMORY",
+        "OBJECT",   "SLOWLOG",   "LATENCY", "LASTSAVE",  "FUNCTION", "PUBLISH", "WAIT",
+        "READONLY", "READWRITE", "ASKING",  "RANDOMKEY", "SAVE",     "BGSAVE",  "QUIT"};
+    static const char *const evals[] = {"EVAL",  "EVALSHA",    "EVAL_RO",
+                                        "FCALL", "EVALSHA_RO", "FCALL_RO"};
+    if (n < 2)
+        return SLOT_ANY;
+    for (size_t i = 0; i < sizeof keyless / sizeof keyless[0]; i++)
+        if (word_is(&w[0], keyless[i]))
+            return SLOT_ANY;
+    for (size_t i = 0; i < sizeof evals / sizeof evals[0]; i++)
+        if (word_is(&w[0], evals[i])) {
+            /* EVAL script numkeys key...: the first key, if any. */
+            if (n < 4 || w[2].n == 0 || (w[2].n == 1 && w[2].p[0] == '0'))
+                return SLOT_ANY;
+            return key_slot(w[3].p, w[3].n);
+        }
+    return key_slot(w[1].p, w[1].n);
+}
+
+/* command_slot() of a command in RESP form. */
+static int guess_slot(const char *cmd, size_t len)
+{
+    struct word w[4] = {{NULL, 0}};
+    int n = formatted_words(cmd, len, w, 4);
+    return command_slot(w, n);
+}
+
+static int node_find(const struct cluster *cl, const char *host, int port)
+{
+    for (unsigned i = 0; i < cl->nnodes; i++)
+        if (cl->node[i]->url.hosts[0].port == port &&
+            strcmp(cl->node[i]->url.hosts[0].host, host) == 0)
+            return (int)i;
+    return -1;
+}
+
+/* The index of host:port's node connection, created (not connected) when new. */
+static int node_get(struct rl_redis *c, const char *host, int port)
+{
+    struct cluster *cl = c->cl;
+    int i = node_find(cl, host, port);
+    if (i >= 0)
+        return i;
+    if (strlen(host) >= sizeof c->url.hosts[0].host || port < 1 || port > 65535)
+        return rl__err(-EIO, "Redis Cluster: a node has a bad address (%.64s:%d)", host, port);
+    if (cl->nnodes >= CLUSTER_MAX_NODES)
+        return rl__err(-EIO, "Redis Cluster: more than %u masters: rl supports up to %u",
+                       CLUSTER_MAX_NODES, CLUSTER_MAX_NODES);
+    if (cl->nnodes == cl->cap) {
+        unsigned cap = cl->cap ? 2 * cl->cap : 8;
+        struct rl_redis **node = realloc(cl->node, cap * sizeof *node);
+        if (!node)
+            return rl__err(-ENOMEM, "redis: out of memory");
+        cl->node = node;
+        cl->cap = cap;
+    }
+    /* The cluster URL with this host only: same credentials and timeouts, db 0. */
+    struct rl_redis_url *u = malloc(sizeof *u);
+    if (!u)
+        return rl__err(-ENOMEM, "redis: out of memory");
+    *u = c->url;
+    u->kind = RL_REDIS_TCP;
+    memset(u->hosts, 0, sizeof u->hosts);
+    snprintf(u->hosts[0].host, sizeof u->hosts[0].host, "%s", host);
+    u->hosts[0].port = port;
+    u->nhosts = 1;
+    u->db = 0;
+    struct rl_redis *n = NULL;
+    int rc = new_conn(u, c->connect_ms, c->command_ms, &n);
+    memset(u->password, 0, sizeof u->password);
+    free(u);
+    if (rc)
+        return rc;
+    n->parent = c;
+    cl->node[cl->nnodes] = n;
+    return (int)cl->nnodes++;
+}
+
+/* Checks one CLUSTER SLOTS range: [start, end, [host, port, ...], replicas...]. */
+static bool slot_range_ok(const redisReply *e)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 3)
+        return false;
+    const redisReply *s = e->element[0], *t = e->element[1], *m = e->element[2];
+    return s->type == REDIS_REPLY_INTEGER && t->type == REDIS_REPLY_INTEGER && s->integer >= 0 &&
+           s->integer <= t->integer && t->integer < CLUSTER_SLOTS && m->type == REDIS_REPLY_ARRAY &&
+           m->elements >= 2 && m->element[0]->type == REDIS_REPLY_STRING &&
+           m->element[0]->len < sizeof((struct rl_redis_host *)0)->host &&
+           m->element[1]->type == REDIS_REPLY_INTEGER && m->element[1]->integer >= 1 &&
+           m->element[1]->integer <= 65535;
+}
+
+/* Applies a CLUSTER SLOTS reply from the node at src_host (an empty address means that node;
+ * "?" an unknown one: the range is left unmapped). Nodes that own no slot are closed. */
+static int apply_slots(struct rl_redis *c, const redisReply *r, const char *src_host,
+                       const char *src_where)
+{
+    struct cluster *cl = c->cl;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+        return rl__err(-EIO,
+                       "Redis Cluster at %s: CLUSTER SLOTS lists no slot (is the cluster created? "
+                       "redis-cli --cluster create)",
+                       src_where);
+    for (size_t i = 0; i < r->elements; i++)
+        if (!slot_range_ok(r->element[i]))
+            return rl__err(-EIO, "Redis Cluster at %s: unexpected reply to CLUSTER SLOTS",
+                           src_where);
+    uint16_t *slot = calloc(CLUSTER_SLOTS, sizeof *slot);
+    if (!slot)
+        return rl__err(-ENOMEM, "redis: out of memory");
+    char host[256];
+    bool any = false;
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i], *m = e->element[2];
+        if (strcmp(m->element[0]->str, "?") == 0)
+            continue;
+        snprintf(host, sizeof host, "%s", m->element[0]->len ? m->element[0]->str : src_host);
+        int k = node_get(c, host, (int)m->element[1]->integer);
+        if (k < 0) {
+            free(slot);
+            return k;
+        }
+        for (long long s = e->element[0]->integer; s <= e->element[1]->integer; s++)
+            slot[s] = (uint16_t)(k + 1);
+        any = true;
+    }
+    if (!any) {
+        free(slot);
+        return rl__err(-EIO, "Redis Cluster at %s: CLUSTER SLOTS names no master's address",
+                       src_where);
+    }
+    /* Keep the nodes that own a slot, in order; close the others. */
+    unsigned *remap = calloc(cl->nnodes, sizeof *remap);
+    if (!remap) {
+        free(slot);
+        return rl__err(-ENOMEM, "redis: out of memory");
+    }
+    for (int s = 0; s < CLUSTER_SLOTS; s++)
+        if (slot[s])
+            remap[slot[s] - 1] = 1;
+    unsigned kept = 0;
+    for (unsigned i = 0; i < cl->nnodes; i++) {
+        if (remap[i]) {
+            cl->node[kept] = cl->node[i];
+            remap[i] = ++kept;
+        } else {
+            rl__redis_close(cl->node[i]);
+        }
+    }
+    cl->nnodes = kept;
+    for (int s = 0; s < CLUSTER_SLOTS; s++)
+        cl->slot[s] = slot[s] ? (uint16_t)remap[slot[s] - 1] : 0;
+    free(remap);
+    free(slot);
+    cl->loaded = true;
+    cl->stale = false;
+    return 0;
+}
+
+/* Loads the slot map: asks the connected nodes, then up to CLUSTER_TRIES others, then the
+ * URL's seeds, until one answers. */
+static int cluster_refresh(struct rl_redis *c)
+{
+    struct cluster *cl = c->cl;
+    cl->refreshed_at = rl__mono_ns();
+    bool tried[CLUSTER_MAX_NODES] = {false};
+    char last[MSG_MAX] = "no node to ask";
+    int last_rc = -EHOSTUNREACH;
+    unsigned unconnected = 0, asked = 0;
+    for (int phase = 0; phase < 3; phase++) {
+        unsigned n = phase < 2 ? cl->nnodes : (unsigned)c->url.nhosts;
+        for (unsigned i = 0; i < n; i++) {
+            int k = (int)i;
+            if (phase < 2) {
+                if ((cl->node[i]->ctx != NULL) != (phase == 0))
+                    continue;
+                if (phase == 1 && unconnected++ >= CLUSTER_TRIES)
+                    break;
+            } else if ((k = node_get(c, c->url.hosts[i].host, c->url.hosts[i].port)) < 0) {
+                return k;
+            }
+            if (tried[k])
+                continue;
+            tried[k] = true;
+            asked++;
+            struct rl_redis *node = cl->node[k];
+            const char *argv[2] = {"CLUSTER", "SLOTS"};
+            redisReply *r = NULL;
+            int rc = rl__redis_cmd_argv(node, &r, 2, argv, NULL);
+            if (rc == 0) {
+                char host[256], where[WHERE_MAX];
+                snprintf(host, sizeof host, "%s", node->url.hosts[0].host);
+                snprintf(where, sizeof where, "%s", node->where);
+                rc = apply_slots(c, r, host, where); /* may close node */
+                freeReplyObject(r);
+                if (rc == 0) {
+                    rl__log(RL_LOG_DEBUG, "redis: cluster slot map from %s: %u masters", where,
+                            cl->nnodes);
+                    return 0;
+                }
+            } else if (rc == -EIO && strstr(rl_errmsg(), "cluster support disabled")) {
+                rc = rl__err(-EINVAL,
+                             "Redis at %s is not a cluster node (cluster support disabled): use "
+                             "redis:// for a standalone server",
+                             node->where);
+            }
+            if (is_config_error(rc))
+                return rc; /* its message is the thread's */
+            last_rc = rc;
+            snprintf(last, sizeof last, "%s", rl_errmsg());
+        }
+    }
+    if (asked == 1) /* the one node's own message says it best */
+        return rl__err(last_rc, "%s", last);
+    return rl__err(last_rc, "Redis Cluster: no node answered CLUSTER SLOTS (%u asked); last: %s",
+                   asked, last);
+}
+
+static int cluster_ensure(struct rl_redis *c)
+{
+    struct cluster *cl = c->cl;
+    if (!cl->loaded)
+        return cluster_refresh(c);
+    if (cl->stale && rl__mono_ns() - cl->refreshed_at >= CLUSTER_REFRESH_NS &&
+        cluster_refresh(c) != 0)
+        rl__log(RL_LOG_DEBUG, "redis: cluster slot map not refreshed (keeping it): %s",
+                rl_errmsg());
+    return 0;
+}
+
+/* Marks the map stale after an error that may mean a master is gone (unreachable, backing
+ * off, a replica now); returns rc. */
+static int cluster_failed(struct rl_redis *c, int rc)
+{
+    if (c->cl && (is_failure(rc) || rc == -EAGAIN || rc == -EROFS))
+        c->cl->stale = true;
+    return rc;
+}
+
+/* A node to send a keyless command to: a connected one, else one free to connect. */
+static struct rl_redis *any_node(const struct cluster *cl)
+{
+    uint64_t now = rl__mono_ns();
+    struct rl_redis *best = NULL;
+    int best_rank = 3;
+    for (unsigned i = 0; i < cl->nnodes && best_rank > 0; i++) {
+        const struct rl_redis *n = cl->node[i];
+        int rank = n->ctx ? 0 : now >= n->retry_at ? 1 : 2;
+        if (rank < best_rank) {
+            best_rank = rank;
+            best = cl->node[i];
+        }
+    }
+    return best;
+}
+
+/* The node serving slot (SLOT_ANY: any node), the map loaded first. */
+static int cluster_node(struct rl_redis *c, int slot, struct rl_redis **out)
+{
+    int rc = cluster_ensure(c);
+    if (rc)
+        return rc;
+    struct cluster *cl = c->cl;
+    *out = slot >= 0 ? (cl->slot[slot] ? cl->node[cl->slot[slot] - 1] : NULL) : any_node(cl);
+    if (*out)
+        return 0;
+    cl->stale = true;
+    if (slot >= 0)
+        return rl__err(-EIO,
+                       "Redis Cluster: no master serves slot %d (the slot map does not cover it: "
+                       "check CLUSTER SLOTS and cluster_state)",
+                       slot);
+    return rl__err(-EIO, "Redis Cluster: no known node");
+}
+
+/* One command, in RESP form, on one node (after ASKING when asking): 0 and the reply, error
+ * replies included, or an I/O error's code (the node's connection is dropped). */
+static int node_send(struct rl_redis *n, bool asking, const char *cmd, size_t len, redisReply **out)
+{
+    int rc = cmd_precheck(n, NULL);
+    if (rc)
+        return rc;
+    void *a = NULL, *r = NULL;
+    struct pipe_guard g;
+    pipe_block(&g);
+    int st = asking ? redisAppendCommand(n->ctx, "ASKING") : REDIS_OK;
+    if (st == REDIS_OK)
+        st = redisAppendFormattedCommand(n->ctx, cmd, len);
+    if (st == REDIS_OK && asking)
+        st = redisGetReply(n->ctx, &a);
+    if (st == REDIS_OK)
+        st = redisGetReply(n->ctx, &r);
+    int saved = errno;
+    pipe_restore(&g, st != REDIS_OK);
+    if (st != REDIS_OK) {
+        freeReplyObject(a);
+        return finish(n, NULL, saved, NULL);
+    }
+    pool_report(n, 0); /* the server answered */
+    redisReply *ar = a;
+    if (ar && ar->type == REDIS_REPLY_ERROR) { /* ASKING refused (an ACL without +asking) */
+        freeReplyObject(r);
+        return take_reply(n, ar, NULL);
+    }
+    freeReplyObject(a);
+    *out = r;
+    return 0;
+}
+
+enum redirect { REDIR_NONE, REDIR_MOVED, REDIR_ASK, REDIR_TRYAGAIN };
+
+/* "MOVED slot host:port", "ASK slot host:port" (an empty host: the node that answered; IPv6
+ * without brackets, the port after the last ':'), "TRYAGAIN ...". */
+static enum redirect parse_redirect(const char *s, int *slot, char *host, size_t hostlen, int *port)
+{
+    enum redirect k;
+    if (has_prefix(s, "MOVED ")) {
+        k = REDIR_MOVED;
+        s += 6;
+    } else if (has_prefix(s, "ASK ")) {
+        k = REDIR_ASK;
+        s += 4;
+    } else {
+        return has_prefix(s, "TRYAGAIN") ? REDIR_TRYAGAIN : REDIR_NONE;
+    }
+    char *end;
+    long sl = strtol(s, &end, 10);
+    if (end == s || *end != ' ' || sl < 0 || sl >= CLUSTER_SLOTS)
+        return REDIR_NONE;
+    const char *addr = end + 1, *colon = strrchr(addr, ':');
+    if (!colon)
+        return REDIR_NONE;
+    long p = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end || p < 1 || p > 65535)
+        return REDIR_NONE;
+    size_t hl = (size_t)(colon - addr);
+    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
+        addr++;
+        hl -= 2;
+    }
+    if (hl >= hostlen)
+        return REDIR_NONE;
+    memcpy(host, addr, hl);
+    host[hl] = '\0';
+    *slot = (int)sl;
+    *port = (int)p;
+    return k;
+}
+
+/* One command (RESP form) on the master of slot (SLOT_ANY: any node), following -MOVED (map
+ * updated, then refreshed when allowed) and -ASK (ASKING there, map unchanged) up to
+ * RL_CLUSTER_MAX_REDIRECTS times, and -TRYAGAIN once. *answered: the node whose reply is
+ * returned. */
+static int cluster_exec(struct rl_redis *c, int slot, const char *cmd, size_t len,
+                        redisReply **reply, struct rl_redis **answered)
+{
+    struct rl_redis *n;
+    int rc = cluster_node(c, slot, &n);
+    if (rc)
+        return rc;
+    struct cluster *cl = c->cl;
+    bool asking = false, retried = false;
+    unsigned redirects = 0;
+    for (;;) {
+        redisReply *r = NULL;
+        snprintf(c->where, sizeof c->where, "%s", n->where);
+        if ((rc = node_send(n, asking, cmd, len, &r)) != 0)
+            return cluster_failed(c, rc);
+        int rs = 0, port = 0;
+        char host[256];
+        enum redirect k = r->type == REDIS_REPLY_ERROR && r->str
+                              ? parse_redirect(r->str, &rs, host, sizeof host, &port)
+                              : REDIR_NONE;
+        if (k == REDIR_MOVED || k == REDIR_ASK) {
+            if (redirects++ == RL_CLUSTER_MAX_REDIRECTS) {
+                rc = rl__err(-EIO,
+                             "Redis Cluster: more than %u redirects for one command (the slot "
+                             "map keeps changing?); last, from %s: %s",
+                             RL_CLUSTER_MAX_REDIRECTS, n->where, r->str);
+                freeReplyObject(r);
+                cl->stale = true;
+                return rc;
+            }
+            if (!host[0])
+                snprintf(host, sizeof host, "%s", n->url.hosts[0].host);
+            rl__log(RL_LOG_DEBUG, "redis: %s from %s", r->str, n->where);
+            freeReplyObject(r);
+            if (k == REDIR_MOVED) {
+                /* The slot has a new master: refresh the whole map when allowed (n may be
+                 * closed by it), and trust the redirect for this slot whatever it says. */
+                cl->stale = true;
+                cluster_ensure(c);
+            }
+            int i = node_get(c, host, port);
+            if (i < 0)
+                return i;
+            if (k == REDIR_MOVED)
+                cl->slot[rs] = (uint16_t)(i + 1);
+            n = cl->node[i];
+            asking = k == REDIR_ASK;
+            continue;
+        }
+        if (k == REDIR_TRYAGAIN && !retried) {
+            /* A multi-key command during a slot migration: once more, a little later. */
+            retried = true;
+            freeReplyObject(r);
+            sleep_ms(c->command_ms < RL_CLUSTER_TRYAGAIN_MS ? c->command_ms
+                                                            : RL_CLUSTER_TRYAGAIN_MS);
+            continue;
+        }
+        if (r->type == REDIS_REPLY_ERROR && r->str && has_prefix(r->str, "CLUSTERDOWN"))
+            cl->stale = true;
+        if (answered)
+            *answered = n;
+        return cluster_failed(c, take_reply(n, r, reply));
+    }
+}
+
+/* An argv command on a cluster connection (slot SLOT_GUESS: from the command's words). */
+static int cluster_argv(struct rl_redis *c, int slot, int argc, const char **argv,
+                        const size_t *argvlen, redisReply **reply, struct rl_redis **answered)
+{
+    char *cmd = NULL;
+    int len = redisFormatCommandArgv(&cmd, argc, argv, argvlen);
+    if (len < 0)
+        return rl__err(-ENOMEM, "redis: out of memory");
+    if (slot == SLOT_GUESS)
+        slot = guess_slot(cmd, (size_t)len);
+    int rc = cluster_exec(c, slot, cmd, (size_t)len, reply, answered);
+    redisFreeCommand(cmd);
+    return rc;
+}
+
+/* rl__redis_cmd and _cmd_key on a cluster connection. */
+static int cluster_vcmd(struct rl_redis *c, const void *key, size_t keylen, bool keyed,
+                        redisReply **reply, const char *fmt, va_list ap)
+{
+    char *cmd = NULL;
+    int len = redisvFormatCommand(&cmd, fmt, ap);
+    if (len < 0)
+        return len == -1 ? rl__err(-ENOMEM, "redis: out of memory")
+                         : rl__err(-EINVAL, "redis: cannot format the command '%s'", fmt);
+    int slot = keyed ? key_slot(key, keylen) : guess_slot(cmd, (size_t)len);
+    int rc = cluster_exec(c, slot, cmd, (size_t)len, reply, NULL);
+    redisFreeCommand(cmd);
+    return rc;
 }
 
 /* ---- scripts ------------------------------------------------------------------------------- */
@@ -798,8 +1506,11 @@ static int script_load(struct rl_redis *c, const char *src, size_t len, char sha
     return rc;
 }
 
-static int evalsha_once(struct rl_redis *c, const char *sha, int nkeys, int argc, const char **argv,
-                        const size_t *argvlen, redisReply **reply)
+/* EVALSHA sha with argv[0..nkeys) as keys: on c, or on a cluster connection at the master of
+ * slot (*answered: the node that ran it, for NOSCRIPT). */
+static int evalsha_once(struct rl_redis *c, int slot, const char *sha, int nkeys, int argc,
+                        const char **argv, const size_t *argvlen, redisReply **reply,
+                        struct rl_redis **answered)
 {
     enum { STACK_ARGS = 32 };
     const char *sav[STACK_ARGS];
@@ -828,7 +1539,13 @@ static int evalsha_once(struct rl_redis *c, const char *sha, int nkeys, int argc
         av[i + 3] = argv[i];
         al[i + 3] = argvlen ? argvlen[i] : strlen(argv[i]);
     }
-    int rc = rl__redis_cmd_argv(c, reply, (int)n, av, al);
+    int rc;
+    if (c->cl) {
+        rc = cluster_argv(c, slot, (int)n, av, al, reply, answered);
+    } else {
+        rc = rl__redis_cmd_argv(c, reply, (int)n, av, al);
+        *answered = c;
+    }
     if (av != sav) {
         free(av);
         free(al);
@@ -845,31 +1562,45 @@ int rl__redis_evalsha(struct rl_redis *c, const char *script_src, const char *sh
         return rl__err(-EINVAL, "redis: evalsha: bad arguments");
     if (sha1_hex && !is_sha_hex(sha1_hex))
         return rl__err(-EINVAL, "redis: evalsha: the SHA1 must be 40 hex digits");
+    for (int i = 0; i < argc; i++)
+        if (!argv[i])
+            return rl__err(-EINVAL, "redis: evalsha: argument %d is NULL", i);
+    int slot = SLOT_ANY, rc;
+    if (c->cl && nkeys > 0 && (rc = cluster_keys_slot(nkeys, argv, argvlen, &slot)) != 0)
+        return rc;
     size_t len = strlen(script_src);
     uint64_t h = XXH3_64bits(script_src, len);
     char sha[41];
-    int rc;
     const char *known = sha1_hex ? sha1_hex : cached_sha(c, h, len);
     if (known) {
         memcpy(sha, known, 41);
     } else {
-        if ((rc = script_load(c, script_src, len, sha)) != 0)
+        /* Learn the SHA1 where the script will run (a cluster: the master of its slot). */
+        struct rl_redis *at = c;
+        if (c->cl && (rc = cluster_node(c, slot, &at)) != 0)
             return rc;
+        if ((rc = script_load(at, script_src, len, sha)) != 0)
+            return cluster_failed(c, rc);
         cache_sha(c, h, len, sha);
     }
-    rc = evalsha_once(c, sha, nkeys, argc, argv, argvlen, reply);
-    if (rc != -ENOENT)
-        return rc;
-    /* NOSCRIPT: the server lost its script cache (restart, failover, SCRIPT FLUSH). */
-    rl__log(RL_LOG_DEBUG, "redis: NOSCRIPT at %s: loading the script again", c->where);
-    char loaded[41];
-    if ((rc = script_load(c, script_src, len, loaded)) != 0)
-        return rc;
-    if (sha1_hex && strcasecmp(loaded, sha1_hex) != 0)
-        return rl__err(-EINVAL, "redis: the script's SHA1 is %s, not the %s given", loaded,
-                       sha1_hex);
-    cache_sha(c, h, len, loaded);
-    return evalsha_once(c, loaded, nkeys, argc, argv, argvlen, reply);
+    /* NOSCRIPT (a restarted or failed-over server, SCRIPT FLUSH): load the script on the server
+     * that answered and retry; a cluster may redirect the retry to another node that lacks it
+     * too (a slot being migrated): one more round there. */
+    for (unsigned reloads = 0;; reloads++) {
+        struct rl_redis *ran = c;
+        rc = evalsha_once(c, slot, sha, nkeys, argc, argv, argvlen, reply, &ran);
+        if (rc != -ENOENT || reloads == (c->cl ? 2u : 1u))
+            return rc;
+        rl__log(RL_LOG_DEBUG, "redis: NOSCRIPT at %s: loading the script again", ran->where);
+        char loaded[41];
+        if ((rc = script_load(ran, script_src, len, loaded)) != 0)
+            return cluster_failed(c, rc);
+        if (sha1_hex && strcasecmp(loaded, sha1_hex) != 0)
+            return rl__err(-EINVAL, "redis: the script's SHA1 is %s, not the %s given", loaded,
+                           sha1_hex);
+        cache_sha(c, h, len, loaded);
+        memcpy(sha, loaded, 41);
+    }
 }
 
 /* ---- pipelining ---------------------------------------------------------------------------- */
@@ -878,6 +1609,9 @@ static int append_precheck(struct rl_redis *c)
 {
     if (!c)
         return rl__err(-EINVAL, "redis: no connection");
+    if (c->cl)
+        return rl__err(-ENOTSUP, "redis: pipelining is not supported on a redis-cluster:// "
+                                 "connection: send the commands one at a time");
     if (c->pending == 0) {
         c->lost = 0;
         return ensure(c);
@@ -887,6 +1621,8 @@ static int append_precheck(struct rl_redis *c)
 
 int rl__redis_append(struct rl_redis *c, const char *fmt, ...)
 {
+    if (!fmt)
+        return rl__err(-EINVAL, "redis: no command");
     int rc = append_precheck(c);
     if (rc)
         return rc;
@@ -920,6 +1656,9 @@ int rl__redis_get_reply(struct rl_redis *c, redisReply **reply)
         *reply = NULL;
     if (!c)
         return rl__err(-EINVAL, "redis: no connection");
+    if (c->cl)
+        return rl__err(-ENOTSUP, "redis: pipelining is not supported on a redis-cluster:// "
+                                 "connection: send the commands one at a time");
     if (c->lost) {
         c->lost--;
         return rl__err(c->lost_err, "Redis at %s: connection lost during a pipelined batch: %s",
@@ -1027,7 +1766,7 @@ static unsigned pick_idle(const struct rl_redis_pool *p, uint64_t now)
     int best_rank = 3;
     for (unsigned i = p->nidle; i-- > 0;) {
         const struct rl_redis *c = p->idle[i];
-        int rank = c->ctx ? 0 : now >= c->retry_at ? 1 : 2;
+        int rank = is_open(c) ? 0 : now >= c->retry_at ? 1 : 2;
         if (rank < best_rank) {
             best_rank = rank;
             best = i;
@@ -1083,7 +1822,7 @@ int rl__pool_get(struct rl_redis_pool *p, struct rl_redis **out)
     c->in_use = true;
     c->probe = probe;
     if (probe)
-        c->retry_at = 0; /* the breaker already spaced the attempts */
+        reset_backoff(c); /* the breaker already spaced the attempts */
     pthread_mutex_unlock(&p->mu);
     *out = c;
     return 0;
@@ -1112,6 +1851,8 @@ void rl__pool_put(struct rl_redis_pool *p, struct rl_redis *c)
 /* A pooled connection's outcome, for the breaker: rc 0 is "the server answered". */
 static void pool_report(struct rl_redis *c, int rc)
 {
+    if (c->parent) /* a cluster node: it counts for its cluster connection */
+        c = c->parent;
     struct rl_redis_pool *p = c->pool;
     if (!p)
         return;
@@ -1188,7 +1929,7 @@ void rl__pool_stats(struct rl_redis_pool *p, struct rl_pool_stats *out)
     out->size = p->size;
     out->idle = p->nidle;
     for (unsigned i = 0; i < p->nidle; i++)
-        out->connected += p->idle[i]->ctx != NULL;
+        out->connected += is_open(p->idle[i]);
     out->consecutive_failures = atomic_load_explicit(&p->fails, memory_order_relaxed);
     out->breaker_open = p->open_until != 0;
     out->breaker_trips = p->trips;

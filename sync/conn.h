@@ -2,9 +2,10 @@
  * Redis connections (hiredis, synchronous API) and a thread-safe pool of them. Internal.
  *
  * One struct rl_redis is one connection to one Redis server: the server named by a redis:// or
- * unix:// URL, or the current master of a redis-sentinel:// URL. It is used by one thread at a
- * time. Every function returns 0 or a negative errno-style code and sets rl_errmsg(); messages
- * name the user and host:port, never the password.
+ * unix:// URL, or the current master of a redis-sentinel:// URL; or, for a redis-cluster:// URL,
+ * one connection to a whole Redis Cluster (below). It is used by one thread at a time. Every
+ * function returns 0 or a negative errno-style code and sets rl_errmsg(); messages name the
+ * user and host:port, never the password.
  *
  * Codes:
  *   -ECONNREFUSED, -EHOSTUNREACH  connecting failed (refused; unresolvable or unreachable host)
@@ -19,8 +20,10 @@
  *                   circuit breaker is open, or no pooled connection became free in time
  *   -ENXIO          (sentinel) no sentinel knows the master's name
  *   -ENOENT         NOSCRIPT, from rl__redis_cmd (rl__redis_evalsha handles it)
- *   -EINVAL         a bad argument or call sequence, or SELECT refused (no such db)
- *   -ENOTSUP        redis-cluster:// URLs (not supported yet); -ENOMEM
+ *   -EINVAL         a bad argument or call sequence, SELECT refused (no such db), or (cluster)
+ *                   keys of one command in different hash slots (CROSSSLOT), or a
+ *                   redis-cluster:// seed that is not a cluster node
+ *   -ENOTSUP        pipelining on a redis-cluster:// connection; -ENOMEM
  *
  * Reconnection: after an I/O error (timeout, reset) the connection is closed and the next call
  * reconnects at once. A connect (or handshake) that fails arms a backoff: 50 ms doubling to
@@ -37,6 +40,36 @@
  * Fork: a connection remembers the pid that opened its socket; used in another process (a
  * forked child), it drops the inherited socket (close(2) only: nothing is sent on the parent's
  * stream) and reconnects. rl__pool_after_fork_child() does that for a whole pool at once.
+ *
+ * Redis Cluster (redis-cluster://[user:password@]host:port[,host:port...]; db 0 only):
+ *   - Connecting asks the seeds in turn (AUTH, PING, CLUSTER SLOTS) for the slot map: 16384
+ *     slots -> the master's host:port. The struct keeps one connection per master, made on
+ *     first use with the same timeouts and handshake (AUTH, PING; never SELECT), each with the
+ *     backoff above; a forked child reconnects each node it uses. A wrong password is -EACCES
+ *     at the first seed (the other seeds are not tried), as for a single server.
+ *   - Routing: a key's slot is CRC16-XMODEM of its hash tag (the bytes between the first '{'
+ *     and the next '}', if not empty) or of the whole key, mod 16384 (rl__redis_key_slot).
+ *     rl__redis_evalsha goes to the master of its first key's slot; keys in several slots are
+ *     -EINVAL (CROSSSLOT) before anything is sent. rl__redis_cmd/_argv route by the command's
+ *     first key as rl knows it (EVAL/EVALSHA/FCALL: the first key after numkeys; commands
+ *     without keys, PING, INFO, SCRIPT, CLUSTER, ...: any connected node; others: the first
+ *     argument, a -MOVED corrects a wrong guess); rl__redis_cmd_key routes by a given key.
+ *     SCRIPT LOAD for rl__redis_evalsha runs on the node that runs (or answered NOSCRIPT for)
+ *     the script; a SCRIPT LOAD sent by the caller reaches one node only.
+ *   - Redirects: -MOVED slot host:port updates the slot's entry, refreshes the whole map (at
+ *     most every RL_CLUSTER_REFRESH_MS) and retries there; -ASK slot host:port sends ASKING and
+ *     the command to that node, the map unchanged; more than RL_CLUSTER_MAX_REDIRECTS of them
+ *     for one call is -EIO with the last one's text. -TRYAGAIN is retried once after
+ *     RL_CLUSTER_TRYAGAIN_MS (at most the command timeout), then returned as -EIO.
+ *   - A node's connection lost, refused or backing off fails that call with the node's code
+ *     and marks the map stale: the next call refreshes it (CLUSTER SLOTS from a connected
+ *     node, else another, else the seeds) and reconnects that node when it is still a master;
+ *     so do READONLY (-EROFS) and CLUSTERDOWN (-EIO) replies. A failed refresh keeps the map.
+ *   - Pipelining (rl__redis_append/_get_reply) is refused with -ENOTSUP: replies would come
+ *     from several nodes and redirects would reorder them; send commands one at a time.
+ *   - Pool: every pooled connection is a cluster connection with its own map; any node's
+ *     connect failures and timeouts count for the one circuit breaker.
+ *   - ACL: the user also needs +cluster|slots and +asking.
  */
 #ifndef RL_SYNC_CONN_H
 #define RL_SYNC_CONN_H
@@ -81,6 +114,15 @@ const char *rl__redis_where(const struct rl_redis *c);
 int rl__redis_cmd(struct rl_redis *c, redisReply **reply, const char *fmt, ...);
 int rl__redis_cmd_argv(struct rl_redis *c, redisReply **reply, int argc, const char **argv,
                        const size_t *argvlen);
+
+/* rl__redis_cmd sent, on a cluster connection, to the master of key[0..keylen)'s slot whatever
+ * the command (still following redirects); on any other connection the same as rl__redis_cmd. */
+int rl__redis_cmd_key(struct rl_redis *c, const void *key, size_t keylen, redisReply **reply,
+                      const char *fmt, ...);
+
+/* The Redis Cluster hash slot (0..16383) of key[0..len), hash tags included; -EINVAL for a NULL
+ * key of non-zero length. */
+int rl__redis_key_slot(const void *key, size_t len);
 
 /* EVALSHA of script_src with argv[0..nkeys) as keys and argv[nkeys..argc) as arguments
  * (argvlen NULL: strlen). sha1_hex is the script's SHA1 when the caller knows it, else NULL:
@@ -147,5 +189,8 @@ void rl__pool_stats(struct rl_redis_pool *p, struct rl_pool_stats *out);
 #define RL_REDIS_CONNECT_MS_DEF  200u
 #define RL_REDIS_COMMAND_MS_DEF  100u
 #define RL_REDIS_SENTINEL_ROUNDS 3u
+#define RL_CLUSTER_MAX_REDIRECTS 5u
+#define RL_CLUSTER_REFRESH_MS    100u
+#define RL_CLUSTER_TRYAGAIN_MS   25u
 
 #endif

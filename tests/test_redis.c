@@ -307,12 +307,17 @@ Test(redis, select_db)
     cr_expect(strstr(rl_errmsg(), "SELECT 100000") != NULL, "%s", rl_errmsg());
 }
 
-Test(redis, cluster_urls_are_not_supported)
+Test(redis, cluster_urls_open_without_network)
 {
-    struct rl_redis_url u = local_url(7000);
+    /* Redis Cluster itself is tested in tests/test_cluster.c. */
+    struct rl_redis_url u = local_url(closed_port());
     u.kind = RL_REDIS_CLUSTER;
     struct rl_redis *c = NULL;
-    cr_expect_eq(rl__redis_new(&u, 0, 0, &c), -ENOTSUP);
+    cr_assert_eq(rl__redis_new(&u, 0, 0, &c), 0, "%s", rl_errmsg());
+    cr_expect(!rl__redis_connected(c));
+    rl__redis_close(c);
+    u.db = 1;
+    cr_expect_eq(rl__redis_new(&u, 0, 0, &c), -EINVAL);
     cr_expect_null(c);
 }
 
