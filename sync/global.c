@@ -17,7 +17,7 @@
  *  Rounds. Every interval T, and early when a check was denied for want of lease (the futex
  *  word in the header; at most once per 10 ms), the leader scans the slots, picks the GLOBAL
  *  slots Redis must hear of (new, denied, released, half of their lease used, or asked to report
- *  every round; and every R/4 any slot holding a lease, so that Redis does not reclaim it as a
+ *  every round; and every R/3 any slot holding a lease, so that Redis does not reclaim it as a
  *  dead host's; docs/design.md section 10 has the rule and why), and sends them in batches
  *  of BATCH keys, one EVALSHA of sync/global.lua per batch (one round trip per batch). Each
  *  batch carries (host id, epoch, sequence): a batch retried after a timeout gets the answer of
@@ -72,7 +72,7 @@ extern const char rl__embed_global[]; /* sync/global.lua, embedded at build time
 #define ARGS_PER_KEY   9u
 #define ARGS_HEAD      5u
 #define LEASE_MIN_NS   300000000ULL   /* a leader's lease: max(3 T, 300 ms) */
-#define RECLAIM_MIN_NS 10000000000ULL /* Redis reclaims a silent host's lease: max(3 T, 10 s) */
+#define RECLAIM_MIN_NS 15000000000ULL /* Redis reclaims a silent host's lease: max(3 T, 15 s) */
 
 _Atomic int rl__sync_forked;
 
@@ -467,7 +467,7 @@ static int sync_round(struct rl_global *g, uint64_t now, bool early)
         uint32_t dden = (den - e->den) & (RL_META_DENIED_MOD - 1);
         bool send;
         /* What Redis must hear of: a new slot, denials (demand), a lease given back, a host
-         * below its target (want), half of the last lease used, and every R/4 a slot that holds
+         * below its target (want), half of the last lease used, and every R/3 a slot that holds
          * a lease or unreported consumption (else Redis reclaims the lease as a dead host's).
          * A slot comfortably inside its lease stays quiet: Redis' view of its outstanding lease
          * is then an overestimate, which only makes the pool smaller, never the limit larger. */
@@ -476,7 +476,7 @@ static int sync_round(struct rl_global *g, uint64_t now, bool early)
         else
             send = !known || dden > 0 || e->flush || e->want || (C != U && C + 1 > K) ||
                    (C != U && 2 * (K > C ? K - C : 0) <= (K > U ? K - U : 0)) ||
-                   ((K > C || C != U) && now - e->sent_ns >= g->R_ns / 4);
+                   ((K > C || C != U) && now - e->sent_ns >= g->R_ns / 3);
         if (!send)
             continue;
         struct cand *c = &g->cand[ncand++];
