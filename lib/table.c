@@ -255,10 +255,10 @@ struct keyref {
     uint32_t lid;
 };
 
-static void keyref_init(const struct rl *rl, struct keyref *k, const void *key, size_t len,
-                        uint32_t lid)
+/* Everything but the hash: h is the key's keyed 64-bit hash. */
+static inline void keyref_fill(const struct rl *rl, struct keyref *k, uint64_t h, const void *key,
+                               size_t len, uint32_t lid)
 {
-    uint64_t h = XXH3_64bits_withSecret(key, len, rl->hdr->secret, RL_SECRET_SIZE);
     h ^= ((uint64_t)lid + 1) * 0x9E3779B97F4A7C15ULL; /* the limit is part of the identity */
     uint64_t fp = h & RL_CTL_FP_MASK;
     if (fp == 0)
@@ -280,15 +280,27 @@ static void keyref_init(const struct rl *rl, struct keyref *k, const void *key, 
     k->lid = lid;
 }
 
+static void keyref_init(const struct rl *rl, struct keyref *k, const void *key, size_t len,
+                        uint32_t lid)
+{
+    keyref_fill(rl, k, XXH3_64bits_withSecret(key, len, rl->hdr->secret, RL_SECRET_SIZE), key, len,
+                lid);
+}
+
 /* A GLOBAL key: keyp holds its cluster id, the same on every host (Redis names the key by it),
- * and its first 8 bytes (for rlctl); the keyed fingerprint, length and limit still identify the
- * slot. A new slot starts with the cold-start grant g = floor(1% x (B + r x 1 s) / N), N the
- * hosts Redis last reported (docs/design.md section 10). */
+ * and its first 8 bytes (for rlctl); the fingerprint, length and limit still identify the slot.
+ * The keyed hash is taken of the 16-byte cluster id instead of the key (one pass over the key,
+ * not two): keys with distinct ids land where only the secret decides, so hash flooding stays
+ * out of reach; keys with equal ids are one counter anyway (Redis names them alike).
+ * A new slot starts with the cold-start grant g = floor(1% x (B + r x 1 s) / N), N the hosts
+ * Redis last reported (docs/design.md section 10). */
 static void keyref_init_global(const struct rl *rl, struct keyref *k, const void *key, size_t len,
                                uint32_t lid, const struct rl_params *p)
 {
-    keyref_init(rl, k, key, len, lid);
     XXH128_hash_t cid = XXH3_128bits_withSeed(key, len, p->gsig);
+    uint64_t c[2] = {cid.low64, cid.high64};
+    keyref_fill(rl, k, XXH3_64bits_withSecret(c, sizeof c, rl->hdr->secret, RL_SECRET_SIZE), key,
+                len, lid);
     k->kp[0] = cid.low64;
     k->kp[1] = cid.high64;
     k->kp[2] = 0;
