@@ -330,5 +330,86 @@ expect_json "reset --all counts" "d['reset'] == 1 and d['failed'] == 0"
 expect_rc "keys after reset --all" 0 "$RLCTL" keys --json --shm "$SEG"
 expect_json "reset --all emptied the table" "d['total'] == 0"
 
+# serve: the REST endpoints over real HTTP (python3's urllib: curl is not a dependency).
+run "$WORKER" "$SEG" "$TMP/rules.yaml"
+PORT=$(python3 -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])')
+printf 's3cret-token\n' >"$TMP/token"
+"$RLCTL" serve --shm "$SEG" --listen "127.0.0.1:$PORT" --token-file "$TMP/token" --for 30 \
+    >"$TMP/serve.out" 2>"$TMP/serve.err" &
+SERVE_PID=$!
+for _ in $(seq 100); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1).close()" \
+        2>/dev/null && break
+    sleep 0.05
+done
+# http METHOD PATH [TOKEN [BODY]]: prints "STATUS" then the body into $TMP/out.
+http() {
+    python3 - "$PORT" "$@" >"$TMP/out" 2>"$TMP/pyerr" <<'PY'
+import sys, urllib.request, urllib.error
+port, method, path = sys.argv[1], sys.argv[2], sys.argv[3]
+token = sys.argv[4] if len(sys.argv) > 4 else ""
+body = sys.argv[5].encode() if len(sys.argv) > 5 else None
+req = urllib.request.Request("http://127.0.0.1:%s%s" % (port, path), data=body, method=method)
+if token:
+    req.add_header("Authorization", "Bearer " + token)
+try:
+    r = urllib.request.urlopen(req, timeout=5)
+    code, data = r.status, r.read()
+except urllib.error.HTTPError as e:
+    code, data = e.code, e.read()
+sys.stdout.write("%d\n%s" % (code, data.decode()))
+PY
+}
+# expect_http WHAT CODE METHOD PATH [TOKEN [BODY]]
+expect_http() {
+    local what=$1 code=$2
+    shift 2
+    http "$@"
+    local got
+    got=$(head -n 1 "$TMP/out")
+    if [ "$got" = "$code" ]; then
+        ok "$what (HTTP $code)"
+        tail -n +2 "$TMP/out" >"$TMP/body" && mv "$TMP/body" "$TMP/out"
+    else
+        fail "$what: HTTP $got, expected $code"
+        sed 's/^/--- /' "$TMP/out" "$TMP/pyerr"
+    fi
+}
+expect_http "serve /health" 200 GET /health
+expect_json "serve /health says ok" "d['status'] == 'ok' and d['segment'] == '$SEG'"
+expect_http "serve /rate-limits/metrics" 200 GET /rate-limits/metrics
+expect_json "serve metrics count the workers" "d['total_requests'] == 33 and \
+d['allowed_requests'] + d['denied_requests'] == 33 and d['denied_requests'] >= 9"
+expect_http "serve real-time" 200 GET /rate-limits/metrics/real-time
+expect_json "serve real-time fields" "'requests_per_minute' in d and d['total_requests'] == 33"
+expect_http "serve /rate-limits/config" 200 GET /rate-limits/config
+expect_json "serve config is the rule set" "'version: 1' in d['yaml']"
+expect_http "serve /metrics" 200 GET /metrics
+expect_out "serve /metrics is Prometheus text" '^rl_checks_total 33$'
+expect_http "serve endpoint URL-encoded" 501 GET /rate-limits/metrics/endpoint/%2Fapi%2Fusers
+expect_json "serve decodes the endpoint" "d['endpoint'] == '/api/users'"
+expect_http "serve unknown path" 404 GET /nope
+expect_http "serve reset without a token" 401 POST /rate-limits/reset "" '{"all": true}'
+expect_http "serve reset with a wrong token" 403 POST /rate-limits/reset nope '{"all": true}'
+expect_http "serve reset with a bad body" 400 POST /rate-limits/reset s3cret-token '{"x": 1}'
+expect_http "serve reset all" 200 POST /rate-limits/reset s3cret-token '{"all": true}'
+expect_json "serve reset all counts" "d['reset'] == 2 and d['failed'] == 0"
+kill "$SERVE_PID" 2>/dev/null
+wait "$SERVE_PID" 2>/dev/null
+if grep -q 'reset from 127.0.0.1 refused: no bearer token' "$TMP/serve.err" &&
+    grep -q 'reset from 127.0.0.1 refused: wrong token' "$TMP/serve.err" &&
+    grep -q '127.0.0.1 reset every key' "$TMP/serve.err" && ! grep -q 's3cret' "$TMP/serve.err"; then
+    ok "serve logs who reset what, never the token"
+else
+    fail "serve log"
+    sed 's/^/--- /' "$TMP/serve.err"
+fi
+expect_rc "keys after serve reset" 0 "$RLCTL" keys --json --shm "$SEG"
+expect_json "serve reset emptied the table" "d['total'] == 0"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -18,7 +18,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <rl/rl.h>
 
@@ -27,6 +31,10 @@
 #define EXIT_USAGE 2
 
 #define DEFAULT_SHM "/rl-default"
+
+/* Where commands write their report: stdout, or a memory stream while `serve` answers a request
+ * (one request at a time, on the server's single thread). */
+static FILE *g_out;
 
 /* What every subcommand parses: the common flags and its own. */
 struct opts {
@@ -43,6 +51,8 @@ struct opts {
     uint64_t for_seconds;
     bool has_for;
     bool all, yes;
+    const char *listen;     /* serve: 127.0.0.1:PORT */
+    const char *token_file; /* serve: the admin token's file (else RLCTL_ADMIN_TOKEN) */
     const char *pos[4];
     int npos;
 };
@@ -56,6 +66,7 @@ enum {
     F_FOLLOW = 1u << 4,
     F_FOR = 1u << 5,
     F_RESET = 1u << 6, /* --all, --yes */
+    F_SERVE = 1u << 7, /* --listen, --token-file, --for */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -81,7 +92,8 @@ static const char *const usage_text =
     "  health                 exit 0 ok, 1 degraded, 2 down (no segment)\n"
     "  metrics                Prometheus text exposition of the counters\n"
     "  reset KEY | --all --yes  forget counters (with REDIS_URL: their Redis state too)\n"
-    "  top, serve, bypass, explain: not yet\n"
+    "  serve                  the monitoring REST endpoints [--listen ADDR:PORT] [--token-file F]\n"
+    "  top, bypass, explain: not yet\n"
     "\n"
     "Options for every command:\n"
     "  --shm NAME   the segment (default: $RL_SHM, then " DEFAULT_SHM ")\n"
@@ -176,10 +188,20 @@ static int parse_opts(int argc, char **argv, int first, unsigned allowed, struct
                 return usage_error("%s: see rlctl tail --help", "-n");
         } else if ((allowed & F_FOLLOW) && (strcmp(a, "-f") == 0 || strcmp(a, "--follow") == 0)) {
             o->follow = true;
-        } else if ((allowed & F_FOR) && (r = opt_value("--for", argc, argv, &i, &v)) != 0) {
+        } else if ((allowed & (F_FOR | F_SERVE)) &&
+                   (r = opt_value("--for", argc, argv, &i, &v)) != 0) {
             if (r < 0 || parse_u64("--for", v, 1, 86400, &o->for_seconds) != 0)
                 return usage_error("%s: see rlctl tail --help", "--for");
             o->has_for = true;
+        } else if ((allowed & F_SERVE) && (r = opt_value("--listen", argc, argv, &i, &v)) != 0) {
+            if (r < 0 || !v || !*v)
+                return usage_error("%s wants ADDRESS:PORT, e.g. 127.0.0.1:9090", "--listen");
+            o->listen = v;
+        } else if ((allowed & F_SERVE) &&
+                   (r = opt_value("--token-file", argc, argv, &i, &v)) != 0) {
+            if (r < 0 || !v || !*v)
+                return usage_error("%s wants a file holding the admin token", "--token-file");
+            o->token_file = v;
         } else if ((allowed & F_RESET) && strcmp(a, "--all") == 0) {
             o->all = true;
         } else if ((allowed & F_RESET) && strcmp(a, "--yes") == 0) {
@@ -274,9 +296,9 @@ static int emit_json(json_t *doc)
         fputs("rlctl: out of memory building JSON\n", stderr);
         return EXIT_FAIL;
     }
-    int rc = json_dumpf(doc, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    int rc = json_dumpf(doc, g_out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(doc);
-    if (rc != 0 || fputc('\n', stdout) == EOF) {
+    if (rc != 0 || fputc('\n', g_out) == EOF) {
         fputs("rlctl: cannot write JSON to stdout\n", stderr);
         return EXIT_FAIL;
     }
@@ -392,39 +414,41 @@ static int cmd_status(rl_t *rl, const struct opts *o)
         return emit_json(doc);
     }
     double pct = si.capacity ? 100.0 * (double)si.slots_in_use / (double)si.capacity : 0.0;
-    printf("%-18s %s\n", "segment", o->shm);
-    printf("%-18s %" PRIu32 "\n", "layout version", si.layout_version);
-    printf("%-18s %" PRIu64 "\n", "capacity", si.capacity);
-    printf("%-18s %" PRIu64 "\n", "slots", si.slots);
-    printf("%-18s %" PRIu64 " (%.1f%% of capacity)\n", "keys in use", si.slots_in_use, pct);
-    printf("%-18s %" PRIu64 " of %" PRIu64 "\n", "limits in use", si.limits_in_use, si.limits_max);
-    printf("%-18s %" PRIu64 "\n", "-ENOSPC", si.enospc);
-    printf("%-18s %" PRIu64 "\n", "reclaimed", si.reclaimed);
-    printf("%-18s %" PRIu64 "\n", "max probe", si.max_probe);
-    printf("%-18s %" PRIu64 "\n", "segment bytes", si.segment_bytes);
-    printf("%-18s %" PRIu64 "\n", "config generation", st.config_generation);
-    printf("%-18s %ld\n", "creator pid", (long)si.creator_pid);
-    printf("%-18s %s\n", "birth", birth);
-    printf("%-18s %s\n", "redis", redis);
+    fprintf(g_out, "%-18s %s\n", "segment", o->shm);
+    fprintf(g_out, "%-18s %" PRIu32 "\n", "layout version", si.layout_version);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "capacity", si.capacity);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "slots", si.slots);
+    fprintf(g_out, "%-18s %" PRIu64 " (%.1f%% of capacity)\n", "keys in use", si.slots_in_use, pct);
+    fprintf(g_out, "%-18s %" PRIu64 " of %" PRIu64 "\n", "limits in use", si.limits_in_use,
+            si.limits_max);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "-ENOSPC", si.enospc);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "reclaimed", si.reclaimed);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "max probe", si.max_probe);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "segment bytes", si.segment_bytes);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "config generation", st.config_generation);
+    fprintf(g_out, "%-18s %ld\n", "creator pid", (long)si.creator_pid);
+    fprintf(g_out, "%-18s %s\n", "birth", birth);
+    fprintf(g_out, "%-18s %s\n", "redis", redis);
     if (hi.error[0])
-        printf("%-18s %s\n", "redis error", hi.error);
+        fprintf(g_out, "%-18s %s\n", "redis error", hi.error);
     if (hi.warning[0])
-        printf("%-18s %s\n", "redis warning", hi.warning);
+        fprintf(g_out, "%-18s %s\n", "redis warning", hi.warning);
     if (hi.leader_pid)
-        printf("%-18s pid %ld, epoch %" PRIu64 "\n", "sync leader", (long)hi.leader_pid,
-               hi.leader_epoch);
+        fprintf(g_out, "%-18s pid %ld, epoch %" PRIu64 "\n", "sync leader", (long)hi.leader_pid,
+                hi.leader_epoch);
     else
-        printf("%-18s none (no worker opened the segment with REDIS_URL)\n", "sync leader");
+        fprintf(g_out, "%-18s none (no worker opened the segment with REDIS_URL)\n", "sync leader");
     if (hi.last_sync_age_ms != UINT64_MAX)
-        printf("%-18s %" PRIu64 " ms ago; %" PRIu64 " rounds, %" PRIu64 " keys, %" PRIu64
-               " errors, %" PRIu64 " refused (stale epoch)\n",
-               "last sync", hi.last_sync_age_ms, hi.sync_rounds, hi.sync_keys, hi.sync_errors,
-               hi.sync_stale_refused);
+        fprintf(g_out,
+                "%-18s %" PRIu64 " ms ago; %" PRIu64 " rounds, %" PRIu64 " keys, %" PRIu64
+                " errors, %" PRIu64 " refused (stale epoch)\n",
+                "last sync", hi.last_sync_age_ms, hi.sync_rounds, hi.sync_keys, hi.sync_errors,
+                hi.sync_stale_refused);
     if (hi.cluster_hosts)
-        printf("%-18s %" PRIu64 "\n", "cluster hosts", hi.cluster_hosts);
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "cluster hosts", hi.cluster_hosts);
     if (hi.leader_pid || hi.last_sync_age_ms != UINT64_MAX)
-        printf("%-18s %s\n", "GLOBAL limits",
-               hi.global_fallback ? "on their fallback (Redis not answering)" : "synced");
+        fprintf(g_out, "%-18s %s\n", "GLOBAL limits",
+                hi.global_fallback ? "on their fallback (Redis not answering)" : "synced");
     return EXIT_OK;
 }
 
@@ -544,17 +568,18 @@ static int cmd_keys(rl_t *rl, const struct opts *o)
         json_object_set_new(doc, "keys", arr);
         ret = emit_json(doc);
     } else {
-        printf("%-26s %7s %-15s %-20s %10s %12s\n", "KEY", "KEYLEN", "ALGORITHM", "LIMIT",
-               "REMAINING", "RESET-AFTER");
+        fprintf(g_out, "%-26s %7s %-15s %-20s %10s %12s\n", "KEY", "KEYLEN", "ALGORITHM", "LIMIT",
+                "REMAINING", "RESET-AFTER");
         for (size_t i = 0; i < shown; i++) {
             const struct key_row *r = &kl.rows[i];
             char lim[48], win[32];
             fmt_window(r->limit.window_ms, win, sizeof win);
             snprintf(lim, sizeof lim, "%" PRIu64 "/%s", r->limit.requests, win);
-            printf("%-26s %7zu %-15s %-20s %10" PRIu64 " %10" PRIu64 "ms\n", r->key, r->keylen,
-                   alg_name(r->limit.algorithm), lim, r->state.remaining, r->state.reset_after_ms);
+            fprintf(g_out, "%-26s %7zu %-15s %-20s %10" PRIu64 " %10" PRIu64 "ms\n", r->key,
+                    r->keylen, alg_name(r->limit.algorithm), lim, r->state.remaining,
+                    r->state.reset_after_ms);
         }
-        printf("%zu of %zu keys\n", shown, kl.n);
+        fprintf(g_out, "%zu of %zu keys\n", shown, kl.n);
     }
     free_keys(&kl);
     return ret;
@@ -573,7 +598,7 @@ static void on_report(const char *msg, void *arg)
     if (c->arr)
         json_array_append_new(c->arr, json_string(msg));
     if (c->print)
-        printf("  %s\n", msg);
+        fprintf(g_out, "  %s\n", msg);
 }
 
 static int cmd_check(rl_t *rl, const struct opts *o)
@@ -595,12 +620,13 @@ static int cmd_check(rl_t *rl, const struct opts *o)
         return rc != 0 ? rc : (n == 0 ? EXIT_OK : EXIT_FAIL);
     }
     if (n == 0) {
-        printf("segment %s: sound\n", o->shm);
+        fprintf(g_out, "segment %s: sound\n", o->shm);
         return EXIT_OK;
     }
-    printf("segment %s: %ld damaged slot%s (above); stop its users and remove it to start "
-           "fresh\n",
-           o->shm, n, n == 1 ? "" : "s");
+    fprintf(g_out,
+            "segment %s: %ld damaged slot%s (above); stop its users and remove it to start "
+            "fresh\n",
+            o->shm, n, n == 1 ? "" : "s");
     return EXIT_FAIL;
 }
 
@@ -632,18 +658,18 @@ static int cmd_stats(rl_t *rl, const struct opts *o)
         set_u64(doc, "config_generation", st.config_generation);
         return emit_json(doc);
     }
-    printf("%-18s %" PRIu64 "\n", "checks", st.checks);
-    printf("%-18s %" PRIu64 "\n", "allowed", st.allowed);
-    printf("%-18s %" PRIu64 "\n", "denied", st.denied);
-    printf("%-18s %.4f\n", "denial rate", rate);
-    printf("%-18s %" PRIu64 "\n", "bypassed", st.bypassed);
-    printf("%-18s %" PRIu64 "\n", "shadow denied", st.shadow_denied);
-    printf("%-18s %" PRIu64 "\n", "table full open", st.table_full_open);
-    printf("%-18s %" PRIu64 "\n", "table full closed", st.table_full_closed);
-    printf("%-18s %" PRIu64 "\n", "warnings", st.warnings);
-    printf("%-18s %" PRIu64 "\n", "audit written", st.audit_written);
-    printf("%-18s %" PRIu64 "\n", "audit dropped", st.audit_dropped);
-    printf("%-18s %" PRIu64 "\n", "config generation", st.config_generation);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "checks", st.checks);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "allowed", st.allowed);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "denied", st.denied);
+    fprintf(g_out, "%-18s %.4f\n", "denial rate", rate);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "bypassed", st.bypassed);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "shadow denied", st.shadow_denied);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "table full open", st.table_full_open);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "table full closed", st.table_full_closed);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "warnings", st.warnings);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "audit written", st.audit_written);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "audit dropped", st.audit_dropped);
+    fprintf(g_out, "%-18s %" PRIu64 "\n", "config generation", st.config_generation);
     return EXIT_OK;
 }
 
@@ -682,9 +708,9 @@ static void audit_print(const rl_audit_record *r)
         snprintf(retry, sizeof retry, "never");
     else
         snprintf(retry, sizeof retry, "%" PRIu64 "ms", r->retry_after_ms);
-    printf("%-24s %7ld %-7s %5u %-17s %-15s %8" PRIu64 " %11s  %s\n", t, (long)r->pid,
-           r->allowed ? (r->shadow ? "shadow" : "allow") : "deny", r->layer, scope_name(r->scope),
-           alg_name(r->algorithm), r->limit, retry, r->key);
+    fprintf(g_out, "%-24s %7ld %-7s %5u %-17s %-15s %8" PRIu64 " %11s  %s\n", t, (long)r->pid,
+            r->allowed ? (r->shadow ? "shadow" : "allow") : "deny", r->layer, scope_name(r->scope),
+            alg_name(r->algorithm), r->limit, retry, r->key);
 }
 
 static uint64_t mono_ms(void)
@@ -728,8 +754,8 @@ static int cmd_tail(rl_t *rl, const struct opts *o)
         json_object_set_new(doc, "segment", json_string(o->shm));
         json_object_set(doc, "records", arr);
     } else {
-        printf("%-24s %7s %-7s %5s %-17s %-15s %8s %11s  %s\n", "TIME", "PID", "RESULT", "LAYER",
-               "SCOPE", "ALGORITHM", "LIMIT", "RETRY-AFTER", "KEY");
+        fprintf(g_out, "%-24s %7s %-7s %5s %-17s %-15s %8s %11s  %s\n", "TIME", "PID", "RESULT",
+                "LAYER", "SCOPE", "ALGORITHM", "LIMIT", "RETRY-AFTER", "KEY");
     }
     for (size_t i = from; i < got; i++) {
         if (arr)
@@ -737,7 +763,7 @@ static int cmd_tail(rl_t *rl, const struct opts *o)
         else
             audit_print(&buf[i]);
     }
-    fflush(stdout);
+    fflush(g_out);
     int ret = EXIT_OK;
     if (o->follow) {
         struct sigaction sa;
@@ -764,7 +790,7 @@ static int cmd_tail(rl_t *rl, const struct opts *o)
                 ret = EXIT_FAIL;
                 break;
             }
-            fflush(stdout);
+            fflush(g_out);
         }
     }
     free(buf);
@@ -813,9 +839,9 @@ static int cmd_config_show(rl_t *rl, const struct opts *o)
         json_object_set_new(doc, "yaml", json_stringn(buf, (size_t)n));
         ret = emit_json(doc);
     } else {
-        fwrite(buf, 1, (size_t)n, stdout);
+        fwrite(buf, 1, (size_t)n, g_out);
         if (n > 0 && buf[n - 1] != '\n')
-            putchar('\n');
+            fputc('\n', g_out);
     }
     free(buf);
     return ret;
@@ -844,7 +870,7 @@ static int cmd_config_check(const struct opts *o)
         json_object_set_new(doc, "valid", json_true());
         return emit_json(doc);
     }
-    printf("%s: ok\n", path);
+    fprintf(g_out, "%s: ok\n", path);
     return EXIT_OK;
 }
 
@@ -869,7 +895,7 @@ static int cmd_config_reload(rl_t *rl, const struct opts *o)
         set_u64(doc, "config_generation", gen);
         return emit_json(doc);
     }
-    printf("%s: loaded into %s (config generation %" PRIu64 ")\n", path, o->shm, gen);
+    fprintf(g_out, "%s: loaded into %s (config generation %" PRIu64 ")\n", path, o->shm, gen);
     return EXIT_OK;
 }
 
@@ -924,20 +950,22 @@ static int cmd_health(const struct opts *o)
                             json_string(!hi.redis_configured ? "not configured for rlctl"
                                         : hi.connected       ? "connected"
                                                              : "unreachable"));
-        json_object_set_new(doc, "global_fallback", json_boolean(hi.global_fallback));
+        json_object_set_new(doc, "global_fallback",
+                            json_boolean(hi.global_fallback &&
+                                         (hi.leader_pid || hi.last_sync_age_ms != UINT64_MAX)));
         if (hi.last_sync_age_ms != UINT64_MAX)
             set_u64(doc, "last_sync_age_ms", hi.last_sync_age_ms);
         if (emit_json(doc) != 0)
             return EXIT_FAIL;
     } else {
-        printf("%s: %s", o->shm, state);
+        fprintf(g_out, "%s: %s", o->shm, state);
         if (rc == 0 && damaged > 0)
-            printf(" (%ld damaged slots: rlctl check)", damaged);
+            fprintf(g_out, " (%ld damaged slots: rlctl check)", damaged);
         else if (rc == 0 && damaged < 0)
-            printf(" (check failed: %s)", rl_strerror((int)damaged));
+            fprintf(g_out, " (check failed: %s)", rl_strerror((int)damaged));
         else if (why)
-            printf(" (%s%s%s)", why, hi.error[0] ? ": " : "", hi.error);
-        putchar('\n');
+            fprintf(g_out, " (%s%s%s)", why, hi.error[0] ? ": " : "", hi.error);
+        fputc('\n', g_out);
     }
     return code;
 }
@@ -946,7 +974,7 @@ static int cmd_health(const struct opts *o)
 
 static void metric(const char *name, const char *type, const char *help, uint64_t v)
 {
-    printf("# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
+    fprintf(g_out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name, v);
 }
 
 static int cmd_metrics(rl_t *rl, const struct opts *o)
@@ -960,10 +988,11 @@ static int cmd_metrics(rl_t *rl, const struct opts *o)
         fail_rl("reading the segment", rc);
         return EXIT_FAIL;
     }
-    printf("# HELP rl_segment_info The segment rlctl read (value always 1).\n"
-           "# TYPE rl_segment_info gauge\n"
-           "rl_segment_info{segment=\"%s\",layout_version=\"%" PRIu32 "\"} 1\n",
-           o->shm, si.layout_version);
+    fprintf(g_out,
+            "# HELP rl_segment_info The segment rlctl read (value always 1).\n"
+            "# TYPE rl_segment_info gauge\n"
+            "rl_segment_info{segment=\"%s\",layout_version=\"%" PRIu32 "\"} 1\n",
+            o->shm, si.layout_version);
     metric("rl_checks_total", "counter", "Requests checked by rl_check().", st.checks);
     metric("rl_allowed_total", "counter", "Requests allowed.", st.allowed);
     metric("rl_denied_total", "counter", "Requests denied.", st.denied);
@@ -1011,7 +1040,7 @@ static int cmd_metrics(rl_t *rl, const struct opts *o)
            hi.cluster_hosts);
     metric("rl_global_fallback", "gauge", "1 while GLOBAL limits are on their fallback.",
            hi.global_fallback ? 1u : 0u);
-    return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
+    return fflush(g_out) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1093,14 +1122,361 @@ static int cmd_reset(rl_t *rl, const struct opts *o)
         if (emit_json(doc) != 0)
             return EXIT_FAIL;
     } else if (c.key && done + failed == 0) {
-        printf("no counter of \"%s\" in %s (rlctl keys lists them)\n", c.key, o->shm);
+        fprintf(g_out, "no counter of \"%s\" in %s (rlctl keys lists them)\n", c.key, o->shm);
     } else {
-        printf("reset %zu counter%s%s%s%s\n", done, done == 1 ? "" : "s", c.key ? " of \"" : "",
-               c.key ? c.key : "", c.key ? "\"" : "");
+        fprintf(g_out, "reset %zu counter%s%s%s%s\n", done, done == 1 ? "" : "s",
+                c.key ? " of \"" : "", c.key ? c.key : "", c.key ? "\"" : "");
     }
     if (failed)
         return EXIT_FAIL;
     return c.key && done == 0 ? EXIT_FAIL : EXIT_OK;
+}
+
+/* ---- serve: the seed's monitoring REST endpoints ------------------------------------------ */
+
+struct server {
+    rl_t *rl;
+    struct opts o;   /* the command line's, with json set */
+    char token[256]; /* the admin token ("" = none configured: resets are refused) */
+    size_t token_len;
+    uint64_t last_ns; /* the previous real-time sample */
+    rl_stats_info last;
+};
+
+static uint64_t mono_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Constant time in the token's content: every byte of the longer of the two is looked at. */
+static bool token_ok(const struct server *sv, const char *given, size_t n)
+{
+    size_t m = n > sv->token_len ? n : sv->token_len;
+    unsigned char diff = (unsigned char)(n != sv->token_len);
+    for (size_t i = 0; i < m; i++) {
+        unsigned char a = i < n ? (unsigned char)given[i] : 0;
+        unsigned char b = i < sv->token_len ? (unsigned char)sv->token[i] : 0;
+        diff |= (unsigned char)(a ^ b);
+    }
+    return diff == 0 && sv->token_len > 0;
+}
+
+static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, const char *type,
+                              const char *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    enum MHD_Result r = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static enum MHD_Result answer_error(struct MHD_Connection *conn, unsigned status, const char *msg)
+{
+    json_t *doc = json_pack("{s:s, s:i}", "error", msg, "status", (int)status);
+    char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    enum MHD_Result r =
+        answer(conn, status, "application/json", body ? body : "{}", body ? strlen(body) : 2);
+    free(body);
+    return r;
+}
+
+/* Runs one report command into memory and answers with it; HTTP status from its exit code. */
+static enum MHD_Result answer_cmd(struct MHD_Connection *conn, struct server *sv,
+                                  int (*fn)(rl_t *, const struct opts *), bool json,
+                                  unsigned fail_status)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m)
+        return answer_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    struct opts o = sv->o;
+    o.json = json;
+    g_out = m;
+    int rc = fn(sv->rl, &o);
+    g_out = stdout;
+    fclose(m);
+    enum MHD_Result r =
+        answer(conn, rc == EXIT_OK ? MHD_HTTP_OK : fail_status,
+               json ? "application/json" : "text/plain; version=0.0.4; charset=utf-8", buf, len);
+    free(buf);
+    return r;
+}
+
+static int cmd_health_rl(rl_t *rl, const struct opts *o)
+{
+    (void)rl; /* health attaches by itself: it must also answer when the segment is gone */
+    return cmd_health(o);
+}
+
+/* The real-time figures: the counters now and their rates since the previous request. */
+static enum MHD_Result answer_realtime(struct MHD_Connection *conn, struct server *sv)
+{
+    rl_stats_info st;
+    if (rl_stats(sv->rl, &st) != 0)
+        return answer_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, rl_errmsg());
+    uint64_t now = mono_now_ns();
+    double dt = (double)(now - sv->last_ns) / 1e9;
+    double per_min = dt > 0 ? (double)(st.checks - sv->last.checks) * 60.0 / dt : 0.0;
+    uint64_t dchecks = st.checks - sv->last.checks, ddenied = st.denied - sv->last.denied;
+    json_t *doc = json_object();
+    json_object_set_new(doc, "segment", json_string(sv->o.shm));
+    set_u64(doc, "total_requests", st.checks);
+    set_u64(doc, "allowed_requests", st.allowed);
+    set_u64(doc, "denied_requests", st.denied);
+    json_object_set_new(doc, "interval_seconds", json_real(dt));
+    json_object_set_new(doc, "requests_per_minute", json_real(per_min));
+    json_object_set_new(doc, "denial_rate",
+                        json_real(dchecks ? (double)ddenied / (double)dchecks : 0.0));
+    sv->last = st;
+    sv->last_ns = now;
+    char *body = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(doc);
+    if (!body)
+        return answer_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    enum MHD_Result r = answer(conn, MHD_HTTP_OK, "application/json", body, strlen(body));
+    free(body);
+    return r;
+}
+
+struct post_ctx {
+    char *body;
+    size_t len;
+    bool too_big;
+};
+
+static void peer_of(struct MHD_Connection *conn, char *out, size_t n)
+{
+    snprintf(out, n, "?");
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)n);
+}
+
+/* POST /rate-limits/reset {"key": "..."} or {"all": true}: needs the admin bearer token. */
+static enum MHD_Result answer_reset(struct MHD_Connection *conn, struct server *sv,
+                                    const struct post_ctx *pc)
+{
+    char peer[64];
+    peer_of(conn, peer, sizeof peer);
+    const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!auth || strncmp(auth, "Bearer ", 7) != 0) {
+        fprintf(stderr, "rlctl serve: reset from %s refused: no bearer token\n", peer);
+        return answer_error(conn, MHD_HTTP_UNAUTHORIZED,
+                            "an admin bearer token is required (Authorization: Bearer TOKEN)");
+    }
+    if (!token_ok(sv, auth + 7, strlen(auth + 7))) {
+        fprintf(stderr, "rlctl serve: reset from %s refused: wrong token\n", peer);
+        return answer_error(conn, MHD_HTTP_FORBIDDEN,
+                            sv->token_len ? "wrong admin token"
+                                          : "no admin token is configured (--token-file or "
+                                            "RLCTL_ADMIN_TOKEN): resets are refused");
+    }
+    if (pc->too_big)
+        return answer_error(conn, MHD_HTTP_CONTENT_TOO_LARGE, "request body over 4 KiB");
+    json_error_t jerr;
+    json_t *req = pc->len ? json_loadb(pc->body, pc->len, 0, &jerr) : NULL;
+    const char *key = req ? json_string_value(json_object_get(req, "key")) : NULL;
+    bool all = req && json_is_true(json_object_get(req, "all"));
+    if (!req || (!key == !all)) {
+        json_decref(req);
+        return answer_error(conn, MHD_HTTP_BAD_REQUEST,
+                            "expected a JSON body {\"key\": \"KEY\"} or {\"all\": true}");
+    }
+    struct opts o = sv->o;
+    o.json = true;
+    o.all = all;
+    o.yes = all;
+    o.npos = 0;
+    if (key)
+        o.pos[o.npos++] = key;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    if (!m) {
+        json_decref(req);
+        return answer_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    g_out = m;
+    int rc = cmd_reset(sv->rl, &o);
+    g_out = stdout;
+    fclose(m);
+    fprintf(stderr, "rlctl serve: %s reset %s%s%s (exit %d)\n", peer, all ? "every key" : "key \"",
+            all ? "" : key, all ? "" : "\"", rc);
+    json_decref(req);
+    enum MHD_Result r = answer(conn, rc == EXIT_OK ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND,
+                               "application/json", buf, len);
+    free(buf);
+    return r;
+}
+
+static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload,
+                               size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct server *sv = cls;
+    bool post = strcmp(method, "POST") == 0;
+    if (post) {
+        struct post_ctx *pc = *con_cls;
+        if (!pc) {
+            pc = calloc(1, sizeof *pc);
+            if (!pc)
+                return MHD_NO;
+            *con_cls = pc;
+            return MHD_YES;
+        }
+        if (*upload_size) {
+            if (pc->len + *upload_size > 4096) {
+                pc->too_big = true;
+            } else {
+                char *b = realloc(pc->body, pc->len + *upload_size + 1);
+                if (!b)
+                    return MHD_NO;
+                memcpy(b + pc->len, upload, *upload_size);
+                pc->body = b;
+                pc->len += *upload_size;
+            }
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        if (strcmp(url, "/rate-limits/reset") == 0)
+            return answer_reset(conn, sv, pc);
+        return answer_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint (POST)");
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return answer_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD or POST");
+    static const char ep[] = "/rate-limits/metrics/endpoint/";
+    if (strcmp(url, "/health") == 0 || strcmp(url, "/rate-limits/health") == 0)
+        return answer_cmd(conn, sv, cmd_health_rl, true, MHD_HTTP_SERVICE_UNAVAILABLE);
+    if (strcmp(url, "/metrics") == 0)
+        return answer_cmd(conn, sv, cmd_metrics, false, MHD_HTTP_INTERNAL_SERVER_ERROR);
+    if (strcmp(url, "/rate-limits/metrics") == 0)
+        return answer_cmd(conn, sv, cmd_stats, true, MHD_HTTP_INTERNAL_SERVER_ERROR);
+    if (strcmp(url, "/rate-limits/metrics/real-time") == 0)
+        return answer_realtime(conn, sv);
+    if (strcmp(url, "/rate-limits/config") == 0)
+        return answer_cmd(conn, sv, cmd_config_show, true, MHD_HTTP_INTERNAL_SERVER_ERROR);
+    if (strncmp(url, ep, sizeof ep - 1) == 0 && url[sizeof ep - 1]) {
+        /* The path arrives percent-decoded (%2Fapi%2Fusers is /api/users). */
+        json_t *doc = json_pack("{s:s, s:s, s:i}", "endpoint", url + sizeof ep - 1, "error",
+                                "per-endpoint counters are not kept yet: "
+                                "/rate-limits/metrics has the segment's totals",
+                                "status", 501);
+        char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+        json_decref(doc);
+        enum MHD_Result r = answer(conn, MHD_HTTP_NOT_IMPLEMENTED, "application/json",
+                                   body ? body : "{}", body ? strlen(body) : 2);
+        free(body);
+        return r;
+    }
+    return answer_error(conn, MHD_HTTP_NOT_FOUND,
+                        "no such endpoint: /health, /metrics, /rate-limits/metrics, "
+                        "/rate-limits/metrics/real-time, /rate-limits/metrics/endpoint/{endpoint}, "
+                        "/rate-limits/config, /rate-limits/health, POST /rate-limits/reset");
+}
+
+static void on_done(void *cls, struct MHD_Connection *conn, void **con_cls,
+                    enum MHD_RequestTerminationCode why)
+{
+    (void)cls;
+    (void)conn;
+    (void)why;
+    struct post_ctx *pc = *con_cls;
+    if (pc) {
+        free(pc->body);
+        free(pc);
+        *con_cls = NULL;
+    }
+}
+
+static int load_token(struct server *sv, const struct opts *o)
+{
+    const char *t = getenv("RLCTL_ADMIN_TOKEN");
+    char buf[sizeof sv->token];
+    if (o->token_file) {
+        FILE *f = fopen(o->token_file, "r");
+        if (!f) {
+            fprintf(stderr, "rlctl serve: --token-file %s: %s\n", o->token_file, strerror(errno));
+            return EXIT_FAIL;
+        }
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+            n--;
+        buf[n] = '\0';
+        t = buf;
+    }
+    if (t && strlen(t) >= sizeof sv->token) {
+        fprintf(stderr, "rlctl serve: the admin token is longer than %zu bytes\n",
+                sizeof sv->token - 1);
+        return EXIT_USAGE;
+    }
+    snprintf(sv->token, sizeof sv->token, "%s", t ? t : "");
+    sv->token_len = strlen(sv->token);
+    return EXIT_OK;
+}
+
+static int cmd_serve(rl_t *rl, const struct opts *o)
+{
+    const char *listen_at = o->listen ? o->listen : "127.0.0.1:9090";
+    char host[64];
+    unsigned port = 0;
+    const char *colon = strrchr(listen_at, ':');
+    if (!colon || (size_t)(colon - listen_at) >= sizeof host || colon == listen_at ||
+        sscanf(colon + 1, "%u", &port) != 1 || port == 0 || port > 65535)
+        return usage_error("--listen wants ADDRESS:PORT, e.g. 127.0.0.1:9090, not '%s'", listen_at);
+    memcpy(host, listen_at, (size_t)(colon - listen_at));
+    host[colon - listen_at] = '\0';
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+        return usage_error("--listen: '%s' is not an IPv4 address", host);
+    struct server sv = {.rl = rl, .o = *o, .last_ns = mono_now_ns()};
+    int rc = load_token(&sv, o);
+    if (rc != EXIT_OK)
+        return rc;
+    rl_stats(rl, &sv.last);
+    /* One internal thread answers every request in turn: the report commands write to g_out. */
+    struct MHD_Daemon *d = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, on_http,
+        &sv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_done,
+        NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    if (!d) {
+        fprintf(stderr, "rlctl serve: cannot listen on %s (in use? permission?)\n", listen_at);
+        return EXIT_FAIL;
+    }
+    struct sigaction sig;
+    memset(&sig, 0, sizeof sig);
+    sig.sa_handler = on_signal;
+    sigemptyset(&sig.sa_mask);
+    sigaction(SIGINT, &sig, NULL);
+    sigaction(SIGTERM, &sig, NULL);
+    fprintf(stderr, "rlctl serve: %s on http://%s/ (admin token %s)\n", o->shm, listen_at,
+            sv.token_len ? "configured" : "not configured: POST /rate-limits/reset is refused");
+    double until = o->has_for ? (double)o->for_seconds : -1.0;
+    uint64_t t0 = mono_now_ns();
+    while (!stop_requested && (until < 0 || (double)(mono_now_ns() - t0) / 1e9 < until)) {
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(d);
+    return EXIT_OK;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1128,6 +1504,12 @@ static const struct command commands[] = {
      "rlctl config reload FILE [--shm NAME] [--json]\n"},
     {"health", 0, "rlctl health [--shm NAME] [--json]: exit 0 ok, 1 degraded, 2 down\n"},
     {"metrics", 0, "rlctl metrics [--shm NAME]: Prometheus text exposition format\n"},
+    {"serve", F_SERVE,
+     "rlctl serve [--shm NAME] [--listen ADDRESS:PORT] [--token-file FILE] [--for SECONDS]\n"
+     "  The monitoring REST endpoints (default 127.0.0.1:9090) until SIGINT or SIGTERM:\n"
+     "  GET /health, /metrics (Prometheus), /rate-limits/metrics, /rate-limits/metrics/real-time,\n"
+     "  /rate-limits/config, /rate-limits/health; POST /rate-limits/reset {\"key\": K} or\n"
+     "  {\"all\": true} with Authorization: Bearer TOKEN (--token-file or RLCTL_ADMIN_TOKEN).\n"},
     {"reset", F_RESET,
      "rlctl reset KEY [--shm NAME] [--json]: forget KEY's counters (every limit it is counted "
      "under)\n"
@@ -1135,10 +1517,11 @@ static const struct command commands[] = {
      "  With REDIS_URL set, STRICT and GLOBAL keys lose their Redis state too.\n"},
 };
 
-static const char *const not_yet[] = {"top", "serve", "bypass", "explain"};
+static const char *const not_yet[] = {"top", "bypass", "explain"};
 
 int main(int argc, char **argv)
 {
+    g_out = stdout;
     if (argc < 2) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;
@@ -1155,7 +1538,7 @@ int main(int argc, char **argv)
         const char *v = NULL;
         int r;
         if (strcmp(a, "--version") == 0) {
-            printf("rlctl %s (librl %s)\n", RL_VERSION_STRING, rl_version());
+            fprintf(g_out, "rlctl %s (librl %s)\n", RL_VERSION_STRING, rl_version());
             return EXIT_OK;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             fputs(usage_text, stdout);
@@ -1250,6 +1633,8 @@ int main(int argc, char **argv)
         rc = cmd_metrics(rl, &o);
     else if (is_reset)
         rc = cmd_reset(rl, &o);
+    else if (strcmp(name, "serve") == 0)
+        rc = cmd_serve(rl, &o);
     else if (strcmp(action, "show") == 0)
         rc = cmd_config_show(rl, &o);
     else
