@@ -53,6 +53,7 @@ struct opts {
     bool all, yes;
     const char *listen;     /* serve: 127.0.0.1:PORT */
     const char *token_file; /* serve: the admin token's file (else RLCTL_ADMIN_TOKEN) */
+    bool sync;              /* attach with a GLOBAL sync thread (serve, with REDIS_URL) */
     const char *pos[4];
     int npos;
 };
@@ -224,12 +225,14 @@ static int attach(const struct opts *o, rl_t **rl, int missing_code)
     rl_options_init(&ro);
     ro.shm_name = o->shm;
     ro.flags = RL_OPEN_NOCREATE | (o->foreign ? RL_OPEN_ALLOW_FOREIGN : 0u);
-    /* With REDIS_URL rlctl also sees Redis (health, resets of STRICT and GLOBAL keys), but never
-     * runs a sync thread: it must not lead the workers' segment. */
+    /* With REDIS_URL rlctl also sees Redis (health, resets of STRICT and GLOBAL keys). */
     const char *url = getenv("REDIS_URL");
     if (url && *url) {
         ro.redis_url = url;
-        ro.flags |= RL_OPEN_NO_SYNC;
+        /* `serve` is long-lived: it takes part in the sync (and keeps it going when no worker
+         * runs); the short commands never do. */
+        if (!o->sync)
+            ro.flags |= RL_OPEN_NO_SYNC;
     }
     int rc = rl_open(rl, &ro);
     if (rc == 0)
@@ -1616,6 +1619,7 @@ int main(int argc, char **argv)
         return cmd_health(&o);
 
     rl_t *rl = NULL;
+    o.sync = strcmp(name, "serve") == 0;
     rc = attach(&o, &rl, EXIT_FAIL);
     if (rc != 0)
         return rc;
