@@ -52,6 +52,9 @@ static inline const char *test_name_new(char *buf, size_t n)
 {
     static unsigned counter;
     snprintf(buf, n, "/rl-t-%ld-%u", (long)getpid(), counter++);
+    /* A leftover of an earlier run whose test process had the same pid (a crash, a killed run)
+     * would otherwise be attached instead of created. */
+    rl_unlink(buf);
     return buf;
 }
 
