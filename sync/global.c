@@ -72,6 +72,7 @@ extern const char rl__embed_global[]; /* sync/global.lua, embedded at build time
 #define ARGS_PER_KEY   9u
 #define ARGS_HEAD      5u
 #define LEASE_MIN_NS   300000000ULL   /* a leader's lease: max(3 T, 300 ms) */
+#define QUIET_MAX_NS   100000000ULL   /* a fruitless early round mutes kicks this long at most */
 #define RECLAIM_MIN_NS 15000000000ULL /* Redis reclaims a silent host's lease: max(3 T, 15 s) */
 
 _Atomic int rl__sync_forked;
@@ -549,13 +550,14 @@ static void *sync_main(void *arg)
         if (regular)
             next = now + g->T_ns;
         /* An early round that Redis answered with nothing (the cluster's buckets are empty)
-         * is not repeated before the next regular round: denials then cost no round trips. */
+         * mutes the kicks for min(T, 100 ms): denials under over-demand then cost few round
+         * trips, and a long T does not leave a host without lease for a whole period. */
         bool skip = !regular && now < quiet_until;
         if (!skip && lead(g, now)) {
             g->granted = 0;
             int r = sync_round(g, now, !regular);
             if (!regular && r == 0 && g->granted == 0)
-                quiet_until = next;
+                quiet_until = now + (g->T_ns < QUIET_MAX_NS ? g->T_ns : QUIET_MAX_NS);
             if (r == -ESTALE) {
                 rl__log(RL_LOG_WARN,
                         "segment %s: Redis refused epoch %" PRIu64 ": another leader took over",
