@@ -60,7 +60,6 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/types.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,27 +68,14 @@
 
 #include <hiredis/hiredis.h>
 
-#include "redis_child.h" /* --redis: the private redis-server (g_redis_pid, g_redis_dir) */
+#include "bench_common.h" /* the method, the report's header, small helpers (rl-global too) */
+#include "redis_child.h"  /* --redis: the private redis-server (g_redis_pid, g_redis_dir) */
 
 /* rl's STRICT scripts (sync/scripts.h); the --redis rows pipeline rl__lua_bucket. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-const-variable"
 #include "scripts.h"
 #pragma GCC diagnostic pop
-
-#ifndef RL_BENCH_CC
-#ifdef __VERSION__
-#define RL_BENCH_CC __VERSION__
-#else
-#define RL_BENCH_CC "unknown compiler"
-#endif
-#endif
-#ifndef RL_BENCH_BUILDTYPE
-#define RL_BENCH_BUILDTYPE "unknown"
-#endif
-#ifndef RL_BENCH_JEMALLOC
-#define RL_BENCH_JEMALLOC 0
-#endif
 
 #define RUNS          5
 #define BIG_CAPACITY  2000000u
@@ -174,26 +160,8 @@ static void check_signal(void)
     }
 }
 
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-}
-
 /* -------------------------------------------------------------------------------------------- */
 /* Small helpers                                                                                  */
-
-static inline uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t xorshift64(uint64_t *s)
 {
@@ -209,19 +177,6 @@ static void *map_shared(size_t bytes)
 {
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static void sleep_ns(uint64_t ns)
-{
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u),
-                          .tv_nsec = (long)(ns % 1000000000u)};
-    nanosleep(&ts, NULL); /* an interrupting signal only shortens it */
 }
 
 /* -------------------------------------------------------------------------------------------- */
@@ -283,8 +238,6 @@ typedef struct bench_ctx {
     int last_error;
 } bench_ctx;
 
-typedef uint64_t (*loop_fn)(bench_ctx *c, uint64_t n);
-
 static inline void floor_step(_Atomic uint64_t *w)
 {
     uint64_t now = mono_ns();
@@ -294,8 +247,9 @@ static inline void floor_step(_Atomic uint64_t *w)
     }
 }
 
-static uint64_t loop_floor_hot(bench_ctx *c, uint64_t n)
+static uint64_t loop_floor_hot(void *arg, uint64_t n)
 {
+    bench_ctx *c = arg;
     _Atomic uint64_t *w = c->word;
     uint64_t t0 = mono_ns();
     for (uint64_t i = 0; i < n; i++)
@@ -303,8 +257,9 @@ static uint64_t loop_floor_hot(bench_ctx *c, uint64_t n)
     return mono_ns() - t0;
 }
 
-static uint64_t loop_floor_cold(bench_ctx *c, uint64_t n)
+static uint64_t loop_floor_cold(void *arg, uint64_t n)
 {
+    bench_ctx *c = arg;
     char *base = c->region;
     const uint32_t *ix = c->idx + c->idx_pos, *beg = c->idx, *end = c->idx + c->nidx;
     uint64_t t0 = mono_ns();
@@ -322,8 +277,9 @@ static uint64_t loop_floor_cold(bench_ctx *c, uint64_t n)
  * ordered TSC read (rdtscp or lfence; rdtsc) that waits for the previous CAS, and in (e) the miss
  * issued after it does not overlap it: the two latencies add up. A prefetch issued first
  * overlaps them; the gap between (e) and (e') is what ordering the work that way can save. */
-static uint64_t loop_floor_cold_pf(bench_ctx *c, uint64_t n)
+static uint64_t loop_floor_cold_pf(void *arg, uint64_t n)
 {
+    bench_ctx *c = arg;
     char *base = c->region;
     const uint32_t *ix = c->idx + c->idx_pos, *beg = c->idx, *end = c->idx + c->nidx;
     uint64_t t0 = mono_ns();
@@ -339,35 +295,16 @@ static uint64_t loop_floor_cold_pf(bench_ctx *c, uint64_t n)
     return t;
 }
 
-static uint64_t loop_acquire_hot(bench_ctx *c, uint64_t n)
+static uint64_t loop_acquire_hot(void *arg, uint64_t n)
 {
-    rl_t *rl = c->rl;
-    const rl_limit *lim = c->lim;
-    const char *key = c->key;
-    size_t keylen = c->keylen;
-    uint64_t allowed = 0, errors = 0;
-    int last = 0;
-    rl_result r;
-    uint64_t t0 = mono_ns();
-    for (uint64_t i = 0; i < n; i++) {
-        int rc = rl_acquire(rl, key, keylen, lim, 1, &r);
-        if (rc == 0) {
-            allowed += r.allowed;
-        } else {
-            errors++;
-            last = rc;
-        }
-    }
-    uint64_t t = mono_ns() - t0;
-    c->allowed = allowed;
-    c->errors = errors;
-    if (errors)
-        c->last_error = last;
-    return t;
+    bench_ctx *c = arg;
+    return bench_acquire_loop(c->rl, c->key, c->keylen, c->lim, n, &c->allowed, &c->errors,
+                              &c->last_error);
 }
 
-static uint64_t loop_acquire_keys(bench_ctx *c, uint64_t n)
+static uint64_t loop_acquire_keys(void *arg, uint64_t n)
 {
+    bench_ctx *c = arg;
     rl_t *rl = c->rl;
     const rl_limit *lim = c->lim;
     const bkey *k = c->kcur, *beg = c->kbeg, *end = c->kend;
@@ -398,8 +335,9 @@ static uint64_t loop_acquire_keys(bench_ctx *c, uint64_t n)
 /* (f), (g): rl_check() on the requests [rbeg, rend), cyclically. A decision counts as allowed
  * only when it is allowed, not bypassed, and has exactly the expected layers (so a rule that did
  * not match, and fell back to other layers, makes the row INVALID instead of fast). */
-static uint64_t loop_check(bench_ctx *c, uint64_t n)
+static uint64_t loop_check(void *arg, uint64_t n)
 {
+    bench_ctx *c = arg;
     rl_t *rl = c->rl;
     const rl_request *q = c->rcur, *beg = c->rbeg, *end = c->rend;
     size_t layers = c->layers;
@@ -490,26 +428,14 @@ static char g_load[64]; /* /proc/loadavg when the bench started */
 
 /* Calibrates n so one run takes ~g_run_ns (the calibration runs are the warm-up), then times
  * RUNS runs and records the median. */
-static void measure(int ri, loop_fn fn, bench_ctx *c, expect_t expect)
+static void measure(int ri, bench_loop_fn fn, bench_ctx *c, expect_t expect)
 {
     row *r = &g_rows[ri];
     fprintf(stderr, "  %-5s %-42s ", r->id, r->label);
     fflush(stderr);
 
-    uint64_t n = 1024, t = 0;
-    uint64_t warm_ns = g_run_ns / 4;
-    for (;;) {
-        t = fn(c, n);
-        check_signal();
-        if (t >= warm_ns || n >= (1ull << 40))
-            break;
-        n = t < warm_ns / 16 ? n * 8 : n * 2;
-    }
-    if (t == 0)
-        t = 1;
-    n = (uint64_t)((double)n * (double)g_run_ns / (double)t);
-    if (n < 1)
-        n = 1;
+    uint64_t n = bench_calibrate(fn, c, g_run_ns, &g_signal);
+    check_signal();
 
     double ns[RUNS];
     r->errors = 0;
@@ -517,7 +443,7 @@ static void measure(int ri, loop_fn fn, bench_ctx *c, expect_t expect)
     c->last_error = 0;
     for (int i = 0; i < RUNS; i++) {
         c->errors = c->allowed = 0;
-        t = fn(c, n);
+        uint64_t t = fn(c, n);
         check_signal();
         ns[i] = (double)t / (double)n;
         r->errors += c->errors;
@@ -526,10 +452,8 @@ static void measure(int ri, loop_fn fn, bench_ctx *c, expect_t expect)
         if (expect == EXPECT_ALL_DENIED)
             r->unexpected += c->allowed;
     }
-    qsort(ns, RUNS, sizeof ns[0], cmp_double);
-    r->ns = ns[RUNS / 2];
+    r->ns = bench_median_spread(ns, RUNS, &r->spread);
     r->rate = 1e9 / r->ns;
-    r->spread = (ns[RUNS - 1] - ns[0]) / r->ns * 100.0;
     r->measured = true;
     char msg[256];
     snprintf(msg, sizeof msg, "%s", r->errors ? rl_errmsg() : "");
@@ -618,11 +542,9 @@ static double duo_run(duo_ctl *ctl, bool floor, rl_t *rl, const rl_limit *lim, c
         g_children[i] = p;
     }
     while (atomic_load_explicit(&ctl->ready, memory_order_acquire) < DUO_PROCS && !g_signal)
-        sleep_ns(100000);
+        bench_sleep_ns(100000, &g_signal);
     atomic_store_explicit(&ctl->go, 1, memory_order_release);
-    uint64_t end = mono_ns() + duration_ns;
-    for (uint64_t now = mono_ns(); now < end && !g_signal; now = mono_ns())
-        sleep_ns(end - now < 20000000u ? end - now : 20000000u);
+    bench_sleep_ns(duration_ns, &g_signal);
     atomic_store_explicit(&ctl->stop, 1, memory_order_release);
 
     bool ok = true;
@@ -673,10 +595,8 @@ static void measure_duo(int ri, duo_ctl *ctl, bool floor, rl_t *rl, const rl_lim
             return;
         }
     }
-    qsort(rates, RUNS, sizeof rates[0], cmp_double);
-    r->rate = rates[RUNS / 2];
+    r->rate = bench_median_spread(rates, RUNS, &r->spread);
     r->ns = 1e9 * DUO_PROCS / r->rate;
-    r->spread = (rates[RUNS - 1] - rates[0]) / r->rate * 100.0;
     r->errors = errors;
     r->unexpected = denied;
     r->measured = true;
@@ -689,54 +609,6 @@ static void measure_duo(int ri, duo_ctl *ctl, bool floor, rl_t *rl, const rl_lim
 
 /* -------------------------------------------------------------------------------------------- */
 /* Report                                                                                         */
-
-static void read_model(char *out, size_t n)
-{
-    snprintf(out, n, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f == NULL)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) == 0) {
-            char *p = strchr(line, ':');
-            if (p == NULL)
-                break;
-            p++;
-            while (*p == ' ' || *p == '\t')
-                p++;
-            p[strcspn(p, "\n")] = '\0';
-            snprintf(out, n, "%s", p);
-            break;
-        }
-    }
-    fclose(f);
-}
-
-static void read_line_file(const char *path, char *out, size_t n)
-{
-    snprintf(out, n, "unknown");
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return;
-    if (fgets(out, (int)n, f))
-        out[strcspn(out, "\n")] = '\0';
-    fclose(f);
-}
-
-static void command_line(int argc, char **argv, char *out, size_t n)
-{
-    size_t used = 0;
-    out[0] = '\0';
-    for (int i = 0; i < argc && used + 1 < n; i++) {
-        bool quote = argv[i][0] == '\0' || strpbrk(argv[i], " \t\"'\\$`") != NULL;
-        int w = snprintf(out + used, n - used, "%s%s%s%s", i ? " " : "", quote ? "'" : "", argv[i],
-                         quote ? "'" : "");
-        if (w < 0)
-            break;
-        used += (size_t)w;
-    }
-}
 
 static void fmt_rate(double rate, char *out, size_t n)
 {
@@ -818,31 +690,9 @@ typedef struct check_facts {
 static void print_report(bool markdown, const char *cmd, bool quick, const seg_facts *sf,
                          const check_facts *cf)
 {
-    char model[256], clocksrc[64], date[64];
-    struct utsname un;
-    read_model(model, sizeof model);
-    read_line_file("/sys/devices/system/clocksource/clocksource0/current_clocksource", clocksrc,
-                   sizeof clocksrc);
-    if (uname(&un) != 0)
-        memset(&un, 0, sizeof un);
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tm);
-    long nproc = sysconf(_SC_NPROCESSORS_ONLN);
-
+    bench_print_header(markdown, "rl-bench", cmd, g_load,
+                       "; other work on the machine skews every row");
     const char *li = markdown ? "- " : "";
-    printf("%srl-bench, librl %s, %s\n", markdown ? "#### " : "", rl_version(), date);
-    if (markdown)
-        printf("\n");
-    printf("%scommand:  %s%s%s\n", li, markdown ? "`" : "", cmd, markdown ? "`" : "");
-    printf("%smachine:  %s, nproc %ld, %s %s, clocksource %s\n", li, model, nproc, un.sysname,
-           un.release, clocksrc);
-    printf("%sload:     %s (/proc/loadavg at the start; other work on the machine skews "
-           "every row)\n",
-           li, g_load);
-    printf("%scompiler: %s, buildtype %s, jemalloc %s\n", li, RL_BENCH_CC, RL_BENCH_BUILDTYPE,
-           RL_BENCH_JEMALLOC ? "linked" : "no");
     printf("%smethod:   median of %d runs of ~%" PRIu64 " ms after calibration/warm-up%s; "
            "nothing pinned\n",
            li, RUNS, g_run_ns / 1000000u, quick ? " (--quick)" : "");
@@ -951,12 +801,6 @@ static inline void lat_add(lat_buf *b, uint64_t ns)
 {
     if (b->n < b->cap)
         b->v[b->n++] = ns > UINT32_MAX ? UINT32_MAX : (uint32_t)ns;
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
 }
 
 enum { X_LOCAL, X_C1, X_C32, X_PIPE, X_KIND };
@@ -1072,25 +916,9 @@ static double x_local_rate(rl_t *rl, const rl_limit *lim, const bkey *keys, size
 
 static void x_finish(xrow *x, uint32_t *v, size_t n)
 {
-    if (n > 0) {
-        qsort(v, n, sizeof v[0], cmp_u32);
-        double sum = 0;
-        for (size_t i = 0; i < n; i++)
-            sum += v[i];
-        x->mean_ns = sum / (double)n;
-        size_t i99 = (size_t)((double)n * 0.99);
-        x->p99_ns = v[i99 < n ? i99 : n - 1];
-    }
+    bench_latency(v, n, &x->mean_ns, &x->p99_ns);
     x->samples = n;
     x->measured = true;
-}
-
-static uint64_t strict_fallbacks(rl_t *rl)
-{
-    rl_health_info h;
-    if (rl_health(rl, &h) != 0)
-        return 0;
-    return h.strict_fallbacks;
 }
 
 /* Rows (1)-(3) of one key set. */
@@ -1380,16 +1208,6 @@ out:
     redis_child_stop();
 }
 
-static void fmt_ns(double ns, char *out, size_t n)
-{
-    if (ns < 1000)
-        snprintf(out, n, "%.0f ns", ns);
-    else if (ns < 1e6)
-        snprintf(out, n, "%.1f us", ns / 1e3);
-    else
-        snprintf(out, n, "%.2f ms", ns / 1e6);
-}
-
 static bool x_valid(const xrow *x)
 {
     return x->measured && x->errors == 0 && x->unexpected == 0;
@@ -1403,9 +1221,7 @@ static void print_redis_section(bool markdown, const xfacts *xf)
         printf("%sskipped: %s\n", li, xf->why);
         return;
     }
-    printf("%sserver:   redis-server %s, started by the bench on 127.0.0.1:%d (--save '' "
-           "--appendonly no), same machine\n",
-           li, xf->version, xf->port);
+    bench_print_server(li, xf->version, xf->port);
     printf("%slimit:    token bucket 1e12 per 1,000,000 ms, burst 2^40 (always allows); LOCAL "
            "and STRICT differ only in rl_limit.mode; STRICT pool %d connections, fallback "
            "CLOSED (a fallback answer would show as unexpected)\n",
@@ -1752,7 +1568,7 @@ int main(int argc, char **argv)
         }
     }
     g_run_ns = quick ? QUICK_RUN_NS : FULL_RUN_NS;
-    read_line_file("/proc/loadavg", g_load, sizeof g_load);
+    read_first_line("/proc/loadavg", "", g_load, sizeof g_load);
     char cmd[1024];
     command_line(argc, argv, cmd, sizeof cmd);
 
@@ -1764,7 +1580,7 @@ int main(int argc, char **argv)
         snprintf(g_redis_seg, sizeof g_redis_seg, "/rl-bench-%ld-redis", (long)g_owner);
     if (atexit(cleanup) != 0)
         return 1;
-    install_signals();
+    bench_install_signals(on_signal);
 
     /* A limit that always allows at the speeds measured here: 1e12 per 1,000 s = one per ns
      * (the most rl.h accepts), burst 2^40. And one that is exhausted after its first request. */

@@ -8,7 +8,8 @@
  *
  *   1. Accuracy. 4 "hosts" in this process: 4 segments, each with its own handle opened with
  *      the Redis URL and sync_interval_ms = T (so its own sync thread and leader), and one
- *      thread per host pacing that host's demand on one key (as tests/test_global.c does):
+ *      thread per host pacing that host's demand on one key (tests/accuracy.h, as
+ *      tests/test_global.c does):
  *      limit r = 1000/s, burst B = 1000, token bucket, GLOBAL; T = 10, 100 and 1000 ms
  *      (--quick: 100 ms only); six demand patterns (uniform 1.5x and 1.0x, skewed, below the
  *      limit, a host joining and one leaving, sharp bursts in turn); one cell = one T and one
@@ -61,7 +62,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/types.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,21 +69,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include "accuracy.h"     /* tests/accuracy.h: the host threads and the measure, as test_global */
+#include "bench_common.h" /* the method, the report's header, small helpers (rl-bench too) */
 #include "redis_child.h"
-
-#ifndef RL_BENCH_CC
-#ifdef __VERSION__
-#define RL_BENCH_CC __VERSION__
-#else
-#define RL_BENCH_CC "unknown compiler"
-#endif
-#endif
-#ifndef RL_BENCH_BUILDTYPE
-#define RL_BENCH_BUILDTYPE "unknown"
-#endif
-#ifndef RL_BENCH_JEMALLOC
-#define RL_BENCH_JEMALLOC 0
-#endif
 
 /* 1. accuracy */
 #define HOSTS          4
@@ -95,7 +83,6 @@
 #define ACC_WARM       2.0
 #define QUICK_SECS     4.0
 #define QUICK_WARM     1.0
-#define PACE_US        500 /* a host thread's pacing step */
 /* 2. hot path */
 #define RUNS         5
 #define FULL_RUN_NS  150000000ull
@@ -176,17 +163,6 @@ static void check_signal(void)
     }
 }
 
-static void install_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-}
-
 /* Threads started while blocked (the sync threads rl_open starts, the bench's workers) inherit
  * the mask: the signals then reach the main thread, which is never inside a Redis call. */
 static void block_signals(bool block)
@@ -202,40 +178,10 @@ static void block_signals(bool block)
 /* -------------------------------------------------------------------------------------------- */
 /* Small helpers                                                                                  */
 
-static inline uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Sleeps up to ns, in steps of at most 20 ms, returning early on a signal. */
 static void sleep_ns(uint64_t ns)
 {
-    uint64_t end = mono_ns() + ns;
-    for (uint64_t now = mono_ns(); now < end && g_signal == 0; now = mono_ns()) {
-        uint64_t d = end - now < 20000000u ? end - now : 20000000u;
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)d};
-        nanosleep(&ts, NULL);
-    }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static int cmp_u32(const void *a, const void *b)
-{
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return (x > y) - (x < y);
+    bench_sleep_ns(ns, &g_signal);
 }
 
 static char g_url[64];
@@ -304,69 +250,6 @@ static void evalsha_stats(long long *calls, long long *usec)
 
 /* -------------------------------------------------------------------------------------------- */
 /* 1. Accuracy: 4 hosts, one key, six demand patterns, three sync intervals                       */
-
-/* A host's demand: `rate` requests per second from `from` to `to` seconds into the run, plus
- * bursts of `burst_n` at once every second at offset `burst_at` (burst_n 0: none). */
-struct demand {
-    double rate, from, to;
-    unsigned burst_n;
-    double burst_at;
-};
-
-struct hostrun {
-    rl_t *rl;
-    const char *key;
-    const rl_limit *lim;
-    struct demand d;
-    double secs;
-    uint64_t t0;
-    uint64_t *att; /* every attempt: (ns since t0) << 1 | allowed */
-    size_t natt, cap;
-    uint64_t admitted, attempts;
-    int error; /* the first failed rl_acquire (the host stops) */
-    char errmsg[192];
-};
-
-static void *host_main(void *arg)
-{
-    struct hostrun *h = arg;
-    size_t keylen = strlen(h->key);
-    double sent = 0;
-    unsigned bursts = 0;
-    while (g_signal == 0) {
-        uint64_t now = mono_ns() - h->t0;
-        double t = (double)now / 1e9;
-        if (t >= h->secs)
-            break;
-        double due = 0;
-        if (t > h->d.from)
-            due = (fmin(t, h->d.to) - h->d.from) * h->d.rate;
-        unsigned todo = 0;
-        if (due > sent) {
-            todo = (unsigned)(due - sent);
-            sent += todo;
-        }
-        if (h->d.burst_n && t >= bursts + h->d.burst_at) {
-            todo += h->d.burst_n;
-            bursts++;
-        }
-        for (unsigned i = 0; i < todo; i++) {
-            rl_result r;
-            int rc = rl_acquire(h->rl, h->key, keylen, h->lim, 1, &r);
-            if (rc != 0) {
-                h->error = rc;
-                snprintf(h->errmsg, sizeof h->errmsg, "%s", rl_errmsg());
-                return NULL;
-            }
-            h->attempts++;
-            h->admitted += r.allowed;
-            if (h->natt < h->cap)
-                h->att[h->natt++] = (mono_ns() - h->t0) << 1 | (uint64_t)r.allowed;
-        }
-        usleep(PACE_US);
-    }
-    return NULL;
-}
 
 enum { P_UNIFORM15, P_UNIFORM10, P_SKEWED, P_BELOW, P_JOINLEAVE, P_BURSTS, P_COUNT };
 
@@ -444,69 +327,21 @@ static int g_nT;
 static int g_T[T_MAX];
 static double g_acc_secs = ACC_SECS, g_acc_warm = ACC_WARM;
 
-/* The measures (as tests/test_global.c and bench/sim/sim.py compute them). */
-static void analyse(struct hostrun *hr, struct cell *c)
+/* The measures (tests/accuracy.h: as tests/test_global.c and bench/sim/sim.py compute them). */
+static void analyse(struct hostrun *hr, const rl_limit *lim, struct cell *c)
 {
-    const double r = ACC_RATE, B = ACC_BURST, secs = g_acc_secs, warm = g_acc_warm;
-    size_t tot = 0;
-    for (int i = 0; i < HOSTS; i++)
-        tot += hr[i].natt;
-    uint64_t *all = malloc((tot + 1) * sizeof *all);
-    size_t nwin = (size_t)secs * 10 + 20; /* 100 ms buckets, with room for late records */
-    uint64_t *rej_at = calloc(nwin, sizeof *rej_at);
-    if (all == NULL || rej_at == NULL) {
+    struct acc_outcome o;
+    if (acc_measure(hr, HOSTS, lim, g_acc_secs, g_acc_warm, &o) != 0) {
         fprintf(stderr, "rl-global: out of memory for the analysis\n");
-        free(all);
-        free(rej_at);
         g_failed = true;
         return;
     }
-    size_t k = 0;
-    for (int i = 0; i < HOSTS; i++) {
-        memcpy(all + k, hr[i].att, hr[i].natt * sizeof *all);
-        k += hr[i].natt;
-        c->admitted += hr[i].admitted;
-        c->attempts += hr[i].attempts;
-    }
-    qsort(all, tot, sizeof *all, cmp_u64);
-    /* reference bucket (every attempt) and conformance bucket (admitted only), full at t0 */
-    double rt = B, rlast = 0, ct = B, clast = 0;
-    uint64_t ref_after = 0, adm_after = 0;
-    for (size_t i = 0; i < tot; i++) {
-        double t = (double)(all[i] >> 1) / 1e9;
-        bool ok = all[i] & 1;
-        rt = fmin(B, rt + r * (t - rlast));
-        rlast = t;
-        if (rt >= 1.0 - 1e-9) {
-            rt -= 1.0;
-            ref_after += t >= warm;
-        }
-        if (!ok)
-            continue;
-        adm_after += t >= warm;
-        ct = fmin(B, ct + r * (t - clast));
-        clast = t;
-        if (ct >= 1.0 - 1e-9) {
-            ct -= 1.0;
-        } else {
-            c->rejects++;
-            size_t b = (size_t)(t * 10);
-            rej_at[b < nwin ? b : nwin - 1]++;
-        }
-    }
-    uint64_t worst = 0;
-    for (size_t w = 0; w + 10 <= nwin; w++) {
-        uint64_t s = 0;
-        for (size_t j = w; j < w + 10; j++)
-            s += rej_at[j];
-        if (s > worst)
-            worst = s;
-    }
-    free(rej_at);
-    free(all);
-    c->over_pct = 100.0 * (double)c->rejects / (B + r * secs);
-    c->win_pct = 100.0 * (double)worst / (B + r);
-    c->util_pct = ref_after ? 100.0 * (double)adm_after / (double)ref_after : 100.0;
+    c->admitted = o.admitted;
+    c->attempts = o.attempts;
+    c->rejects = o.rejects;
+    c->over_pct = o.over_pct;
+    c->win_pct = o.win_pct;
+    c->util_pct = o.util_pct;
     c->denied_pct =
         c->attempts ? 100.0 * (double)(c->attempts - c->admitted) / (double)c->attempts : 0.0;
     c->kept_min = c->kept_max = -1;
@@ -550,10 +385,10 @@ static bool run_cell(int ti, int pat)
                                  .lim = &lim,
                                  .d = d[i],
                                  .secs = g_acc_secs,
-                                 .t0 = t0};
-        hr[i].cap = (size_t)(g_acc_secs * (d[i].rate + d[i].burst_n + 10) * 1.2) + 1000;
-        hr[i].att = malloc(hr[i].cap * sizeof *hr[i].att);
-        if (hr[i].att == NULL || pthread_create(&th[i], NULL, host_main, &hr[i]) != 0) {
+                                 .t0 = t0,
+                                 .stop = &g_signal};
+        if (acc_host_alloc(&hr[i]) == NULL ||
+            pthread_create(&th[i], NULL, acc_host_main, &hr[i]) != 0) {
             free(hr[i].att);
             hr[i].att = NULL;
             break;
@@ -575,7 +410,7 @@ static bool run_cell(int ti, int pat)
             ok = false;
         }
     if (ok) {
-        analyse(hr, c);
+        analyse(hr, &lim, c);
         double rounds = 0, keys = 0;
         for (int i = 0; i < HOSTS; i++) {
             h1[i] = health(g_rl[SEG_H0 + i]);
@@ -658,45 +493,25 @@ static struct {
 static const char HOT_KEY_LOCAL[] = "user:hot-local";
 static const char HOT_KEY_GLOBAL[] = "user:hot-global";
 
-/* n calls of rl_acquire on one key; the elapsed ns. */
-static uint64_t loop_acquire(rl_t *rl, const char *key, size_t keylen, const rl_limit *lim,
-                             uint64_t n, struct hot_row *row)
-{
-    uint64_t allowed = 0, errors = 0;
-    int last = 0;
-    rl_result r;
-    uint64_t t0 = mono_ns();
-    for (uint64_t i = 0; i < n; i++) {
-        int rc = rl_acquire(rl, key, keylen, lim, 1, &r);
-        if (rc == 0) {
-            allowed += r.allowed;
-        } else {
-            errors++;
-            last = rc;
-        }
-    }
-    uint64_t t = mono_ns() - t0;
-    row->errors += errors;
-    row->denied += n - errors - allowed;
-    if (errors)
-        row->last_error = last;
-    return t ? t : 1;
-}
+/* A row's loop: n calls of rl_acquire on one key (bench_acquire_loop, as rl-bench times it),
+ * the errors and denials counted into row; the elapsed ns. */
+struct hot_loop {
+    rl_t *rl;
+    const char *key;
+    size_t keylen;
+    const rl_limit *lim;
+    struct hot_row *row;
+};
 
-/* Doubles n until one run takes a quarter of g_run_ns (the warm-up), then scales it to
- * g_run_ns, as rl-bench does. */
-static uint64_t calibrate(rl_t *rl, const char *key, const rl_limit *lim, struct hot_row *row)
+static uint64_t loop_acquire(void *arg, uint64_t n)
 {
-    uint64_t n = 1024, t = 0, warm = g_run_ns / 4;
-    size_t keylen = strlen(key);
-    for (;;) {
-        t = loop_acquire(rl, key, keylen, lim, n, row);
-        if (t >= warm || n >= (1ull << 40) || g_signal)
-            break;
-        n = t < warm / 16 ? n * 8 : n * 2;
-    }
-    n = (uint64_t)((double)n * (double)g_run_ns / (double)t);
-    return n ? n : 1;
+    struct hot_loop *h = arg;
+    uint64_t allowed, errors;
+    uint64_t t = bench_acquire_loop(h->rl, h->key, h->keylen, h->lim, n, &allowed, &errors,
+                                    &h->row->last_error);
+    h->row->errors += errors;
+    h->row->denied += n - errors - allowed;
+    return t ? t : 1;
 }
 
 static void hot_section(const rl_limit *allow)
@@ -704,20 +519,22 @@ static void hot_section(const rl_limit *allow)
     rl_t *rl = g_rl[SEG_HOT];
     rl_limit local = *allow, global = *allow;
     global.mode = RL_MODE_GLOBAL;
-    const rl_limit *lims[2] = {&local, &global};
-    const char *keys[2] = {HOT_KEY_LOCAL, HOT_KEY_GLOBAL};
+    struct hot_loop loops[2] = {
+        {rl, HOT_KEY_LOCAL, strlen(HOT_KEY_LOCAL), &local, &g_hot[0]},
+        {rl, HOT_KEY_GLOBAL, strlen(HOT_KEY_GLOBAL), &global, &g_hot[1]},
+    };
     fprintf(stderr, "rl-global: hot path (GLOBAL vs LOCAL, sync thread active)\n");
     rl_health_info h0 = health(rl);
     uint64_t n[2];
-    for (int k = 0; k < 2; k++)
-        n[k] = calibrate(rl, keys[k], lims[k], &g_hot[k]);
+    for (int k = 0; k < 2; k++) /* calibrated as rl-bench does; the calibration is the warm-up */
+        n[k] = bench_calibrate(loop_acquire, &loops[k], g_run_ns, &g_signal);
     check_signal();
     double ns[2][RUNS];
     for (int k = 0; k < 2; k++)
         g_hot[k].errors = g_hot[k].denied = 0;
     for (int i = 0; i < RUNS; i++) {
         for (int k = 0; k < 2; k++) {
-            uint64_t t = loop_acquire(rl, keys[k], strlen(keys[k]), lims[k], n[k], &g_hot[k]);
+            uint64_t t = loop_acquire(&loops[k], n[k]);
             ns[k][i] = (double)t / (double)n[k];
         }
         check_signal();
@@ -728,10 +545,8 @@ static void hot_section(const rl_limit *allow)
     g_hot_sync.errors = h1.sync_errors - h0.sync_errors;
     for (int k = 0; k < 2; k++) {
         struct hot_row *r = &g_hot[k];
-        qsort(ns[k], RUNS, sizeof ns[k][0], cmp_double);
-        r->ns = ns[k][RUNS / 2];
+        r->ns = bench_median_spread(ns[k], RUNS, &r->spread);
         r->rate = 1e9 / r->ns;
-        r->spread = (ns[k][RUNS - 1] - ns[k][0]) / r->ns * 100.0;
         r->measured = true;
         fprintf(stderr, "  %-52s %8.1f ns  (n=%" PRIu64 " x %d)\n", r->label, r->ns, n[k], RUNS);
         if (r->errors) {
@@ -1093,11 +908,6 @@ static double x_pass(xrow *x, rl_t *rl, const rl_limit *lim, const char *key, bo
     return rate;
 }
 
-static uint64_t strict_fallbacks(rl_t *rl)
-{
-    return health(rl).strict_fallbacks;
-}
-
 static void strict_section(const rl_limit *allow)
 {
     rl_t *rl = g_rl[SEG_HOT];
@@ -1140,15 +950,7 @@ static void strict_section(const rl_limit *allow)
             memmove(lat + n, lat + (size_t)i * cap, ws[i].nlat * sizeof *lat);
             n += ws[i].nlat;
         }
-        if (n > 0) {
-            qsort(lat, n, sizeof *lat, cmp_u32);
-            double sum = 0;
-            for (size_t i = 0; i < n; i++)
-                sum += lat[i];
-            x->mean_ns = sum / (double)n;
-            size_t i99 = (size_t)((double)n * 0.99);
-            x->p99_ns = lat[i99 < n ? i99 : n - 1];
-        }
+        bench_latency(lat, n, &x->mean_ns, &x->p99_ns);
         x->unexpected += strict_fallbacks(rl) - fb0;
         x->measured = true;
         fprintf(stderr, "%12.0f checks/s\n", x->rate);
@@ -1170,43 +972,6 @@ static void strict_section(const rl_limit *allow)
 /* -------------------------------------------------------------------------------------------- */
 /* Report                                                                                         */
 
-static void read_first_line(const char *path, const char *prefix, char *out, size_t n)
-{
-    snprintf(out, n, "unknown");
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return;
-    char line[512];
-    size_t pl = strlen(prefix);
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, prefix, pl) != 0)
-            continue;
-        char *p = line + pl;
-        if (pl > 0) {
-            p = strchr(p, ':');
-            if (p == NULL)
-                break;
-            p++;
-        }
-        while (*p == ' ' || *p == '\t')
-            p++;
-        p[strcspn(p, "\n")] = '\0';
-        snprintf(out, n, "%s", p);
-        break;
-    }
-    fclose(f);
-}
-
-static void fmt_ns(double ns, char *out, size_t n)
-{
-    if (ns < 1000)
-        snprintf(out, n, "%.0f ns", ns);
-    else if (ns < 1e6)
-        snprintf(out, n, "%.1f us", ns / 1e3);
-    else
-        snprintf(out, n, "%.2f ms", ns / 1e6);
-}
-
 static const char *verdict(bool pass)
 {
     return pass ? "PASS" : "MISS";
@@ -1223,30 +988,8 @@ enum { S_ACC = 1, S_HOT = 2, S_CPU = 4, S_STRICT = 8, S_ALL = 15 };
 
 static void print_header(const struct facts *f)
 {
-    char model[256], clocksrc[64], date[64];
-    struct utsname un;
-    read_first_line("/proc/cpuinfo", "model name", model, sizeof model);
-    read_first_line("/sys/devices/system/clocksource/clocksource0/current_clocksource", "",
-                    clocksrc, sizeof clocksrc);
-    if (uname(&un) != 0)
-        memset(&un, 0, sizeof un);
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", &tm);
-    const char *li = f->markdown ? "- " : "";
-    printf("%srl-global, librl %s, %s\n", f->markdown ? "#### " : "", rl_version(), date);
-    if (f->markdown)
-        printf("\n");
-    printf("%scommand:  %s%s%s\n", li, f->markdown ? "`" : "", f->cmd, f->markdown ? "`" : "");
-    printf("%smachine:  %s, nproc %ld, %s %s, clocksource %s\n", li, model,
-           sysconf(_SC_NPROCESSORS_ONLN), un.sysname, un.release, clocksrc);
-    printf("%sload:     %s (/proc/loadavg at the start)\n", li, f->load);
-    printf("%scompiler: %s, buildtype %s, jemalloc %s\n", li, RL_BENCH_CC, RL_BENCH_BUILDTYPE,
-           RL_BENCH_JEMALLOC ? "linked" : "no");
-    printf("%sserver:   redis-server %s, started by the bench on 127.0.0.1:%d (--save '' "
-           "--appendonly no), same machine\n",
-           li, f->version, f->port);
+    bench_print_header(f->markdown, "rl-global", f->cmd, f->load, "");
+    bench_print_server(f->markdown ? "- " : "", f->version, f->port);
 }
 
 static void print_accuracy(const struct facts *f)
@@ -1256,7 +999,7 @@ static void print_accuracy(const struct facts *f)
     printf("%shosts:    4 segments in this process (capacity %d), each with its own handle "
            "(redis_url, sync_interval_ms = T, command timeout %d ms, fallback LOCAL) and sync "
            "thread; one thread per host paces its demand (every %d us)\n",
-           li, ACC_CAPACITY, ACC_TIMEOUT_MS, PACE_US);
+           li, ACC_CAPACITY, ACC_TIMEOUT_MS, ACC_PACE_US);
     printf("%slimit:    token bucket, GLOBAL, r = %d/s, B = %d, one fresh key per cell\n", li,
            ACC_RATE, ACC_BURST);
     printf("%smethod:   each cell %.0f s, the 4 hosts at once; over-admission = admissions an "
@@ -1596,18 +1339,12 @@ int main(int argc, char **argv)
         memcpy(g_T, g_T_full, sizeof g_T);
     }
     read_first_line("/proc/loadavg", "", f.load, sizeof f.load);
-    size_t used = 0;
-    for (int i = 0; i < argc && used + 1 < sizeof f.cmd; i++) {
-        int w = snprintf(f.cmd + used, sizeof f.cmd - used, "%s%s", i ? " " : "", argv[i]);
-        if (w < 0)
-            break;
-        used += (size_t)w;
-    }
+    command_line(argc, argv, f.cmd, sizeof f.cmd); /* (no argument it accepts needs quotes) */
 
     g_owner = getpid();
     if (atexit(cleanup) != 0)
         return 1;
-    install_signals();
+    bench_install_signals(on_signal);
 
     if (!on_path("redis-server")) {
         fprintf(stderr, "rl-global: redis-server is not on PATH: skipped\n");

@@ -5,9 +5,15 @@
  * Outside scripts/test the variables are unset: the test binary then prints "redis tests
  * skipped: ..." and exits 77 (meson's "skipped") before any test runs. Under scripts/test
  * (RL_TEST_REDIS_REQUIRED=1) a missing variable is a failure instead: the step redis-up failed.
+ * A suite that needs another server names its variable and itself in the messages by defining
+ * REDIS_ENV_GATE_VAR and REDIS_ENV_GATE_WHAT before including this header (test_cluster.c:
+ * RL_TEST_CLUSTER_URL, "cluster").
  *
  * Keys: every test writes only under its own prefix "rl:test:<pid>:" (Criterion runs each test
  * in a process of its own) and the suite's .fini deletes them (redis_env_cleanup()).
+ *
+ * Also: loopback sockets for refused, silent and fake servers, and a pool of threads that make
+ * calls through one connection pool (pool_run()).
  */
 #ifndef RL_REDIS_ENV_H
 #define RL_REDIS_ENV_H
@@ -15,6 +21,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,19 +35,25 @@
 
 #define REDIS_ENV_SKIP 77
 
+#ifndef REDIS_ENV_GATE_VAR
+#define REDIS_ENV_GATE_VAR  "RL_TEST_REDIS_URL"
+#define REDIS_ENV_GATE_WHAT "redis"
+#endif
+
 /* Runs before main (and so before Criterion starts any test). */
 __attribute__((constructor)) static void redis_env_gate(void)
 {
-    const char *u = getenv("RL_TEST_REDIS_URL");
+    const char *u = getenv(REDIS_ENV_GATE_VAR);
     if (u && *u)
         return;
     if (getenv("RL_TEST_REDIS_REQUIRED")) {
-        fprintf(stderr, "redis tests: RL_TEST_REDIS_URL unset under scripts/test: the step "
-                        "redis-up failed (build-logs/redis-up.log)\n");
+        fprintf(stderr, REDIS_ENV_GATE_WHAT " tests: " REDIS_ENV_GATE_VAR " unset under "
+                                            "scripts/test: the step redis-up failed "
+                                            "(build-logs/redis-up.log)\n");
         exit(1);
     }
-    fprintf(stderr, "redis tests skipped: run them through scripts/test (RL_TEST_REDIS_URL "
-                    "unset)\n");
+    fprintf(stderr, REDIS_ENV_GATE_WHAT " tests skipped: run them through scripts/test "
+                                        "(" REDIS_ENV_GATE_VAR " unset)\n");
     exit(REDIS_ENV_SKIP);
 }
 
@@ -142,11 +156,11 @@ static inline const char *test_key(char *buf, size_t n, const char *what)
     return buf;
 }
 
-/* Deletes this process's keys (rl:test:<pid>:*) on the server c is connected to. */
-static inline void redis_env_delete_keys(struct rl_redis *c)
+/* Deletes the keys matching pattern on the server c is connected to (SCAN, then DEL each;
+ * with asking, ASKING before each DEL: a key written on an importing cluster node is reachable
+ * only so). Best effort: stops at the first failed SCAN. */
+static inline void redis_env_delete_matching(struct rl_redis *c, const char *pattern, bool asking)
 {
-    char pattern[64];
-    snprintf(pattern, sizeof pattern, "rl:test:%ld:*", (long)getpid());
     char cursor[32] = "0";
     do {
         redisReply *r = NULL;
@@ -155,14 +169,25 @@ static inline void redis_env_delete_keys(struct rl_redis *c)
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
             snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
             redisReply *keys = r->element[1];
-            for (size_t i = 0; i < keys->elements; i++)
+            for (size_t i = 0; i < keys->elements; i++) {
+                if (asking)
+                    rl__redis_cmd(c, NULL, "ASKING");
                 rl__redis_cmd(c, NULL, "DEL %b", keys->element[i]->str, keys->element[i]->len);
+            }
         } else {
             cursor[0] = '0';
             cursor[1] = '\0';
         }
         freeReplyObject(r);
     } while (strcmp(cursor, "0") != 0);
+}
+
+/* Deletes this process's keys (rl:test:<pid>:*) on the server c is connected to. */
+static inline void redis_env_delete_keys(struct rl_redis *c)
+{
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "rl:test:%ld:*", (long)getpid());
+    redis_env_delete_matching(c, pattern, false);
 }
 
 /* The suite's .fini: this test's keys on the standalone server (db 0 and 1) and on the
@@ -191,20 +216,94 @@ static inline void redis_env_cleanup(void)
     }
 }
 
-/* A loopback port nothing listens on (bound, then closed: free right after). */
-static inline int closed_port(void)
+/* A TCP socket bound to a free loopback port; its address in *a. */
+static inline int loopback_socket(struct sockaddr_in *a)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_geq(fd, 0);
+    memset(a, 0, sizeof *a);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(fd, (struct sockaddr *)a, sizeof *a), 0);
+    socklen_t len = sizeof *a;
+    cr_assert_eq(getsockname(fd, (struct sockaddr *)a, &len), 0);
+    return fd;
+}
+
+/* A loopback port nothing listens on (bound, then closed: free right after). */
+static inline int closed_port(void)
+{
     struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
+    close(loopback_socket(&a));
     return ntohs(a.sin_port);
+}
+
+/* A socket listening on a free loopback port with that backlog (a fake or silent server); its
+ * address in *a. */
+static inline int loopback_listener(int backlog, struct sockaddr_in *a)
+{
+    int fd = loopback_socket(a);
+    cr_assert_eq(listen(fd, backlog), 0);
+    return fd;
+}
+
+/* ---- a pool of threads calling through one connection pool -------------------------------- */
+
+/* Each thread makes `calls` calls: takes a connection from the pool, runs call() on it with key
+ * keys[i % nkeys] (i counts the thread's calls), puts the connection back. A failed call (or
+ * pool get) counts in errors; the first one is printed. */
+struct pool_job {
+    struct rl_redis_pool *pool;
+    int (*call)(struct rl_redis *c, const char *key);
+    char keys[3][96];
+    int nkeys, calls;
+    _Atomic unsigned errors;
+};
+
+static inline void *pool_worker(void *arg)
+{
+    struct pool_job *j = arg;
+    for (int i = 0; i < j->calls; i++) {
+        struct rl_redis *c = NULL;
+        int rc = rl__pool_get(j->pool, &c);
+        if (rc == 0)
+            rc = j->call(c, j->keys[i % j->nkeys]);
+        rl__pool_put(j->pool, c);
+        if (rc != 0 && atomic_fetch_add(&j->errors, 1) == 0)
+            fprintf(stderr, "pool worker: %d: %s\n", rc, rl_errmsg());
+    }
+    return NULL;
+}
+
+/* Runs pool_worker in `threads` threads (at most 8) and waits for them. */
+static inline void pool_run(struct pool_job *j, int threads)
+{
+    pthread_t t[8];
+    cr_assert_leq(threads, 8);
+    for (int i = 0; i < threads; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, pool_worker, j), 0);
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
+}
+
+/* Connects with u's password made wrong (the real one behind "wr0ng-s3cret-") and expects
+ * -EACCES, no connection, and a message that names the user rluser, the server (u's first
+ * host, 127.0.0.1) and REDIS_URL, but neither password. u keeps the wrong password. */
+static inline void expect_wrong_password_refused(struct rl_redis_url *u)
+{
+    char real[256], where[64];
+    snprintf(real, sizeof real, "%s", u->password);
+    snprintf(where, sizeof where, "127.0.0.1:%d", u->hosts[0].port);
+    snprintf(u->password, sizeof u->password, "wr0ng-s3cret-%.200s", real);
+    struct rl_redis *c = NULL;
+    int rc = rl__redis_connect(u, 1000, 1000, &c);
+    const char *m = rl_errmsg();
+    cr_assert_eq(rc, -EACCES, "%d: %s", rc, m);
+    cr_expect_null(c);
+    cr_expect(strstr(m, "authentication failed for user rluser") != NULL, "%s", m);
+    cr_expect(strstr(m, where) != NULL, "%s", m);
+    cr_expect(strstr(m, "REDIS_URL") != NULL, "%s", m);
+    cr_expect(strstr(m, "s3cret") == NULL && strstr(m, real) == NULL, "password leaked: %s", m);
 }
 
 static inline uint64_t elapsed_ms(uint64_t t0_ns)

@@ -21,35 +21,13 @@
 
 #include "rl_test.h"
 
-#include "conn.h"
-#include "internal.h"
-#include "url.h"
-
 /* Before main: without the cluster, skip the whole binary (exit 77: meson's "skipped"); under
  * scripts/test (RL_TEST_REDIS_REQUIRED) fail instead: the step redis-up failed. */
-__attribute__((constructor)) static void cluster_gate(void)
-{
-    const char *u = getenv("RL_TEST_CLUSTER_URL");
-    if (u && *u)
-        return;
-    if (getenv("RL_TEST_REDIS_REQUIRED")) {
-        fprintf(stderr, "cluster tests: RL_TEST_CLUSTER_URL unset under scripts/test: the step "
-                        "redis-up failed (build-logs/redis-up.log)\n");
-        exit(1);
-    }
-    fprintf(stderr, "cluster tests skipped: run them through scripts/test (RL_TEST_CLUSTER_URL "
-                    "unset)\n");
-    exit(77);
-}
+#define REDIS_ENV_GATE_VAR  "RL_TEST_CLUSTER_URL"
+#define REDIS_ENV_GATE_WHAT "cluster"
+#include "redis_env.h"
 
 /* ---- the cluster as scripts/test describes it ---------------------------------------------- */
-
-static const char *env_str(const char *name)
-{
-    const char *v = getenv(name);
-    cr_assert(v && *v, "%s is not set: run through scripts/test", name);
-    return v;
-}
 
 static struct rl_redis_url parse_env_url(const char *var)
 {
@@ -68,20 +46,11 @@ static void load_ports(void)
     cr_assert_eq(n, 3, "RL_TEST_CLUSTER_PORTS: '%s'", s);
 }
 
-static struct rl_redis *must_connect(const struct rl_redis_url *u)
-{
-    struct rl_redis *c = NULL;
-    int rc = rl__redis_connect(u, 1000, 1000, &c);
-    cr_assert_eq(rc, 0, "rl__redis_connect: %d: %s", rc, rl_errmsg());
-    cr_assert_not_null(c);
-    return c;
-}
-
 /* rluser on the cluster (what rl uses). */
 static struct rl_redis *cluster_conn(void)
 {
     struct rl_redis_url u = parse_env_url("RL_TEST_CLUSTER_URL");
-    return must_connect(&u);
+    return must_connect(&u, 1000, 1000);
 }
 
 /* The admin (user default) on one node, as a plain redis:// connection; NULL on failure. */
@@ -252,24 +221,9 @@ static void delete_keys_on(int port)
     struct rl_redis *a = admin_node(port);
     if (!a)
         return;
-    char pattern[64], cursor[32] = "0";
+    char pattern[64];
     snprintf(pattern, sizeof pattern, "rl:test:{%ld-*", (long)getpid());
-    do {
-        redisReply *r = NULL;
-        if (rl__redis_cmd(a, &r, "SCAN %s MATCH %s COUNT 1000", cursor, pattern) != 0)
-            break;
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
-            snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
-            redisReply *keys = r->element[1];
-            for (size_t i = 0; i < keys->elements; i++) {
-                rl__redis_cmd(a, NULL, "ASKING");
-                rl__redis_cmd(a, NULL, "DEL %b", keys->element[i]->str, keys->element[i]->len);
-            }
-        } else {
-            snprintf(cursor, sizeof cursor, "0");
-        }
-        freeReplyObject(r);
-    } while (strcmp(cursor, "0") != 0);
+    redis_env_delete_matching(a, pattern, true);
     rl__redis_close(a);
 }
 
@@ -664,18 +618,7 @@ Test(cluster, a_lost_node_connection_reconnects)
 Test(cluster, wrong_password_is_eacces_without_the_password)
 {
     struct rl_redis_url u = parse_env_url("RL_TEST_CLUSTER_URL");
-    char real[256], where[64];
-    snprintf(real, sizeof real, "%s", u.password);
-    snprintf(u.password, sizeof u.password, "wr0ng-s3cret-%.200s", real);
-    struct rl_redis *c = NULL;
-    int rc = rl__redis_connect(&u, 1000, 1000, &c);
-    const char *m = rl_errmsg();
-    cr_assert_eq(rc, -EACCES, "%d: %s", rc, m);
-    cr_expect_null(c);
-    cr_expect(strstr(m, "authentication failed for user rluser") != NULL, "%s", m);
-    cr_expect(strstr(m, where_of(where, sizeof where, u.hosts[0].port)) != NULL, "%s", m);
-    cr_expect(strstr(m, "REDIS_URL") != NULL, "%s", m);
-    cr_expect(strstr(m, "s3cret") == NULL && strstr(m, real) == NULL, "password leaked: %s", m);
+    expect_wrong_password_refused(&u); /* the first seed refuses */
 
     /* Through the public API: the STRICT check falls back, rl_health says why, no password. */
     char url[1024];
@@ -698,22 +641,6 @@ Test(cluster, wrong_password_is_eacces_without_the_password)
     cr_expect(strstr(h.error, "s3cret") == NULL, "password leaked: %s", h.error);
 }
 
-/* A loopback port nothing listens on (bound, then closed: free right after). */
-static int closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t len = sizeof a;
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 Test(cluster, seeds_are_tried_in_turn)
 {
     struct rl_redis_url u = parse_env_url("RL_TEST_CLUSTER_URL");
@@ -721,7 +648,7 @@ Test(cluster, seeds_are_tried_in_turn)
     memmove(&u.hosts[1], &u.hosts[0], u.nhosts * sizeof u.hosts[0]);
     u.hosts[0].port = closed_port();
     u.nhosts++;
-    struct rl_redis *c = must_connect(&u);
+    struct rl_redis *c = must_connect(&u, 1000, 1000);
     char key[96];
     key_on(g_ports[2], "seeds", key, sizeof key);
     ok_cmd(c, "SET %s %s", key, "y");
@@ -768,7 +695,7 @@ Test(cluster, misuse_is_named)
 
     /* Pipelining is refused on a cluster connection. */
     u.db = 0;
-    c = must_connect(&u);
+    c = must_connect(&u, 1000, 1000);
     cr_expect_eq(rl__redis_append(c, "PING"), -ENOTSUP);
     cr_expect(strstr(rl_errmsg(), "pipelining") != NULL, "%s", rl_errmsg());
     cr_expect_eq(rl__redis_get_reply(c, NULL), -ENOTSUP);
@@ -781,7 +708,7 @@ Test(cluster, misuse_is_named)
     u.kind = RL_REDIS_TCP;
     u.hosts[0].port = g_ports[0];
     u.nhosts = 1;
-    c = must_connect(&u);
+    c = must_connect(&u, 1000, 1000);
     rc = rl__redis_cmd(c, NULL, "GET %s", key);
     cr_expect_eq(rc, -EIO, "%d: %s", rc, rl_errmsg());
     cr_expect(strstr(rl_errmsg(), "MOVED") && strstr(rl_errmsg(), "redis-cluster://"), "%s",
@@ -822,27 +749,11 @@ Test(cluster, fork_child_uses_its_own_sockets)
     rl__redis_close(c);
 }
 
-struct pool_job {
-    struct rl_redis_pool *pool;
-    char keys[3][96];
-    _Atomic unsigned errors;
-};
-
-static void *pool_worker(void *arg)
+/* A pool_job's call (redis_env.h): the script adds 1 to the key. */
+static int incr_one_by_script(struct rl_redis *c, const char *key)
 {
-    struct pool_job *j = arg;
-    for (int n = 0; n < 60; n++) {
-        struct rl_redis *c = NULL;
-        int rc = rl__pool_get(j->pool, &c);
-        if (rc == 0) {
-            const char *argv[2] = {j->keys[n % 3], "1"};
-            rc = rl__redis_evalsha(c, incr_script, NULL, 1, 2, argv, NULL, NULL);
-        }
-        rl__pool_put(j->pool, c);
-        if (rc != 0 && atomic_fetch_add(&j->errors, 1) == 0)
-            fprintf(stderr, "pool worker: %d: %s\n", rc, rl_errmsg());
-    }
-    return NULL;
+    const char *argv[2] = {key, "1"};
+    return rl__redis_evalsha(c, incr_script, NULL, 1, 2, argv, NULL, NULL);
 }
 
 Test(cluster, pool_of_cluster_connections)
@@ -852,13 +763,12 @@ Test(cluster, pool_of_cluster_connections)
     cr_assert_eq(rl__pool_open(&u, 3, 1000, 1000, &p), 0, "%s", rl_errmsg());
     static struct pool_job job;
     job.pool = p;
+    job.call = incr_one_by_script;
+    job.nkeys = 3;
+    job.calls = 60;
     for (int i = 0; i < 3; i++)
         key_on(g_ports[i], "pool", job.keys[i], sizeof job.keys[i]);
-    pthread_t t[4];
-    for (int i = 0; i < 4; i++)
-        cr_assert_eq(pthread_create(&t[i], NULL, pool_worker, &job), 0);
-    for (int i = 0; i < 4; i++)
-        pthread_join(t[i], NULL);
+    pool_run(&job, 4);
     cr_expect_eq(atomic_load(&job.errors), 0);
     struct rl_pool_stats st;
     rl__pool_stats(p, &st);
@@ -984,15 +894,8 @@ static void fake_start(struct fake *f, enum fake_mode mode)
 {
     memset(f, 0, sizeof *f);
     f->mode = mode;
-    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(f->lfd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(f->lfd, 4), 0);
-    socklen_t len = sizeof a;
-    cr_assert_eq(getsockname(f->lfd, (struct sockaddr *)&a, &len), 0);
+    f->lfd = loopback_listener(4, &a);
     f->port = ntohs(a.sin_port);
     cr_assert_eq(pthread_create(&f->thread, NULL, fake_main, f), 0);
 }
@@ -1006,13 +909,9 @@ static void fake_stop(struct fake *f)
 
 static struct rl_redis *fake_conn(const struct fake *f)
 {
-    struct rl_redis_url u;
-    memset(&u, 0, sizeof u);
+    struct rl_redis_url u = local_url(f->port);
     u.kind = RL_REDIS_CLUSTER;
-    snprintf(u.hosts[0].host, sizeof u.hosts[0].host, "127.0.0.1");
-    u.hosts[0].port = f->port;
-    u.nhosts = 1;
-    return must_connect(&u);
+    return must_connect(&u, 1000, 1000);
 }
 
 Test(cluster, redirect_loops_are_bounded)
@@ -1041,7 +940,7 @@ Test(cluster, tryagain_is_retried_once)
     struct rl_redis *c = fake_conn(&f);
     uint64_t t0 = rl__mono_ns();
     int rc = rl__redis_cmd(c, NULL, "GET %s", "rl:busy");
-    uint64_t ms = (rl__mono_ns() - t0) / NS_MS;
+    uint64_t ms = elapsed_ms(t0);
     cr_expect_eq(rc, -EIO, "%d: %s", rc, rl_errmsg());
     cr_expect(strstr(rl_errmsg(), "TRYAGAIN") != NULL, "%s", rl_errmsg());
     cr_expect_eq(atomic_load(&f.commands), 2, "sent %u times", atomic_load(&f.commands));

@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "accuracy.h" /* the host threads and the measure, shared with bench/rl-global */
 #include "conn.h"
 #include "internal.h"
 #include "rl_test.h"
@@ -197,169 +198,43 @@ static uint64_t mono_ns(void)
 
 /* ---- demand ------------------------------------------------------------------------------- */
 
-/* A host's demand: `rate` requests per second from `from` to `to` seconds into the run, plus
- * bursts of `burst_n` at once every second at offset `burst_at` (burst_n 0: none). */
-struct demand {
-    double rate, from, to;
-    unsigned burst_n;
-    double burst_at;
-};
-
-struct hostrun {
-    rl_t *rl;
-    const char *key;
-    rl_limit lim;
-    struct demand d;
-    double secs;
-    uint64_t t0;
-    uint64_t *att; /* every attempt: (ns since t0) << 1 | allowed */
-    size_t natt, cap;
-    uint64_t admitted, attempts;
-    uint64_t admitted_after, attempts_after; /* after the warm-up */
-};
-
-static void *host_main(void *arg)
-{
-    struct hostrun *h = arg;
-    double sent = 0;
-    unsigned bursts = 0;
-    for (;;) {
-        uint64_t now = mono_ns() - h->t0;
-        double t = (double)now / 1e9;
-        if (t >= h->secs)
-            break;
-        double due = 0;
-        if (t > h->d.from)
-            due = (fmin(t, h->d.to) - h->d.from) * h->d.rate;
-        unsigned todo = 0;
-        if (due > sent) {
-            todo = (unsigned)(due - sent);
-            sent += todo;
-        }
-        if (h->d.burst_n && t >= bursts + h->d.burst_at) {
-            todo += h->d.burst_n;
-            bursts++;
-        }
-        for (unsigned i = 0; i < todo; i++) {
-            rl_result r;
-            int rc = rl_acquire(h->rl, h->key, strlen(h->key), &h->lim, 1, &r);
-            if (rc != 0) {
-                fprintf(stderr, "rl_acquire: %d %s\n", rc, rl_errmsg());
-                abort();
-            }
-            h->attempts++;
-            h->admitted += r.allowed;
-            if (h->natt < h->cap)
-                h->att[h->natt++] = (mono_ns() - h->t0) << 1 | r.allowed;
-        }
-        usleep(500);
-    }
-    return NULL;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* The measures of docs/design.md section 10 (bench/sim/sim.py computes the same):
- *   over_pct   admissions that an exact bucket (r, B) fed with the admitted stream would have
- *              refused, over the whole run, in % of what the limit allows (B + r x run)
- *   win_pct    the same over the worst 1 s window (100 ms steps), in % of B + r x 1 s
- *   util_pct   admitted after the warm-up / what an exact bucket fed with every attempt would
- *              have admitted in that time (min(demand, what the limit allows)) */
-struct outcome {
-    uint64_t admitted, attempts, rejects;
-    double over_pct, win_pct, util_pct;
-};
+/* struct demand, struct hostrun, the host threads and the measures of docs/design.md section
+ * 10 (struct acc_outcome) are tests/accuracy.h's. */
 
 #define WARMUP_S 2.0
 
-static struct outcome run_hosts(int n, const char *key, const rl_limit *lim, const struct demand *d,
-                                double secs, struct hostrun *hr)
+static struct acc_outcome run_hosts(int n, const char *key, const rl_limit *lim,
+                                    const struct demand *d, double secs, struct hostrun *hr)
 {
     pthread_t th[MAXH];
     uint64_t t0 = mono_ns();
-    double r = (double)lim->requests * 1000.0 / (double)lim->window_ms, B = (double)lim->burst;
     for (int i = 0; i < n; i++) {
         hr[i] = (struct hostrun){
-            .rl = g_h[i], .key = key, .lim = *lim, .d = d[i], .secs = secs, .t0 = t0};
-        hr[i].cap = (size_t)(secs * (d[i].rate + d[i].burst_n + 10) * 1.2) + 1000;
-        hr[i].att = calloc(hr[i].cap, sizeof(uint64_t));
+            .rl = g_h[i], .key = key, .lim = lim, .d = d[i], .secs = secs, .t0 = t0};
+        acc_host_alloc(&hr[i]);
         cr_assert_not_null(hr[i].att);
-        cr_assert_eq(pthread_create(&th[i], NULL, host_main, &hr[i]), 0);
+        cr_assert_eq(pthread_create(&th[i], NULL, acc_host_main, &hr[i]), 0);
     }
     for (int i = 0; i < n; i++)
         pthread_join(th[i], NULL);
-    size_t tot = 0;
     for (int i = 0; i < n; i++)
-        tot += hr[i].natt;
-    uint64_t *all = calloc(tot + 1, sizeof(uint64_t));
-    cr_assert_not_null(all);
-    size_t k = 0;
-    struct outcome o = {0};
+        if (hr[i].error) {
+            fprintf(stderr, "rl_acquire: %d %s\n", hr[i].error, hr[i].errmsg);
+            abort();
+        }
+    struct acc_outcome o;
+    cr_assert_eq(acc_measure(hr, n, lim, secs, WARMUP_S, &o), 0, "out of memory for the analysis");
     for (int i = 0; i < n; i++) {
-        for (size_t j = 0; j < hr[i].natt; j++)
-            if ((double)(hr[i].att[j] >> 1) >= WARMUP_S * 1e9) {
-                hr[i].attempts_after++;
-                hr[i].admitted_after += hr[i].att[j] & 1;
-            }
-        memcpy(all + k, hr[i].att, hr[i].natt * sizeof(uint64_t));
-        k += hr[i].natt;
         free(hr[i].att);
         hr[i].att = NULL;
-        o.admitted += hr[i].admitted;
-        o.attempts += hr[i].attempts;
     }
-    qsort(all, tot, sizeof *all, cmp_u64);
-    /* Reference (every attempt) and conformance (admitted only) buckets, both full at t0. */
-    double rt = B, rl_ = 0, ct = B, cl = 0;
-    uint64_t ref_after = 0, adm_after = 0;
-    size_t nsec = (size_t)secs + 2;
-    uint64_t *rej_at = calloc(nsec * 10 + 10, sizeof(uint64_t)); /* per 100 ms */
-    cr_assert_not_null(rej_at);
-    for (size_t i = 0; i < tot; i++) {
-        double t = (double)(all[i] >> 1) / 1e9;
-        bool ok = all[i] & 1;
-        rt = fmin(B, rt + r * (t - rl_));
-        rl_ = t;
-        if (rt >= 1.0 - 1e-9) {
-            rt -= 1.0;
-            ref_after += t >= WARMUP_S;
-        }
-        if (!ok)
-            continue;
-        adm_after += t >= WARMUP_S;
-        ct = fmin(B, ct + r * (t - cl));
-        cl = t;
-        if (ct >= 1.0 - 1e-9) {
-            ct -= 1.0;
-        } else {
-            o.rejects++;
-            rej_at[(size_t)(t * 10)]++;
-        }
-    }
-    uint64_t worst = 0;
-    for (size_t w = 0; w + 10 <= nsec * 10; w++) {
-        uint64_t s = 0;
-        for (size_t j = w; j < w + 10; j++)
-            s += rej_at[j];
-        if (s > worst)
-            worst = s;
-    }
-    free(rej_at);
-    free(all);
-    o.over_pct = 100.0 * (double)o.rejects / (B + r * secs);
-    o.win_pct = 100.0 * (double)worst / (B + r);
-    o.util_pct = ref_after ? 100.0 * (double)adm_after / (double)ref_after : 100.0;
     cr_log_info("%s: %" PRIu64 " of %" PRIu64 " attempts admitted; over-admission %.3f%% (run), "
                 "%.3f%% (worst 1 s); utilisation %.1f%% after %.0f s",
                 key, o.admitted, o.attempts, o.over_pct, o.win_pct, o.util_pct, WARMUP_S);
     return o;
 }
 
-static void expect_bound(const struct outcome *o, double util_min)
+static void expect_bound(const struct acc_outcome *o, double util_min)
 {
     cr_expect_leq(o->over_pct, 1.0, "over-admission %.3f%% over the run (%" PRIu64 " units)",
                   o->over_pct, o->rejects);
@@ -393,7 +268,7 @@ Test(global, four_hosts_uniform_demand)
         d[i] = (struct demand){.rate = 375, .from = 0, .to = 1e9};
     struct hostrun hr[4];
     char key[64];
-    struct outcome o = run_hosts(4, unique_key(key, sizeof key, "uniform"), &l, d, 5.0, hr);
+    struct acc_outcome o = run_hosts(4, unique_key(key, sizeof key, "uniform"), &l, d, 5.0, hr);
     expect_bound(&o, 95.0);
     for (int i = 0; i < 4; i++)
         cr_expect_gt(hr[i].admitted, 0, "host %d admitted nothing", i);
@@ -415,7 +290,7 @@ Test(global, skewed_demand_small_hosts_keep_theirs)
                           {.rate = 75, .to = 1e9}};
     struct hostrun hr[4];
     char key[64];
-    struct outcome o = run_hosts(4, unique_key(key, sizeof key, "skewed"), &l, d, 6.0, hr);
+    struct acc_outcome o = run_hosts(4, unique_key(key, sizeof key, "skewed"), &l, d, 6.0, hr);
     expect_bound(&o, 95.0);
     for (int i = 1; i < 4; i++) {
         double kept = 100.0 * (double)hr[i].admitted_after / (double)hr[i].attempts_after;
@@ -434,7 +309,7 @@ Test(global, demand_below_the_limit_is_not_denied)
         d[i] = (struct demand){.rate = 125, .to = 1e9};
     struct hostrun hr[4];
     char key[64];
-    struct outcome o = run_hosts(4, unique_key(key, sizeof key, "below"), &l, d, 5.0, hr);
+    struct acc_outcome o = run_hosts(4, unique_key(key, sizeof key, "below"), &l, d, 5.0, hr);
     uint64_t denied = o.attempts - o.admitted;
     expect_bound(&o, 99.0);
     cr_expect_leq((double)denied, 0.001 * (double)o.attempts + 0.5,
@@ -451,7 +326,7 @@ Test(global, sharp_bursts_in_turn)
         d[i] = (struct demand){.burst_n = 300, .burst_at = 0.25 * i, .to = 0};
     struct hostrun hr[4];
     char key[64];
-    struct outcome o = run_hosts(4, unique_key(key, sizeof key, "bursts"), &l, d, 8.0, hr);
+    struct acc_outcome o = run_hosts(4, unique_key(key, sizeof key, "bursts"), &l, d, 8.0, hr);
     expect_bound(&o, 80.0);
 }
 
@@ -466,7 +341,7 @@ Test(global, host_joining_and_leaving)
                           {.rate = 375, .from = 3, .to = 1e9}};
     struct hostrun hr[4];
     char key[64];
-    struct outcome o = run_hosts(4, unique_key(key, sizeof key, "joinleave"), &l, d, 10.0, hr);
+    struct acc_outcome o = run_hosts(4, unique_key(key, sizeof key, "joinleave"), &l, d, 10.0, hr);
     expect_bound(&o, 95.0);
 }
 
@@ -624,16 +499,25 @@ static int wait_leader(rl_t *obs, const pid_t *pids, int n, pid_t not, int timeo
     return -1;
 }
 
-Test(global, leader_killed_another_takes_over)
+/* Segment g_hn[0] with an observer in g_h[0] (no Redis, so no sync thread: it only reads the
+ * header) and two processes that sync it (pids); waits up to 5 s until one of them leads: its
+ * index, or -1. */
+static int two_syncers_one_leads(pid_t pids[2], uint64_t *waited_ms)
 {
     char url[64];
     redis_url(url, sizeof url);
     test_name_new(g_hn[0], sizeof g_hn[0]);
-    /* The observer has no Redis (no sync thread): it only reads the header. */
     g_h[0] = test_open(g_hn[0], 1024);
-    pid_t pids[2] = {spawn_syncer(g_hn[0], url), spawn_syncer(g_hn[0], url)};
+    pids[0] = spawn_syncer(g_hn[0], url);
+    pids[1] = spawn_syncer(g_hn[0], url);
+    return wait_leader(g_h[0], pids, 2, 0, 5000, waited_ms);
+}
+
+Test(global, leader_killed_another_takes_over)
+{
+    pid_t pids[2];
     uint64_t ms;
-    int li = wait_leader(g_h[0], pids, 2, 0, 5000, &ms);
+    int li = two_syncers_one_leads(pids, &ms);
     cr_assert_geq(li, 0, "no leader among the two syncers");
     uint64_t epoch = health_of(g_h[0]).leader_epoch;
     kill(pids[li], SIGKILL);
@@ -650,13 +534,9 @@ Test(global, leader_killed_another_takes_over)
 
 Test(global, stopped_leader_loses_its_lease_and_stays_quiet)
 {
-    char url[64];
-    redis_url(url, sizeof url);
-    test_name_new(g_hn[0], sizeof g_hn[0]);
-    g_h[0] = test_open(g_hn[0], 1024);
-    pid_t pids[2] = {spawn_syncer(g_hn[0], url), spawn_syncer(g_hn[0], url)};
+    pid_t pids[2];
     uint64_t ms;
-    int li = wait_leader(g_h[0], pids, 2, 0, 5000, &ms);
+    int li = two_syncers_one_leads(pids, &ms);
     cr_assert_geq(li, 0);
     kill(pids[li], SIGSTOP);
     int nl = wait_leader(g_h[0], pids, 2, pids[li], 5000, &ms);
@@ -1005,7 +885,7 @@ Test(global, restarted_hosts_get_their_leases_back)
     open_hosts(4, RL_FALLBACK_LOCAL); /* same names: new segments, same host ids */
     for (int i = 0; i < 4; i++)
         d[i] = (struct demand){.rate = 125, .to = 1e9};
-    struct outcome o = run_hosts(4, key, &l, d, 3.0, hr);
+    struct acc_outcome o = run_hosts(4, key, &l, d, 3.0, hr);
     uint64_t denied = o.attempts - o.admitted;
     cr_expect_leq((double)denied, 0.01 * (double)o.attempts,
                   "%" PRIu64 " of %" PRIu64 " denied below the limit after the restart", denied,

@@ -106,24 +106,15 @@ Test(redis, unix_socket)
 Test(redis, wrong_password_is_eacces_without_the_password)
 {
     struct rl_redis_url u = env_url("RL_TEST_REDIS_URL");
-    char real[256], where[64];
-    snprintf(real, sizeof real, "%s", u.password);
+    char where[64];
     snprintf(where, sizeof where, "127.0.0.1:%d", u.hosts[0].port);
-    snprintf(u.password, sizeof u.password, "wr0ng-s3cret-%.200s", real);
-    struct rl_redis *c = NULL;
-    int rc = rl__redis_connect(&u, 1000, 1000, &c);
-    const char *m = rl_errmsg();
-    cr_assert_eq(rc, -EACCES, "%d: %s", rc, m);
-    cr_expect_null(c);
-    cr_expect(strstr(m, "authentication failed for user rluser") != NULL, "%s", m);
-    cr_expect(strstr(m, where) != NULL, "%s", m);
-    cr_expect(strstr(m, "REDIS_URL") != NULL, "%s", m);
-    cr_expect(strstr(m, "s3cret") == NULL && strstr(m, real) == NULL, "password leaked: %s", m);
+    expect_wrong_password_refused(&u);
 
     /* A password alone (user default), wrong. */
     u.user[0] = '\0';
-    rc = rl__redis_connect(&u, 1000, 1000, &c);
-    m = rl_errmsg();
+    struct rl_redis *c = NULL;
+    int rc = rl__redis_connect(&u, 1000, 1000, &c);
+    const char *m = rl_errmsg();
     cr_expect_eq(rc, -EACCES, "%d: %s", rc, m);
     cr_expect(strstr(m, "user default") != NULL, "%s", m);
     cr_expect(strstr(m, "s3cret") == NULL, "password leaked: %s", m);
@@ -157,15 +148,8 @@ Test(redis, silent_server_times_out_within_the_connect_timeout)
 {
     /* Listens, never accepts, never answers: the kernel completes the TCP handshake, so the
      * wait is for the handshake's first reply. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(fd, 16), 0);
-    socklen_t len = sizeof a;
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    int fd = loopback_listener(16, &a);
     struct rl_redis_url u = local_url(ntohs(a.sin_port));
     struct rl_redis *c = NULL;
     uint64_t t0 = rl__mono_ns();
@@ -181,15 +165,8 @@ Test(redis, connect_timeout_when_syns_go_unanswered)
 {
     /* A listener with backlog 0 and one connection waiting: the kernel drops further SYNs, so
      * connect(2) itself hangs until the connect timeout. */
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(fd, 0), 0);
-    socklen_t len = sizeof a;
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    int fd = loopback_listener(0, &a);
     int filler = socket(AF_INET, SOCK_STREAM, 0);
     cr_assert_eq(connect(filler, (struct sockaddr *)&a, sizeof a), 0);
     struct rl_redis_url u = local_url(ntohs(a.sin_port));
@@ -236,15 +213,8 @@ Test(redis, a_closed_peer_is_econnreset_not_sigpipe)
 {
     /* Writing a big command to a peer that has closed: the first write draws a RST, the next
      * one fails with EPIPE, which raises SIGPIPE (default: terminate) unless it is blocked. */
-    int lfd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    cr_assert_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-    cr_assert_eq(listen(lfd, 4), 0);
-    socklen_t len = sizeof a;
-    cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
+    int lfd = loopback_listener(4, &a);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, pong_then_close, &lfd), 0);
     struct rl_redis_url u = local_url(ntohs(a.sin_port));
@@ -457,26 +427,10 @@ Test(redis, pipelining)
 
 /* ---- the pool ------------------------------------------------------------------------------- */
 
-struct pool_job {
-    struct rl_redis_pool *pool;
-    const char *key;
-    int iterations;
-    _Atomic int errors;
-};
-
-static void *pool_worker(void *arg)
+/* A pool_job's call (redis_env.h). */
+static int incr_by_one(struct rl_redis *c, const char *key)
 {
-    struct pool_job *j = arg;
-    for (int i = 0; i < j->iterations; i++) {
-        struct rl_redis *c = NULL;
-        int rc = rl__pool_get(j->pool, &c);
-        if (rc == 0)
-            rc = rl__redis_cmd(c, NULL, "INCRBY %s 1", j->key);
-        rl__pool_put(j->pool, c);
-        if (rc != 0 && atomic_fetch_add(&j->errors, 1) == 0)
-            fprintf(stderr, "pool worker: %d: %s\n", rc, rl_errmsg());
-    }
-    return NULL;
+    return rl__redis_cmd(c, NULL, "INCRBY %s 1", key);
 }
 
 Test(redis, pool_from_eight_threads)
@@ -484,14 +438,9 @@ Test(redis, pool_from_eight_threads)
     struct rl_redis_url u = env_url("RL_TEST_REDIS_URL");
     struct rl_redis_pool *p = NULL;
     cr_assert_eq(rl__pool_open(&u, 4, 1000, 1000, &p), 0, "%s", rl_errmsg());
-    char key[64];
-    test_key(key, sizeof key, "pool");
-    struct pool_job job = {.pool = p, .key = key, .iterations = 250};
-    pthread_t t[8];
-    for (int i = 0; i < 8; i++)
-        cr_assert_eq(pthread_create(&t[i], NULL, pool_worker, &job), 0);
-    for (int i = 0; i < 8; i++)
-        pthread_join(t[i], NULL);
+    struct pool_job job = {.pool = p, .call = incr_by_one, .nkeys = 1, .calls = 250};
+    const char *key = test_key(job.keys[0], sizeof job.keys[0], "pool");
+    pool_run(&job, 8);
     cr_expect_eq(atomic_load(&job.errors), 0);
 
     struct rl_pool_stats st;
