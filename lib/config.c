@@ -47,6 +47,33 @@ struct rl_ruleset *rl__ruleset_new(void)
     return rs;
 }
 
+int rl__ruleset_bypass_edit(struct rl_ruleset *rs, int kind, const char *value, bool add)
+{
+    char ***list = kind == RL_BYPASS_USER ? &rs->bypass_users : &rs->bypass_ips;
+    size_t *n = kind == RL_BYPASS_USER ? &rs->nbypass_users : &rs->nbypass_ips;
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp((*list)[i], value) != 0)
+            continue;
+        if (add)
+            return 1;
+        free((*list)[i]);
+        memmove(&(*list)[i], &(*list)[i + 1], (*n - i - 1) * sizeof **list);
+        (*n)--;
+        return 0;
+    }
+    if (!add)
+        return 1;
+    char *copy = strdup(value);
+    char **grown = copy ? realloc(*list, (*n + 1) * sizeof **list) : NULL;
+    if (!grown) {
+        free(copy);
+        return -ENOMEM;
+    }
+    grown[(*n)++] = copy;
+    *list = grown;
+    return 0;
+}
+
 static void layers_free(struct rl_rule_layer *ls, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

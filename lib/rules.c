@@ -546,6 +546,90 @@ RL_API int rl_configure_endpoint(rl_t *rl, const char *pattern, const rl_limit *
     return r;
 }
 
+static int bypass_edit(rl_t *rl, rl_bypass_kind kind, const char *value, bool add)
+{
+    const char *fn = add ? "rl_bypass_add" : "rl_bypass_remove";
+    if (!rl || !value || !*value)
+        return rl__err(-EINVAL, "%s: rl and value must not be NULL or empty", fn);
+    if (kind != RL_BYPASS_IP && kind != RL_BYPASS_USER)
+        return rl__err(-EINVAL, "%s: kind %d is not RL_BYPASS_IP or RL_BYPASS_USER", fn, (int)kind);
+    int r = rl__cfg_lock(rl);
+    if (r < 0)
+        return r;
+    char *text = NULL;
+    size_t len = 0;
+    struct rl_ruleset *rs = NULL;
+    r = rl__cfg_read(rl, &text, &len, NULL);
+    if (r == 0) {
+        r = rl__ruleset_parse(text, len, "segment", &rs);
+        free(text);
+    } else if (r == -ENOENT) {
+        rs = rl__ruleset_new();
+        r = rs ? 0 : -ENOMEM;
+    }
+    if (r == 0) {
+        r = rl__ruleset_bypass_edit(rs, (int)kind, value, add);
+        if (r == 1) { /* nothing to change */
+            r = add ? 0
+                    : rl__err(-ENOENT, "%s: %s \"%.64s\" is not on the bypass list", fn,
+                              kind == RL_BYPASS_IP ? "address" : "user", value);
+            rl__cfg_unlock(rl);
+            rl__ruleset_free(rs);
+            return r;
+        }
+    }
+    if (r == 0)
+        r = rl__ruleset_validate(rs, fn);
+    r = publish_unlock_refresh(rl, rs, r);
+    rl__ruleset_free(rs);
+    return r;
+}
+
+RL_API int rl_bypass_add(rl_t *rl, rl_bypass_kind kind, const char *value)
+{
+    return bypass_edit(rl, kind, value, true);
+}
+
+RL_API int rl_bypass_remove(rl_t *rl, rl_bypass_kind kind, const char *value)
+{
+    return bypass_edit(rl, kind, value, false);
+}
+
+RL_API long rl_bypass_list(rl_t *rl, rl_bypass_kind kind, char *buf, size_t len)
+{
+    if (!rl || (!buf && len))
+        return rl__err(-EINVAL, "rl_bypass_list: rl and buf must not be NULL");
+    if (kind != RL_BYPASS_IP && kind != RL_BYPASS_USER)
+        return rl__err(-EINVAL, "rl_bypass_list: kind %d is not RL_BYPASS_IP or RL_BYPASS_USER",
+                       (int)kind);
+    char *text = NULL;
+    size_t tlen = 0;
+    struct rl_ruleset *rs = NULL;
+    int r = rl__cfg_read(rl, &text, &tlen, NULL);
+    if (r < 0)
+        return r;
+    r = rl__ruleset_parse(text, tlen, "segment", &rs);
+    free(text);
+    if (r < 0)
+        return r;
+    char **list = kind == RL_BYPASS_USER ? rs->bypass_users : rs->bypass_ips;
+    size_t n = kind == RL_BYPASS_USER ? rs->nbypass_users : rs->nbypass_ips;
+    size_t need = 0;
+    if (len)
+        buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(list[i]);
+        if (len && need + l + 1 < len) {
+            memcpy(buf + need, list[i], l);
+            buf[need + l] = '\n';
+            buf[need + l + 1] = '\0';
+        }
+        need += l + 1;
+    }
+    rl__ruleset_free(rs);
+    return (long)need;
+}
+
 RL_API long rl_config_dump(rl_t *rl, char *buf, size_t len)
 {
     if (!rl || (!buf && len))

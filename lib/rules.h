@@ -68,6 +68,10 @@ struct rl_ruleset {
     int sync_fallback;         /* RL_FALLBACK_DEFAULT: not set (LOCAL) */
 };
 
+/* Adds (add) or removes value in rs's bypass list of kind (RL_BYPASS_IP / _USER). 0, 1 when
+ * nothing changed (already there / not there), or -ENOMEM. */
+int rl__ruleset_bypass_edit(struct rl_ruleset *rs, int kind, const char *value, bool add);
+
 /* A new, empty rule set with the defaults above; NULL when out of memory. */
 struct rl_ruleset *rl__ruleset_new(void);
 void rl__ruleset_free(struct rl_ruleset *rs);

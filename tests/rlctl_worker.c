@@ -8,6 +8,7 @@
  * per minute, fixed window, per IP) that is 8 allowed and 3 denied; it prints what it saw as
  * "allowed=N denied=N" and exits 0 (1 on any error).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,14 +37,15 @@ static int check(rl_t *rl, const char *ip, unsigned *allowed, unsigned *denied)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fputs("usage: rlctl_worker NAME CONFIG\n", stderr);
+        fputs("usage: rlctl_worker NAME CONFIG|-   (-: keep the segment's rule set)\n", stderr);
         return 2;
     }
+    bool keep = strcmp(argv[2], "-") == 0;
     rl_options o;
     rl_options_init(&o);
     o.shm_name = argv[1];
     o.capacity = 1024;
-    o.config_path = argv[2];
+    o.config_path = keep ? NULL : argv[2];
     rl_t *rl = NULL;
     int rc = rl_open(&rl, &o);
     if (rc != 0) {
@@ -51,7 +53,7 @@ int main(int argc, char **argv)
                 rl_errmsg());
         return 1;
     }
-    rc = rl_load_config(rl, argv[2]);
+    rc = keep ? 0 : rl_load_config(rl, argv[2]);
     if (rc != 0) {
         fprintf(stderr, "rlctl_worker: rl_load_config: %s: %s\n", rl_strerror(rc), rl_errmsg());
         rl_close(&rl);

@@ -330,6 +330,29 @@ expect_json "reset --all counts" "d['reset'] == 1 and d['failed'] == 0"
 expect_rc "keys after reset --all" 0 "$RLCTL" keys --json --shm "$SEG"
 expect_json "reset --all emptied the table" "d['total'] == 0"
 
+# bypass: the emergency list changed at run time; the worker's next checks are bypassed.
+expect_rc "bypass without action" 2 "$RLCTL" bypass --shm "$SEG"
+expect_err "bypass says which actions" 'add, rm or ls'
+expect_rc "bypass add without a value" 2 "$RLCTL" bypass add --shm "$SEG"
+expect_rc "bypass add --ip" 0 "$RLCTL" bypass add --ip 192.0.2.0/24 --shm "$SEG"
+expect_out "bypass add says so" '^added address 192.0.2.0/24 to the bypass list'
+expect_rc "bypass add --user" 0 "$RLCTL" bypass add --user ops-admin --shm "$SEG"
+expect_rc "bypass ls --json" 0 "$RLCTL" bypass ls --json --shm "$SEG"
+expect_json "bypass ls lists both" "d['ips'] == ['192.0.2.0/24'] and d['users'] == ['ops-admin']"
+expect_rc "bypass add of a bad address" 1 "$RLCTL" bypass add --ip 300.1.1.1 --shm "$SEG"
+expect_err "bypass bad address message" '300\.1\.1\.1'
+"$RLCTL" stats --json --shm "$SEG" >"$TMP/before.json" 2>/dev/null
+run "$WORKER" "$SEG" - # keeps the rule set (and its bypass list)
+expect_rc "stats after bypass" 0 "$RLCTL" stats --json --shm "$SEG"
+expect_json "the worker's requests were bypassed" "d['bypassed_requests'] - \
+json.load(open('$TMP/before.json'))['bypassed_requests'] == 11"
+expect_rc "bypass rm --ip" 0 "$RLCTL" bypass rm --ip 192.0.2.0/24 --shm "$SEG"
+expect_rc "bypass rm --user" 0 "$RLCTL" bypass rm --user ops-admin --shm "$SEG"
+expect_rc "bypass rm of an absent entry" 1 "$RLCTL" bypass rm --user ops-admin --shm "$SEG"
+expect_err "bypass rm says it is absent" 'not on the bypass list'
+expect_rc "bypass ls (empty)" 0 "$RLCTL" bypass ls --shm "$SEG"
+expect_out "bypass ls says empty" 'is empty'
+
 # serve: the REST endpoints over real HTTP (python3's urllib: curl is not a dependency).
 run "$WORKER" "$SEG" "$TMP/rules.yaml"
 PORT=$(python3 -c '
@@ -382,14 +405,14 @@ expect_http() {
 expect_http "serve /health" 200 GET /health
 expect_json "serve /health says ok" "d['status'] == 'ok' and d['segment'] == '$SEG'"
 expect_http "serve /rate-limits/metrics" 200 GET /rate-limits/metrics
-expect_json "serve metrics count the workers" "d['total_requests'] == 33 and \
-d['allowed_requests'] + d['denied_requests'] == 33 and d['denied_requests'] >= 9"
+expect_json "serve metrics count the workers" "d['total_requests'] == 44 and \
+d['allowed_requests'] + d['denied_requests'] == 44 and d['denied_requests'] >= 9"
 expect_http "serve real-time" 200 GET /rate-limits/metrics/real-time
-expect_json "serve real-time fields" "'requests_per_minute' in d and d['total_requests'] == 33"
+expect_json "serve real-time fields" "'requests_per_minute' in d and d['total_requests'] == 44"
 expect_http "serve /rate-limits/config" 200 GET /rate-limits/config
 expect_json "serve config is the rule set" "'version: 1' in d['yaml']"
 expect_http "serve /metrics" 200 GET /metrics
-expect_out "serve /metrics is Prometheus text" '^rl_checks_total 33$'
+expect_out "serve /metrics is Prometheus text" '^rl_checks_total 44$'
 expect_http "serve endpoint URL-encoded" 501 GET /rate-limits/metrics/endpoint/%2Fapi%2Fusers
 expect_json "serve decodes the endpoint" "d['endpoint'] == '/api/users'"
 expect_http "serve unknown path" 404 GET /nope

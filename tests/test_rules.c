@@ -310,6 +310,40 @@ Test(rules, bypass_list)
     cr_assert_eq(rl_format_headers(&d, hdr, sizeof hdr), 0, "a bypassed request has no headers");
 }
 
+/* rl_bypass_add / _remove / _list change the published rule set at run time: another handle
+ * (another worker) bypasses from its next check, without reopening anything. */
+Test(rules, bypass_changed_at_run_time)
+{
+    must_load(g_rl, "version: 1\ndefaults: [{requests: 1, window: 60s}]\n");
+    rl_t *other = test_open(g_name, 4096); /* a second worker on the same segment */
+    rl_request r = req("GET", "/x", "198.51.100.7", NULL, NULL);
+    cr_assert(check_at(other, &r, at_ms(0)).allowed);
+    cr_assert(!check_at(other, &r, at_ms(0)).allowed, "the limit is 1");
+    cr_assert_eq(rl_bypass_add(g_rl, RL_BYPASS_IP, "198.51.100.0/24"), 0, "%s", rl_errmsg());
+    cr_assert_eq(rl_bypass_add(g_rl, RL_BYPASS_IP, "198.51.100.0/24"), 0, "adding twice: no-op");
+    cr_assert_eq(rl_bypass_add(g_rl, RL_BYPASS_USER, "ops-admin"), 0, "%s", rl_errmsg());
+    rl_decision d = check_at(other, &r, at_ms(0));
+    cr_expect(d.allowed && d.bypassed, "the other handle bypasses at its next check");
+    char buf[256];
+    long n = rl_bypass_list(g_rl, RL_BYPASS_IP, buf, sizeof buf);
+    cr_expect_eq(n, (long)strlen("198.51.100.0/24\n"));
+    cr_expect_str_eq(buf, "198.51.100.0/24\n");
+    n = rl_bypass_list(g_rl, RL_BYPASS_USER, buf, sizeof buf);
+    cr_expect_str_eq(buf, "ops-admin\n");
+    cr_assert_eq(rl_bypass_remove(g_rl, RL_BYPASS_IP, "198.51.100.0/24"), 0, "%s", rl_errmsg());
+    d = check_at(other, &r, at_ms(0));
+    cr_expect(!d.bypassed && !d.allowed, "removed: limited again");
+    cr_expect_eq(rl_bypass_remove(g_rl, RL_BYPASS_IP, "198.51.100.0/24"), -ENOENT);
+    cr_expect(strstr(rl_errmsg(), "not on the bypass list") != NULL, "%s", rl_errmsg());
+    cr_expect_eq(rl_bypass_add(g_rl, RL_BYPASS_IP, "not-an-address"), -EINVAL);
+    cr_expect(strstr(rl_errmsg(), "not-an-address") != NULL, "%s", rl_errmsg());
+    cr_expect_eq(rl_bypass_add(g_rl, (rl_bypass_kind)7, "x"), -EINVAL);
+    cr_expect_eq(rl_bypass_add(g_rl, RL_BYPASS_USER, ""), -EINVAL);
+    cr_expect_eq(rl_bypass_list(g_rl, RL_BYPASS_IP, buf, sizeof buf), 0);
+    cr_expect_str_eq(buf, "", "the list is empty again");
+    rl_close(&other);
+}
+
 Test(rules, shadow_layer_counts_but_never_denies)
 {
     must_load(g_rl, "version: 1\n"

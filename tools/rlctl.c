@@ -54,6 +54,7 @@ struct opts {
     const char *listen;     /* serve: 127.0.0.1:PORT */
     const char *token_file; /* serve: the admin token's file (else RLCTL_ADMIN_TOKEN) */
     bool sync;              /* attach with a GLOBAL sync thread (serve, with REDIS_URL) */
+    const char *bypass_ip, *bypass_user; /* bypass add|rm */
     const char *pos[4];
     int npos;
 };
@@ -66,8 +67,9 @@ enum {
     F_N = 1u << 3,
     F_FOLLOW = 1u << 4,
     F_FOR = 1u << 5,
-    F_RESET = 1u << 6, /* --all, --yes */
-    F_SERVE = 1u << 7, /* --listen, --token-file, --for */
+    F_RESET = 1u << 6,  /* --all, --yes */
+    F_SERVE = 1u << 7,  /* --listen, --token-file, --for */
+    F_BYPASS = 1u << 8, /* --ip, --user */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -94,7 +96,8 @@ static const char *const usage_text =
     "  metrics                Prometheus text exposition of the counters\n"
     "  reset KEY | --all --yes  forget counters (with REDIS_URL: their Redis state too)\n"
     "  serve                  the monitoring REST endpoints [--listen ADDR:PORT] [--token-file F]\n"
-    "  top, bypass, explain: not yet\n"
+    "  bypass add|rm|ls       the emergency bypass list [--ip ADDRESS|CIDR] [--user NAME]\n"
+    "  top, explain: not yet\n"
     "\n"
     "Options for every command:\n"
     "  --shm NAME   the segment (default: $RL_SHM, then " DEFAULT_SHM ")\n"
@@ -203,6 +206,14 @@ static int parse_opts(int argc, char **argv, int first, unsigned allowed, struct
             if (r < 0 || !v || !*v)
                 return usage_error("%s wants a file holding the admin token", "--token-file");
             o->token_file = v;
+        } else if ((allowed & F_BYPASS) && (r = opt_value("--ip", argc, argv, &i, &v)) != 0) {
+            if (r < 0 || !v || !*v)
+                return usage_error("%s wants an address or CIDR block", "--ip");
+            o->bypass_ip = v;
+        } else if ((allowed & F_BYPASS) && (r = opt_value("--user", argc, argv, &i, &v)) != 0) {
+            if (r < 0 || !v || !*v)
+                return usage_error("%s wants a user name", "--user");
+            o->bypass_user = v;
         } else if ((allowed & F_RESET) && strcmp(a, "--all") == 0) {
             o->all = true;
         } else if ((allowed & F_RESET) && strcmp(a, "--yes") == 0) {
@@ -1135,6 +1146,81 @@ static int cmd_reset(rl_t *rl, const struct opts *o)
     return c.key && done == 0 ? EXIT_FAIL : EXIT_OK;
 }
 
+/* ---- bypass ------------------------------------------------------------------------------- */
+
+static int bypass_list_json(rl_t *rl, rl_bypass_kind kind, json_t **out)
+{
+    long n = rl_bypass_list(rl, kind, NULL, 0);
+    if (n < 0)
+        return (int)n;
+    char *buf = malloc((size_t)n + 1);
+    if (!buf)
+        return -ENOMEM;
+    rl_bypass_list(rl, kind, buf, (size_t)n + 1);
+    json_t *arr = json_array();
+    for (char *p = buf, *nl; *p; p = nl + 1) {
+        nl = strchr(p, '\n');
+        if (!nl)
+            break;
+        json_array_append_new(arr, json_stringn(p, (size_t)(nl - p)));
+    }
+    free(buf);
+    *out = arr;
+    return 0;
+}
+
+static int cmd_bypass(rl_t *rl, const struct opts *o, const char *action)
+{
+    if (strcmp(action, "ls") == 0) {
+        json_t *ips = NULL, *users = NULL;
+        int rc = bypass_list_json(rl, RL_BYPASS_IP, &ips);
+        if (rc == 0)
+            rc = bypass_list_json(rl, RL_BYPASS_USER, &users);
+        if (rc < 0) {
+            json_decref(ips);
+            fail_rl("rl_bypass_list", rc);
+            return EXIT_FAIL;
+        }
+        if (o->json) {
+            json_t *doc = json_object();
+            json_object_set_new(doc, "segment", json_string(o->shm));
+            json_object_set_new(doc, "ips", ips);
+            json_object_set_new(doc, "users", users);
+            return emit_json(doc);
+        }
+        size_t i;
+        json_t *v;
+        json_array_foreach(ips, i, v) fprintf(g_out, "ip    %s\n", json_string_value(v));
+        json_array_foreach(users, i, v) fprintf(g_out, "user  %s\n", json_string_value(v));
+        if (json_array_size(ips) + json_array_size(users) == 0)
+            fprintf(g_out, "the bypass list of %s is empty\n", o->shm);
+        json_decref(ips);
+        json_decref(users);
+        return EXIT_OK;
+    }
+    bool add = strcmp(action, "add") == 0;
+    if (!o->bypass_ip == !o->bypass_user)
+        return usage_error("bypass %s wants one of --ip ADDRESS|CIDR or --user NAME", action);
+    rl_bypass_kind kind = o->bypass_ip ? RL_BYPASS_IP : RL_BYPASS_USER;
+    const char *value = o->bypass_ip ? o->bypass_ip : o->bypass_user;
+    int rc = add ? rl_bypass_add(rl, kind, value) : rl_bypass_remove(rl, kind, value);
+    if (rc < 0) {
+        fprintf(stderr, "rlctl: bypass %s: %s\n", action, rl_errmsg());
+        return EXIT_FAIL;
+    }
+    if (o->json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "segment", json_string(o->shm));
+        json_object_set_new(doc, add ? "added" : "removed", json_string(value));
+        json_object_set_new(doc, "kind", json_string(o->bypass_ip ? "ip" : "user"));
+        return emit_json(doc);
+    }
+    fprintf(g_out, "%s %s %s %s the bypass list of %s (in force at each worker's next check)\n",
+            add ? "added" : "removed", o->bypass_ip ? "address" : "user", value,
+            add ? "to" : "from", o->shm);
+    return EXIT_OK;
+}
+
 /* ---- serve: the seed's monitoring REST endpoints ------------------------------------------ */
 
 struct server {
@@ -1513,6 +1599,11 @@ static const struct command commands[] = {
      "  GET /health, /metrics (Prometheus), /rate-limits/metrics, /rate-limits/metrics/real-time,\n"
      "  /rate-limits/config, /rate-limits/health; POST /rate-limits/reset {\"key\": K} or\n"
      "  {\"all\": true} with Authorization: Bearer TOKEN (--token-file or RLCTL_ADMIN_TOKEN).\n"},
+    {"bypass", F_BYPASS,
+     "rlctl bypass add --ip ADDRESS|CIDR | --user NAME [--shm NAME] [--json]\n"
+     "rlctl bypass rm --ip ADDRESS|CIDR | --user NAME [--shm NAME] [--json]\n"
+     "rlctl bypass ls [--shm NAME] [--json]\n"
+     "  The emergency bypass list, changed at run time: workers need no restart.\n"},
     {"reset", F_RESET,
      "rlctl reset KEY [--shm NAME] [--json]: forget KEY's counters (every limit it is counted "
      "under)\n"
@@ -1520,7 +1611,7 @@ static const struct command commands[] = {
      "  With REDIS_URL set, STRICT and GLOBAL keys lose their Redis state too.\n"},
 };
 
-static const char *const not_yet[] = {"top", "bypass", "explain"};
+static const char *const not_yet[] = {"top", "explain"};
 
 int main(int argc, char **argv)
 {
@@ -1595,7 +1686,13 @@ int main(int argc, char **argv)
     }
     bool is_config = strcmp(name, "config") == 0;
     bool is_reset = strcmp(name, "reset") == 0;
-    if (!is_config && !is_reset && o.npos > 0)
+    bool is_bypass = strcmp(name, "bypass") == 0;
+    if (is_bypass) {
+        if (o.npos != 1 || (strcmp(o.pos[0], "add") != 0 && strcmp(o.pos[0], "rm") != 0 &&
+                            strcmp(o.pos[0], "ls") != 0))
+            return usage_error("%s wants an action: add, rm or ls", "bypass");
+    }
+    if (!is_config && !is_reset && !is_bypass && o.npos > 0)
         return usage_error("unexpected argument '%s'", o.pos[0]);
     /* For config, pos[0] is the action; shift positionals so that pos[2] is FILE. */
     const char *action = NULL;
@@ -1637,6 +1734,8 @@ int main(int argc, char **argv)
         rc = cmd_metrics(rl, &o);
     else if (is_reset)
         rc = cmd_reset(rl, &o);
+    else if (is_bypass)
+        rc = cmd_bypass(rl, &o, o.pos[0]);
     else if (strcmp(name, "serve") == 0)
         rc = cmd_serve(rl, &o);
     else if (strcmp(action, "show") == 0)

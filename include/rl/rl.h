@@ -386,6 +386,24 @@ RL_API int rl_configure_endpoint(rl_t *rl, const char *pattern, const rl_limit *
  */
 RL_API int rl_load_config(rl_t *rl, const char *path);
 
+/** What rl_bypass_add() and rl_bypass_remove() change: the rule set's bypass lists. */
+typedef enum { RL_BYPASS_IP = 0, RL_BYPASS_USER = 1 } rl_bypass_kind;
+
+/**
+ * The emergency bypass list at run time (rlctl bypass): adds an address or CIDR block
+ * (RL_BYPASS_IP, "10.20.0.0/16", "2001:db8::1") or a user name (RL_BYPASS_USER) to the rule
+ * set and publishes it to every process attached to the segment, which start bypassing at their
+ * next check; workers need no restart. Adding what is there already is a no-op (0); removing
+ * what is not there is -ENOENT. A bad address or name is -EINVAL with a message. Control plane,
+ * as rl_configure_endpoint().
+ */
+RL_API int rl_bypass_add(rl_t *rl, rl_bypass_kind kind, const char *value);
+RL_API int rl_bypass_remove(rl_t *rl, rl_bypass_kind kind, const char *value);
+/** Writes the bypass list of `kind`, one entry per line, into buf (NUL-terminated, truncated to
+ *  len); returns the length the whole list needs (without the NUL), or a negative code. Any
+ *  thread; allocates. */
+RL_API long rl_bypass_list(rl_t *rl, rl_bypass_kind kind, char *buf, size_t len);
+
 /** Parses and validates a YAML rule file without publishing it (rlctl config check). */
 RL_API int rl_check_config_file(const char *path);
 
