@@ -978,8 +978,10 @@ static bool check_layer(struct rl *rl, const struct keyctx *c, const struct rt_l
 }
 
 /* slack: see struct rl_algo_ops.decide (caller-given time, or the segment's own clock). */
+/* keys != NULL: rl_explain(): every layer peeks (cost 0), nothing is counted or audited, and
+ * the layers' keys are written to keys, one per line. */
 static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t slack,
-                 rl_decision *out)
+                 rl_decision *out, char *keys, size_t keys_len)
 {
     if (!rl || !req || !out)
         return rl__err(-EINVAL, "rl_check: rl, req and out must not be NULL");
@@ -988,15 +990,25 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
     if (req->ndescriptors && !req->descriptors)
         return rl__err(-EINVAL, "rl_check: ndescriptors is %zu but descriptors is NULL",
                        req->ndescriptors);
-    uint64_t cost = req->cost ? req->cost : 1;
+    bool peek = keys != NULL;
+    uint64_t cost = peek ? 0 : req->cost ? req->cost : 1;
     uint64_t t = now_ns < RL_TIME_BASE_NS ? RL_TIME_BASE_NS : now_ns;
+    if (peek && keys_len)
+        keys[0] = '\0';
     out->allowed = true;
     out->bypassed = false;
     out->disabled = !rl->enabled;
     out->n = 0;
     out->limiting = -1;
     out->now_ns = now_ns;
-    struct rl_stats_stripe *st = my_stripe(rl);
+    struct rl_stats_stripe scratch; /* a peek's counts go nowhere */
+    struct rl_stats_stripe *st;
+    if (peek) {
+        memset(&scratch, 0, sizeof scratch);
+        st = &scratch;
+    } else {
+        st = my_stripe(rl);
+    }
     COUNT(st, checks);
 
     urcu_bp_read_lock();
@@ -1114,8 +1126,16 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
         COUNT(st, denied);
     else
         COUNT(st, allowed);
-    if (best >= 0 && rt->audit != RL_AUDIT_OFF && (denied || rt->audit == RL_AUDIT_ALL))
+    if (!peek && best >= 0 && rt->audit != RL_AUDIT_OFF && (denied || rt->audit == RL_AUDIT_ALL))
         audit_write(rl, &out->layers[best], best, taken[best].key, taken[best].keylen, t);
+    for (size_t i = 0, o = 0; peek && i < n; i++) {
+        if (o + taken[i].keylen + 1 < keys_len) {
+            memcpy(keys + o, taken[i].key, taken[i].keylen);
+            keys[o + taken[i].keylen] = '\n';
+            keys[o + taken[i].keylen + 1] = '\0';
+        }
+        o += taken[i].keylen + 1;
+    }
     RL_TSAN_RELEASE(rt);
     urcu_bp_read_unlock();
     return 0;
@@ -1123,12 +1143,20 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
 
 RL_API int rl_check_at(rl_t *rl, const rl_request *req, uint64_t now_ns, rl_decision *out)
 {
-    return check(rl, req, now_ns, RL_CLOCK_SLACK_NS, out);
+    return check(rl, req, now_ns, RL_CLOCK_SLACK_NS, out, NULL, 0);
 }
 
 RL_API int rl_check(rl_t *rl, const rl_request *req, rl_decision *out)
 {
     if (!rl)
         return rl__err(-EINVAL, "rl_check: rl must not be NULL");
-    return check(rl, req, rl_clock_ns(rl), UINT64_MAX, out);
+    return check(rl, req, rl_clock_ns(rl), UINT64_MAX, out, NULL, 0);
+}
+
+RL_API int rl_explain(rl_t *rl, const rl_request *req, rl_decision *out, char *keys,
+                      size_t keys_len)
+{
+    if (!rl || !keys || !keys_len)
+        return rl__err(-EINVAL, "rl_explain: rl and keys must not be NULL or empty");
+    return check(rl, req, rl_clock_ns(rl), UINT64_MAX, out, keys, keys_len);
 }

@@ -330,6 +330,19 @@ expect_json "reset --all counts" "d['reset'] == 1 and d['failed'] == 0"
 expect_rc "keys after reset --all" 0 "$RLCTL" keys --json --shm "$SEG"
 expect_json "reset --all emptied the table" "d['total'] == 0"
 
+# explain: what a request would get, taking nothing.
+expect_rc "explain without a path" 2 "$RLCTL" explain GET --shm "$SEG"
+"$RLCTL" stats --json --shm "$SEG" >"$TMP/before.json" 2>/dev/null
+expect_rc "explain --json" 0 "$RLCTL" explain GET /api/x --ip 192.0.2.1 --json --shm "$SEG"
+expect_json "explain names the layer and its key" "len(d['layers']) >= 1 and \
+d['layers'][0]['key'].endswith(':192.0.2.1') and d['layers'][0]['limiting'] and \
+d['bypassed'] is False"
+expect_rc "explain table" 0 "$RLCTL" explain GET /api/x --ip 192.0.2.9 --shm "$SEG"
+expect_out "explain table names the key" 'key .*:192\.0\.2\.9$'
+expect_rc "stats after explain" 0 "$RLCTL" stats --json --shm "$SEG"
+expect_json "explain counted nothing" \
+    "d['total_requests'] == json.load(open('$TMP/before.json'))['total_requests']"
+
 # bypass: the emergency list changed at run time; the worker's next checks are bypassed.
 expect_rc "bypass without action" 2 "$RLCTL" bypass --shm "$SEG"
 expect_err "bypass says which actions" 'add, rm or ls'

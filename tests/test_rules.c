@@ -344,6 +344,37 @@ Test(rules, bypass_changed_at_run_time)
     rl_close(&other);
 }
 
+/* rl_explain answers like rl_check but takes nothing, counts nothing and names the keys. */
+Test(rules, explain_takes_and_counts_nothing)
+{
+    must_load(g_rl, "version: 1\n"
+                    "endpoints:\n"
+                    "  - pattern: \"GET:/api/*\"\n"
+                    "    limits:\n"
+                    "      - {name: ip, requests: 3, window: 60s, scope: per_ip}\n"
+                    "      - {name: user, requests: 5, window: 60s, scope: per_user}\n");
+    rl_request r = req("GET", "/api/x", "192.0.2.77", "alice", NULL);
+    rl_decision d;
+    cr_assert_eq(rl_check(g_rl, &r, &d), 0); /* the segment's clock, as rl_explain uses */
+    cr_assert(d.allowed);
+    rl_stats_info before, after;
+    cr_assert_eq(rl_stats(g_rl, &before), 0);
+    char keys[1024];
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(rl_explain(g_rl, &r, &d, keys, sizeof keys), 0, "%s", rl_errmsg());
+    cr_assert_eq(rl_stats(g_rl, &after), 0);
+    cr_expect_eq(after.checks, before.checks, "explain counted checks");
+    cr_expect_eq(after.audit_written, before.audit_written);
+    cr_expect(d.allowed);
+    cr_assert_eq(d.n, 2);
+    cr_expect_eq(d.layers[0].remaining, 2, "one request taken by the check, none by explain");
+    cr_expect_eq(d.layers[1].remaining, 4);
+    cr_expect_str_eq(d.layers[0].rule, "GET:/api/*");
+    cr_expect(strstr(keys, ":192.0.2.77\n") != NULL, "keys: %s", keys);
+    cr_expect(strstr(keys, ":u:=alice\n") != NULL, "keys: %s", keys); /* "=": a user, not an IP */
+    cr_expect_eq(rl_explain(g_rl, &r, &d, NULL, 0), -EINVAL);
+}
+
 Test(rules, shadow_layer_counts_but_never_denies)
 {
     must_load(g_rl, "version: 1\n"

@@ -54,7 +54,8 @@ struct opts {
     const char *listen;     /* serve: 127.0.0.1:PORT */
     const char *token_file; /* serve: the admin token's file (else RLCTL_ADMIN_TOKEN) */
     bool sync;              /* attach with a GLOBAL sync thread (serve, with REDIS_URL) */
-    const char *bypass_ip, *bypass_user; /* bypass add|rm */
+    const char *bypass_ip, *bypass_user; /* bypass add|rm; explain --ip/--user */
+    const char *tier;                    /* explain --tier */
     const char *pos[4];
     int npos;
 };
@@ -70,6 +71,7 @@ enum {
     F_RESET = 1u << 6,  /* --all, --yes */
     F_SERVE = 1u << 7,  /* --listen, --token-file, --for */
     F_BYPASS = 1u << 8, /* --ip, --user */
+    F_TIER = 1u << 9,   /* --tier */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -97,7 +99,8 @@ static const char *const usage_text =
     "  reset KEY | --all --yes  forget counters (with REDIS_URL: their Redis state too)\n"
     "  serve                  the monitoring REST endpoints [--listen ADDR:PORT] [--token-file F]\n"
     "  bypass add|rm|ls       the emergency bypass list [--ip ADDRESS|CIDR] [--user NAME]\n"
-    "  top, explain: not yet\n"
+    "  explain METHOD PATH    which rule, layers and keys apply, what each would answer now\n"
+    "  top: not yet\n"
     "\n"
     "Options for every command:\n"
     "  --shm NAME   the segment (default: $RL_SHM, then " DEFAULT_SHM ")\n"
@@ -214,6 +217,10 @@ static int parse_opts(int argc, char **argv, int first, unsigned allowed, struct
             if (r < 0 || !v || !*v)
                 return usage_error("%s wants a user name", "--user");
             o->bypass_user = v;
+        } else if ((allowed & F_TIER) && (r = opt_value("--tier", argc, argv, &i, &v)) != 0) {
+            if (r < 0 || !v || !*v)
+                return usage_error("%s wants a tier name", "--tier");
+            o->tier = v;
         } else if ((allowed & F_RESET) && strcmp(a, "--all") == 0) {
             o->all = true;
         } else if ((allowed & F_RESET) && strcmp(a, "--yes") == 0) {
@@ -1146,6 +1153,91 @@ static int cmd_reset(rl_t *rl, const struct opts *o)
     return c.key && done == 0 ? EXIT_FAIL : EXIT_OK;
 }
 
+/* ---- explain ------------------------------------------------------------------------------ */
+
+static const char *mode_str(rl_mode m)
+{
+    return m == RL_MODE_GLOBAL ? "global" : m == RL_MODE_STRICT ? "strict" : "local";
+}
+
+static int cmd_explain(rl_t *rl, const struct opts *o)
+{
+    rl_request req;
+    memset(&req, 0, sizeof req);
+    req.method = o->pos[0];
+    req.path = o->pos[1];
+    req.ip = o->bypass_ip ? o->bypass_ip : "127.0.0.1";
+    req.user = o->bypass_user;
+    req.tier = o->tier;
+    rl_decision d;
+    char keys[RL_MAX_LAYERS * (RL_KEY_MAX + 1)];
+    int rc = rl_explain(rl, &req, &d, keys, sizeof keys);
+    if (rc < 0) {
+        fail_rl("rl_explain", rc);
+        return EXIT_FAIL;
+    }
+    const char *key_of[RL_MAX_LAYERS] = {0};
+    char *p = keys;
+    for (size_t i = 0; i < d.n && *p; i++) {
+        char *nl = strchr(p, '\n');
+        if (!nl)
+            break;
+        *nl = '\0';
+        key_of[i] = p;
+        p = nl + 1;
+    }
+    if (o->json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "segment", json_string(o->shm));
+        json_object_set_new(doc, "method", json_string(req.method));
+        json_object_set_new(doc, "path", json_string(req.path));
+        json_object_set_new(doc, "ip", json_string(req.ip));
+        if (req.user)
+            json_object_set_new(doc, "user", json_string(req.user));
+        json_object_set_new(doc, "would_allow", json_boolean(d.allowed));
+        json_object_set_new(doc, "bypassed", json_boolean(d.bypassed));
+        set_u64(doc, "config_generation", d.config_generation);
+        json_t *arr = json_array();
+        for (size_t i = 0; i < d.n; i++) {
+            const rl_layer *l = &d.layers[i];
+            json_t *j = json_object();
+            json_object_set_new(j, "rule", json_string(l->rule));
+            json_object_set_new(j, "layer", json_string(l->name));
+            json_object_set_new(j, "key", key_of[i] ? json_string(key_of[i]) : json_null());
+            json_object_set_new(j, "scope", json_string(scope_name(l->scope)));
+            json_object_set_new(j, "algorithm", json_string(alg_name(l->algorithm)));
+            json_object_set_new(j, "mode", json_string(mode_str(l->mode)));
+            set_u64(j, "limit", l->limit);
+            set_u64(j, "window_ms", l->window_ms);
+            set_u64(j, "remaining", l->remaining);
+            json_object_set_new(j, "allowed", json_boolean(l->allowed));
+            json_object_set_new(j, "shadow", json_boolean(l->shadow));
+            json_object_set_new(j, "limiting", json_boolean((int)i == d.limiting));
+            json_array_append_new(arr, j);
+        }
+        json_object_set_new(doc, "layers", arr);
+        return emit_json(doc);
+    }
+    fprintf(g_out, "%s %s from %s%s%s: %s\n", req.method, req.path, req.ip,
+            req.user ? ", user " : "", req.user ? req.user : "",
+            d.bypassed  ? "bypassed (on the bypass list)"
+            : d.allowed ? "would be allowed"
+                        : "would be denied");
+    if (!d.bypassed && d.n == 0)
+        fprintf(g_out, "no layer applies (no rule matches and the rule set has no defaults)\n");
+    for (size_t i = 0; i < d.n; i++) {
+        const rl_layer *l = &d.layers[i];
+        fprintf(g_out,
+                "%s layer %s of %s: %s %s, %" PRIu64 " per %" PRIu64 " ms: remaining %" PRIu64
+                "%s%s\n    key %s\n",
+                (int)i == d.limiting ? "*" : " ", l->name, l->rule, mode_str(l->mode),
+                alg_name(l->algorithm), l->limit, l->window_ms, l->remaining,
+                l->allowed ? "" : ", would deny", l->shadow ? " (shadow)" : "",
+                key_of[i] ? key_of[i] : "?");
+    }
+    return EXIT_OK;
+}
+
 /* ---- bypass ------------------------------------------------------------------------------- */
 
 static int bypass_list_json(rl_t *rl, rl_bypass_kind kind, json_t **out)
@@ -1604,6 +1696,11 @@ static const struct command commands[] = {
      "rlctl bypass rm --ip ADDRESS|CIDR | --user NAME [--shm NAME] [--json]\n"
      "rlctl bypass ls [--shm NAME] [--json]\n"
      "  The emergency bypass list, changed at run time: workers need no restart.\n"},
+    {"explain", F_BYPASS | F_TIER,
+     "rlctl explain METHOD PATH [--ip ADDRESS] [--user NAME] [--tier TIER] [--shm NAME] "
+     "[--json]\n"
+     "  Which rule applies, its layers, the key each counts and what each would answer now;\n"
+     "  takes and counts nothing (rl_explain). The address defaults to 127.0.0.1.\n"},
     {"reset", F_RESET,
      "rlctl reset KEY [--shm NAME] [--json]: forget KEY's counters (every limit it is counted "
      "under)\n"
@@ -1611,7 +1708,7 @@ static const struct command commands[] = {
      "  With REDIS_URL set, STRICT and GLOBAL keys lose their Redis state too.\n"},
 };
 
-static const char *const not_yet[] = {"top", "explain"};
+static const char *const not_yet[] = {"top"};
 
 int main(int argc, char **argv)
 {
@@ -1687,12 +1784,15 @@ int main(int argc, char **argv)
     bool is_config = strcmp(name, "config") == 0;
     bool is_reset = strcmp(name, "reset") == 0;
     bool is_bypass = strcmp(name, "bypass") == 0;
+    bool is_explain = strcmp(name, "explain") == 0;
+    if (is_explain && o.npos != 2)
+        return usage_error("%s wants METHOD and PATH, e.g. explain GET /api/users", "explain");
     if (is_bypass) {
         if (o.npos != 1 || (strcmp(o.pos[0], "add") != 0 && strcmp(o.pos[0], "rm") != 0 &&
                             strcmp(o.pos[0], "ls") != 0))
             return usage_error("%s wants an action: add, rm or ls", "bypass");
     }
-    if (!is_config && !is_reset && !is_bypass && o.npos > 0)
+    if (!is_config && !is_reset && !is_bypass && !is_explain && o.npos > 0)
         return usage_error("unexpected argument '%s'", o.pos[0]);
     /* For config, pos[0] is the action; shift positionals so that pos[2] is FILE. */
     const char *action = NULL;
@@ -1736,6 +1836,8 @@ int main(int argc, char **argv)
         rc = cmd_reset(rl, &o);
     else if (is_bypass)
         rc = cmd_bypass(rl, &o, o.pos[0]);
+    else if (is_explain)
+        rc = cmd_explain(rl, &o);
     else if (strcmp(name, "serve") == 0)
         rc = cmd_serve(rl, &o);
     else if (strcmp(action, "show") == 0)

@@ -370,6 +370,16 @@ RL_API int rl_check(rl_t *rl, const rl_request *req, rl_decision *out);
 RL_API int rl_check_at(rl_t *rl, const rl_request *req, uint64_t now_ns, rl_decision *out);
 
 /**
+ * What rl_check() would answer for req now, taking nothing and counting nothing (rlctl
+ * explain): out as rl_check fills it (each layer's remaining, retry, reset; the rule in
+ * layers[i].rule), and the key each layer counts, one per line in layer order, into keys
+ * (NUL-terminated; whole keys only). A bypassed request has no layers. Blocks only for STRICT
+ * layers (one Redis round trip each). Any thread. Returns 0 or -EINVAL.
+ */
+RL_API int rl_explain(rl_t *rl, const rl_request *req, rl_decision *out, char *keys,
+                      size_t keys_len);
+
+/**
  * Adds or replaces the rule for `pattern` ("POST:/auth/login", "/upload/?*", any glob: see
  * docs/configuration.md) with `n` layers, and publishes the new rule set to every process attached
  * to the segment. An invalid pattern or limit is -EINVAL or -ERANGE with a message naming the
