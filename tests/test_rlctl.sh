@@ -118,8 +118,6 @@ expect_rc "bad flag" 2 "$RLCTL" status --bogus --shm "$SEG"
 expect_err "bad flag message" "unknown option '--bogus'.*--help"
 expect_rc "bad --sort" 2 "$RLCTL" keys --sort size --shm "$SEG"
 expect_rc "bad --limit" 2 "$RLCTL" keys --limit x --shm "$SEG"
-expect_rc "top: not yet" 2 "$RLCTL" top --shm "$SEG"
-expect_err "top says not yet" 'not yet'
 expect_rc "--cluster: not yet" 2 "$RLCTL" status --cluster --shm "$SEG"
 expect_rc "missing segment: status" 1 "$RLCTL" status --shm "$MISSING"
 expect_err "missing segment message" "no segment $MISSING \\(is a worker running\\? --shm NAME\\)"
@@ -329,6 +327,41 @@ expect_rc "reset --all --yes --json" 0 "$RLCTL" reset --all --yes --json --shm "
 expect_json "reset --all counts" "d['reset'] == 1 and d['failed'] == 0"
 expect_rc "keys after reset --all" 0 "$RLCTL" keys --json --shm "$SEG"
 expect_json "reset --all emptied the table" "d['total'] == 0"
+
+# top: one refresh under a pseudo-terminal, then q.
+if python3 - "$RLCTL" "$SEG" >"$TMP/top.out" 2>&1 <<'PY'
+import os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], [sys.argv[1], "top", "--shm", sys.argv[2], "-n", "5"])
+buf, t0, sent = b"", time.time(), False
+while time.time() - t0 < 10:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try:
+            buf += os.read(fd, 4096)
+        except OSError:
+            break
+    if not sent and buf.count(b"REMAINING") >= 2:  # the first screen and one refresh
+        os.write(fd, b"q")
+        sent = True
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        break
+else:
+    os.kill(pid, 9)
+    sys.exit("top did not quit on q within 10 s")
+out = buf.decode(errors="replace")
+assert "\033[2J" in out, "no screen clear under a tty"
+assert "checks/s" in out and "KEY (least left first)" in out, out
+sys.exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 1)
+PY
+then
+    ok "top: refreshes under a pty and quits on q"
+else
+    fail "top under a pty"
+    sed 's/^/--- /' "$TMP/top.out"
+fi
 
 # explain: what a request would get, taking nothing.
 expect_rc "explain without a path" 2 "$RLCTL" explain GET --shm "$SEG"

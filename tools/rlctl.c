@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <arpa/inet.h>
 #include <jansson.h>
@@ -100,7 +102,7 @@ static const char *const usage_text =
     "  serve                  the monitoring REST endpoints [--listen ADDR:PORT] [--token-file F]\n"
     "  bypass add|rm|ls       the emergency bypass list [--ip ADDRESS|CIDR] [--user NAME]\n"
     "  explain METHOD PATH    which rule, layers and keys apply, what each would answer now\n"
-    "  top: not yet\n"
+    "  top                    a live view of counters, rates, sync and keys (q quits)\n"
     "\n"
     "Options for every command:\n"
     "  --shm NAME   the segment (default: $RL_SHM, then " DEFAULT_SHM ")\n"
@@ -1153,6 +1155,103 @@ static int cmd_reset(rl_t *rl, const struct opts *o)
     return c.key && done == 0 ? EXIT_FAIL : EXIT_OK;
 }
 
+/* ---- top ---------------------------------------------------------------------------------- */
+
+/* One screen: the counters and their rates since the previous screen, the sync, the keys with
+ * the least left. */
+static void top_screen(rl_t *rl, const struct opts *o, const rl_stats_info *prev,
+                       const rl_stats_info *now, double dt, bool tty)
+{
+    if (tty)
+        fputs("\033[H\033[2J", g_out); /* home, clear */
+    rl_segment_info si;
+    rl_segment_info_get(rl, &si);
+    rl_health_info hi;
+    rl_health(rl, &hi);
+    char t[64];
+    fmt_time((uint64_t)time(NULL) * 1000000000u, t, sizeof t);
+    double rate = dt > 0 ? 1.0 / dt : 0.0;
+    fprintf(g_out, "rlctl top - %s  %s  config %" PRIu64 "  (q quits)\n", o->shm, t,
+            now->config_generation);
+    fprintf(g_out, "keys %" PRIu64 " of %" PRIu64 "  -ENOSPC %" PRIu64 "  reclaimed %" PRIu64 "\n",
+            si.slots_in_use, si.capacity, si.enospc, si.reclaimed);
+    fprintf(g_out,
+            "checks/s %.0f  allowed/s %.0f  denied/s %.0f  bypassed/s %.0f   (total %" PRIu64
+            ", denied %" PRIu64 ")\n",
+            (double)(now->checks - prev->checks) * rate,
+            (double)(now->allowed - prev->allowed) * rate,
+            (double)(now->denied - prev->denied) * rate,
+            (double)(now->bypassed - prev->bypassed) * rate, now->checks, now->denied);
+    if (hi.leader_pid || hi.last_sync_age_ms != UINT64_MAX)
+        fprintf(g_out, "sync: leader %ld epoch %" PRIu64 ", last %" PRIu64 " ms ago, %s\n",
+                (long)hi.leader_pid, hi.leader_epoch, hi.last_sync_age_ms,
+                hi.global_fallback ? "GLOBAL limits on their fallback" : "synced");
+    else
+        fputs("sync: none (no worker with REDIS_URL)\n", g_out);
+    struct key_list kl = {0};
+    rl_foreach_key(rl, rl_clock_ns(rl), collect_key, &kl);
+    if (kl.n)
+        qsort(kl.rows, kl.n, sizeof kl.rows[0], by_remaining);
+    fprintf(g_out, "\n%-26s %-15s %10s %10s\n", "KEY (least left first)", "ALGORITHM", "LIMIT",
+            "REMAINING");
+    size_t shown = kl.n < o->n ? kl.n : (size_t)o->n;
+    for (size_t i = 0; i < shown; i++)
+        fprintf(g_out, "%-26s %-15s %10" PRIu64 " %10" PRIu64 "\n", kl.rows[i].key,
+                alg_name(kl.rows[i].limit.algorithm), kl.rows[i].state.limit,
+                kl.rows[i].state.remaining);
+    free_keys(&kl);
+    fflush(g_out);
+}
+
+static int cmd_top(rl_t *rl, const struct opts *o)
+{
+    struct opts oo = *o;
+    if (!oo.n)
+        oo.n = 15;
+    bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+    struct termios saved;
+    bool raw = false;
+    if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
+        struct termios t = saved;
+        t.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
+        t.c_cc[VMIN] = 0;
+        t.c_cc[VTIME] = 0;
+        raw = tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    rl_stats_info prev, now;
+    rl_stats(rl, &prev);
+    uint64_t t_prev = mono_ms(), t0 = t_prev;
+    uint64_t until = o->has_for ? o->for_seconds * 1000u : UINT64_MAX;
+    top_screen(rl, &oo, &prev, &prev, 0, tty);
+    bool quit = false;
+    while (!stop_requested && !quit && mono_ms() - t0 < until) {
+        for (int i = 0; i < 10 && !quit && !stop_requested; i++) { /* 1 s, in 100 ms steps */
+            struct timespec ts = {0, 100 * 1000000L};
+            nanosleep(&ts, NULL);
+            char c;
+            while (raw && read(STDIN_FILENO, &c, 1) == 1)
+                if (c == 'q' || c == 'Q')
+                    quit = true;
+        }
+        if (quit || stop_requested)
+            break;
+        rl_stats(rl, &now);
+        uint64_t t = mono_ms();
+        top_screen(rl, &oo, &prev, &now, (double)(t - t_prev) / 1000.0, tty);
+        prev = now;
+        t_prev = t;
+    }
+    if (raw)
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+    return EXIT_OK;
+}
+
 /* ---- explain ------------------------------------------------------------------------------ */
 
 static const char *mode_str(rl_mode m)
@@ -1696,6 +1795,9 @@ static const struct command commands[] = {
      "rlctl bypass rm --ip ADDRESS|CIDR | --user NAME [--shm NAME] [--json]\n"
      "rlctl bypass ls [--shm NAME] [--json]\n"
      "  The emergency bypass list, changed at run time: workers need no restart.\n"},
+    {"top", F_N | F_FOR,
+     "rlctl top [--shm NAME] [-n KEYS] [--for SECONDS]: a live view, refreshed every second:\n"
+     "  counters and rates, the sync, the keys with the least left (-n, default 15); q quits\n"},
     {"explain", F_BYPASS | F_TIER,
      "rlctl explain METHOD PATH [--ip ADDRESS] [--user NAME] [--tier TIER] [--shm NAME] "
      "[--json]\n"
@@ -1708,7 +1810,7 @@ static const struct command commands[] = {
      "  With REDIS_URL set, STRICT and GLOBAL keys lose their Redis state too.\n"},
 };
 
-static const char *const not_yet[] = {"top"};
+static const char *const not_yet[] = {"--cluster"};
 
 int main(int argc, char **argv)
 {
@@ -1838,6 +1940,8 @@ int main(int argc, char **argv)
         rc = cmd_bypass(rl, &o, o.pos[0]);
     else if (is_explain)
         rc = cmd_explain(rl, &o);
+    else if (strcmp(name, "top") == 0)
+        rc = cmd_top(rl, &o);
     else if (strcmp(name, "serve") == 0)
         rc = cmd_serve(rl, &o);
     else if (strcmp(action, "show") == 0)
