@@ -1379,10 +1379,10 @@ static int cmd_bypass(rl_t *rl, const struct opts *o, const char *action)
             json_object_set_new(doc, "users", users);
             return emit_json(doc);
         }
-        size_t i;
-        json_t *v;
-        json_array_foreach(ips, i, v) fprintf(g_out, "ip    %s\n", json_string_value(v));
-        json_array_foreach(users, i, v) fprintf(g_out, "user  %s\n", json_string_value(v));
+        for (size_t i = 0; i < json_array_size(ips); i++)
+            fprintf(g_out, "ip    %s\n", json_string_value(json_array_get(ips, i)));
+        for (size_t i = 0; i < json_array_size(users); i++)
+            fprintf(g_out, "user  %s\n", json_string_value(json_array_get(users, i)));
         if (json_array_size(ips) + json_array_size(users) == 0)
             fprintf(g_out, "the bypass list of %s is empty\n", o->shm);
         json_decref(ips);
