@@ -43,6 +43,10 @@ int main(int argc, char **argv)
     bool keep = strcmp(argv[2], "-") == 0;
     rl_options o;
     rl_options_init(&o);
+    if (rl_options_from_env(&o) != 0) { /* REDIS_URL: GLOBAL and STRICT layers go to Redis */
+        fprintf(stderr, "rlctl_worker: %s\n", rl_errmsg());
+        return 2;
+    }
     o.shm_name = argv[1];
     o.capacity = 1024;
     o.config_path = keep ? NULL : argv[2];

@@ -1,0 +1,132 @@
+#!/bin/sh
+# rlctl with Redis (suite 'redis'): a worker's GLOBAL layer reaches Redis, `rlctl serve` keeps
+# the sync going as its leader, `status` and `health` report Redis and the sync, `reset` removes a
+# GLOBAL key's cluster-wide state, and `health` is degraded when Redis cannot be reached.
+#   sh tests/test_rlctl_redis.sh RLCTL WORKER
+# Needs RL_TEST_REDIS_URL and RL_TEST_REDIS_ADMIN_URL (scripts/test); exits 77 (skipped) without
+# them, unless RL_TEST_REDIS_REQUIRED is set.
+set -u
+RLCTL=$1
+WORKER=$2
+if [ -z "${RL_TEST_REDIS_URL:-}" ]; then
+    if [ -n "${RL_TEST_REDIS_REQUIRED:-}" ]; then
+        echo "RL_TEST_REDIS_URL unset under scripts/test" >&2
+        exit 1
+    fi
+    echo "skipped: run through scripts/test (RL_TEST_REDIS_URL unset)"
+    exit 77
+fi
+SEG=/rl-ctlr-$$
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/rlctl-redis.XXXXXX")
+SERVE_PID=
+cleanup() {
+    [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
+    rm -f "/dev/shm$SEG"
+    rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+passed=0
+failed=0
+ok() {
+    passed=$((passed + 1))
+    echo "ok: $1"
+}
+fail() {
+    failed=$((failed + 1))
+    echo "FAIL: $1"
+}
+# admin: redis-cli against the suite's standalone server as its admin (KEYS, DEL).
+admin() {
+    python3 - "$RL_TEST_REDIS_ADMIN_URL" "$@" <<'PY'
+import socket, sys, urllib.parse
+u = urllib.parse.urlparse(sys.argv[1])
+s = socket.create_connection((u.hostname, u.port), 2)
+def cmd(*a):
+    s.sendall(("*%d\r\n" % len(a) + "".join("$%d\r\n%s\r\n" % (len(x), x) for x in a)).encode())
+    f = s.makefile("rb")
+    line = f.readline().decode().rstrip()
+    if line[0] == "*":
+        return [f.readline() and f.readline().decode().rstrip() for _ in range(int(line[1:]))]
+    return line
+if u.password:
+    cmd("AUTH", urllib.parse.unquote(u.password))
+r = cmd(*sys.argv[2:])
+print("\n".join(r) if isinstance(r, list) else r)
+PY
+}
+
+cat >"$TMP/rules.yaml" <<YAML
+version: 1
+defaults:
+  - {name: cluster, requests: 5, window: 60s, algorithm: token_bucket, scope: per_ip, mode: global}
+YAML
+# A worker with REDIS_URL: its checks create GLOBAL keys.
+if REDIS_URL=$RL_TEST_REDIS_URL "$WORKER" "$SEG" "$TMP/rules.yaml" >"$TMP/w.out" 2>&1; then
+    ok "worker with a GLOBAL layer"
+else
+    fail "worker"
+    cat "$TMP/w.out"
+fi
+# rlctl serve with REDIS_URL leads the sync once the worker is gone.
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" serve --shm "$SEG" --listen "127.0.0.1:$PORT" --for 30 \
+    >/dev/null 2>"$TMP/serve.err" &
+SERVE_PID=$!
+led=0
+for _ in $(seq 100); do
+    REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" status --json --shm "$SEG" >"$TMP/status.json" 2>/dev/null
+    if python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if d['sync']['leader_pid'] == int(sys.argv[2]) and d['sync']['rounds'] > 0 else 1)" \
+        "$TMP/status.json" "$SERVE_PID" 2>/dev/null; then
+        led=1
+        break
+    fi
+    sleep 0.1
+done
+if [ $led = 1 ]; then ok "rlctl serve leads the sync"; else
+    fail "rlctl serve did not lead the sync"
+    cat "$TMP/status.json" "$TMP/serve.err"
+fi
+if python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if d['redis'] == 'connected' and d['sync']['fallback'] is False else 1)" \
+    "$TMP/status.json"; then ok "status: Redis connected, synced"; else fail "status fields"; fi
+if REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" health --shm "$SEG" >"$TMP/h.out" 2>&1; then
+    ok "health with Redis up: exit 0"
+else
+    fail "health with Redis up"
+    cat "$TMP/h.out"
+fi
+# The worker's GLOBAL keys reached Redis; reset removes the key's cluster-wide state.
+sleep 0.5
+before=$(admin KEYS 'rl:g:*' | grep -c 'rl:g:')
+if [ "$before" -ge 2 ]; then ok "GLOBAL keys in Redis ($before)"; else fail "GLOBAL keys in Redis: $before"; fi
+# GLOBAL slots keep the key's first 8 bytes only: reset them all by slot.
+if REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" reset --all --yes --shm "$SEG" >"$TMP/r.out" 2>&1; then
+    ok "reset --all with REDIS_URL"
+else
+    fail "reset --all"
+    cat "$TMP/r.out"
+fi
+kill "$SERVE_PID" 2>/dev/null
+wait "$SERVE_PID" 2>/dev/null
+SERVE_PID=
+after=$(admin KEYS 'rl:g:*' | grep -c 'rl:g:')
+if [ "$after" -eq 0 ]; then ok "reset removed the cluster-wide state"; else
+    fail "rl:g:* keys left after reset: $after"
+fi
+# Redis unreachable: degraded.
+DEAD=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+REDIS_URL=redis://127.0.0.1:$DEAD "$RLCTL" health --shm "$SEG" >"$TMP/h.out" 2>&1
+rc=$?
+if [ $rc -eq 1 ] && grep -q 'Redis unreachable' "$TMP/h.out"; then
+    ok "health with Redis down: exit 1, says why"
+else
+    fail "health with Redis down: exit $rc"
+    cat "$TMP/h.out"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
