@@ -516,6 +516,23 @@ RL_API int rl_load_config(rl_t *rl, const char *path)
     return r;
 }
 
+/* With the writer lock held: the published rule set, parsed, to edit (an empty one when none
+ * was published yet). */
+static int read_for_edit(struct rl *rl, struct rl_ruleset **rs)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int r = rl__cfg_read(rl, &text, &len, NULL);
+    if (r == 0) {
+        r = rl__ruleset_parse(text, len, "segment", rs);
+        free(text);
+    } else if (r == -ENOENT) {
+        *rs = rl__ruleset_new();
+        r = *rs ? 0 : -ENOMEM;
+    }
+    return r;
+}
+
 RL_API int rl_configure_endpoint(rl_t *rl, const char *pattern, const rl_limit *limits, size_t n)
 {
     if (!rl || !pattern || (!limits && n))
@@ -526,17 +543,8 @@ RL_API int rl_configure_endpoint(rl_t *rl, const char *pattern, const rl_limit *
     r = rl__cfg_lock(rl);
     if (r < 0)
         return r;
-    char *text = NULL;
-    size_t len = 0;
     struct rl_ruleset *rs = NULL;
-    r = rl__cfg_read(rl, &text, &len, NULL);
-    if (r == 0) {
-        r = rl__ruleset_parse(text, len, "segment", &rs);
-        free(text);
-    } else if (r == -ENOENT) {
-        rs = rl__ruleset_new();
-        r = rs ? 0 : -ENOMEM;
-    }
+    r = read_for_edit(rl, &rs);
     if (r == 0)
         r = rl__ruleset_set_rule(rs, pattern, limits, n);
     if (r == 0)
@@ -556,17 +564,8 @@ static int bypass_edit(rl_t *rl, rl_bypass_kind kind, const char *value, bool ad
     int r = rl__cfg_lock(rl);
     if (r < 0)
         return r;
-    char *text = NULL;
-    size_t len = 0;
     struct rl_ruleset *rs = NULL;
-    r = rl__cfg_read(rl, &text, &len, NULL);
-    if (r == 0) {
-        r = rl__ruleset_parse(text, len, "segment", &rs);
-        free(text);
-    } else if (r == -ENOENT) {
-        rs = rl__ruleset_new();
-        r = rs ? 0 : -ENOMEM;
-    }
+    r = read_for_edit(rl, &rs);
     if (r == 0) {
         r = rl__ruleset_bypass_edit(rs, (int)kind, value, add);
         if (r == 1) { /* nothing to change */

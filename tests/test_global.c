@@ -454,21 +454,28 @@ Test(global, host_started_while_redis_is_down)
     wait_synced(h, 1, 10000);
 }
 
+/* In a forked child: opens segment `name` with Redis (a sync thread, T = 50 ms), or exits 3. */
+static rl_t *open_syncing(const char *name, const char *url)
+{
+    rl_options o;
+    rl_options_init(&o);
+    o.shm_name = name;
+    o.capacity = 1024;
+    o.redis_url = url;
+    o.sync_interval_ms = 50;
+    rl_t *rl = NULL;
+    if (rl_open(&rl, &o) != 0)
+        _exit(3);
+    return rl;
+}
+
 /* Forks a process that opens segment `name` with Redis and idles (its sync thread runs). */
 static pid_t spawn_syncer(const char *name, const char *url)
 {
     pid_t p = fork();
     cr_assert_geq(p, 0);
     if (p == 0) {
-        rl_options o;
-        rl_options_init(&o);
-        o.shm_name = name;
-        o.capacity = 1024;
-        o.redis_url = url;
-        o.sync_interval_ms = 50;
-        rl_t *rl = NULL;
-        if (rl_open(&rl, &o) != 0)
-            _exit(3);
+        open_syncing(name, url);
         for (;;)
             pause();
     }
@@ -938,15 +945,7 @@ static pid_t spawn_churner(const char *name, const char *url, _Atomic uint64_t *
     pid_t p = fork();
     cr_assert_geq(p, 0);
     if (p == 0) {
-        rl_options o;
-        rl_options_init(&o);
-        o.shm_name = name;
-        o.capacity = 1024;
-        o.redis_url = url;
-        o.sync_interval_ms = 50;
-        rl_t *rl = NULL;
-        if (rl_open(&rl, &o) != 0)
-            _exit(3);
+        rl_t *rl = open_syncing(name, url);
         rl_limit l = global_limit(1000, 1000);
         for (;;) {
             rl_result r;

@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,13 +163,51 @@ static int opt_value(const char *name, int argc, char **argv, int *i, const char
     return 1;
 }
 
+/* The options that take one non-empty string: which commands take them, where it goes. */
+static const struct str_opt {
+    const char *name;
+    unsigned flag;
+    size_t off;
+    const char *want;
+} str_opts[] = {
+    {"--listen", F_SERVE, offsetof(struct opts, listen), "ADDRESS:PORT, e.g. 127.0.0.1:9090"},
+    {"--token-file", F_SERVE, offsetof(struct opts, token_file), "a file holding the admin token"},
+    {"--ip", F_BYPASS, offsetof(struct opts, bypass_ip), "an address or CIDR block"},
+    {"--user", F_BYPASS, offsetof(struct opts, bypass_user), "a user name"},
+    {"--tier", F_TIER, offsetof(struct opts, tier), "a tier name"},
+};
+
+/* 1: argv[*i] was one of str_opts (stored), 0: it was not, -1: it lacked its value (after a
+ * message). */
+static int parse_str_opt(int argc, char **argv, int *i, unsigned allowed, struct opts *o)
+{
+    for (size_t k = 0; k < sizeof str_opts / sizeof str_opts[0]; k++) {
+        const struct str_opt *so = &str_opts[k];
+        const char *v = NULL;
+        int r;
+        if (!(allowed & so->flag) || (r = opt_value(so->name, argc, argv, i, &v)) == 0)
+            continue;
+        if (r < 0 || !v || !*v) {
+            usage_error("%s wants %s", so->name, so->want);
+            return -1;
+        }
+        memcpy((char *)o + so->off, &v, sizeof v);
+        return 1;
+    }
+    return 0;
+}
+
 /* Parses argv[first..argc). Returns 0, or EXIT_USAGE after a message. */
 static int parse_opts(int argc, char **argv, int first, unsigned allowed, struct opts *o)
 {
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
         const char *v = NULL;
-        int r;
+        int r = parse_str_opt(argc, argv, &i, allowed, o);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r > 0)
+            continue;
         if (strcmp(a, "--json") == 0) {
             o->json = true;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -202,27 +241,6 @@ static int parse_opts(int argc, char **argv, int first, unsigned allowed, struct
             if (r < 0 || parse_u64("--for", v, 1, 86400, &o->for_seconds) != 0)
                 return usage_error("%s: see rlctl tail --help", "--for");
             o->has_for = true;
-        } else if ((allowed & F_SERVE) && (r = opt_value("--listen", argc, argv, &i, &v)) != 0) {
-            if (r < 0 || !v || !*v)
-                return usage_error("%s wants ADDRESS:PORT, e.g. 127.0.0.1:9090", "--listen");
-            o->listen = v;
-        } else if ((allowed & F_SERVE) &&
-                   (r = opt_value("--token-file", argc, argv, &i, &v)) != 0) {
-            if (r < 0 || !v || !*v)
-                return usage_error("%s wants a file holding the admin token", "--token-file");
-            o->token_file = v;
-        } else if ((allowed & F_BYPASS) && (r = opt_value("--ip", argc, argv, &i, &v)) != 0) {
-            if (r < 0 || !v || !*v)
-                return usage_error("%s wants an address or CIDR block", "--ip");
-            o->bypass_ip = v;
-        } else if ((allowed & F_BYPASS) && (r = opt_value("--user", argc, argv, &i, &v)) != 0) {
-            if (r < 0 || !v || !*v)
-                return usage_error("%s wants a user name", "--user");
-            o->bypass_user = v;
-        } else if ((allowed & F_TIER) && (r = opt_value("--tier", argc, argv, &i, &v)) != 0) {
-            if (r < 0 || !v || !*v)
-                return usage_error("%s wants a tier name", "--tier");
-            o->tier = v;
         } else if ((allowed & F_RESET) && strcmp(a, "--all") == 0) {
             o->all = true;
         } else if ((allowed & F_RESET) && strcmp(a, "--yes") == 0) {
