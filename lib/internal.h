@@ -108,8 +108,7 @@ struct rl_shm_header {
     /* Read by every GLOBAL check: leases may be used until this time (segment clock); past it
      * the host's fallback applies. Its own line: written once per sync round. */
     _Alignas(RL_CACHELINE) _Atomic uint64_t sync_valid_until_ns;
-    _Atomic uint64_t sync_failing;  /* 1 while the leader's rounds fail (Redis unreachable) */
-    _Atomic uint64_t sync_fallback; /* the leader's rl_options.fallback (for rlctl) */
+    _Atomic uint64_t sync_failing; /* 1 while the leader's rounds fail (Redis unreachable) */
     /* Early sync: a GLOBAL check denied for want of lease bumps the futex word (at most once per
      * RL_SYNC_KICK_NS, arbitrated by a CAS on kick_ns) and wakes the leader. */
     _Alignas(RL_CACHELINE) _Atomic uint64_t sync_kick_ns;

@@ -683,8 +683,6 @@ int rl__global_open(struct rl *rl, const rl_options *o)
         free(g);
         return r;
     }
-    /* relaxed: informational (rlctl). */
-    atomic_store_explicit(&rl->hdr->sync_fallback, (uint64_t)o->fallback, memory_order_relaxed);
     rl->global = g;
     pthread_once(&g_once, atfork_install);
     pthread_mutex_lock(&g_lock);

@@ -85,6 +85,17 @@ static void on_signal(int sig)
     stop_requested = 1;
 }
 
+/* SIGINT and SIGTERM end the long-running commands (tail -f, top, serve) cleanly. */
+static void catch_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 static const char *const usage_text =
     "usage: rlctl [--shm NAME] COMMAND [OPTIONS]\n"
     "\n"
@@ -807,12 +818,7 @@ static int cmd_tail(rl_t *rl, const struct opts *o)
     fflush(g_out);
     int ret = EXIT_OK;
     if (o->follow) {
-        struct sigaction sa;
-        memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_signal;
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        catch_stop_signals();
         uint64_t deadline = o->has_for ? mono_ms() + o->for_seconds * 1000u : UINT64_MAX;
         while (!stop_requested && mono_ms() < deadline) {
             struct timespec ts = {0, 200 * 1000000L};
@@ -1236,12 +1242,7 @@ static int cmd_top(rl_t *rl, const struct opts *o)
         t.c_cc[VTIME] = 0;
         raw = tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    catch_stop_signals();
     rl_stats_info prev, now;
     rl_stats(rl, &prev);
     uint64_t t_prev = mono_ms(), t0 = t_prev;
@@ -1759,12 +1760,7 @@ static int cmd_serve(rl_t *rl, const struct opts *o)
         fprintf(stderr, "rlctl serve: cannot listen on %s (in use? permission?)\n", listen_at);
         return EXIT_FAIL;
     }
-    struct sigaction sig;
-    memset(&sig, 0, sizeof sig);
-    sig.sa_handler = on_signal;
-    sigemptyset(&sig.sa_mask);
-    sigaction(SIGINT, &sig, NULL);
-    sigaction(SIGTERM, &sig, NULL);
+    catch_stop_signals();
     fprintf(stderr, "rlctl serve: %s on http://%s/ (admin token %s)\n", o->shm, listen_at,
             sv.token_len ? "configured" : "not configured: POST /rate-limits/reset is refused");
     double until = o->has_for ? (double)o->for_seconds : -1.0;
