@@ -123,7 +123,8 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
     if (opt.sync_interval_ms > 60000)
         return rl__err(-EINVAL, "rl_open: sync_interval_ms %llu is above 60000 (60 s)",
                        (unsigned long long)opt.sync_interval_ms);
-    if (opt.flags & ~(unsigned)(RL_OPEN_NOCREATE | RL_OPEN_ALLOW_FOREIGN | RL_OPEN_NO_SYNC))
+    if (opt.flags &
+        ~(unsigned)(RL_OPEN_NOCREATE | RL_OPEN_ALLOW_FOREIGN | RL_OPEN_NO_SYNC | RL_OPEN_NO_STATS))
         return rl__err(-EINVAL, "rl_open: unknown flags 0x%x", opt.flags);
     if (opt.config_path) {
         /* Check the rule file before touching any segment: a bad file fails without leaving a

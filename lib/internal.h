@@ -31,7 +31,7 @@ __extension__ typedef unsigned __int128 rl_u128;
 
 #define RL_CACHELINE      64
 #define RL_MAGIC          0x31474553204c5221ULL /* "!RL SEG1" little-endian */
-#define RL_LAYOUT_VERSION 2u
+#define RL_LAYOUT_VERSION 3u
 #define RL_HEADER_SIZE    4096u
 #define RL_SECRET_SIZE    192u
 #define RL_KEY_PREFIX     24u
@@ -186,12 +186,37 @@ struct rl_audit_rec {
 };
 _Static_assert(sizeof(struct rl_audit_rec) == 64, "audit record is one cache line");
 
-/* One stripe of counters: each thread adds to its own stripe; readers sum the stripes. */
+/* One stripe of counters: each thread adds to its own stripe; readers sum the stripes.
+ * Decisions are counted per endpoint (struct rl_ep_ctr); these are the rarer events. A check
+ * therefore adds to one counter (its endpoint's allowed or denied), or to `unruled` (no rule
+ * set at all) or `bypassed`; checks = allowed + denied is derived on read. */
 struct rl_stats_stripe {
-    _Atomic uint64_t checks, allowed, denied, bypassed, shadow_denied, full_open, full_closed,
-        warnings;
+    _Atomic uint64_t unruled, bypassed, shadow_denied, full_open, full_closed, warnings;
+    _Atomic uint64_t spare[2];
 };
 _Static_assert(sizeof(struct rl_stats_stripe) == 64, "a stripe is one cache line");
+
+/* Endpoint counters (rules.c "endpoint counters"). The directory names each endpoint (a rule's
+ * pattern, or "(default)" for requests no rule matched) once per segment; record 0 is
+ * "(other)", where endpoints go when the directory is full. Decisions are counted in
+ * RL_EP_STRIPES stripes of RL_EP_MAX counter pairs: a thread adds to its stripe's row only.
+ * Endpoint ids are stable while the segment lives (across rule reloads), so counts survive a
+ * reload and a removed rule's counts stay readable. */
+#define RL_EP_MAX     256u /* directory records (a power of two) */
+#define RL_EP_STRIPES 16u  /* counter stripes (a power of two, <= RL_STATS_STRIPES) */
+#define RL_EP_NAME    64u  /* bytes of a name, NUL included */
+#define RL_EP_LIVE    1ULL /* id bit 0: the name is complete */
+struct rl_ep_rec {
+    _Atomic uint64_t id; /* 0 EMPTY; hash (bit 0 clear): claimed, name being written; | LIVE */
+    /* Monitoring rollups (sync/monitor.c): the totals the sync leader has pushed to Redis. */
+    _Atomic uint64_t pushed_allowed, pushed_denied;
+    _Atomic uint64_t spare[5];
+    _Atomic uint64_t name[RL_EP_NAME / 8]; /* NUL padded */
+};
+_Static_assert(sizeof(struct rl_ep_rec) == 128, "a directory record is two cache lines");
+struct rl_ep_ctr {
+    _Atomic uint64_t allowed, denied;
+};
 
 /* Derived, process-local parameters of a limit (never stored in the segment). */
 struct rl_params {
@@ -237,7 +262,8 @@ extern const struct rl_algo_ops *const rl__algos[RL_ALGORITHM_COUNT];
 
 /* Where every region of a segment lies (segment.c). */
 struct rl_geometry {
-    uint64_t nslots, nlimits, limits_off, cfg_off, audit_off, stats_off, slots_off, total;
+    uint64_t nslots, nlimits, limits_off, cfg_off, audit_off, stats_off, ep_dir_off, ep_ctr_off,
+        slots_off, total;
 };
 
 /* The handle. */
@@ -256,6 +282,9 @@ struct rl {
     struct rl_cfg_buf *cfg_bufs;       /* [2] */
     struct rl_audit_rec *audit;        /* [RL_AUDIT_RECORDS] */
     struct rl_stats_stripe *stats;     /* [RL_STATS_STRIPES] */
+    struct rl_ep_rec *ep_dir;          /* [RL_EP_MAX] */
+    struct rl_ep_ctr *ep_ctr;          /* [RL_EP_STRIPES][RL_EP_MAX] */
+    bool count;                        /* decision counters on (not RL_OPEN_NO_STATS) */
     struct rl_rules_rt *_Atomic rules; /* this process's compiled rule set (RCU: rules.c) */
     void *rules_lock;                  /* pthread_mutex_t *, serialises rebuilds (rules.c) */
     _Atomic uint64_t rules_failed_gen; /* a generation that failed to compile here */
@@ -298,6 +327,10 @@ uint64_t rl__limits_for(uint64_t capacity);
 
 /* rules.c */
 int rl__rules_open(struct rl *rl, const rl_options *o);
+/* Endpoint directory record i's name into out[RL_EP_NAME]: false when unused (or not yet
+ * named); its totals over the stripes. Any thread, never blocks. */
+bool rl__ep_name(const struct rl *rl, unsigned i, char *out);
+void rl__ep_totals(const struct rl *rl, unsigned i, uint64_t *allowed, uint64_t *denied);
 /* The rule set's `sync:` values (0 / RL_FALLBACK_DEFAULT when it leaves them unset). */
 void rl__rules_sync_settings(struct rl *rl, uint64_t *interval_ms, int *fallback);
 void rl__rules_close(struct rl *rl);

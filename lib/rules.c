@@ -22,7 +22,11 @@
  *    copy and re-check the sequence. Writers are sampled per thread under load and count what
  *    they drop. A writer killed half-way leaves an odd record that readers skip.
  *  - Counters are striped: each thread adds (relaxed) to one of RL_STATS_STRIPES cache lines;
- *    readers sum the stripes.
+ *    readers sum the stripes. A check's decision is counted once, per endpoint: each rule (and
+ *    "(default)") has a record in the segment's endpoint directory, claimed by CAS when a
+ *    process compiles the rule set (never on the hot path), and a counter pair in each of
+ *    RL_EP_STRIPES rows; the thread adds to its row's pair. One relaxed fetch_add per check on
+ *    a line the thread mostly owns (docs/design.md section 9, "Counters").
  */
 #include <errno.h>
 #include <pthread.h>
@@ -156,6 +160,7 @@ struct rt_rule {
     const char *glob;
     size_t glen;
     unsigned literal, wildcards, order;
+    unsigned ep; /* endpoint counter record */
     char tag[9];
     struct rt_layer *layers;
     size_t n;
@@ -182,6 +187,7 @@ struct rl_rules_rt {
     size_t nbypass;
     unsigned ipv6_prefix;
     enum rl_audit_mode audit;
+    unsigned ep_default; /* endpoint record of requests no rule matches */
 };
 
 static void rt_free(struct rl_rules_rt *rt)
@@ -259,7 +265,9 @@ static int rule_cmp(const void *a, const void *b)
     return x->order < y->order ? -1 : (x->order > y->order);
 }
 
-static int rt_build(struct rl_ruleset *rs, uint64_t gen, struct rl_rules_rt **out)
+static unsigned ep_claim(struct rl *rl, const char *name);
+
+static int rt_build(struct rl *rl, struct rl_ruleset *rs, uint64_t gen, struct rl_rules_rt **out)
 {
     struct rl_rules_rt *rt = calloc(1, sizeof *rt);
     if (!rt)
@@ -291,6 +299,7 @@ static int rt_build(struct rl_ruleset *rs, uint64_t gen, struct rl_rules_rt **ou
         }
         ru->order = (unsigned)i;
         make_tag(ru->tag, "rule", src->pattern, "");
+        ru->ep = ep_claim(rl, src->pattern);
         ru->n = src->nlayers;
         r = compile_layers(&ru->layers, src->layers, src->nlayers, "rule", src->pattern,
                            src->pattern, warn);
@@ -299,6 +308,7 @@ static int rt_build(struct rl_ruleset *rs, uint64_t gen, struct rl_rules_rt **ou
         rt->nrules = i + 1;
     }
     qsort(rt->rules, rt->nrules, sizeof *rt->rules, rule_cmp);
+    rt->ep_default = ep_claim(rl, "(default)");
     r = compile_layers(&rt->defaults, rs->defaults, rs->ndefaults, "default", NULL, "default",
                        warn);
     if (r < 0)
@@ -370,7 +380,7 @@ static int rules_refresh(struct rl *rl, bool wait)
     free(text);
     struct rl_rules_rt *rt = NULL;
     if (r == 0) {
-        r = rt_build(rs, gen, &rt);
+        r = rt_build(rl, rs, gen, &rt);
         if (r < 0)
             rl__ruleset_free(rs);
     }
@@ -439,6 +449,7 @@ int rl__rules_open(struct rl *rl, const rl_options *o)
     pthread_mutex_init(mu, NULL);
     rl->rules_lock = mu;
     rl->enabled = o->enabled;
+    rl->count = !(o->flags & RL_OPEN_NO_STATS);
     if (rl__cfg_generation(rl) == 0) {
         /* No rule set yet: publish the configured file, or the environment's preset. Two
          * processes may race here; the writer lock and a re-check make one of them win. */
@@ -652,18 +663,151 @@ RL_API long rl_config_dump(rl_t *rl, char *buf, size_t len)
 static _Atomic unsigned g_stripe_next;
 static RL_TLS unsigned tl_stripe_plus1;
 
-static struct rl_stats_stripe *my_stripe(struct rl *rl)
+/* This thread's stripe index, 0..RL_STATS_STRIPES-1 (its endpoint row: the same modulo
+ * RL_EP_STRIPES). Chosen once per thread: a system call per check would cost more than the
+ * check. Threads are spread round-robin, processes by their pid. */
+static unsigned my_stripe(void)
 {
-    /* Chosen once per thread (a system call per check would cost more than the check). */
     if (!tl_stripe_plus1) /* relaxed: only spreads threads over stripes */
         tl_stripe_plus1 = 1 + (atomic_fetch_add_explicit(&g_stripe_next, 1, memory_order_relaxed) +
                                (unsigned)getpid() * 7u) %
                                   RL_STATS_STRIPES;
-    return &rl->stats[tl_stripe_plus1 - 1];
+    return tl_stripe_plus1 - 1;
 }
 
 /* relaxed: statistics; each thread mostly owns its stripe, so these stay in its cache. */
 #define COUNT(st, field) atomic_fetch_add_explicit(&(st)->field, 1, memory_order_relaxed)
+
+/* ---- endpoint counters ----------------------------------------------------------------------- */
+
+static uint64_t ep_hash(const char *name)
+{
+    uint64_t h = XXH3_64bits(name, strnlen(name, RL_EP_NAME - 1)) & ~RL_EP_LIVE;
+    return h ? h : 2;
+}
+
+static void ep_write_name(struct rl_ep_rec *e, const char *name)
+{
+    uint64_t w[RL_EP_NAME / 8];
+    memset(w, 0, sizeof w);
+    memcpy(w, name, strnlen(name, RL_EP_NAME - 1));
+    /* relaxed: every writer of this record writes the same bytes (the name is a function of the
+     * id); the release store of the LIVE id publishes them. */
+    for (size_t i = 0; i < RL_EP_NAME / 8; i++)
+        atomic_store_explicit(&e->name[i], w[i], memory_order_relaxed);
+}
+
+/* The directory record of endpoint `name`, claimed when new: linear probing from its hash over
+ * records 1..RL_EP_MAX-1. A claimer CASes EMPTY -> id (bit 0 clear), writes the name, and
+ * publishes id | LIVE with release. A claimer that died before publishing leaves the id
+ * without LIVE: the next process that needs the record writes the (same) name and publishes
+ * it. A full directory gives record 0, "(other)". Control plane only (rule compilation). */
+static unsigned ep_claim(struct rl *rl, const char *name)
+{
+    uint64_t h = ep_hash(name);
+    unsigned start = (unsigned)(h >> 8) % (RL_EP_MAX - 1);
+    for (unsigned k = 0; k < RL_EP_MAX - 1; k++) {
+        unsigned i = 1 + (start + k) % (RL_EP_MAX - 1);
+        struct rl_ep_rec *e = &rl->ep_dir[i];
+        /* acquire: pairs with the release store of id | LIVE (the name is complete). */
+        uint64_t id = atomic_load_explicit(&e->id, memory_order_acquire);
+        if (id == 0) {
+            /* acquire (both ways): a record another claimer made LIVE meanwhile has its name
+             * visible (pairs with the release store below); the claim itself publishes
+             * nothing, the LIVE store does. */
+            if (!atomic_compare_exchange_strong_explicit(&e->id, &id, h, memory_order_acquire,
+                                                         memory_order_acquire) &&
+                (id & ~RL_EP_LIVE) != h)
+                continue; /* taken by another endpoint meanwhile */
+        } else if ((id & ~RL_EP_LIVE) != h) {
+            continue;
+        }
+        if (!(id & RL_EP_LIVE)) {
+            ep_write_name(e, name);
+            /* release: pairs with the acquire loads of readers and claimers. */
+            atomic_store_explicit(&e->id, h | RL_EP_LIVE, memory_order_release);
+        }
+        return i;
+    }
+    rl__log(RL_LOG_WARN,
+            "segment %s: the endpoint directory is full (%u endpoints); \"%.64s\" is counted "
+            "as (other)",
+            rl->name, RL_EP_MAX - 1, name);
+    return 0;
+}
+
+/* Counts a decision of endpoint ep. */
+static inline void ep_count(struct rl *rl, unsigned stripe, unsigned ep, bool allowed)
+{
+    struct rl_ep_ctr *c = &rl->ep_ctr[(size_t)(stripe & (RL_EP_STRIPES - 1)) * RL_EP_MAX + ep];
+    /* relaxed: statistics; the row is this thread's (shared only when threads outnumber the
+     * stripes). */
+    atomic_fetch_add_explicit(allowed ? &c->allowed : &c->denied, 1, memory_order_relaxed);
+}
+
+/* Sums endpoint ep's counters over the stripes. */
+static void ep_sum(const struct rl *rl, unsigned ep, uint64_t *allowed, uint64_t *denied)
+{
+    uint64_t a = 0, d = 0;
+    for (unsigned s = 0; s < RL_EP_STRIPES; s++) {
+        struct rl_ep_ctr *c = &rl->ep_ctr[(size_t)s * RL_EP_MAX + ep];
+        /* relaxed: statistics. */
+        a += atomic_load_explicit(&c->allowed, memory_order_relaxed);
+        d += atomic_load_explicit(&c->denied, memory_order_relaxed);
+    }
+    *allowed = a;
+    *denied = d;
+}
+
+/* Record i's name into out[RL_EP_NAME]; false when the record is not in use (or not yet
+ * named: a claimer is writing it, or died doing so). */
+bool rl__ep_name(const struct rl *rl, unsigned i, char *out)
+{
+    if (i == 0) {
+        snprintf(out, RL_EP_NAME, "(other)");
+        return true;
+    }
+    /* acquire: pairs with the release store of id | LIVE in ep_claim(). */
+    uint64_t id = atomic_load_explicit(&rl->ep_dir[i].id, memory_order_acquire);
+    if (!(id & RL_EP_LIVE))
+        return false;
+    uint64_t w[RL_EP_NAME / 8];
+    for (size_t k = 0; k < RL_EP_NAME / 8; k++)
+        w[k] = atomic_load_explicit(&rl->ep_dir[i].name[k], memory_order_relaxed);
+    memcpy(out, w, RL_EP_NAME);
+    out[RL_EP_NAME - 1] = '\0';
+    return true;
+}
+
+void rl__ep_totals(const struct rl *rl, unsigned i, uint64_t *allowed, uint64_t *denied)
+{
+    ep_sum(rl, i, allowed, denied);
+}
+
+RL_API int rl_stats_endpoints(rl_t *rl, rl_endpoint_stats *out, size_t n)
+{
+    if (!rl || (!out && n))
+        return rl__err(-EINVAL, "rl_stats_endpoints: rl and out must not be NULL");
+    size_t got = 0;
+    for (unsigned i = 0; i < RL_EP_MAX; i++) {
+        char name[RL_EP_NAME];
+        uint64_t a, d;
+        if (!rl__ep_name(rl, i, name))
+            continue;
+        ep_sum(rl, i, &a, &d);
+        if (a == 0 && d == 0)
+            continue; /* claimed by a rule set, never used */
+        if (got < n) {
+            rl_endpoint_stats *o = &out[got];
+            memset(o, 0, sizeof *o);
+            snprintf(o->endpoint, sizeof o->endpoint, "%s", name);
+            o->allowed = a;
+            o->denied = d;
+        }
+        got++;
+    }
+    return (int)got;
+}
 
 static RL_TLS uint64_t tl_audit_window, tl_audit_used, tl_audit_dropped;
 
@@ -763,13 +907,18 @@ RL_API int rl_stats(rl_t *rl, rl_stats_info *out)
     if (!rl || !out)
         return rl__err(-EINVAL, "rl_stats: rl and out must not be NULL");
     memset(out, 0, sizeof *out);
+    for (unsigned i = 0; i < RL_EP_MAX; i++) {
+        uint64_t a, d;
+        ep_sum(rl, i, &a, &d);
+        out->allowed += a;
+        out->denied += d;
+    }
     for (unsigned i = 0; i < RL_STATS_STRIPES; i++) {
         struct rl_stats_stripe *s = &rl->stats[i];
-        /* relaxed: statistics. */
-        out->checks += atomic_load_explicit(&s->checks, memory_order_relaxed);
-        out->allowed += atomic_load_explicit(&s->allowed, memory_order_relaxed);
-        out->denied += atomic_load_explicit(&s->denied, memory_order_relaxed);
-        out->bypassed += atomic_load_explicit(&s->bypassed, memory_order_relaxed);
+        /* relaxed: statistics. Bypassed and unruled checks are allowed without an endpoint. */
+        uint64_t b = atomic_load_explicit(&s->bypassed, memory_order_relaxed);
+        out->allowed += b + atomic_load_explicit(&s->unruled, memory_order_relaxed);
+        out->bypassed += b;
         out->shadow_denied += atomic_load_explicit(&s->shadow_denied, memory_order_relaxed);
         out->table_full_open += atomic_load_explicit(&s->full_open, memory_order_relaxed);
         out->table_full_closed += atomic_load_explicit(&s->full_closed, memory_order_relaxed);
@@ -777,6 +926,7 @@ RL_API int rl_stats(rl_t *rl, rl_stats_info *out)
     }
     out->audit_dropped = atomic_load_explicit(&rl->hdr->audit_dropped, memory_order_relaxed);
     out->audit_written = atomic_load_explicit(&rl->hdr->audit_head, memory_order_relaxed);
+    out->checks = out->allowed + out->denied;
     out->config_generation = rl__cfg_generation(rl);
     return 0;
 }
@@ -1000,15 +1150,17 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
     out->n = 0;
     out->limiting = -1;
     out->now_ns = now_ns;
-    struct rl_stats_stripe scratch; /* a peek's counts go nowhere */
+    struct rl_stats_stripe scratch; /* a peek's counts (or all, RL_OPEN_NO_STATS) go nowhere */
     struct rl_stats_stripe *st;
-    if (peek) {
+    bool count = !peek && rl->count;
+    unsigned stripe = 0;
+    if (count) {
+        stripe = my_stripe();
+        st = &rl->stats[stripe];
+    } else {
         memset(&scratch, 0, sizeof scratch);
         st = &scratch;
-    } else {
-        st = my_stripe(rl);
     }
-    COUNT(st, checks);
 
     urcu_bp_read_lock();
     /* acquire: pairs with the release store in rules_refresh(); the grace period there keeps
@@ -1025,7 +1177,7 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
     }
     if (!rt) {
         urcu_bp_read_unlock();
-        COUNT(st, allowed);
+        COUNT(st, unruled);
         return 0; /* no rules at all: nothing limits */
     }
     out->config_generation = rt->gen;
@@ -1051,7 +1203,6 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
         RL_TSAN_RELEASE(rt);
         urcu_bp_read_unlock();
         COUNT(st, bypassed);
-        COUNT(st, allowed);
         return 0;
     }
 
@@ -1121,10 +1272,8 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
         }
     }
     out->limiting = best;
-    if (denied)
-        COUNT(st, denied);
-    else
-        COUNT(st, allowed);
+    if (count)
+        ep_count(rl, stripe, c.rule ? c.rule->ep : rt->ep_default, !denied);
     if (!peek && best >= 0 && rt->audit != RL_AUDIT_OFF && (denied || rt->audit == RL_AUDIT_ALL))
         audit_write(rl, &out->layers[best], best, taken[best].key, taken[best].keylen, t);
     for (size_t i = 0, o = 0; peek && i < n; i++) {

@@ -85,7 +85,9 @@ struct rl_geometry rl__geometry_for(uint64_t capacity)
     g.cfg_off = g.limits_off + g.nlimits * sizeof(struct rl_limit_rec);
     g.audit_off = g.cfg_off + 2 * sizeof(struct rl_cfg_buf);
     g.stats_off = g.audit_off + RL_AUDIT_RECORDS * sizeof(struct rl_audit_rec);
-    g.slots_off = g.stats_off + RL_STATS_STRIPES * sizeof(struct rl_stats_stripe);
+    g.ep_dir_off = g.stats_off + RL_STATS_STRIPES * sizeof(struct rl_stats_stripe);
+    g.ep_ctr_off = g.ep_dir_off + RL_EP_MAX * sizeof(struct rl_ep_rec);
+    g.slots_off = g.ep_ctr_off + RL_EP_STRIPES * RL_EP_MAX * sizeof(struct rl_ep_ctr);
     g.total = g.slots_off + g.nslots * sizeof(struct rl_slot);
     return g;
 }
@@ -381,6 +383,8 @@ out_fd:
     rl->cfg_bufs = (struct rl_cfg_buf *)(rl->base + g.cfg_off);
     rl->audit = (struct rl_audit_rec *)(rl->base + g.audit_off);
     rl->stats = (struct rl_stats_stripe *)(rl->base + g.stats_off);
+    rl->ep_dir = (struct rl_ep_rec *)(rl->base + g.ep_dir_off);
+    rl->ep_ctr = (struct rl_ep_ctr *)(rl->base + g.ep_ctr_off);
     rl->nslots = g.nslots;
     rl->nlimits = g.nlimits;
     rl->uid = rl->hdr->static_check ^ (uint64_t)(uintptr_t)rl->base;

@@ -64,6 +64,7 @@
 #include "conn.h"
 #include "global.h"
 #include "internal.h"
+#include "monitor.h"
 #include "url.h"
 
 extern const char rl__embed_global[]; /* sync/global.lua, embedded at build time */
@@ -139,6 +140,9 @@ struct rl_global {
     struct gent *ents;    /* [nslots], allocated when first leading */
     struct cand *cand;    /* [nslots]: this round's reports */
     bool cluster;         /* redis-cluster://: batches hold one hash-tag group each */
+    bool monitor;         /* ENABLE_RATE_LIMIT_MONITORING: push rollups (sync/monitor.c) */
+    bool monitor_failing; /* the last push failed (logged once) */
+    uint64_t monitor_ttl_ms, monitor_next_ns;
     pthread_t thread;
     bool running;
     _Atomic bool stop;
@@ -535,6 +539,19 @@ static int sync_round(struct rl_global *g, uint64_t now, bool early)
     return r;
 }
 
+/* Pushes the monitoring rollups; a failure is logged when it starts and when it ends, and
+ * never stops the sync (the counts wait for the next push). */
+static void monitor_push(struct rl_global *g)
+{
+    int r = rl__monitor_push(g->rl, g->conn, g->host, g->monitor_ttl_ms);
+    if (r < 0 && !g->monitor_failing)
+        rl__log(RL_LOG_WARN, "segment %s: monitoring rollups not pushed to Redis: %s", g->rl->name,
+                rl_errmsg());
+    else if (r == 0 && g->monitor_failing)
+        rl__log(RL_LOG_INFO, "segment %s: monitoring rollups pushed again", g->rl->name);
+    g->monitor_failing = r < 0;
+}
+
 static void *sync_main(void *arg)
 {
     struct rl_global *g = arg;
@@ -580,6 +597,10 @@ static void *sync_main(void *arg)
                 failing = false;
                 atomic_store_explicit(&h->sync_failing, 0, memory_order_relaxed);
                 set_err(g, "");
+                if (g->monitor && regular && now >= g->monitor_next_ns) {
+                    g->monitor_next_ns = now + RL_MONITOR_PUSH_NS;
+                    monitor_push(g);
+                }
             }
         }
         now = rl__clock(rl);
@@ -591,6 +612,8 @@ static void *sync_main(void *arg)
             futex_wait_ns(&h->sync_futex, seen, wait);
         seen = atomic_load_explicit(&h->sync_futex, memory_order_acquire);
     }
+    if (g->monitor && g->epoch && !failing)
+        monitor_push(g); /* a leader that closes hands over what it counted */
     resign(g);
     return NULL;
 }
@@ -661,6 +684,8 @@ int rl__global_open(struct rl *rl, const rl_options *o)
     g->lease_ns = 3 * g->T_ns > LEASE_MIN_NS ? 3 * g->T_ns : LEASE_MIN_NS;
     g->hosts_hint = o->cluster_hosts;
     g->cluster = u.kind == RL_REDIS_CLUSTER;
+    g->monitor = o->monitoring;
+    g->monitor_ttl_ms = (uint64_t)o->metrics_retention_days * 86400000u;
     g->token = new_token();
     if (gethostname(g->hostname, sizeof g->hostname) != 0)
         snprintf(g->hostname, sizeof g->hostname, "?");

@@ -345,6 +345,18 @@ int rl__strict_reset(struct rl *rl, const void *key, size_t keylen, const rl_lim
     return 0;
 }
 
+int rl__strict_get(struct rl *rl, struct rl_redis **c)
+{
+    if (!rl->strict)
+        return rl__err(-ENOTCONN, "no Redis: open the segment with a redis_url (REDIS_URL)");
+    return rl__pool_get(rl->strict->pool, c);
+}
+
+void rl__strict_put(struct rl *rl, struct rl_redis *c)
+{
+    rl__pool_put(rl->strict->pool, c);
+}
+
 int rl__global_reset(struct rl *rl, uint64_t cid_lo, uint64_t cid_hi)
 {
     if (!rl->strict)

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "conn.h"
 #include "internal.h"
 
 /* With o->redis_url set: parses it and opens the STRICT pool (lazily connected, so this does not
@@ -21,6 +22,11 @@ int rl__strict_refund(struct rl *rl, const void *key, size_t keylen, const rl_li
 int rl__strict_reset(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim);
 /* Deletes one GLOBAL key's Redis hash (rl_reset), through the STRICT pool. */
 int rl__global_reset(struct rl *rl, uint64_t cid_lo, uint64_t cid_hi);
+
+/* A pooled connection for the caller's exclusive use until rl__strict_put (control-plane
+ * commands: rl_stats_cluster). -ENOTCONN when the handle has no Redis. */
+int rl__strict_get(struct rl *rl, struct rl_redis **c);
+void rl__strict_put(struct rl *rl, struct rl_redis *c);
 
 /* Answers given by Redis, and by the fallback. */
 void rl__strict_counts(const struct rl *rl, uint64_t *checks, uint64_t *fallbacks);

@@ -603,6 +603,11 @@ Test(rules, reload_while_threads_and_a_process_check)
     rl_stats_info s;
     rl_stats(g_rl, &s);
     cr_assert_eq(d.config_generation, s.config_generation);
+    /* Every check of the three threads, the other process and the last one was counted once,
+     * whatever stripe each landed on and across 40 reloads. */
+    cr_assert_eq(s.checks, atomic_load(&g_checks) + 20000 + 1, "%" PRIu64 " checks counted of %lu",
+                 s.checks, atomic_load(&g_checks) + 20000 + 1);
+    cr_assert_eq(s.allowed + s.denied, s.checks);
 }
 
 Test(rules, configure_endpoint_is_seen_by_another_process)
@@ -650,6 +655,140 @@ Test(rules, counters_survive_a_reload_of_unchanged_rules)
                     "  - {pattern: \"/change\", limits: [{requests: 4, window: 1h}]}\n");
     cr_assert_eq(send_n(g_rl, &k, 1, at_ms(0)), 0, "/keep kept its counter");
     cr_assert_eq(send_n(g_rl, &c, 5, at_ms(0)), 4, "/change's limit changed: a fresh counter");
+}
+
+/* ---- endpoint counters ----------------------------------------------------------------------- */
+
+static const rl_endpoint_stats *ep_find(const rl_endpoint_stats *e, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(e[i].endpoint, name) == 0)
+            return &e[i];
+    return NULL;
+}
+
+/* Decisions are counted per endpoint (rule pattern, "(default)"), by every process, and the
+ * totals of rl_stats are their sums; counts outlive a reload, also of a removed rule. */
+Test(rules, endpoint_counters)
+{
+    must_load(g_rl, "version: 1\n"
+                    "defaults: [{requests: 2, window: 1h}]\n"
+                    "endpoints:\n"
+                    "  - {pattern: \"POST:/auth/login\", limits: [{requests: 3, window: 1h}]}\n"
+                    "  - {pattern: \"/api/*\", limits: [{requests: 5, window: 1h}]}\n"
+                    "bypass: {users: [ops]}\n");
+    rl_request login = req("POST", "/auth/login", "192.0.2.1", NULL, NULL);
+    rl_request api = req("GET", "/api/users?x=1", "192.0.2.1", NULL, NULL);
+    rl_request other = req("GET", "/", "192.0.2.1", NULL, NULL);
+    rl_request ops = req("GET", "/", "192.0.2.1", "ops", NULL);
+    cr_assert_eq(send_n(g_rl, &login, 5, at_ms(0)), 3);
+    cr_assert_eq(send_n(g_rl, &other, 4, at_ms(0)), 2);
+    cr_assert_eq(send_n(g_rl, &ops, 2, at_ms(0)), 2);
+    pid_t child = fork(); /* another worker: 7 API requests, 5 allowed */
+    cr_assert_geq(child, 0);
+    if (child == 0) {
+        rl_t *rl2 = test_open(g_name, 4096);
+        unsigned ok = send_n(rl2, &api, 7, at_ms(0));
+        rl_close(&rl2);
+        _exit(ok == 5 ? 0 : 1);
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(child, &status, 0), child);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    rl_endpoint_stats e[8];
+    int n = rl_stats_endpoints(g_rl, e, 8);
+    cr_assert_eq(n, 3, "endpoints: %d", n);
+    const rl_endpoint_stats *l = ep_find(e, n, "POST:/auth/login");
+    const rl_endpoint_stats *a = ep_find(e, n, "/api/*");
+    const rl_endpoint_stats *d = ep_find(e, n, "(default)");
+    cr_assert(l && a && d);
+    cr_assert_eq(l->allowed, 3);
+    cr_assert_eq(l->denied, 2);
+    cr_assert_eq(a->allowed, 5);
+    cr_assert_eq(a->denied, 2);
+    cr_assert_eq(d->allowed, 2);
+    cr_assert_eq(d->denied, 2);
+    rl_stats_info s;
+    cr_assert_eq(rl_stats(g_rl, &s), 0);
+    cr_assert_eq(s.allowed, 3 + 5 + 2 + 2, "the bypassed are allowed too");
+    cr_assert_eq(s.denied, 2 + 2 + 2);
+    cr_assert_eq(s.checks, s.allowed + s.denied);
+    cr_assert_eq(s.bypassed, 2);
+    /* A short array: the count says how many there are. */
+    cr_assert_eq(rl_stats_endpoints(g_rl, e, 1), 3);
+    cr_assert_eq(rl_stats_endpoints(g_rl, NULL, 0), 3);
+    cr_assert_eq(rl_stats_endpoints(g_rl, NULL, 1), -EINVAL);
+    cr_assert_eq(rl_stats_endpoints(NULL, e, 1), -EINVAL);
+
+    /* A reload without the login rule: its counts stay; the API's go on. */
+    must_load(g_rl, "version: 1\n"
+                    "endpoints:\n"
+                    "  - {pattern: \"/api/*\", limits: [{requests: 50, window: 1h}]}\n");
+    cr_assert_eq(send_n(g_rl, &api, 1, at_ms(0)), 1);
+    n = rl_stats_endpoints(g_rl, e, 8);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(ep_find(e, n, "POST:/auth/login")->allowed, 3);
+    cr_assert_eq(ep_find(e, n, "/api/*")->allowed, 6);
+}
+
+/* Beyond 255 endpoints the directory is full: the rest are counted as "(other)", with a
+ * warning; nothing is lost. */
+Test(rules, endpoint_directory_full_counts_other)
+{
+    enum { RULES = 300 };
+    size_t cap = 64 * 1024, len = 0;
+    char *y = malloc(cap);
+    cr_assert(y);
+    len += (size_t)snprintf(y + len, cap - len, "version: 1\nendpoints:\n");
+    for (int i = 0; i < RULES; i++)
+        len +=
+            (size_t)snprintf(y + len, cap - len,
+                             "  - {pattern: \"/e%d\", limits: [{requests: 1, window: 1h}]}\n", i);
+    cr_assert_lt(len, cap);
+    must_load(g_rl, y);
+    free(y);
+    for (int i = 0; i < RULES; i++) {
+        char path[16];
+        snprintf(path, sizeof path, "/e%d", i);
+        rl_request r = req("GET", path, "192.0.2.1", NULL, NULL);
+        cr_assert_eq(send_n(g_rl, &r, 2, at_ms(0)), 1);
+    }
+    rl_endpoint_stats e[300];
+    int n = rl_stats_endpoints(g_rl, e, 300);
+    /* 255 named records: the 300 rules take 254 or 255 of them (with "(default)"), and
+     * "(other)" has the rest. */
+    cr_assert_leq(n, 256, "%d", n);
+    const rl_endpoint_stats *o = ep_find(e, n, "(other)");
+    cr_assert(o, "no (other) among %d endpoints", n);
+    uint64_t allowed = 0, denied = 0;
+    for (int i = 0; i < n; i++) {
+        allowed += e[i].allowed;
+        denied += e[i].denied;
+    }
+    cr_assert_eq(allowed, RULES);
+    cr_assert_eq(denied, RULES);
+    cr_assert_geq(o->allowed, RULES - 255);
+}
+
+/* RL_OPEN_NO_STATS: that handle's checks decide as usual and count nothing. */
+Test(rules, no_stats_handle_counts_nothing)
+{
+    must_load(g_rl, "version: 1\ndefaults: [{requests: 1, window: 1h}]\n");
+    rl_options o;
+    rl_options_init(&o);
+    o.shm_name = g_name;
+    o.flags = RL_OPEN_NO_STATS;
+    rl_t *quiet = NULL;
+    cr_assert_eq(rl_open(&quiet, &o), 0, "%s", rl_errmsg());
+    rl_request r = req("GET", "/", "192.0.2.1", NULL, NULL);
+    cr_assert_eq(send_n(quiet, &r, 3, at_ms(0)), 1, "it still limits");
+    cr_assert_eq(send_n(g_rl, &r, 1, at_ms(0)), 0, "and shares the counters of the limits");
+    rl_stats_info s;
+    rl_stats(g_rl, &s);
+    cr_assert_eq(s.checks, 1, "only the counting handle's check");
+    cr_assert_eq(s.denied, 1);
+    rl_close(&quiet);
 }
 
 /* ---- errors ---------------------------------------------------------------------------------- */

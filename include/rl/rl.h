@@ -50,6 +50,10 @@ enum {
     /** With a redis_url: no GLOBAL sync thread for this handle (tools such as rlctl, which use
      *  Redis for health and resets but must never lead the segment's sync). */
     RL_OPEN_NO_SYNC = 1u << 2,
+    /** rl_check() through this handle counts nothing (rl_stats, rl_stats_endpoints and the
+     *  monitoring rollups miss its decisions): saves the one relaxed add per check that the
+     *  counters cost (docs/benchmarks.md measures it). */
+    RL_OPEN_NO_STATS = 1u << 3,
 };
 
 /**
@@ -77,8 +81,10 @@ typedef struct rl_options {
      *  size of the STRICT connection pool (REDIS_POOL_SIZE, default 20). */
     const char *redis_url;
     unsigned redis_pool_size;
-    /** Monitoring rollups to Redis (ENABLE_RATE_LIMIT_MONITORING), kept for
-     *  METRICS_RETENTION_DAYS days (default 7). */
+    /** Monitoring rollups to Redis (ENABLE_RATE_LIMIT_MONITORING; 0 by default): the sync
+     *  leader adds the segment's per-endpoint counts to a hash per minute every 10 s, kept
+     *  METRICS_RETENTION_DAYS days (1..3650, default 7); rl_stats_cluster() reads them. Needs
+     *  redis_url and a sync thread (not RL_OPEN_NO_SYNC). */
     int monitoring;
     unsigned metrics_retention_days;
     /** GLOBAL sync period in ms, 1..60000 (RL_SYNC_INTERVAL_MS). 0 (the default): the rule
@@ -471,8 +477,39 @@ typedef struct rl_stats_info {
     uint64_t reserved[8];
 } rl_stats_info;
 
-/** Fills *out. Any thread; never blocks; reads RL_STATS_STRIPES cache lines. */
+/** Fills *out. Any thread; never blocks; sums the stripes (about 100 KiB of reads). */
 RL_API int rl_stats(rl_t *rl, rl_stats_info *out);
+
+/** Decisions of rl_check() per endpoint: a rule of the rule set, named by its pattern. */
+typedef struct rl_endpoint_stats {
+    /** The rule's pattern ("POST:/auth/login"), truncated to 63 bytes; "(default)" for requests no
+     *  rule matched; "(other)" for endpoints beyond the segment's 255 (rl logs a warning). */
+    char endpoint[64];
+    uint64_t allowed, denied;
+    uint64_t reserved[2];
+} rl_endpoint_stats;
+
+/**
+ * Copies the per-endpoint counters into out[0..n) and returns how many endpoints the segment
+ * has counted decisions of (more than n: call again with a larger array; 256 always suffice).
+ * Counts are summed over every process attached to the segment since it was created; an endpoint
+ * keeps its counts (and its entry) when a reload removes its rule. Any thread; never blocks.
+ * Bypassed checks, and checks made while no rule set exists, belong to no endpoint
+ * (rl_stats_info.bypassed counts the former).
+ */
+RL_API int rl_stats_endpoints(rl_t *rl, rl_endpoint_stats *out, size_t n);
+
+/**
+ * Cluster-wide per-endpoint counts from the monitoring rollups in Redis: with
+ * ENABLE_RATE_LIMIT_MONITORING (rl_options.monitoring), every host's sync leader adds its
+ * segment's new counts to one Redis hash per minute every 10 s, kept METRICS_RETENTION_DAYS.
+ * This sums the hashes of the last `minutes` minutes (1..527040, the current one included)
+ * into out[0..n) and returns how many endpoints there are; *hosts (may be NULL) gets how many
+ * hosts reported in that time. The handle needs a redis_url (-ENOTCONN without); blocks for a
+ * round trip per minute (control plane: rlctl stats --cluster). Redis errors as rl_health's.
+ */
+RL_API int rl_stats_cluster(rl_t *rl, unsigned minutes, rl_endpoint_stats *out, size_t n,
+                            unsigned *hosts);
 
 /** Redis health as seen from this handle (rl_health). */
 typedef struct rl_health_info {
