@@ -1289,6 +1289,43 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
     return 0;
 }
 
+RL_API int rl_rule_key_prefixes(rl_t *rl, const char *rule, char (*prefixes)[10], size_t n)
+{
+    if (!rl || !rule || (!prefixes && n))
+        return rl__err(-EINVAL, "rl_rule_key_prefixes: rl, rule and prefixes must not be NULL");
+    rules_refresh(rl, true); /* the segment's current generation */
+    urcu_bp_read_lock();
+    /* acquire: pairs with the release store in rules_refresh(); see check(). */
+    const struct rl_rules_rt *rt = atomic_load_explicit(&rl->rules, memory_order_acquire);
+    const struct rt_layer *ls = NULL;
+    size_t nl = 0;
+    bool found = false;
+    if (rt && strcmp(rule, "default") == 0) {
+        ls = rt->defaults, nl = rt->ndefaults, found = true;
+    } else if (rt && strcmp(rule, "global") == 0) {
+        ls = rt->globals, nl = rt->nglobals, found = true;
+    } else if (rt && strncmp(rule, "tier:", 5) == 0) {
+        for (size_t i = 0; i < rt->ntiers && !found; i++)
+            if (strcmp(rt->tiers[i].name, rule + 5) == 0)
+                ls = rt->tiers[i].layers, nl = rt->tiers[i].n, found = true;
+    } else if (rt) {
+        for (size_t i = 0; i < rt->nrules && !found; i++)
+            if (strcmp(rt->rules[i].pattern, rule) == 0)
+                ls = rt->rules[i].layers, nl = rt->rules[i].n, found = true;
+    }
+    for (size_t i = 0; i < nl && i < n; i++)
+        snprintf(prefixes[i], 10, "%s:", ls[i].tag);
+    if (rt)
+        RL_TSAN_RELEASE(rt);
+    urcu_bp_read_unlock();
+    if (!found)
+        return rl__err(-ENOENT,
+                       "no rule \"%.100s\" in the rule set: name a rule by its pattern as "
+                       "written (rlctl config show), or default, global, tier:NAME",
+                       rule);
+    return (int)nl;
+}
+
 RL_API int rl_check_at(rl_t *rl, const rl_request *req, uint64_t now_ns, rl_decision *out)
 {
     return check(rl, req, now_ns, RL_CLOCK_SLACK_NS, out, NULL, 0);

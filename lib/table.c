@@ -1166,10 +1166,22 @@ RL_API int rl_foreach_key(rl_t *rl, uint64_t now_ns, int (*fn)(const rl_key_view
     return 0;
 }
 
-RL_API long rl_check_segment(rl_t *rl, void (*report)(const char *msg, void *arg), void *arg)
+/* Removes damaged slot i, whose control word is c: a tombstone keeps the probe chains through
+ * it intact. True when this call removed it. */
+static bool repair_slot(struct rl *rl, uint64_t i, uint64_t c, bool live)
 {
-    if (!rl)
-        return rl__err(-EINVAL, "rl_check_segment: rl is NULL");
+    /* release: pairs with the acquire load of ctl by the next claimant (as a reclaim). */
+    if (!atomic_compare_exchange_strong_explicit(&rl->slots[i].ctl, &c, RL_CTL_TOMB,
+                                                 memory_order_release, memory_order_relaxed))
+        return false;
+    if (live) /* relaxed: a statistic (see claim) */
+        atomic_fetch_sub_explicit(&rl->hdr->used, 1, memory_order_relaxed);
+    return true;
+}
+
+static long check_segment(struct rl *rl, bool repair, void (*report)(const char *msg, void *arg),
+                          void *arg)
+{
     long bad = 0;
     char msg[256];
 #define REPORT(...)                                                                                \
@@ -1198,8 +1210,9 @@ RL_API long rl_check_segment(rl_t *rl, void (*report)(const char *msg, void *arg
         if (c == RL_CTL_EMPTY || c == RL_CTL_TOMB || tag == RL_CTL_PENDING)
             continue;
         if (tag != RL_CTL_LIVE) {
-            REPORT("slot %llu: bad control word 0x%llx", (unsigned long long)i,
-                   (unsigned long long)c);
+            REPORT("slot %llu: bad control word 0x%llx%s", (unsigned long long)i,
+                   (unsigned long long)c,
+                   repair && repair_slot(rl, i, c, false) ? " (removed)" : "");
             continue;
         }
         uint64_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
@@ -1208,20 +1221,37 @@ RL_API long rl_check_segment(rl_t *rl, void (*report)(const char *msg, void *arg
         rl_limit lim;
         struct rl_params p;
         if (keylen == 0 || keylen > RL_KEY_MAX) {
-            REPORT("slot %llu: key length %llu out of range", (unsigned long long)i,
-                   (unsigned long long)keylen);
+            REPORT("slot %llu: key length %llu out of range%s", (unsigned long long)i,
+                   (unsigned long long)keylen,
+                   repair && repair_slot(rl, i, c, true) ? " (removed)" : "");
             continue;
         }
         if (rl__limit_get(rl, (uint32_t)(meta & 0xffffffffu), &lim, &p) < 0) {
-            REPORT("slot %llu: limit id %llu does not name a recorded limit", (unsigned long long)i,
-                   (unsigned long long)(meta & 0xffffffffu));
+            REPORT("slot %llu: limit id %llu does not name a recorded limit%s",
+                   (unsigned long long)i, (unsigned long long)(meta & 0xffffffffu),
+                   repair && repair_slot(rl, i, c, true) ? " (removed)" : "");
             continue;
         }
         if ((st & RL_VAL_MASK) != RL_STATE_DEAD && lim.mode != RL_MODE_GLOBAL &&
             !rl__algos[p.algo]->valid(&p, st))
-            REPORT("slot %llu: state 0x%llx does not decode under its limit", (unsigned long long)i,
-                   (unsigned long long)st);
+            REPORT("slot %llu: state 0x%llx does not decode under its limit%s",
+                   (unsigned long long)i, (unsigned long long)st,
+                   repair && repair_slot(rl, i, c, true) ? " (removed)" : "");
     }
 #undef REPORT
     return bad;
+}
+
+RL_API long rl_check_segment(rl_t *rl, void (*report)(const char *msg, void *arg), void *arg)
+{
+    if (!rl)
+        return rl__err(-EINVAL, "rl_check_segment: rl is NULL");
+    return check_segment(rl, false, report, arg);
+}
+
+RL_API long rl_repair_segment(rl_t *rl, void (*report)(const char *msg, void *arg), void *arg)
+{
+    if (!rl)
+        return rl__err(-EINVAL, "rl_repair_segment: rl is NULL");
+    return check_segment(rl, true, report, arg);
 }

@@ -18,7 +18,8 @@ passed=0
 failed=0
 
 cleanup() {
-    rm -f "/dev/shm/rl-ctl-$$" "/dev/shm/rl-ctl-$$-missing" "/dev/shm/rl-ctl-$$-bad"
+    rm -f "/dev/shm/rl-ctl-$$" "/dev/shm/rl-ctl-$$-missing" "/dev/shm/rl-ctl-$$-bad" \
+        "/dev/shm/rl-ctl-$$-rate"
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -96,10 +97,12 @@ sys.exit(0 if eval(sys.argv[2]) else 1)' "$TMP/out" "$2" 2>"$TMP/pyerr"; then
     fi
 }
 
+# The worker's GET /api/x requests fall under the rule /api/* (its endpoint in the counters).
 cat >"$TMP/rules.yaml" <<'EOF'
 version: 1
-defaults:
-  - {requests: 5, window: 1m, algorithm: fixed_window, scope: per_ip}
+endpoints:
+  - pattern: "/api/*"
+    limits: [{requests: 5, window: 1m, algorithm: fixed_window, scope: per_ip}]
 EOF
 cat >"$TMP/rules2.yaml" <<'EOF'
 version: 1
@@ -118,7 +121,12 @@ expect_rc "bad flag" 2 "$RLCTL" status --bogus --shm "$SEG"
 expect_err "bad flag message" "unknown option '--bogus'.*--help"
 expect_rc "bad --sort" 2 "$RLCTL" keys --sort size --shm "$SEG"
 expect_rc "bad --limit" 2 "$RLCTL" keys --limit x --shm "$SEG"
-expect_rc "--cluster: not yet" 2 "$RLCTL" status --cluster --shm "$SEG"
+expect_rc "--cluster is for stats only" 2 "$RLCTL" status --cluster --shm "$SEG"
+expect_err "--cluster message" "unknown option '--cluster'"
+expect_rc "stats --since without --cluster" 2 "$RLCTL" stats --since 1h --shm "$SEG"
+expect_rc "bad --since" 2 "$RLCTL" stats --cluster --since 5x --shm "$SEG"
+expect_err "bad --since says what" 'a duration: 90s, 30m, 1h, 7d'
+expect_rc "get without KEY" 2 "$RLCTL" get --shm "$SEG"
 expect_rc "missing segment: status" 1 "$RLCTL" status --shm "$MISSING"
 expect_err "missing segment message" "no segment $MISSING \\(is a worker running\\? --shm NAME\\)"
 expect_rc "missing segment: health is down" 2 "$RLCTL" health --shm "$MISSING"
@@ -160,12 +168,36 @@ d['capacity'] >= 1024 and d['slots'] >= d['capacity'] and d['layout_version'] >=
 d['enospc'] == 0 and d['config_generation'] >= 1 and d['creator_pid'] > 0 and \
 d['birth'].endswith('Z') and 'redis' in d"
 
-expect_rc "stats --json" 0 "$RLCTL" stats --json --shm "$SEG"
+expect_rc "stats --json" 0 "$RLCTL" stats --json --interval 0 --shm "$SEG"
 expect_json "stats counts match the worker" "d['total_requests'] == 11 and \
 d['allowed_requests'] == 8 and d['denied_requests'] == 3 and \
-abs(d['denial_rate'] - 3 / 11) < 1e-9 and d['bypassed_requests'] == 0"
+abs(d['denial_rate'] - 3 / 11) < 1e-9 and d['bypassed_requests'] == 0 and \
+d['requests_per_minute'] is None"
+expect_json "stats per endpoint" "[(e['endpoint'], e['allowed_requests'], \
+e['denied_requests'], e['total_requests']) for e in d['endpoints']] == [('/api/*', 8, 3, 11)] \
+and abs(d['endpoints'][0]['denial_rate'] - 3 / 11) < 1e-9"
+expect_json "stats top denied endpoints and keys" "d['top_denied_endpoints'] == \
+[{'endpoint': '/api/*', 'denied': 3}] and len(d['top_denied_keys']) == 1 and \
+d['top_denied_keys'][0]['key'].endswith(':192.0.2.1') and d['top_denied_keys'][0]['denied'] == 3"
 expect_rc "stats table" 0 "$RLCTL" stats --shm "$SEG"
 expect_out "stats table rows" '^denied +3$'
+expect_out "stats table: the endpoint row" '^/api/\* +8 +3 +27\.27% +0$'
+expect_out "stats table: requests per minute" '^requests/minute +0 \(over the last'
+# Requests per minute: measured over --interval while a worker runs (on a segment of its own).
+"$WORKER" "$SEG-rate" "$TMP/rules.yaml" >/dev/null 2>&1
+"$RLCTL" stats --json --interval 2 --shm "$SEG-rate" >"$TMP/rate.json" 2>"$TMP/rate.err" &
+stats_pid=$!
+sleep 0.5
+"$WORKER" "$SEG-rate" - >/dev/null 2>&1
+wait "$stats_pid"
+cp "$TMP/rate.json" "$TMP/out"
+expect_json "stats --interval: the worker's 11 requests in the rate" \
+    "d['rate_interval_ms'] >= 1900 and 11 * 60 / 2.5 <= d['requests_per_minute'] <= 11 * 60 / 1.9 \
+and d['endpoints'][0]['requests_per_minute'] == d['requests_per_minute'] and \
+d['total_requests'] == 22"
+expect_rc "stats --cluster without REDIS_URL" 1 env -u REDIS_URL "$RLCTL" stats --cluster \
+    --shm "$SEG"
+expect_err "stats --cluster says what it needs" 'set REDIS_URL'
 
 expect_rc "keys --json" 0 "$RLCTL" keys --json --shm "$SEG"
 expect_json "keys: both clients" "d['total'] == 2 and \
@@ -181,8 +213,27 @@ d['keys'][0]['remaining'] == 0 and '192.0.2.1' in d['keys'][0]['key']"
 expect_rc "keys --prefix" 0 "$RLCTL" keys --json --prefix 'no-such-prefix' --shm "$SEG"
 expect_json "keys: prefix filters" "d['total'] == 0 and d['keys'] == []"
 expect_rc "keys table" 0 "$RLCTL" keys --sort key --shm "$SEG"
-expect_out "keys table header" '^KEY +KEYLEN +ALGORITHM'
-expect_out "keys table footer" '^2 of 2 keys$'
+expect_out "keys table header" '^KEY +KEYLEN +ALGORITHM.* DENIED\*$'
+expect_out "keys table footer" '^2 of 2 keys \(\* recent denials'
+expect_rc "keys --sort denied" 0 "$RLCTL" keys --json --sort denied --shm "$SEG"
+expect_json "keys: the most denied first" "d['keys'][0]['key'].endswith(':192.0.2.1') and \
+[k['recent_denials'] for k in d['keys']] == [3, 0]"
+expect_rc "keys --rule" 0 "$RLCTL" keys --json --rule '/api/*' --shm "$SEG"
+expect_json "keys --rule: the rule's keys" "d['total'] == 2"
+expect_rc "keys --rule default" 0 "$RLCTL" keys --json --rule default --shm "$SEG"
+expect_json "keys --rule default: none (it has no layers)" "d['total'] == 0"
+expect_rc "keys --rule of no rule" 1 "$RLCTL" keys --rule '/nope' --shm "$SEG"
+expect_err "keys --rule says how rules are named" 'no rule "/nope".*config show'
+"$RLCTL" keys --json --rule '/api/*' --shm "$SEG" >"$TMP/keys.json" 2>/dev/null
+KEYA=$(python3 -c '
+import json, sys
+print([k for k in json.load(open(sys.argv[1]))["keys"] if "192.0.2.2" in k["key"]][0]["key"])' \
+    "$TMP/keys.json")
+expect_rc "get KEY" 0 "$RLCTL" get "$KEYA" --json --shm "$SEG"
+expect_json "get: that key only" "d['total'] == 1 and d['keys'][0]['key'] == '$KEYA' and \
+d['keys'][0]['limit'] == 5"
+expect_rc "get of an unknown key" 1 "$RLCTL" get no-such-key --shm "$SEG"
+expect_err "get of an unknown key says so" 'no live key "no-such-key"'
 
 expect_rc "check" 0 "$RLCTL" check --shm "$SEG"
 expect_out "check says sound" 'sound'
@@ -260,6 +311,7 @@ expect_rc "config show after reload" 0 "$RLCTL" config show --shm "$SEG"
 expect_out "config show: the new rule" 'requests: 7'
 
 expect_rc "metrics" 0 "$RLCTL" metrics --shm "$SEG"
+expect_out "metrics per endpoint" '^rl_endpoint_requests_total\{endpoint="/api/\*",result="denied"\} [1-9]'
 if python3 - "$TMP/out" <<'EOF' >"$TMP/pyerr" 2>&1; then
 import re, sys
 lines = open(sys.argv[1]).read().split("\n")
@@ -306,7 +358,7 @@ fi
 
 # reset: a key's counters, then everything (confirmation required).
 expect_rc "reset without KEY" 2 "$RLCTL" reset --shm "$SEG"
-expect_err "reset without KEY says what" 'one KEY or --all'
+expect_err "reset without KEY says what" 'one KEY, --rule RULE or --all'
 expect_rc "reset --all without --yes" 2 "$RLCTL" reset --all --shm "$SEG"
 expect_err "reset --all asks for --yes" 'add --yes'
 "$RLCTL" keys --json --shm "$SEG" >"$TMP/keys.json" 2>/dev/null
@@ -354,6 +406,7 @@ else:
 out = buf.decode(errors="replace")
 assert "\033[2J" in out, "no screen clear under a tty"
 assert "checks/s" in out and "KEY (least left first)" in out, out
+assert "ENDPOINT (most denied first)" in out, out
 sys.exit(0 if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else 1)
 PY
 then
@@ -459,8 +512,21 @@ expect_http "serve /rate-limits/config" 200 GET /rate-limits/config
 expect_json "serve config is the rule set" "'version: 1' in d['yaml']"
 expect_http "serve /metrics" 200 GET /metrics
 expect_out "serve /metrics is Prometheus text" '^rl_checks_total 44$'
-expect_http "serve endpoint URL-encoded" 501 GET /rate-limits/metrics/endpoint/%2Fapi%2Fusers
-expect_json "serve decodes the endpoint" "d['endpoint'] == '/api/users'"
+# An endpoint is a request path (resolved through the rules) or a rule's pattern. /api/* counted
+# three worker runs of 11 (the bypassed run is not an endpoint's).
+expect_http "serve endpoint URL-encoded" 200 GET /rate-limits/metrics/endpoint/%2Fapi%2Fusers
+expect_json "serve decodes the endpoint and finds its rule" "d['endpoint'] == '/api/users' and \
+d['rule'] == '/api/*' and d['total_requests'] == 33 and \
+d['allowed_requests'] + d['denied_requests'] == 33 and d['denied_requests'] >= 9 and \
+d['top_denied_keys'][0]['key'].endswith(':192.0.2.1')"
+expect_http "serve endpoint by its pattern" 200 GET /rate-limits/metrics/endpoint/%2Fapi%2F%2A
+expect_json "serve endpoint by pattern: the same counts" "d['rule'] == '/api/*' and \
+d['total_requests'] == 33"
+expect_http "serve endpoint with a method" 200 GET \
+    /rate-limits/metrics/endpoint/POST%3A%2Fother
+expect_json "serve endpoint: no rule, the defaults" "d['rule'] == '(default)'"
+expect_http "serve endpoint that is no path" 404 GET /rate-limits/metrics/endpoint/nope
+expect_json "serve endpoint 404 says what to give" "'request path' in d['error']"
 expect_http "serve unknown path" 404 GET /nope
 expect_http "serve reset without a token" 401 POST /rate-limits/reset "" '{"all": true}'
 expect_http "serve reset with a wrong token" 403 POST /rate-limits/reset nope '{"all": true}'
@@ -479,6 +545,82 @@ else
 fi
 expect_rc "keys after serve reset" 0 "$RLCTL" keys --json --shm "$SEG"
 expect_json "serve reset emptied the table" "d['total'] == 0"
+
+# reset --rule: the keys of one rule's layers.
+run "$WORKER" "$SEG" "$TMP/rules.yaml"
+expect_rc "reset --rule" 0 "$RLCTL" reset --rule '/api/*' --json --shm "$SEG"
+expect_json "reset --rule: both keys of /api/*" "d['reset'] == 2 and d['rule'] == '/api/*'"
+expect_rc "keys after reset --rule" 0 "$RLCTL" keys --json --shm "$SEG"
+expect_json "reset --rule emptied the rule's keys" "d['total'] == 0"
+expect_rc "reset --rule and a KEY" 2 "$RLCTL" reset --rule '/api/*' some-key --shm "$SEG"
+
+# tail --syslog: the records reach syslog. A private mount namespace puts a datagram socket of
+# the test's own at /dev/log (the real /dev/shm bound inside), so nothing reaches the host's
+# log; needs root and unshare(1), else skipped (said so).
+run "$WORKER" "$SEG" "$TMP/rules.yaml"
+python3 - "$RLCTL" "$SEG" "$TMP" >"$TMP/out" 2>"$TMP/err" <<'PY'
+import os, socket, subprocess, sys
+rlctl, seg, tmp = sys.argv[1:4]
+dev = os.path.join(tmp, "dev")
+os.makedirs(os.path.join(dev, "shm"))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(os.path.join(dev, "log"))
+script = 'mount --rbind /dev/shm "$1/shm" && mount --rbind "$1" /dev && exec "$2" tail -n 3 --syslog --shm "$3"'
+try:
+    r = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", dev, rlctl, seg],
+                       capture_output=True, timeout=20)
+except FileNotFoundError:
+    print("skip: no unshare(1)")
+    sys.exit(77)
+if r.returncode != 0 and b"mount" in r.stderr + r.stdout or b"unshare" in r.stderr:
+    print("skip: cannot make a mount namespace here:", r.stderr.decode(errors="replace").strip())
+    sys.exit(77)
+s.settimeout(2)
+msgs = []
+try:
+    while len(msgs) < 3:
+        msgs.append(s.recv(4096).decode(errors="replace"))
+except socket.timeout:
+    pass
+print("\n".join(msgs))
+sys.stderr.write(r.stderr.decode(errors="replace"))
+ok = r.returncode == 0 and len(msgs) == 3 and all("rl-audit[" in m and " deny " in m and
+                                                  "key=" in m for m in msgs)
+sys.exit(0 if ok else 1)
+PY
+case $? in
+0) ok "tail --syslog: three records reached syslog" ;;
+77) ok "tail --syslog: $(cat "$TMP/out")" ;;
+*) fail "tail --syslog" ;;
+esac
+
+# check --repair: a damaged slot (its key length zeroed in the segment file) is reported, the
+# repair is refused while another process maps the segment, then removes the slot.
+python3 - "/dev/shm$SEG" <<'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    data = f.read()
+    p = data.rfind(b":i:192.0.2.2")  # the last copy: the slot table comes last
+    slot = p - 8 - 40                # "<tag>" before it; the key prefix at offset 40
+    assert slot % 64 == 0, slot
+    meta, = struct.unpack_from("<Q", data, slot + 32)
+    f.seek(slot + 32)
+    f.write(struct.pack("<Q", meta & ~(0xffff << 32)))
+PY
+expect_rc "check finds the damaged slot" 1 "$RLCTL" check --json --shm "$SEG"
+expect_json "check reports it" "d['sound'] is False and d['damaged_slots'] == 1 and \
+'key length 0' in d['problems'][0]"
+"$RLCTL" tail -f --for 10 --shm "$SEG" >/dev/null 2>&1 &
+holder=$!
+sleep 0.3
+expect_rc "check --repair while a process maps it" 1 "$RLCTL" check --repair --shm "$SEG"
+expect_err "check --repair names the process" "pid $holder"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+expect_rc "check --repair" 0 "$RLCTL" check --repair --shm "$SEG"
+expect_out "check --repair says it removed the slot" '\(removed\)'
+expect_rc "check after the repair" 0 "$RLCTL" check --json --shm "$SEG"
+expect_json "sound again" "d['sound'] is True"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

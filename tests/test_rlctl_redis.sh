@@ -21,7 +21,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/rlctl-redis.XXXXXX")
 SERVE_PID=
 cleanup() {
     [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
-    rm -f "/dev/shm$SEG"
+    [ -n "${PIDS:-}" ] && kill $PIDS 2>/dev/null
+    rm -f "/dev/shm$SEG" "/dev/shm$SEG-a" "/dev/shm$SEG-b"
     rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
@@ -118,6 +119,83 @@ after=$(admin KEYS 'rl:g:*' | grep -c 'rl:g:')
 if [ "$after" -eq 0 ]; then ok "reset removed the cluster-wide state"; else
     fail "rl:g:* keys left after reset: $after"
 fi
+# Monitoring rollups: two hosts (two segments: a host is host name + segment) count requests;
+# each one's `rlctl serve`, leading its segment's sync with ENABLE_RATE_LIMIT_MONITORING, pushes
+# the counts to Redis; `stats --cluster` sums them.
+admin KEYS 'rl:m:*' | grep 'rl:m:' | while read -r k; do admin DEL "$k" >/dev/null; done
+cat >"$TMP/local.yaml" <<YAML
+version: 1
+endpoints:
+  - pattern: "/api/*"
+    limits: [{requests: 5, window: 60s, algorithm: fixed_window, scope: per_ip}]
+YAML
+for h in a b; do
+    "$WORKER" "$SEG-$h" "$TMP/local.yaml" >"$TMP/w-$h.out" 2>&1 || fail "worker $h"
+done
+PIDS=
+for h in a b; do
+    P=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    ENABLE_RATE_LIMIT_MONITORING=true REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" serve \
+        --shm "$SEG-$h" --listen "127.0.0.1:$P" --for 20 >/dev/null 2>"$TMP/serve-$h.err" &
+    PIDS="$PIDS $!"
+done
+got=0
+for _ in $(seq 50); do
+    REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" stats --cluster --since 5m --json --shm "$SEG-a" \
+        >"$TMP/cluster.json" 2>"$TMP/cluster.err"
+    if python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if d['hosts'] == 2 and d['total_requests'] == 22 else 1)" "$TMP/cluster.json" \
+        2>/dev/null; then
+        got=1
+        break
+    fi
+    sleep 0.2
+done
+for p in $PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+if [ $got = 1 ] && python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+e = {x['endpoint']: x for x in d['endpoints']}
+ok = (d['scope'] == 'cluster' and d['allowed_requests'] == 16 and d['denied_requests'] == 6
+      and e['/api/*']['allowed_requests'] == 16 and e['/api/*']['denied_requests'] == 6
+      and d['top_denied_endpoints'] == [{'endpoint': '/api/*', 'denied': 6}]
+      and abs(d['requests_per_minute'] - 22 / 5) < 1e-9)
+sys.exit(0 if ok else 1)" "$TMP/cluster.json"; then
+    ok "stats --cluster: both hosts' counts, summed"
+else
+    fail "stats --cluster"
+    cat "$TMP/cluster.json" "$TMP/cluster.err" "$TMP/w-a.out" "$TMP/serve-a.err"
+fi
+# A second push adds only what is new: a third run on host a, pushed by a new serve.
+"$WORKER" "$SEG-a" - >/dev/null 2>&1
+P=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+ENABLE_RATE_LIMIT_MONITORING=true REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" serve --shm "$SEG-a" \
+    --listen "127.0.0.1:$P" --for 20 >/dev/null 2>&1 &
+SERVE_PID=$!
+got=0
+for _ in $(seq 50); do
+    REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" stats --cluster --json --shm "$SEG-a" \
+        >"$TMP/cluster.json" 2>/dev/null
+    if python3 -c "
+import json, sys
+sys.exit(0 if json.load(open(sys.argv[1]))['total_requests'] == 33 else 1)" \
+        "$TMP/cluster.json" 2>/dev/null; then
+        got=1
+        break
+    fi
+    sleep 0.2
+done
+kill "$SERVE_PID" 2>/dev/null
+wait "$SERVE_PID" 2>/dev/null
+SERVE_PID=
+if [ $got = 1 ]; then ok "stats --cluster: a later push adds only the new counts (33)"; else
+    fail "stats --cluster after a second push"
+    cat "$TMP/cluster.json"
+fi
+rm -f "/dev/shm$SEG-a" "/dev/shm$SEG-b"
+
 # Redis unreachable: degraded.
 DEAD=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 REDIS_URL=redis://127.0.0.1:$DEAD "$RLCTL" health --shm "$SEG" >"$TMP/h.out" 2>&1

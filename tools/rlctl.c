@@ -17,11 +17,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -59,6 +61,14 @@ struct opts {
     bool sync;              /* attach with a GLOBAL sync thread (serve, with REDIS_URL) */
     const char *bypass_ip, *bypass_user; /* bypass add|rm; explain --ip/--user */
     const char *tier;                    /* explain --tier */
+    const char *rule;                    /* keys/reset --rule */
+    bool cluster;                        /* stats --cluster */
+    uint64_t since_s;                    /* stats --since (with --cluster) */
+    bool has_since;
+    uint64_t interval_s; /* stats --interval: rate sampling (default 1) */
+    bool has_interval;
+    bool syslog; /* tail --syslog */
+    bool repair; /* check --repair */
     const char *pos[4];
     int npos;
 };
@@ -75,6 +85,10 @@ enum {
     F_SERVE = 1u << 7,  /* --listen, --token-file, --for */
     F_BYPASS = 1u << 8, /* --ip, --user */
     F_TIER = 1u << 9,   /* --tier */
+    F_RULE = 1u << 10,  /* --rule */
+    F_STATS = 1u << 11, /* --cluster, --since, --interval */
+    F_SYSLOG = 1u << 12,
+    F_REPAIR = 1u << 13,
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -101,16 +115,19 @@ static const char *const usage_text =
     "\n"
     "Commands:\n"
     "  status                 the segment: geometry, usage, config generation, creator\n"
-    "  keys                   live keys [--prefix P] [--sort remaining|key] [--limit N]\n"
-    "  check                  structural check of the segment (exit 1 when damaged)\n"
-    "  stats                  decision counters of rl_check()\n"
-    "  tail                   the audit ring [-n N] [-f] [--for SECONDS]\n"
+    "  keys                   live keys [--prefix P] [--rule R] [--sort remaining|denied|key]\n"
+    "                         [--limit N]\n"
+    "  get KEY                one key's counters\n"
+    "  check                  structural check of the segment (exit 1 when damaged) [--repair]\n"
+    "  stats                  decisions: totals, per endpoint, top denied [--interval S]\n"
+    "                         [--cluster [--since 1h]]\n"
+    "  tail                   the audit ring [-n N] [-f] [--for SECONDS] [--syslog]\n"
     "  config show            the current rule set as YAML\n"
     "  config check FILE      validate a rule file (no segment needed)\n"
     "  config reload FILE     publish a rule file to the segment\n"
     "  health                 exit 0 ok, 1 degraded, 2 down (no segment)\n"
     "  metrics                Prometheus text exposition of the counters\n"
-    "  reset KEY | --all --yes  forget counters (with REDIS_URL: their Redis state too)\n"
+    "  reset KEY | --rule R | --all --yes  forget counters (with REDIS_URL: Redis' too)\n"
     "  serve                  the monitoring REST endpoints [--listen ADDR:PORT] [--token-file F]\n"
     "  bypass add|rm|ls       the emergency bypass list [--ip ADDRESS|CIDR] [--user NAME]\n"
     "  explain METHOD PATH    which rule, layers and keys apply, what each would answer now\n"
@@ -122,8 +139,8 @@ static const char *const usage_text =
     "  --foreign    attach a segment owned by another user (group access)\n"
     "  --help       this text; rlctl --version: the version\n"
     "\n"
-    "Environment: RL_SHM (the segment), REDIS_URL (Redis for health and resets; rlctl never\n"
-    "runs a sync thread).\n"
+    "Environment: RL_SHM (the segment), REDIS_URL (Redis for health, resets and stats\n"
+    "--cluster; only `serve` runs a sync thread).\n"
     "\n"
     "Exit codes: 0 ok, 1 failure or unhealthy, 2 usage error (health: 2 = down).\n";
 
@@ -149,6 +166,31 @@ static int parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, u
         return -1;
     }
     *out = (uint64_t)v;
+    return 0;
+}
+
+/* "90s", "30m", "1h", "7d", "120" (seconds) -> seconds, 1 s .. 366 days. */
+static int parse_duration_s(const char *s, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = s && *s != '-' ? strtoull(s, &end, 10) : 0;
+    if (!s || end == s || errno)
+        return -1;
+    uint64_t mul = 1;
+    if (*end == 'm')
+        mul = 60;
+    else if (*end == 'h')
+        mul = 3600;
+    else if (*end == 'd')
+        mul = 86400;
+    else if (*end != 's' && *end != '\0')
+        return -1;
+    if (*end && end[1] != '\0')
+        return -1;
+    if (v == 0 || v > 366ULL * 86400u / mul)
+        return -1;
+    *out = v * mul;
     return 0;
 }
 
@@ -186,6 +228,8 @@ static const struct str_opt {
     {"--ip", F_BYPASS, offsetof(struct opts, bypass_ip), "an address or CIDR block"},
     {"--user", F_BYPASS, offsetof(struct opts, bypass_user), "a user name"},
     {"--tier", F_TIER, offsetof(struct opts, tier), "a tier name"},
+    {"--rule", F_RULE, offsetof(struct opts, rule),
+     "a rule: its pattern as written (rlctl config show), default, global or tier:NAME"},
 };
 
 /* 1: argv[*i] was one of str_opts (stored), 0: it was not, -1: it lacked its value (after a
@@ -234,8 +278,9 @@ static int parse_opts(int argc, char **argv, int first, unsigned allowed, struct
                 return usage_error("%s wants a key prefix", "--prefix");
             o->prefix = v;
         } else if ((allowed & F_SORT) && (r = opt_value("--sort", argc, argv, &i, &v)) != 0) {
-            if (r < 0 || (strcmp(v, "remaining") != 0 && strcmp(v, "key") != 0))
-                return usage_error("%s wants 'remaining' or 'key'", "--sort");
+            if (r < 0 ||
+                (strcmp(v, "remaining") != 0 && strcmp(v, "key") != 0 && strcmp(v, "denied") != 0))
+                return usage_error("%s wants 'remaining', 'denied' or 'key'", "--sort");
             o->sort = v;
         } else if ((allowed & F_LIMIT) && (r = opt_value("--limit", argc, argv, &i, &v)) != 0) {
             if (r < 0 || parse_u64("--limit", v, 1, UINT32_MAX, &o->limit) != 0)
@@ -252,6 +297,22 @@ static int parse_opts(int argc, char **argv, int first, unsigned allowed, struct
             if (r < 0 || parse_u64("--for", v, 1, 86400, &o->for_seconds) != 0)
                 return usage_error("%s: see rlctl tail --help", "--for");
             o->has_for = true;
+        } else if ((allowed & F_STATS) && strcmp(a, "--cluster") == 0) {
+            o->cluster = true;
+        } else if ((allowed & F_STATS) && (r = opt_value("--since", argc, argv, &i, &v)) != 0) {
+            if (r < 0 || parse_duration_s(v, &o->since_s) != 0)
+                return usage_error("%s wants a duration: 90s, 30m, 1h, 7d (at most 366d)",
+                                   "--since");
+            o->has_since = true;
+        } else if ((allowed & F_STATS) && (r = opt_value("--interval", argc, argv, &i, &v)) != 0) {
+            if (r < 0 || parse_u64("--interval", v, 0, 60, &o->interval_s) != 0)
+                return usage_error("%s: seconds to sample the rates over, 0 for none",
+                                   "--interval");
+            o->has_interval = true;
+        } else if ((allowed & F_SYSLOG) && strcmp(a, "--syslog") == 0) {
+            o->syslog = true;
+        } else if ((allowed & F_REPAIR) && strcmp(a, "--repair") == 0) {
+            o->repair = true;
         } else if ((allowed & F_RESET) && strcmp(a, "--all") == 0) {
             o->all = true;
         } else if ((allowed & F_RESET) && strcmp(a, "--yes") == 0) {
@@ -272,6 +333,12 @@ static int attach(const struct opts *o, rl_t **rl, int missing_code)
 {
     rl_options ro;
     rl_options_init(&ro);
+    /* `serve` runs like a worker (sync interval, fallback, ENABLE_RATE_LIMIT_MONITORING, ... from
+     * the environment); the short commands only read. */
+    if (o->sync && rl_options_from_env(&ro) != 0) {
+        fprintf(stderr, "rlctl: the environment: %s\n", rl_errmsg());
+        return EXIT_FAIL;
+    }
     ro.shm_name = o->shm;
     ro.flags = RL_OPEN_NOCREATE | (o->foreign ? RL_OPEN_ALLOW_FOREIGN : 0u);
     /* With REDIS_URL rlctl also sees Redis (health, resets of STRICT and GLOBAL keys). */
@@ -504,6 +571,97 @@ static int cmd_status(rl_t *rl, const struct opts *o)
     return EXIT_OK;
 }
 
+/* tail --syslog: one message per record (facility daemon; denials at notice, the rest at
+ * info), so that the audit trail outlives the segment and the host's restarts. */
+static void audit_syslog(const rl_audit_record *r)
+{
+    char t[64], retry[32];
+    fmt_time(r->time_ns, t, sizeof t);
+    if (r->retry_after_ms == RL_RETRY_NEVER)
+        snprintf(retry, sizeof retry, "never");
+    else
+        snprintf(retry, sizeof retry, "%" PRIu64 "ms", r->retry_after_ms);
+    syslog(r->allowed ? LOG_INFO : LOG_NOTICE,
+           "%s time=%s pid=%ld layer=%u scope=%s algorithm=%s limit=%" PRIu64
+           " retry_after=%s key=%s",
+           r->allowed ? (r->shadow ? "shadow" : "allow") : "deny", t, (long)r->pid, r->layer,
+           scope_name(r->scope), alg_name(r->algorithm), r->limit, retry, r->key);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- recent denials: the audit ring, counted per key ------------------------------------- */
+
+#define AUDIT_RING 1024u
+
+struct denials {
+    struct den {
+        char key[25]; /* the key's first 24 bytes, as the ring keeps it */
+        uint64_t n;
+    } * v;
+    size_t n;
+    uint64_t records; /* records read */
+};
+
+/* Reads the whole ring (its last AUDIT_RING records) and counts the denials per key. The ring is
+ * sampled under load (rl_stats_info.audit_dropped), so these are recent denials, not all. */
+static int read_denials(rl_t *rl, struct denials *d)
+{
+    memset(d, 0, sizeof *d);
+    rl_audit_record *buf = calloc(AUDIT_RING, sizeof *buf);
+    d->v = calloc(AUDIT_RING, sizeof *d->v);
+    if (!buf || !d->v) {
+        free(buf);
+        free(d->v);
+        d->v = NULL;
+        return -ENOMEM;
+    }
+    uint64_t cursor = 0;
+    int r;
+    while ((r = rl_audit_read(rl, &cursor, buf, AUDIT_RING)) > 0) {
+        for (int i = 0; i < r; i++) {
+            d->records++;
+            if (buf[i].allowed)
+                continue;
+            size_t k = 0;
+            while (k < d->n && strcmp(d->v[k].key, buf[i].key) != 0)
+                k++;
+            if (k == d->n) {
+                if (d->n == AUDIT_RING)
+                    continue;
+                snprintf(d->v[d->n++].key, sizeof d->v[0].key, "%s", buf[i].key);
+            }
+            d->v[k].n++;
+        }
+    }
+    free(buf);
+    return r < 0 ? r : 0;
+}
+
+/* Denials of keys starting with `key` (a shown key: 24 bytes, or 8 for GLOBAL keys). */
+static uint64_t denials_of(const struct denials *d, const char *key)
+{
+    uint64_t n = 0;
+    size_t len = strlen(key);
+    for (size_t i = 0; i < d->n; i++)
+        if (strncmp(d->v[i].key, key, len) == 0)
+            n += d->v[i].n;
+    return n;
+}
+
+static int by_denials(const void *a, const void *b)
+{
+    const struct den *x = a, *y = b;
+    if (x->n != y->n)
+        return x->n > y->n ? -1 : 1;
+    return strcmp(x->key, y->key);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 
 struct key_row {
@@ -512,20 +670,40 @@ struct key_row {
     rl_limit limit;
     rl_result state;
     uint64_t slot;
+    uint64_t denied; /* recent denials (the audit ring) */
 };
 
 struct key_list {
     struct key_row *rows;
     size_t n, cap;
     const char *prefix;
+    char (*rule)[10]; /* --rule: its layers' key prefixes */
+    int nrule;
+    const char *exact; /* get KEY: the whole key (a shown key is its first 24 bytes) */
     bool oom;
 };
+
+/* Does a shown key (its first 24 bytes; 8 for GLOBAL keys) start with p? */
+static bool key_has_prefix(const char *key, const char *p)
+{
+    size_t n = strlen(p), k = strlen(key);
+    return strncmp(key, p, n < k ? n : k) == 0 && (k >= n || k == 8 || k == 24);
+}
 
 static int collect_key(const rl_key_view *kv, void *arg)
 {
     struct key_list *kl = arg;
-    if (kl->prefix && strncmp(kv->key, kl->prefix, strlen(kl->prefix)) != 0)
+    if (kl->prefix && !key_has_prefix(kv->key, kl->prefix))
         return 0;
+    if (kl->exact && (kv->keylen != strlen(kl->exact) || !key_has_prefix(kv->key, kl->exact)))
+        return 0;
+    if (kl->rule) {
+        int k = 0;
+        while (k < kl->nrule && strncmp(kv->key, kl->rule[k], 9) != 0)
+            k++;
+        if (k == kl->nrule)
+            return 0;
+    }
     if (kl->n == kl->cap) {
         size_t cap = kl->cap ? kl->cap * 2 : 64;
         struct key_row *r = realloc(kl->rows, cap * sizeof *r);
@@ -547,6 +725,7 @@ static int collect_key(const rl_key_view *kv, void *arg)
     row->limit = kv->limit;
     row->state = kv->state;
     row->slot = kv->slot;
+    row->denied = 0;
     return 0;
 }
 
@@ -567,30 +746,83 @@ static int by_remaining(const void *a, const void *b)
     return by_key(a, b);
 }
 
+static int by_denied(const void *a, const void *b)
+{
+    const struct key_row *x = a, *y = b;
+    if (x->denied != y->denied)
+        return x->denied > y->denied ? -1 : 1;
+    return by_key(a, b);
+}
+
 static void free_keys(struct key_list *kl)
 {
     for (size_t i = 0; i < kl->n; i++)
         free(kl->rows[i].key);
     free(kl->rows);
+    free(kl->rule);
 }
 
-static int cmd_keys(rl_t *rl, const struct opts *o)
+/* --rule R: the key prefixes of R's layers into kl. 0, or an exit code after a message. */
+static int rule_prefixes(rl_t *rl, const char *rule, struct key_list *kl)
 {
-    struct key_list kl = {.prefix = o->prefix};
-    int rc = rl_foreach_key(rl, rl_clock_ns(rl), collect_key, &kl);
-    if (kl.oom) {
-        free_keys(&kl);
-        fputs("rlctl: out of memory listing keys\n", stderr);
+    kl->rule = calloc(RL_MAX_LAYERS, sizeof *kl->rule);
+    if (!kl->rule) {
+        fputs("rlctl: out of memory\n", stderr);
         return EXIT_FAIL;
     }
-    if (rc < 0) {
+    int n = rl_rule_key_prefixes(rl, rule, kl->rule, RL_MAX_LAYERS);
+    if (n < 0) {
+        fprintf(stderr, "rlctl: --rule: %s\n", rl_errmsg());
+        return EXIT_FAIL;
+    }
+    kl->nrule = n;
+    return EXIT_OK;
+}
+
+/* The live keys that kl's filters select, with their recent denials. 0 or an exit code. */
+static int list_keys(rl_t *rl, struct key_list *kl)
+{
+    int rc = rl_foreach_key(rl, rl_clock_ns(rl), collect_key, kl);
+    if (kl->oom || rc < 0) {
+        if (kl->oom)
+            fputs("rlctl: out of memory listing keys\n", stderr);
+        else
+            fail_rl("rl_foreach_key", rc);
+        return EXIT_FAIL;
+    }
+    struct denials d;
+    if (read_denials(rl, &d) == 0) {
+        for (size_t i = 0; i < kl->n; i++)
+            kl->rows[i].denied = denials_of(&d, kl->rows[i].key);
+        free(d.v);
+    }
+    return EXIT_OK;
+}
+
+/* keys, and get KEY (exact): one table of the selected keys. */
+static int cmd_keys(rl_t *rl, const struct opts *o)
+{
+    bool get = o->npos == 1;
+    struct key_list kl = {.prefix = o->prefix, .exact = get ? o->pos[0] : NULL};
+    int rc = o->rule ? rule_prefixes(rl, o->rule, &kl) : EXIT_OK;
+    if (rc == EXIT_OK)
+        rc = list_keys(rl, &kl);
+    if (rc != EXIT_OK) {
         free_keys(&kl);
-        fail_rl("rl_foreach_key", rc);
+        return rc;
+    }
+    if (get && kl.n == 0 && !o->json) {
+        fprintf(stderr, "rlctl: no live key \"%s\" in %s (rlctl keys lists them)\n", o->pos[0],
+                o->shm);
+        free_keys(&kl);
         return EXIT_FAIL;
     }
     if (kl.n > 1)
         qsort(kl.rows, kl.n, sizeof kl.rows[0],
-              o->sort && strcmp(o->sort, "remaining") == 0 ? by_remaining : by_key);
+              !o->sort                            ? by_key
+              : strcmp(o->sort, "remaining") == 0 ? by_remaining
+              : strcmp(o->sort, "denied") == 0    ? by_denied
+                                                  : by_key);
     size_t shown = kl.n;
     if (o->has_limit && o->limit < shown)
         shown = (size_t)o->limit;
@@ -612,6 +844,7 @@ static int cmd_keys(rl_t *rl, const struct opts *o)
             set_u64(k, "limit", r->state.limit);
             set_u64(k, "remaining", r->state.remaining);
             set_u64(k, "reset_after_ms", r->state.reset_after_ms);
+            set_u64(k, "recent_denials", r->denied);
             json_array_append_new(arr, k);
         }
         json_object_set_new(doc, "segment", json_string(o->shm));
@@ -620,19 +853,22 @@ static int cmd_keys(rl_t *rl, const struct opts *o)
         json_object_set_new(doc, "keys", arr);
         ret = emit_json(doc);
     } else {
-        fprintf(g_out, "%-26s %7s %-15s %-20s %10s %12s\n", "KEY", "KEYLEN", "ALGORITHM", "LIMIT",
-                "REMAINING", "RESET-AFTER");
+        fprintf(g_out, "%-26s %7s %-15s %-20s %10s %12s %8s\n", "KEY", "KEYLEN", "ALGORITHM",
+                "LIMIT", "REMAINING", "RESET-AFTER", "DENIED*");
         for (size_t i = 0; i < shown; i++) {
             const struct key_row *r = &kl.rows[i];
             char lim[48], win[32];
             fmt_window(r->limit.window_ms, win, sizeof win);
             snprintf(lim, sizeof lim, "%" PRIu64 "/%s", r->limit.requests, win);
-            fprintf(g_out, "%-26s %7zu %-15s %-20s %10" PRIu64 " %10" PRIu64 "ms\n", r->key,
-                    r->keylen, alg_name(r->limit.algorithm), lim, r->state.remaining,
-                    r->state.reset_after_ms);
+            fprintf(g_out, "%-26s %7zu %-15s %-20s %10" PRIu64 " %10" PRIu64 "ms %8" PRIu64 "\n",
+                    r->key, r->keylen, alg_name(r->limit.algorithm), lim, r->state.remaining,
+                    r->state.reset_after_ms, r->denied);
         }
-        fprintf(g_out, "%zu of %zu keys\n", shown, kl.n);
+        fprintf(g_out, "%zu of %zu keys (* recent denials: the audit ring's last %u records)\n",
+                shown, kl.n, AUDIT_RING);
     }
+    if (get && kl.n == 0 && ret == EXIT_OK)
+        ret = EXIT_FAIL; /* --json: the empty document, and the exit code says "none" */
     free_keys(&kl);
     return ret;
 }
@@ -653,46 +889,391 @@ static void on_report(const char *msg, void *arg)
         fprintf(g_out, "  %s\n", msg);
 }
 
+/* Other processes that map the segment (its /dev/shm file in /proc/PID/maps): writes the pids
+ * into out (a list) and returns how many. Processes whose maps we may not read are skipped
+ * (they cannot map a 0600 segment of ours either). */
+static int segment_users(const char *shm, char *out, size_t outlen)
+{
+    char want[300];
+    snprintf(want, sizeof want, "/dev/shm%s", shm);
+    size_t wl = strlen(want);
+    DIR *d = opendir("/proc");
+    int n = 0;
+    out[0] = '\0';
+    if (!d)
+        return 0;
+    struct dirent *de;
+    char path[64], line[4096];
+    while ((de = readdir(d))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid())
+            continue;
+        snprintf(path, sizeof path, "/proc/%ld/maps", pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        bool maps = false;
+        while (!maps && fgets(line, sizeof line, f)) {
+            char *p = strstr(line, want);
+            maps = p && (p[wl] == '\n' || p[wl] == ' ' || p[wl] == '\0');
+        }
+        fclose(f);
+        if (maps) {
+            size_t l = strlen(out);
+            if (l + 24 < outlen)
+                snprintf(out + l, outlen - l, "%s%ld", n ? ", " : "", pid);
+            n++;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
 static int cmd_check(rl_t *rl, const struct opts *o)
 {
+    if (o->repair) {
+        char pids[256];
+        int users = segment_users(o->shm, pids, sizeof pids);
+        if (users) {
+            fprintf(stderr,
+                    "rlctl: check --repair: %d process%s use%s %s (pid %s): stop %s first, or "
+                    "run rlctl check without --repair to only look\n",
+                    users, users == 1 ? "" : "es", users == 1 ? "s" : "", o->shm, pids,
+                    users == 1 ? "it" : "them");
+            return EXIT_FAIL;
+        }
+    }
     struct report_ctx c = {.arr = o->json ? json_array() : NULL, .print = !o->json};
-    long n = rl_check_segment(rl, on_report, &c);
+    long n = o->repair ? rl_repair_segment(rl, on_report, &c) : rl_check_segment(rl, on_report, &c);
     if (n < 0) {
         json_decref(c.arr);
         fail_rl("rl_check_segment", (int)n);
         return EXIT_FAIL;
     }
+    /* After a repair, what is left (damaged limit records are reported, not changed). */
+    long after = o->repair && n > 0 ? rl_check_segment(rl, NULL, NULL) : n;
     if (o->json) {
         json_t *doc = json_object();
         json_object_set_new(doc, "segment", json_string(o->shm));
         json_object_set_new(doc, "sound", json_boolean(n == 0));
         set_u64(doc, "damaged_slots", (uint64_t)n);
+        json_object_set_new(doc, "repaired", json_boolean(o->repair && n > 0 && after == 0));
         json_object_set_new(doc, "problems", c.arr);
         int rc = emit_json(doc);
-        return rc != 0 ? rc : (n == 0 ? EXIT_OK : EXIT_FAIL);
+        return rc != 0 ? rc : (after == 0 ? EXIT_OK : EXIT_FAIL);
     }
     if (n == 0) {
         fprintf(g_out, "segment %s: sound\n", o->shm);
         return EXIT_OK;
     }
+    if (o->repair) {
+        fprintf(g_out,
+                "segment %s: %ld problem%s (above); damaged slots were removed (their keys "
+                "start afresh): %s\n",
+                o->shm, n, n == 1 ? "" : "s",
+                after == 0 ? "sound now"
+                           : "still damaged (limit records): stop its users and remove it");
+        return after == 0 ? EXIT_OK : EXIT_FAIL;
+    }
     fprintf(g_out,
-            "segment %s: %ld damaged slot%s (above); stop its users and remove it to start "
-            "fresh\n",
+            "segment %s: %ld damaged slot%s (above); stop its users, then rlctl check --repair "
+            "(or remove the segment to start fresh)\n",
             o->shm, n, n == 1 ? "" : "s");
     return EXIT_FAIL;
 }
 
 /* ---------------------------------------------------------------------------------------- */
 
-static int cmd_stats(rl_t *rl, const struct opts *o)
+/* The segment's endpoints (rl_stats_endpoints) in a malloc'd array; *n how many. */
+static rl_endpoint_stats *read_endpoints(rl_t *rl, int *n)
 {
-    rl_stats_info st;
-    int rc = rl_stats(rl, &st);
-    if (rc != 0) {
-        fail_rl("rl_stats", rc);
+    for (size_t cap = 64;; cap *= 2) {
+        rl_endpoint_stats *e = calloc(cap, sizeof *e);
+        if (!e)
+            return NULL;
+        int r = rl_stats_endpoints(rl, e, cap);
+        if (r < 0 || (size_t)r <= cap) {
+            *n = r < 0 ? 0 : r;
+            return e;
+        }
+        free(e);
+    }
+}
+
+static const rl_endpoint_stats *find_endpoint(const rl_endpoint_stats *e, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(e[i].endpoint, name) == 0)
+            return &e[i];
+    return NULL;
+}
+
+static int by_endpoint_denied(const void *a, const void *b)
+{
+    const rl_endpoint_stats *x = a, *y = b;
+    if (x->denied != y->denied)
+        return x->denied > y->denied ? -1 : 1;
+    if (x->allowed != y->allowed)
+        return x->allowed > y->allowed ? -1 : 1;
+    return strcmp(x->endpoint, y->endpoint);
+}
+
+static double ratio(uint64_t num, uint64_t den)
+{
+    return den ? (double)num / (double)den : 0.0;
+}
+
+/* One endpoint's figures; rpm < 0: not measured. */
+static json_t *endpoint_json(const rl_endpoint_stats *e, double rpm)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "endpoint", json_string(e->endpoint));
+    set_u64(j, "total_requests", e->allowed + e->denied);
+    set_u64(j, "allowed_requests", e->allowed);
+    set_u64(j, "denied_requests", e->denied);
+    json_object_set_new(j, "denial_rate", json_real(ratio(e->denied, e->allowed + e->denied)));
+    json_object_set_new(j, "requests_per_minute", rpm < 0 ? json_null() : json_real(rpm));
+    return j;
+}
+
+/* The table and the top-denied lists shared by the segment's and the cluster's stats. e is
+ * sorted by denials; rpm[i] < 0 when not measured (rpm may be NULL). */
+static void stats_endpoints_out(json_t *doc, const rl_endpoint_stats *e, int n, const double *rpm)
+{
+    if (doc) {
+        json_t *arr = json_array(), *top = json_array();
+        for (int i = 0; i < n; i++) {
+            json_array_append_new(arr, endpoint_json(&e[i], rpm ? rpm[i] : -1));
+            if (i < 5 && e[i].denied)
+                json_array_append_new(top, json_pack("{s:s, s:I}", "endpoint", e[i].endpoint,
+                                                     "denied", (json_int_t)e[i].denied));
+        }
+        json_object_set_new(doc, "endpoints", arr);
+        json_object_set_new(doc, "top_denied_endpoints", top);
+        return;
+    }
+    fprintf(g_out, "\n%-32s %12s %12s %8s %10s\n", "ENDPOINT (most denied first)", "ALLOWED",
+            "DENIED", "DENIED%", "REQ/MIN");
+    for (int i = 0; i < n; i++) {
+        char r[32] = "-";
+        if (rpm && rpm[i] >= 0)
+            snprintf(r, sizeof r, "%.0f", rpm[i]);
+        fprintf(g_out, "%-32s %12" PRIu64 " %12" PRIu64 " %7.2f%% %10s\n", e[i].endpoint,
+                e[i].allowed, e[i].denied, 100.0 * ratio(e[i].denied, e[i].allowed + e[i].denied),
+                r);
+    }
+    if (n == 0)
+        fputs("(no decisions counted yet)\n", g_out);
+}
+
+/* stats --cluster: the monitoring rollups in Redis, every host. */
+static int cmd_stats_cluster(rl_t *rl, const struct opts *o)
+{
+    uint64_t since = o->has_since ? o->since_s : 3600;
+    unsigned minutes = (unsigned)((since + 59) / 60);
+    rl_endpoint_stats *e = calloc(4096, sizeof *e);
+    if (!e) {
+        fputs("rlctl: out of memory\n", stderr);
         return EXIT_FAIL;
     }
-    double rate = st.checks ? (double)st.denied / (double)st.checks : 0.0;
+    unsigned hosts = 0;
+    int n = rl_stats_cluster(rl, minutes, e, 4096, &hosts);
+    if (n < 0) {
+        free(e);
+        if (n == -ENOTCONN) {
+            fputs("rlctl: stats --cluster reads the monitoring rollups in Redis: set REDIS_URL "
+                  "(the workers need ENABLE_RATE_LIMIT_MONITORING=true and REDIS_URL too)\n",
+                  stderr);
+            return EXIT_FAIL;
+        }
+        fail_rl("rl_stats_cluster", n);
+        return EXIT_FAIL;
+    }
+    if (n > 4096)
+        n = 4096;
+    qsort(e, (size_t)n, sizeof *e, by_endpoint_denied);
+    uint64_t a = 0, d = 0;
+    for (int i = 0; i < n; i++) {
+        a += e[i].allowed;
+        d += e[i].denied;
+    }
+    double *rpm = calloc((size_t)n + 1, sizeof *rpm);
+    for (int i = 0; rpm && i < n; i++)
+        rpm[i] = (double)(e[i].allowed + e[i].denied) / minutes;
+    int ret = EXIT_OK;
+    if (o->json) {
+        json_t *doc = json_object();
+        json_object_set_new(doc, "scope", json_string("cluster"));
+        set_u64(doc, "since_seconds", (uint64_t)minutes * 60u);
+        set_u64(doc, "hosts", hosts);
+        set_u64(doc, "total_requests", a + d);
+        set_u64(doc, "allowed_requests", a);
+        set_u64(doc, "denied_requests", d);
+        json_object_set_new(doc, "denial_rate", json_real(ratio(d, a + d)));
+        json_object_set_new(doc, "requests_per_minute", json_real((double)(a + d) / minutes));
+        stats_endpoints_out(doc, e, n, rpm);
+        ret = emit_json(doc);
+    } else {
+        fprintf(g_out, "cluster-wide, the last %u minute%s, %u host%s reporting\n", minutes,
+                minutes == 1 ? "" : "s", hosts, hosts == 1 ? "" : "s");
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "total requests", a + d);
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "allowed", a);
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "denied", d);
+        fprintf(g_out, "%-18s %.4f\n", "denial rate", ratio(d, a + d));
+        fprintf(g_out, "%-18s %.1f (average)\n", "requests/minute", (double)(a + d) / minutes);
+        stats_endpoints_out(NULL, e, n, rpm);
+        if (hosts == 0)
+            fputs("no host pushed rollups in that time: run the workers with REDIS_URL and "
+                  "ENABLE_RATE_LIMIT_MONITORING=true\n",
+                  g_out);
+    }
+    free(rpm);
+    free(e);
+    return ret;
+}
+
+/* The endpoint record that counts `given`: a rule's pattern as written, "(default)", or a
+ * request ("[METHOD:]PATH", GET by default) resolved through the rules as rl_check would.
+ * Writes the record's name into out (RL endpoint names are < 64 bytes); false when none. */
+static bool resolve_endpoint(rl_t *rl, const char *given, char *out, size_t outlen)
+{
+    char(*pre)[10] = calloc(RL_MAX_LAYERS, sizeof *pre);
+    bool is_rule = pre && rl_rule_key_prefixes(rl, given, pre, RL_MAX_LAYERS) >= 0 &&
+                   strcmp(given, "default") != 0 && strcmp(given, "global") != 0 &&
+                   strncmp(given, "tier:", 5) != 0;
+    free(pre);
+    if (is_rule || strcmp(given, "(default)") == 0 || strcmp(given, "(other)") == 0) {
+        snprintf(out, outlen, "%s", given);
+        return true;
+    }
+    char method[16] = "GET";
+    const char *path = given;
+    const char *colon = strchr(given, ':'), *slash = strchr(given, '/');
+    if (colon && (!slash || colon < slash) && (size_t)(colon - given) < sizeof method) {
+        memcpy(method, given, (size_t)(colon - given));
+        method[colon - given] = '\0';
+        path = colon + 1;
+    }
+    if (path[0] != '/')
+        return false;
+    rl_request req;
+    memset(&req, 0, sizeof req);
+    req.method = method;
+    req.path = path;
+    req.ip = "127.0.0.1";
+    rl_decision d;
+    char keys[RL_MAX_LAYERS * (RL_KEY_MAX + 1)];
+    if (rl_explain(rl, &req, &d, keys, sizeof keys) < 0)
+        return false;
+    for (size_t i = 0; i < d.n; i++) {
+        const char *r = d.layers[i].rule;
+        if (strcmp(r, "global") == 0 || strncmp(r, "tier:", 5) == 0)
+            continue;
+        snprintf(out, outlen, "%s", strcmp(r, "default") == 0 ? "(default)" : r);
+        return true;
+    }
+    snprintf(out, outlen, "(default)");
+    return true;
+}
+
+/* One endpoint's figures (serve's /rate-limits/metrics/endpoint/{endpoint}): o->pos[0] names
+ * it as resolve_endpoint() takes it. EXIT_FAIL when nothing counts it. */
+static int cmd_endpoint(rl_t *rl, const struct opts *o)
+{
+    const char *given = o->pos[0];
+    char name[64];
+    if (!resolve_endpoint(rl, given, name, sizeof name)) {
+        json_t *doc = json_pack("{s:s, s:s, s:i}", "endpoint", given, "error",
+                                "no rule counts this endpoint: give a rule's pattern as written "
+                                "(GET /rate-limits/config) or a request path such as /api/users",
+                                "status", 404);
+        emit_json(doc);
+        return EXIT_FAIL;
+    }
+    int n = 0;
+    rl_endpoint_stats *e = read_endpoints(rl, &n);
+    if (!e) {
+        fputs("rlctl: out of memory\n", stderr);
+        return EXIT_FAIL;
+    }
+    const rl_endpoint_stats *f = find_endpoint(e, n, name);
+    rl_endpoint_stats zero;
+    memset(&zero, 0, sizeof zero);
+    snprintf(zero.endpoint, sizeof zero.endpoint, "%s", name);
+    json_t *doc = endpoint_json(f ? f : &zero, -1);
+    free(e);
+    json_object_set_new(doc, "endpoint", json_string(given));
+    json_object_set_new(doc, "rule", json_string(name));
+    json_object_set_new(doc, "segment", json_string(o->shm));
+    /* Its recent denials per key: the audit records under the rule's layers. */
+    struct key_list kl = {0};
+    json_t *keys = json_array();
+    struct denials den;
+    if (strcmp(name, "(default)") != 0 && strcmp(name, "(other)") != 0 &&
+        rule_prefixes(rl, name, &kl) == EXIT_OK && read_denials(rl, &den) == 0) {
+        qsort(den.v, den.n, sizeof *den.v, by_denials);
+        for (size_t i = 0, shown = 0; i < den.n && shown < 10; i++)
+            for (int k = 0; k < kl.nrule; k++)
+                if (strncmp(den.v[i].key, kl.rule[k], 9) == 0) {
+                    json_array_append_new(keys, json_pack("{s:s, s:I}", "key", den.v[i].key,
+                                                          "denied", (json_int_t)den.v[i].n));
+                    shown++;
+                    break;
+                }
+        free(den.v);
+    }
+    free_keys(&kl);
+    json_object_set_new(doc, "top_denied_keys", keys);
+    return emit_json(doc);
+}
+
+static int cmd_stats(rl_t *rl, const struct opts *o)
+{
+    if (o->cluster)
+        return cmd_stats_cluster(rl, o);
+    uint64_t interval = o->has_interval ? o->interval_s : 1;
+    rl_stats_info st0, st;
+    int n0 = 0, n = 0;
+    rl_endpoint_stats *e0 = NULL, *e = NULL;
+    int rc = rl_stats(rl, &st0);
+    uint64_t t0 = mono_ms();
+    if (rc == 0 && interval) {
+        e0 = read_endpoints(rl, &n0);
+        struct timespec ts = {(time_t)interval, 0};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    double dt = (double)(mono_ms() - t0) / 1000.0;
+    if (rc == 0)
+        rc = rl_stats(rl, &st);
+    if (rc == 0)
+        e = read_endpoints(rl, &n);
+    if (rc != 0 || !e || (interval && !e0)) {
+        free(e0);
+        free(e);
+        if (rc != 0)
+            fail_rl("rl_stats", rc);
+        else
+            fputs("rlctl: out of memory\n", stderr);
+        return EXIT_FAIL;
+    }
+    qsort(e, (size_t)n, sizeof *e, by_endpoint_denied);
+    double *rpm = interval ? calloc((size_t)n + 1, sizeof *rpm) : NULL;
+    for (int i = 0; rpm && i < n; i++) {
+        const rl_endpoint_stats *p = find_endpoint(e0, n0, e[i].endpoint);
+        uint64_t before = p ? p->allowed + p->denied : 0;
+        rpm[i] = dt > 0 ? (double)(e[i].allowed + e[i].denied - before) * 60.0 / dt : 0.0;
+    }
+    double total_rpm = interval && dt > 0 ? (double)(st.checks - st0.checks) * 60.0 / dt : -1;
+    struct denials den;
+    memset(&den, 0, sizeof den);
+    read_denials(rl, &den);
+    if (den.n > 1)
+        qsort(den.v, den.n, sizeof *den.v, by_denials);
+    size_t top_keys = den.n < 10 ? den.n : 10;
+    double rate = ratio(st.denied, st.checks);
+    int ret = EXIT_OK;
     if (o->json) {
         json_t *doc = json_object();
         json_object_set_new(doc, "segment", json_string(o->shm));
@@ -700,6 +1281,9 @@ static int cmd_stats(rl_t *rl, const struct opts *o)
         set_u64(doc, "allowed_requests", st.allowed);
         set_u64(doc, "denied_requests", st.denied);
         json_object_set_new(doc, "denial_rate", json_real(rate));
+        json_object_set_new(doc, "requests_per_minute",
+                            total_rpm < 0 ? json_null() : json_real(total_rpm));
+        set_u64(doc, "rate_interval_ms", interval ? (uint64_t)(dt * 1000.0) : 0);
         set_u64(doc, "bypassed_requests", st.bypassed);
         set_u64(doc, "shadow_denied", st.shadow_denied);
         set_u64(doc, "table_full_open", st.table_full_open);
@@ -708,26 +1292,45 @@ static int cmd_stats(rl_t *rl, const struct opts *o)
         set_u64(doc, "audit_written", st.audit_written);
         set_u64(doc, "audit_dropped", st.audit_dropped);
         set_u64(doc, "config_generation", st.config_generation);
-        return emit_json(doc);
+        stats_endpoints_out(doc, e, n, rpm);
+        json_t *keys = json_array();
+        for (size_t i = 0; i < top_keys; i++)
+            json_array_append_new(keys, json_pack("{s:s, s:I}", "key", den.v[i].key, "denied",
+                                                  (json_int_t)den.v[i].n));
+        json_object_set_new(doc, "top_denied_keys", keys);
+        set_u64(doc, "audit_records_read", den.records);
+        ret = emit_json(doc);
+    } else {
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "checks", st.checks);
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "allowed", st.allowed);
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "denied", st.denied);
+        fprintf(g_out, "%-18s %.4f\n", "denial rate", rate);
+        if (total_rpm >= 0)
+            fprintf(g_out, "%-18s %.0f (over the last %.1f s)\n", "requests/minute", total_rpm, dt);
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "bypassed", st.bypassed);
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "shadow denied", st.shadow_denied);
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "table full open", st.table_full_open);
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "table full closed", st.table_full_closed);
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "warnings", st.warnings);
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "audit written", st.audit_written);
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "audit dropped", st.audit_dropped);
+        fprintf(g_out, "%-18s %" PRIu64 "\n", "config generation", st.config_generation);
+        stats_endpoints_out(NULL, e, n, rpm);
+        if (top_keys) {
+            fprintf(g_out, "\n%-26s %8s   (the audit ring's last %" PRIu64 " records)\n",
+                    "TOP DENIED KEYS", "DENIED", den.records);
+            for (size_t i = 0; i < top_keys; i++)
+                fprintf(g_out, "%-26s %8" PRIu64 "\n", den.v[i].key, den.v[i].n);
+        }
     }
-    fprintf(g_out, "%-18s %" PRIu64 "\n", "checks", st.checks);
-    fprintf(g_out, "%-18s %" PRIu64 "\n", "allowed", st.allowed);
-    fprintf(g_out, "%-18s %" PRIu64 "\n", "denied", st.denied);
-    fprintf(g_out, "%-18s %.4f\n", "denial rate", rate);
-    fprintf(g_out, "%-18s %" PRIu64 "\n", "bypassed", st.bypassed);
-    fprintf(g_out, "%-18s %" PRIu64 "\n", "shadow denied", st.shadow_denied);
-    fprintf(g_out, "%-18s %" PRIu64 "\n", "table full open", st.table_full_open);
-    fprintf(g_out, "%-18s %" PRIu64 "\n", "table full closed", st.table_full_closed);
-    fprintf(g_out, "%-18s %" PRIu64 "\n", "warnings", st.warnings);
-    fprintf(g_out, "%-18s %" PRIu64 "\n", "audit written", st.audit_written);
-    fprintf(g_out, "%-18s %" PRIu64 "\n", "audit dropped", st.audit_dropped);
-    fprintf(g_out, "%-18s %" PRIu64 "\n", "config generation", st.config_generation);
-    return EXIT_OK;
+    free(den.v);
+    free(rpm);
+    free(e0);
+    free(e);
+    return ret;
 }
 
 /* ---------------------------------------------------------------------------------------- */
-
-#define AUDIT_RING 1024u
 
 static json_t *audit_json(const rl_audit_record *r)
 {
@@ -763,13 +1366,6 @@ static void audit_print(const rl_audit_record *r)
     fprintf(g_out, "%-24s %7ld %-7s %5u %-17s %-15s %8" PRIu64 " %11s  %s\n", t, (long)r->pid,
             r->allowed ? (r->shadow ? "shadow" : "allow") : "deny", r->layer, scope_name(r->scope),
             alg_name(r->algorithm), r->limit, retry, r->key);
-}
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static int cmd_tail(rl_t *rl, const struct opts *o)
@@ -809,11 +1405,15 @@ static int cmd_tail(rl_t *rl, const struct opts *o)
         fprintf(g_out, "%-24s %7s %-7s %5s %-17s %-15s %8s %11s  %s\n", "TIME", "PID", "RESULT",
                 "LAYER", "SCOPE", "ALGORITHM", "LIMIT", "RETRY-AFTER", "KEY");
     }
+    if (o->syslog)
+        openlog("rl-audit", LOG_PID, LOG_DAEMON);
     for (size_t i = from; i < got; i++) {
         if (arr)
             json_array_append_new(arr, audit_json(&buf[i]));
         else
             audit_print(&buf[i]);
+        if (o->syslog)
+            audit_syslog(&buf[i]);
     }
     fflush(g_out);
     int ret = EXIT_OK;
@@ -830,6 +1430,8 @@ static int cmd_tail(rl_t *rl, const struct opts *o)
                         json_array_append_new(arr, audit_json(&buf[i]));
                     else
                         audit_print(&buf[i]);
+                    if (o->syslog)
+                        audit_syslog(&buf[i]);
                 }
             }
             if (r < 0) {
@@ -841,6 +1443,8 @@ static int cmd_tail(rl_t *rl, const struct opts *o)
         }
     }
     free(buf);
+    if (o->syslog)
+        closelog();
     json_decref(arr);
     if (doc) {
         int rc = emit_json(doc);
@@ -1087,6 +1691,27 @@ static int cmd_metrics(rl_t *rl, const struct opts *o)
            hi.cluster_hosts);
     metric("rl_global_fallback", "gauge", "1 while GLOBAL limits are on their fallback.",
            hi.global_fallback ? 1u : 0u);
+    int n = 0;
+    rl_endpoint_stats *e = read_endpoints(rl, &n);
+    fputs("# HELP rl_endpoint_requests_total Requests checked, per endpoint (rule pattern) and "
+          "result.\n# TYPE rl_endpoint_requests_total counter\n",
+          g_out);
+    for (int i = 0; e && i < n; i++) {
+        /* A label value escapes backslash, double quote and line feed (exposition format). */
+        char label[3 * sizeof e[i].endpoint];
+        size_t k = 0;
+        for (const char *c = e[i].endpoint; *c && k + 3 < sizeof label; c++) {
+            if (*c == '\\' || *c == '"' || *c == '\n')
+                label[k++] = '\\';
+            label[k++] = *c == '\n' ? 'n' : *c;
+        }
+        label[k] = '\0';
+        fprintf(g_out,
+                "rl_endpoint_requests_total{endpoint=\"%s\",result=\"allowed\"} %" PRIu64 "\n"
+                "rl_endpoint_requests_total{endpoint=\"%s\",result=\"denied\"} %" PRIu64 "\n",
+                label, e[i].allowed, label, e[i].denied);
+    }
+    free(e);
     return fflush(g_out) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
@@ -1099,6 +1724,7 @@ struct reset_ctx {
     uint64_t *slots;
     size_t n, cap;
     bool all, oom;
+    const struct key_list *rule; /* --rule: its key prefixes */
 };
 
 /* KEY: every limit under which a live slot holds KEY (the slot shows a prefix of it and its
@@ -1106,8 +1732,16 @@ struct reset_ctx {
 static int collect_reset(const rl_key_view *kv, void *arg)
 {
     struct reset_ctx *c = arg;
-    if (!c->all && (kv->keylen != c->keylen || strncmp(c->key, kv->key, strlen(kv->key)) != 0))
+    if (c->rule) {
+        int k = 0;
+        while (k < c->rule->nrule && strncmp(kv->key, c->rule->rule[k], 9) != 0)
+            k++;
+        if (k == c->rule->nrule)
+            return 0;
+    } else if (!c->all &&
+               (kv->keylen != c->keylen || strncmp(c->key, kv->key, strlen(kv->key)) != 0)) {
         return 0;
+    }
     if (c->n == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 64;
         rl_limit *l = realloc(c->limits, cap * sizeof *l);
@@ -1129,8 +1763,8 @@ static int collect_reset(const rl_key_view *kv, void *arg)
 
 static int cmd_reset(rl_t *rl, const struct opts *o)
 {
-    if (o->all == (o->npos == 1))
-        return usage_error("%s wants one KEY or --all", "reset");
+    if ((int)o->all + (o->npos == 1) + (o->rule != NULL) != 1 || o->npos > 1)
+        return usage_error("%s wants one KEY, --rule RULE or --all", "reset");
     if (o->all && !o->yes) {
         fprintf(stderr,
                 "rlctl: reset --all forgets every counter of %s (with REDIS_URL, also "
@@ -1140,16 +1774,26 @@ static int cmd_reset(rl_t *rl, const struct opts *o)
     }
     struct reset_ctx c = {.all = o->all, .key = o->npos ? o->pos[0] : NULL};
     c.keylen = c.key ? strlen(c.key) : 0;
+    struct key_list rule = {0};
+    if (o->rule) {
+        int e = rule_prefixes(rl, o->rule, &rule);
+        if (e != EXIT_OK) {
+            free_keys(&rule);
+            return e;
+        }
+        c.rule = &rule;
+    }
     int rc = rl_foreach_key(rl, 0, collect_reset, &c);
     if (c.oom || rc < 0) {
         free(c.limits);
         free(c.slots);
+        free_keys(&rule);
         fprintf(stderr, "rlctl: reset: %s\n", c.oom ? "out of memory" : rl_errmsg());
         return EXIT_FAIL;
     }
     size_t done = 0, failed = 0;
     for (size_t i = 0; i < c.n; i++) {
-        rc = c.all ? rl_reset_slot(rl, c.slots[i]) : rl_reset(rl, c.key, c.keylen, &c.limits[i]);
+        rc = c.key ? rl_reset(rl, c.key, c.keylen, &c.limits[i]) : rl_reset_slot(rl, c.slots[i]);
         if (rc < 0) {
             failed++;
             fprintf(stderr, "rlctl: reset: %s\n", rl_errmsg());
@@ -1159,11 +1803,14 @@ static int cmd_reset(rl_t *rl, const struct opts *o)
     }
     free(c.limits);
     free(c.slots);
+    free_keys(&rule);
     if (o->json) {
         json_t *doc = json_object();
         json_object_set_new(doc, "segment", json_string(o->shm));
         if (c.key)
             json_object_set_new(doc, "key", json_string(c.key));
+        if (o->rule)
+            json_object_set_new(doc, "rule", json_string(o->rule));
         set_u64(doc, "reset", done);
         set_u64(doc, "failed", failed);
         if (emit_json(doc) != 0)
@@ -1171,8 +1818,12 @@ static int cmd_reset(rl_t *rl, const struct opts *o)
     } else if (c.key && done + failed == 0) {
         fprintf(g_out, "no counter of \"%s\" in %s (rlctl keys lists them)\n", c.key, o->shm);
     } else {
+        const char *what = c.key ? c.key : o->rule;
         fprintf(g_out, "reset %zu counter%s%s%s%s\n", done, done == 1 ? "" : "s",
-                c.key ? " of \"" : "", c.key ? c.key : "", c.key ? "\"" : "");
+                !what   ? ""
+                : c.key ? " of \""
+                        : " of rule \"",
+                what ? what : "", what ? "\"" : "");
     }
     if (failed)
         return EXIT_FAIL;
@@ -1212,6 +1863,18 @@ static void top_screen(rl_t *rl, const struct opts *o, const rl_stats_info *prev
                 hi.global_fallback ? "GLOBAL limits on their fallback" : "synced");
     else
         fputs("sync: none (no worker with REDIS_URL)\n", g_out);
+    int ne = 0;
+    rl_endpoint_stats *e = read_endpoints(rl, &ne);
+    if (e && ne) {
+        qsort(e, (size_t)ne, sizeof *e, by_endpoint_denied);
+        fprintf(g_out, "\n%-32s %12s %12s %8s\n", "ENDPOINT (most denied first)", "ALLOWED",
+                "DENIED", "DENIED%");
+        for (int i = 0; i < ne && i < 5; i++)
+            fprintf(g_out, "%-32s %12" PRIu64 " %12" PRIu64 " %7.2f%%\n", e[i].endpoint,
+                    e[i].allowed, e[i].denied,
+                    100.0 * ratio(e[i].denied, e[i].allowed + e[i].denied));
+    }
+    free(e);
     struct key_list kl = {0};
     rl_foreach_key(rl, rl_clock_ns(rl), collect_key, &kl);
     if (kl.n)
@@ -1487,27 +2150,35 @@ static enum MHD_Result answer_error(struct MHD_Connection *conn, unsigned status
     return r;
 }
 
-/* Runs one report command into memory and answers with it; HTTP status from its exit code. */
-static enum MHD_Result answer_cmd(struct MHD_Connection *conn, struct server *sv,
-                                  int (*fn)(rl_t *, const struct opts *), bool json,
-                                  unsigned fail_status)
+/* Runs one report command with options o into memory and answers with it; HTTP status from
+ * its exit code. */
+static enum MHD_Result answer_cmd_opts(struct MHD_Connection *conn, struct server *sv,
+                                       int (*fn)(rl_t *, const struct opts *), const struct opts *o,
+                                       unsigned fail_status)
 {
     char *buf = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&buf, &len);
     if (!m)
         return answer_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
-    struct opts o = sv->o;
-    o.json = json;
     g_out = m;
-    int rc = fn(sv->rl, &o);
+    int rc = fn(sv->rl, o);
     g_out = stdout;
     fclose(m);
     enum MHD_Result r =
         answer(conn, rc == EXIT_OK ? MHD_HTTP_OK : fail_status,
-               json ? "application/json" : "text/plain; version=0.0.4; charset=utf-8", buf, len);
+               o->json ? "application/json" : "text/plain; version=0.0.4; charset=utf-8", buf, len);
     free(buf);
     return r;
+}
+
+static enum MHD_Result answer_cmd(struct MHD_Connection *conn, struct server *sv,
+                                  int (*fn)(rl_t *, const struct opts *), bool json,
+                                  unsigned fail_status)
+{
+    struct opts o = sv->o;
+    o.json = json;
+    return answer_cmd_opts(conn, sv, fn, &o, fail_status);
 }
 
 static int cmd_health_rl(rl_t *rl, const struct opts *o)
@@ -1674,16 +2345,10 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const cha
         return answer_cmd(conn, sv, cmd_config_show, true, MHD_HTTP_INTERNAL_SERVER_ERROR);
     if (strncmp(url, ep, sizeof ep - 1) == 0 && url[sizeof ep - 1]) {
         /* The path arrives percent-decoded (%2Fapi%2Fusers is /api/users). */
-        json_t *doc = json_pack("{s:s, s:s, s:i}", "endpoint", url + sizeof ep - 1, "error",
-                                "per-endpoint counters are not kept yet: "
-                                "/rate-limits/metrics has the segment's totals",
-                                "status", 501);
-        char *body = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
-        json_decref(doc);
-        enum MHD_Result r = answer(conn, MHD_HTTP_NOT_IMPLEMENTED, "application/json",
-                                   body ? body : "{}", body ? strlen(body) : 2);
-        free(body);
-        return r;
+        struct opts eo = sv->o;
+        eo.npos = 1;
+        eo.pos[0] = url + sizeof ep - 1;
+        return answer_cmd_opts(conn, sv, cmd_endpoint, &eo, MHD_HTTP_NOT_FOUND);
     }
     return answer_error(conn, MHD_HTTP_NOT_FOUND,
                         "no such endpoint: /health, /metrics, /rate-limits/metrics, "
@@ -1747,6 +2412,8 @@ static int cmd_serve(rl_t *rl, const struct opts *o)
     if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
         return usage_error("--listen: '%s' is not an IPv4 address", host);
     struct server sv = {.rl = rl, .o = *o, .last_ns = mono_now_ns()};
+    sv.o.has_interval = true; /* /rate-limits/metrics answers at once: rates are /real-time's */
+    sv.o.interval_s = 0;
     int rc = load_token(&sv, o);
     if (rc != EXIT_OK)
         return rc;
@@ -1783,15 +2450,32 @@ struct command {
 
 static const struct command commands[] = {
     {"status", 0, "rlctl status [--shm NAME] [--json]\n"},
-    {"keys", F_PREFIX | F_SORT | F_LIMIT,
-     "rlctl keys [--shm NAME] [--json] [--prefix P] [--sort remaining|key] [--limit N]\n"},
-    {"check", 0, "rlctl check [--shm NAME] [--json]: exit 0 sound, 1 damaged (with a report)\n"},
-    {"stats", 0, "rlctl stats [--shm NAME] [--json]\n"},
-    {"tail", F_N | F_FOLLOW | F_FOR,
-     "rlctl tail [--shm NAME] [--json] [-n N] [-f] [--for SECONDS]\n"
+    {"keys", F_PREFIX | F_SORT | F_LIMIT | F_RULE,
+     "rlctl keys [--shm NAME] [--json] [--prefix P] [--rule RULE] [--sort remaining|denied|key]\n"
+     "           [--limit N]\n"
+     "  --rule RULE  only the keys of RULE's layers: its pattern as written (rlctl config show),\n"
+     "               default, global or tier:NAME\n"
+     "  --sort denied  most recent denials first (the audit ring's last 1024 records)\n"},
+    {"get", 0,
+     "rlctl get KEY [--shm NAME] [--json]: KEY's counters, under every limit it is counted "
+     "under\n  (exit 1 when KEY has none)\n"},
+    {"check", F_REPAIR,
+     "rlctl check [--shm NAME] [--json] [--repair]: exit 0 sound, 1 damaged (with a report)\n"
+     "  --repair  remove the damaged slots (their keys start afresh); refused while a process\n"
+     "            maps the segment\n"},
+    {"stats", F_STATS,
+     "rlctl stats [--shm NAME] [--json] [--interval SECONDS]\n"
+     "rlctl stats --cluster [--since DURATION] [--json]\n"
+     "  Totals, per endpoint (rule pattern): allowed, denied, denial rate, requests per minute\n"
+     "  (sampled over --interval, default 1 s, 0: none); top denied endpoints and keys.\n"
+     "  --cluster  every host, from the monitoring rollups in Redis (REDIS_URL; the workers run\n"
+     "             with ENABLE_RATE_LIMIT_MONITORING=true); --since 90s|30m|1h|7d (default 1h)\n"},
+    {"tail", F_N | F_FOLLOW | F_FOR | F_SYSLOG,
+     "rlctl tail [--shm NAME] [--json] [-n N] [-f] [--for SECONDS] [--syslog]\n"
      "  -n N           the last N audit records (default 20, at most 1024)\n"
      "  -f             then follow the ring (every 200 ms) until SIGINT or SIGTERM\n"
-     "  --for SECONDS  stop following after SECONDS\n"},
+     "  --for SECONDS  stop following after SECONDS\n"
+     "  --syslog       also send each record to syslog (rl-audit, facility daemon)\n"},
     {"config", 0,
      "rlctl config show [--shm NAME] [--json]\n"
      "rlctl config check FILE [--json]: exit 1 with file:line:col when invalid\n"
@@ -1817,14 +2501,13 @@ static const struct command commands[] = {
      "[--json]\n"
      "  Which rule applies, its layers, the key each counts and what each would answer now;\n"
      "  takes and counts nothing (rl_explain). The address defaults to 127.0.0.1.\n"},
-    {"reset", F_RESET,
+    {"reset", F_RESET | F_RULE,
      "rlctl reset KEY [--shm NAME] [--json]: forget KEY's counters (every limit it is counted "
      "under)\n"
+     "rlctl reset --rule RULE [--shm NAME] [--json]: forget every counter of RULE's layers\n"
      "rlctl reset --all --yes [--shm NAME] [--json]: forget every counter\n"
      "  With REDIS_URL set, STRICT and GLOBAL keys lose their Redis state too.\n"},
 };
-
-static const char *const not_yet[] = {"--cluster"};
 
 int main(int argc, char **argv)
 {
@@ -1858,9 +2541,8 @@ int main(int argc, char **argv)
             if (r < 0 || !v || v[0] == '\0')
                 return usage_error("%s wants a segment name, e.g. --shm /rl-default", "--shm");
             o.shm = v;
-        } else if (strcmp(a, "--cluster") == 0 || strncmp(a, "--cluster=", 10) == 0) {
-            fputs("rlctl: --cluster: not yet\n", stderr);
-            return EXIT_USAGE;
+        } else if (strcmp(a, "--cluster") == 0) {
+            o.cluster = true; /* stats --cluster, given first */
         } else {
             return usage_error("unknown option '%s'", a);
         }
@@ -1871,12 +2553,6 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *name = argv[ci];
-    for (size_t i = 0; i < sizeof not_yet / sizeof not_yet[0]; i++) {
-        if (strcmp(name, not_yet[i]) == 0) {
-            fprintf(stderr, "rlctl: %s: not yet\n", name);
-            return EXIT_USAGE;
-        }
-    }
     const struct command *cmd = NULL;
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(name, commands[i].name) == 0)
@@ -1884,12 +2560,8 @@ int main(int argc, char **argv)
     }
     if (!cmd)
         return usage_error("unknown command '%s'", name);
-    for (int i = ci + 1; i < argc; i++) {
-        if (strcmp(argv[i], "--cluster") == 0 || strncmp(argv[i], "--cluster=", 10) == 0) {
-            fputs("rlctl: --cluster: not yet\n", stderr);
-            return EXIT_USAGE;
-        }
-    }
+    if (o.cluster && !(cmd->flags & F_STATS))
+        return usage_error("--cluster is an option of stats (rlctl stats --cluster)");
     int rc = parse_opts(argc, argv, ci + 1, cmd->flags, &o);
     if (rc != 0)
         return rc;
@@ -1901,6 +2573,9 @@ int main(int argc, char **argv)
     bool is_reset = strcmp(name, "reset") == 0;
     bool is_bypass = strcmp(name, "bypass") == 0;
     bool is_explain = strcmp(name, "explain") == 0;
+    bool is_get = strcmp(name, "get") == 0;
+    if (is_get && o.npos != 1)
+        return usage_error("%s wants one KEY (rlctl keys lists them)", "get");
     if (is_explain && o.npos != 2)
         return usage_error("%s wants METHOD and PATH, e.g. explain GET /api/users", "explain");
     if (is_bypass) {
@@ -1908,7 +2583,7 @@ int main(int argc, char **argv)
                             strcmp(o.pos[0], "ls") != 0))
             return usage_error("%s wants an action: add, rm or ls", "bypass");
     }
-    if (!is_config && !is_reset && !is_bypass && !is_explain && o.npos > 0)
+    if (!is_config && !is_reset && !is_bypass && !is_explain && !is_get && o.npos > 0)
         return usage_error("unexpected argument '%s'", o.pos[0]);
     /* For config, pos[0] is the action; shift positionals so that pos[2] is FILE. */
     const char *action = NULL;
@@ -1930,6 +2605,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(name, "health") == 0)
         return cmd_health(&o);
+    if (o.has_since && !o.cluster)
+        return usage_error("--since needs --cluster: the segment counts since its creation; the "
+                           "per-minute history is in Redis (ENABLE_RATE_LIMIT_MONITORING)");
 
     rl_t *rl = NULL;
     o.sync = strcmp(name, "serve") == 0;
@@ -1938,7 +2616,7 @@ int main(int argc, char **argv)
         return rc;
     if (strcmp(name, "status") == 0)
         rc = cmd_status(rl, &o);
-    else if (strcmp(name, "keys") == 0)
+    else if (strcmp(name, "keys") == 0 || is_get)
         rc = cmd_keys(rl, &o);
     else if (strcmp(name, "check") == 0)
         rc = cmd_check(rl, &o);

@@ -372,6 +372,15 @@ typedef struct rl_decision {
  * it is flagged. Any thread; never blocks (the first check after a configuration change
  * rebuilds the process's copy of the rules); never allocates except then.
  */
+/**
+ * The key prefixes of a rule's layers in the segment's current rule set: every key a layer
+ * counts starts with its prefix ("<8 hex digits>:", NUL-terminated in 10 bytes). A rule is named
+ * by its pattern as written ("POST:/auth/login"), or "default", "global", "tier:NAME". Writes up
+ * to n prefixes and returns the number of layers, or -ENOENT (no such rule), -EINVAL. Control
+ * plane (rlctl keys --rule, reset --rule): may rebuild this process's copy of the rules.
+ */
+RL_API int rl_rule_key_prefixes(rl_t *rl, const char *rule, char (*prefixes)[10], size_t n);
+
 RL_API int rl_check(rl_t *rl, const rl_request *req, rl_decision *out);
 RL_API int rl_check_at(rl_t *rl, const rl_request *req, uint64_t now_ns, rl_decision *out);
 
@@ -613,6 +622,15 @@ RL_API int rl_foreach_key(rl_t *rl, uint64_t now_ns, int (*fn)(const rl_key_view
  * a description of each problem goes to it. Any thread; never blocks.
  */
 RL_API long rl_check_segment(rl_t *rl, void (*report)(const char *msg, void *arg), void *arg);
+
+/**
+ * rl_check_segment() that also removes every damaged slot it finds (a tombstone: the key is
+ * forgotten, as by rl_reset, and lookups of other keys go on past it); damaged limit records
+ * are reported, not changed. Returns the number of problems found, as rl_check_segment().
+ * Meant for a segment no worker uses (rlctl check --repair verifies that): a slot that a
+ * running worker is changing may be reported, and removed, by mistake. Never blocks.
+ */
+RL_API long rl_repair_segment(rl_t *rl, void (*report)(const char *msg, void *arg), void *arg);
 
 /* -------------------------------------------------------------------------------------------- */
 /* Errors and version                                                                             */
