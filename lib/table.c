@@ -1159,6 +1159,8 @@ RL_API int rl_foreach_key(rl_t *rl, uint64_t now_ns, int (*fn)(const rl_key_view
             rl__algos[p.algo]->decide(&p, st & RL_VAL_MASK, &aux, t, 0, RL_CLOCK_SLACK_NS, &nv,
                                       &kv.state);
         }
+        uint64_t st2, idle;
+        kv.reclaimable = slot_fresh(rl, s, c, t, &st2, &idle);
         int r = fn(&kv, arg);
         if (r)
             return r;

@@ -192,3 +192,34 @@ Test(capacity, reset_makes_a_key_fresh)
     cr_expect_eq(rl_reset(g_rl, "twin", 4, &l), 0, "%s", rl_errmsg());
     cr_expect(acq_at(g_rl, "twin", &local, 1, at_ms(1)).allowed, "the local twin was reset");
 }
+
+static int note_reclaimable(const rl_key_view *kv, void *arg)
+{
+    int *n = arg;
+    n[0]++;
+    n[1] += kv->reclaimable;
+    return 0;
+}
+
+/* rl_foreach_key says which keys are equivalent to new ones (rlctl status: "reclaimable"): a
+ * used key is not, until its limit has refilled. */
+Test(capacity, foreach_says_which_keys_are_reclaimable)
+{
+    g_rl = test_open(g_name, 1024);
+    static const rl_algorithm algos[] = {RL_TOKEN_BUCKET, RL_GCRA, RL_FIXED_WINDOW,
+                                         RL_SLIDING_WINDOW};
+    for (size_t a = 0; a < sizeof algos / sizeof algos[0]; a++) {
+        rl_limit l = mk_limit(algos[a], 10, MS_S, 0);
+        char key[16];
+        snprintf(key, sizeof key, "k-%zu", a);
+        cr_assert(acq_at(g_rl, key, &l, 1, at_ms(0)).allowed);
+    }
+    int n[2] = {0, 0};
+    cr_assert_eq(rl_foreach_key(g_rl, at_ms(1), note_reclaimable, n), 0);
+    cr_expect_eq(n[0], 4);
+    cr_expect_eq(n[1], 0, "just used: %d reclaimable", n[1]);
+    n[0] = n[1] = 0;
+    cr_assert_eq(rl_foreach_key(g_rl, at_ms(10 * MS_S), note_reclaimable, n), 0);
+    cr_expect_eq(n[0], 4);
+    cr_expect_eq(n[1], 4, "refilled long ago: %d of 4 reclaimable", n[1]);
+}

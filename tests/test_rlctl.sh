@@ -166,6 +166,7 @@ expect_rc "status --json" 0 "$RLCTL" --shm "$SEG" status --json
 expect_json "status fields" "d['segment'] == '$SEG' and d['keys_in_use'] == 2 and \
 d['capacity'] >= 1024 and d['slots'] >= d['capacity'] and d['layout_version'] >= 1 and \
 d['enospc'] == 0 and d['config_generation'] >= 1 and d['creator_pid'] > 0 and \
+d['reclaimable'] == 0 and \
 d['birth'].endswith('Z') and 'redis' in d"
 
 expect_rc "stats --json" 0 "$RLCTL" stats --json --interval 0 --shm "$SEG"

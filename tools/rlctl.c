@@ -473,6 +473,12 @@ static const char *scope_name(rl_scope s)
 
 /* ---------------------------------------------------------------------------------------- */
 
+static int count_reclaimable(const rl_key_view *kv, void *arg)
+{
+    *(uint64_t *)arg += kv->reclaimable;
+    return 0;
+}
+
 static int cmd_status(rl_t *rl, const struct opts *o)
 {
     rl_segment_info si;
@@ -487,6 +493,8 @@ static int cmd_status(rl_t *rl, const struct opts *o)
         fail_rl("rl_stats", rc);
         return EXIT_FAIL;
     }
+    uint64_t reclaimable = 0;
+    rl_foreach_key(rl, rl_clock_ns(rl), count_reclaimable, &reclaimable);
     char birth[64];
     fmt_time(si.birth_ns, birth, sizeof birth);
     rl_health_info hi;
@@ -504,6 +512,7 @@ static int cmd_status(rl_t *rl, const struct opts *o)
         set_u64(doc, "limits_in_use", si.limits_in_use);
         set_u64(doc, "limits_max", si.limits_max);
         set_u64(doc, "enospc", si.enospc);
+        set_u64(doc, "reclaimable", reclaimable);
         set_u64(doc, "reclaimed", si.reclaimed);
         set_u64(doc, "max_probe", si.max_probe);
         set_u64(doc, "segment_bytes", si.segment_bytes);
@@ -541,6 +550,8 @@ static int cmd_status(rl_t *rl, const struct opts *o)
     fprintf(g_out, "%-18s %" PRIu64 " of %" PRIu64 "\n", "limits in use", si.limits_in_use,
             si.limits_max);
     fprintf(g_out, "%-18s %" PRIu64 "\n", "-ENOSPC", si.enospc);
+    fprintf(g_out, "%-18s %" PRIu64 " (equivalent to new keys: their slots may be reused)\n",
+            "reclaimable", reclaimable);
     fprintf(g_out, "%-18s %" PRIu64 "\n", "reclaimed", si.reclaimed);
     fprintf(g_out, "%-18s %" PRIu64 "\n", "max probe", si.max_probe);
     fprintf(g_out, "%-18s %" PRIu64 "\n", "segment bytes", si.segment_bytes);
@@ -671,6 +682,7 @@ struct key_row {
     rl_result state;
     uint64_t slot;
     uint64_t denied; /* recent denials (the audit ring) */
+    bool reclaimable;
 };
 
 struct key_list {
@@ -726,6 +738,7 @@ static int collect_key(const rl_key_view *kv, void *arg)
     row->state = kv->state;
     row->slot = kv->slot;
     row->denied = 0;
+    row->reclaimable = kv->reclaimable;
     return 0;
 }
 
@@ -845,6 +858,7 @@ static int cmd_keys(rl_t *rl, const struct opts *o)
             set_u64(k, "remaining", r->state.remaining);
             set_u64(k, "reset_after_ms", r->state.reset_after_ms);
             set_u64(k, "recent_denials", r->denied);
+            json_object_set_new(k, "reclaimable", json_boolean(r->reclaimable));
             json_array_append_new(arr, k);
         }
         json_object_set_new(doc, "segment", json_string(o->shm));

@@ -602,11 +602,12 @@ RL_API int rl_segment_info_get(const rl_t *rl, rl_segment_info *out);
 
 /** One live key as seen by rl_foreach_key(). Pointers are valid during the callback only. */
 typedef struct rl_key_view {
-    uint64_t slot;   /**< index in the table */
-    const char *key; /**< printable prefix of the key (non-printable bytes as '?') */
-    size_t keylen;   /**< the key's full length */
-    rl_limit limit;  /**< the limit the key is counted under */
-    rl_result state; /**< what a peek (cost 0) answers at `now` */
+    uint64_t slot;    /**< index in the table */
+    const char *key;  /**< printable prefix of the key (non-printable bytes as '?') */
+    size_t keylen;    /**< the key's full length */
+    rl_limit limit;   /**< the limit the key is counted under */
+    rl_result state;  /**< what a peek (cost 0) answers at `now` */
+    bool reclaimable; /**< equivalent to a new key now: the table may reuse its slot */
 } rl_key_view;
 
 /**
