@@ -230,6 +230,8 @@ static uint64_t exact_bucket_rejects(uint64_t *admitted_total)
     cr_assert_not_null(all);
     size_t k = 0;
     for (int i = 0; i < g_nw; i++) {
+        if (!g_w[i].nadm)
+            continue; /* STRICT threads record nothing (adm NULL) */
         memcpy(all + k, g_w[i].adm, g_w[i].nadm * sizeof *all);
         k += g_w[i].nadm;
     }
