@@ -129,19 +129,20 @@ struct rl_global {
     struct rl *rl;
     struct rl_redis *conn; /* the sync thread's own connection */
     uint64_t T_ns, R_ns, lease_ns;
-    uint64_t hosts_hint;  /* RL_CLUSTER_HOSTS / rl_options.cluster_hosts (0: unknown) */
-    char host[17];        /* host id: 16 hex digits, from the segment's secret */
-    char hostname[64];    /* gethostname(), for the registry */
-    uint32_t token;       /* ours in the lease word */
-    uint64_t epoch;       /* != 0 while we lead */
-    uint64_t seq;         /* batches sent in this epoch */
-    uint64_t fallback_ns; /* last LOCAL-fallback refill (0: not in fallback) */
-    uint64_t granted;     /* units Redis granted in the current round */
-    struct gent *ents;    /* [nslots], allocated when first leading */
-    struct cand *cand;    /* [nslots]: this round's reports */
-    bool cluster;         /* redis-cluster://: batches hold one hash-tag group each */
-    bool monitor;         /* ENABLE_RATE_LIMIT_MONITORING: push rollups (sync/monitor.c) */
-    bool monitor_failing; /* the last push failed (logged once) */
+    uint64_t hosts_hint;        /* RL_CLUSTER_HOSTS / rl_options.cluster_hosts (0: unknown) */
+    char host[17];              /* host id: 16 hex digits, from the segment's secret */
+    char hostname[64];          /* gethostname(), for the registry */
+    uint32_t token;             /* ours in the lease word */
+    uint64_t epoch;             /* != 0 while we lead */
+    uint64_t seq;               /* batches sent in this epoch */
+    uint64_t fallback_ns;       /* last LOCAL-fallback refill (0: not in fallback) */
+    uint64_t fallback_start_ns; /* when the LOCAL fallback started (its credit's time base) */
+    uint64_t granted;           /* units Redis granted in the current round */
+    struct gent *ents;          /* [nslots], allocated when first leading */
+    struct cand *cand;          /* [nslots]: this round's reports */
+    bool cluster;               /* redis-cluster://: batches hold one hash-tag group each */
+    bool monitor;               /* ENABLE_RATE_LIMIT_MONITORING: push rollups (sync/monitor.c) */
+    bool monitor_failing;       /* the last push failed (logged once) */
     uint64_t monitor_ttl_ms, monitor_next_ns;
     pthread_t thread;
     bool running;
@@ -391,9 +392,15 @@ static void fallback_round(struct rl_global *g, uint64_t now)
     uint64_t n = atomic_load_explicit(&rl->hdr->sync_hosts, memory_order_relaxed);
     if (!n)
         n = g->hosts_hint ? g->hosts_hint : 1;
-    uint64_t dt = g->fallback_ns ? now - g->fallback_ns : 0;
+    if (!g->fallback_ns) {
+        g->fallback_ns = g->fallback_start_ns = now;
+        return;
+    }
+    /* The credit since the start, in whole units, minus what earlier rounds gave: fractions
+     * carry over from round to round (a share below one unit per round still accrues). */
+    uint64_t prev = g->fallback_ns - g->fallback_start_ns, cur = now - g->fallback_start_ns;
     g->fallback_ns = now;
-    if (!dt)
+    if (cur <= prev)
         return;
     g->lc_round++;
     for (uint64_t i = 0; i < rl->nslots; i++) {
@@ -409,11 +416,13 @@ static void fallback_round(struct rl_global *g, uint64_t now)
         if (C == RL_STATE_DEAD)
             continue;
         uint64_t K = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
-        /* share of the rate: requests / window / n, per ns, over dt; cap: a share of B. */
-        double add =
-            (double)l->lim.requests * (double)dt / ((double)l->lim.window_ms * 1e6) / (double)n;
+        /* share of the rate: requests / window / n per ns, from the start to now, less what
+         * the rounds before had given; cap: a share of B above the count. */
+        rl_u128 per = (rl_u128)l->lim.window_ms * 1000000u * n;
+        uint64_t add = (uint64_t)((rl_u128)l->lim.requests * cur / per -
+                                  (rl_u128)l->lim.requests * prev / per);
         uint64_t cap = C + l->p.limit / n;
-        uint64_t nk = K + (uint64_t)add;
+        uint64_t nk = K + add;
         if (nk > cap)
             nk = cap;
         if (nk > K)

@@ -454,6 +454,31 @@ Test(global, host_started_while_redis_is_down)
     wait_synced(h, 1, 10000);
 }
 
+/* A host's share below one unit per sync round still accrues in the LOCAL fallback: 20 per
+ * second over 4 hosts is 5 per second, half a unit per 100 ms round (an earlier version dropped
+ * the fractions and admitted nothing at all). */
+Test(global, local_fallback_accrues_fractions_of_a_unit)
+{
+    redis_kill();
+    char url[64];
+    redis_url(url, sizeof url);
+    rl_t *h = host_open(0, url, RL_FALLBACK_LOCAL, 100, 4);
+    rl_limit l = global_limit(20, 20);
+    char key[64];
+    unique_key(key, sizeof key, "fraction");
+    take(h, key, &l, 1000); /* creates the key and spends the start-up grant, if any */
+    uint64_t got = 0, t0 = mono_ns();
+    while (mono_ns() - t0 < 2 * NS_S) {
+        got += take(h, key, &l, 1000);
+        usleep(50000);
+    }
+    cr_log_info("LOCAL fallback at 5/s per host: %" PRIu64 " admitted in 2 s", got);
+    cr_expect_geq(got, 5, "the share accrues across rounds (%" PRIu64 ")", got);
+    cr_expect_leq(got, 5 + 10 + 2, "at most the share plus its burst share (%" PRIu64 ")", got);
+    redis_start();
+    wait_synced(h, 1, 10000);
+}
+
 /* In a forked child: opens segment `name` with Redis (a sync thread, T = 50 ms), or exits 3. */
 static rl_t *open_syncing(const char *name, const char *url)
 {
