@@ -1,6 +1,6 @@
 /*
- * A private redis-server for one test (the approach of tests/test_global.c, which keeps its own
- * copy): on a free loopback port, no persistence (a restart starts with an empty dataset), in a
+ * A private redis-server for one test (tests/test_global.c, test_faults.c, test_security.c): on
+ * a free loopback port, no persistence (a restart starts with an empty dataset), in a
  * directory of its own under /tmp, killed with the test process (PR_SET_PDEATHSIG) even when
  * that one dies without its .fini. Include after rl_test.h (Criterion or the mini runner).
  *
@@ -9,6 +9,9 @@
  *   rp_signal(&s, SIGSTOP); stops it (SIGCONT continues it)
  *   rp_kill(&s);            SIGKILL, and reaps it; rp_start(&s) again restarts it empty
  *   rp_cleanup(&s);         kills it and removes its directory (the suite's .fini)
+ *   rp_gate("faults");      from a constructor: exit 77 (skipped) outside scripts/test, or 1
+ *                           when scripts/test requires Redis (RL_TEST_REDIS_REQUIRED) and it
+ *                           is missing
  */
 #ifndef RL_TESTS_REDIS_PRIVATE_H
 #define RL_TESTS_REDIS_PRIVATE_H
@@ -26,6 +29,20 @@
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static inline void rp_gate(const char *suite)
+{
+    const char *u = getenv("RL_TEST_REDIS_URL");
+    if (u && *u)
+        return;
+    if (getenv("RL_TEST_REDIS_REQUIRED")) {
+        fprintf(stderr, "%s tests: RL_TEST_REDIS_URL unset under scripts/test\n", suite);
+        exit(1);
+    }
+    fprintf(stderr, "redis tests skipped: run them through scripts/test "
+                    "(RL_TEST_REDIS_URL unset)\n");
+    exit(77);
+}
 
 struct rp_server {
     pid_t pid;

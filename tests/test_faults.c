@@ -40,16 +40,7 @@
 
 __attribute__((constructor)) static void faults_gate(void)
 {
-    const char *u = getenv("RL_TEST_REDIS_URL");
-    if (u && *u)
-        return;
-    if (getenv("RL_TEST_REDIS_REQUIRED")) {
-        fprintf(stderr, "faults tests: RL_TEST_REDIS_URL unset under scripts/test\n");
-        exit(1);
-    }
-    fprintf(stderr, "redis tests skipped: run them through scripts/test "
-                    "(RL_TEST_REDIS_URL unset)\n");
-    exit(77);
+    rp_gate("faults");
 }
 
 /* ---- the setting -------------------------------------------------------------------------- */

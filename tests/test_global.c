@@ -31,105 +31,32 @@
 #include "rl_test.h"
 #include "url.h"
 
+#include "redis_private.h"
+
 extern const char rl__embed_global[];
 
 __attribute__((constructor)) static void global_gate(void)
 {
-    const char *u = getenv("RL_TEST_REDIS_URL");
-    if (u && *u)
-        return;
-    if (getenv("RL_TEST_REDIS_REQUIRED")) {
-        fprintf(stderr, "global tests: RL_TEST_REDIS_URL unset under scripts/test\n");
-        exit(1);
-    }
-    fprintf(stderr, "redis tests skipped: run them through scripts/test "
-                    "(RL_TEST_REDIS_URL unset)\n");
-    exit(77);
+    rp_gate("global");
 }
 
-/* ---- a private redis-server ------------------------------------------------------------------ */
+/* ---- a private redis-server (redis_private.h) ------------------------------------------------ */
 
-static pid_t g_redis_pid;
-static int g_redis_port;
-static char g_redis_dir[128];
+static struct rp_server g_srv;
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t n = sizeof a;
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &n), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static bool redis_pings(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return false;
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = false;
-    struct timeval tv = {.tv_sec = 1};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && write(fd, "PING\r\n", 6) == 6) {
-        char buf[16] = {0};
-        ok = read(fd, buf, sizeof buf - 1) >= 5 && strncmp(buf, "+PONG", 5) == 0;
-    }
-    close(fd);
-    return ok;
-}
-
-/* Starts redis-server on g_redis_port (a new free port when 0) and waits until it answers. */
 static void redis_start(void)
 {
-    if (!g_redis_port)
-        g_redis_port = free_port();
-    if (!g_redis_dir[0]) {
-        snprintf(g_redis_dir, sizeof g_redis_dir, "/tmp/rl-tg-%ld-XXXXXX", (long)getpid());
-        cr_assert_not_null(mkdtemp(g_redis_dir));
-    }
-    pid_t parent = getpid();
-    pid_t p = fork();
-    cr_assert_geq(p, 0);
-    if (p == 0) {
-        /* Dies with the test process even when that one ends without its .fini (a crash, a
-         * skipped test), and holds none of its output pipes (meson waits for them to close). */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1); /* the parent died before prctl */
-        char port[16];
-        snprintf(port, sizeof port, "%d", g_redis_port);
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", g_redis_dir, (char *)NULL);
-        _exit(127);
-    }
-    g_redis_pid = p;
-    for (int i = 0; i < 200 && !redis_pings(g_redis_port); i++)
-        usleep(25000);
-    cr_assert(redis_pings(g_redis_port), "redis-server on port %d did not answer", g_redis_port);
+    rp_start(&g_srv);
 }
 
 static void redis_kill(void)
 {
-    if (g_redis_pid > 0) {
-        kill(g_redis_pid, SIGKILL);
-        waitpid(g_redis_pid, NULL, 0);
-        g_redis_pid = 0;
-    }
+    rp_kill(&g_srv);
 }
 
 static const char *redis_url(char *buf, size_t n)
 {
-    snprintf(buf, n, "redis://127.0.0.1:%d", g_redis_port);
-    return buf;
+    return rp_url(&g_srv, buf, n);
 }
 
 /* ---- hosts: one segment and handle each ----------------------------------------------------- */
@@ -158,8 +85,7 @@ static rl_t *host_open(int i, const char *url, int fallback, uint64_t sync_ms, u
 
 static void global_setup(void)
 {
-    g_redis_port = 0;
-    g_redis_dir[0] = '\0';
+    memset(&g_srv, 0, sizeof g_srv);
     memset(g_hn, 0, sizeof g_hn);
     redis_start();
 }
@@ -171,13 +97,7 @@ static void global_teardown(void)
         if (g_hn[i][0])
             rl_unlink(g_hn[i]);
     }
-    redis_kill();
-    if (g_redis_dir[0]) {
-        char cmd[256];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_redis_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", g_redis_dir);
-    }
+    rp_cleanup(&g_srv);
 }
 
 TestSuite(global, .init = global_setup, .fini = global_teardown, .timeout = 120);
@@ -699,7 +619,7 @@ Test(global, bad_urls_and_wrong_passwords_are_clear)
     cr_expect_eq(rc, -EINVAL, "bad port: %d %s", rc, rl_errmsg());
     /* A wrong password: rl_open succeeds (Redis may come later); health says why, without it. */
     char url[128];
-    snprintf(url, sizeof url, "redis://nobody:s3cr3t-pw@127.0.0.1:%d", g_redis_port);
+    snprintf(url, sizeof url, "redis://nobody:s3cr3t-pw@127.0.0.1:%d", g_srv.port);
     o.redis_url = url;
     rc = rl_open(&g_h[0], &o);
     cr_assert_eq(rc, 0, "%s", rl_errmsg());

@@ -28,6 +28,8 @@ int rlctl_main(int argc, char **argv);
 
 #include "rl_test.h"
 
+#include "redis_private.h"
+
 TestSuite(security, .init = names_setup, .fini = seg_teardown, .timeout = 60);
 
 /* ---- Redis credentials --------------------------------------------------------------------- */
@@ -48,19 +50,6 @@ static void capture(rl_log_level level, const char *msg, void *arg)
         g_loglen = g_loglen + (size_t)n < sizeof g_log ? g_loglen + (size_t)n : sizeof g_log - 1;
 }
 
-/* A loopback port nobody listens on. */
-static int closed_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    cr_assert_geq(fd, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t n = sizeof a;
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &n), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 Test(security, redis_password_never_logged_nor_reported)
 {
     g_loglen = 0;
@@ -68,7 +57,7 @@ Test(security, redis_password_never_logged_nor_reported)
     g_log[0] = '\0';
     rl_set_log(capture, NULL, RL_LOG_DEBUG);
     char url[160];
-    snprintf(url, sizeof url, "redis://rluser:" PASSWORD "@127.0.0.1:%d/0", closed_port());
+    snprintf(url, sizeof url, "redis://rluser:" PASSWORD "@127.0.0.1:%d/0", rp_free_port());
     rl_options o;
     rl_options_init(&o);
     o.shm_name = g_name;

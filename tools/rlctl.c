@@ -582,23 +582,6 @@ static int cmd_status(rl_t *rl, const struct opts *o)
     return EXIT_OK;
 }
 
-/* tail --syslog: one message per record (facility daemon; denials at notice, the rest at
- * info), so that the audit trail outlives the segment and the host's restarts. */
-static void audit_syslog(const rl_audit_record *r)
-{
-    char t[64], retry[32];
-    fmt_time(r->time_ns, t, sizeof t);
-    if (r->retry_after_ms == RL_RETRY_NEVER)
-        snprintf(retry, sizeof retry, "never");
-    else
-        snprintf(retry, sizeof retry, "%" PRIu64 "ms", r->retry_after_ms);
-    syslog(r->allowed ? LOG_INFO : LOG_NOTICE,
-           "%s time=%s pid=%ld layer=%u scope=%s algorithm=%s limit=%" PRIu64
-           " retry_after=%s key=%s",
-           r->allowed ? (r->shadow ? "shadow" : "allow") : "deny", t, (long)r->pid, r->layer,
-           scope_name(r->scope), alg_name(r->algorithm), r->limit, retry, r->key);
-}
-
 static uint64_t mono_ms(void)
 {
     struct timespec ts;
@@ -1369,17 +1352,41 @@ static json_t *audit_json(const rl_audit_record *r)
     return j;
 }
 
+/* A record's time and retry-after as text (tail's table and --syslog). */
+static void audit_strings(const rl_audit_record *r, char t[64], char retry[32])
+{
+    fmt_time(r->time_ns, t, 64);
+    if (r->retry_after_ms == RL_RETRY_NEVER)
+        snprintf(retry, 32, "never");
+    else
+        snprintf(retry, 32, "%" PRIu64 "ms", r->retry_after_ms);
+}
+
+static const char *audit_result(const rl_audit_record *r)
+{
+    return r->allowed ? (r->shadow ? "shadow" : "allow") : "deny";
+}
+
 static void audit_print(const rl_audit_record *r)
 {
     char t[64], retry[32];
-    fmt_time(r->time_ns, t, sizeof t);
-    if (r->retry_after_ms == RL_RETRY_NEVER)
-        snprintf(retry, sizeof retry, "never");
-    else
-        snprintf(retry, sizeof retry, "%" PRIu64 "ms", r->retry_after_ms);
+    audit_strings(r, t, retry);
     fprintf(g_out, "%-24s %7ld %-7s %5u %-17s %-15s %8" PRIu64 " %11s  %s\n", t, (long)r->pid,
-            r->allowed ? (r->shadow ? "shadow" : "allow") : "deny", r->layer, scope_name(r->scope),
-            alg_name(r->algorithm), r->limit, retry, r->key);
+            audit_result(r), r->layer, scope_name(r->scope), alg_name(r->algorithm), r->limit,
+            retry, r->key);
+}
+
+/* tail --syslog: one message per record (facility daemon; denials at notice, the rest at
+ * info), so that the audit trail outlives the segment and the host's restarts. */
+static void audit_syslog(const rl_audit_record *r)
+{
+    char t[64], retry[32];
+    audit_strings(r, t, retry);
+    syslog(r->allowed ? LOG_INFO : LOG_NOTICE,
+           "%s time=%s pid=%ld layer=%u scope=%s algorithm=%s limit=%" PRIu64
+           " retry_after=%s key=%s",
+           audit_result(r), t, (long)r->pid, r->layer, scope_name(r->scope), alg_name(r->algorithm),
+           r->limit, retry, r->key);
 }
 
 static int cmd_tail(rl_t *rl, const struct opts *o)
