@@ -14,11 +14,11 @@
  * rl_client_ip(), rl_check(), rl_format_headers() with the headers' MHD_add_response_header()
  * calls, rl_format_body() for a 429 - and adds it, with the count of requests, to its own line
  * of a MAP_SHARED page the parent maps before forking. GET /rate-limits/health reports the sums
- * over all workers ("requests", "limiter_ns") and the parent prints them when it stops; scripts/
- * bench divides them by the workers' CPU time for the HTTP row. --no-limiter answers the same
- * routes without rl (no rl_client_ip, rl_check or X-RateLimit headers; the client is the peer):
- * the baseline of that row, whose timed region is then empty (two clock reads: the timer's own
- * cost).
+ * over all workers ("requests", "limiter_ns", of it "headers_ns") and the parent prints them when
+ * it stops; scripts/bench divides them by the workers' CPU time for the HTTP row. --no-limiter
+ * answers the same routes without rl (no rl_client_ip, rl_check or X-RateLimit headers; the client
+ * is the peer): the baseline of that row, whose timed region is then empty (two clock reads: the
+ * timer's own cost).
  *
  * Who the client is (a demo convention, not a recommendation): the IP is the peer, or the
  * X-Forwarded-For entry rl_client_ip() picks when the peer is a trusted proxy (127.0.0.1, ::1);
@@ -64,7 +64,8 @@ static const char *const trusted_proxies[] = {"127.0.0.1", "::1"};
 struct demo_timing {
     _Atomic uint64_t requests;   /* requests answered (the last call of on_request per request) */
     _Atomic uint64_t limiter_ns; /* ns spent in rl for them (see the header comment) */
-    char pad[64 - 2 * sizeof(uint64_t)];
+    _Atomic uint64_t headers_ns; /* the part of limiter_ns spent on the X-RateLimit headers */
+    char pad[64 - 3 * sizeof(uint64_t)];
 };
 
 struct demo {
@@ -85,12 +86,13 @@ static uint64_t mono_ns(void)
 
 /* The sums over all workers' lines (any process: the page is shared). */
 static void timing_sum(const struct demo_timing *t, unsigned n, uint64_t *requests,
-                       uint64_t *limiter_ns)
+                       uint64_t *limiter_ns, uint64_t *headers_ns)
 {
-    *requests = *limiter_ns = 0;
+    *requests = *limiter_ns = *headers_ns = 0;
     for (unsigned i = 0; i < n; i++) {
         *requests += atomic_load_explicit(&t[i].requests, memory_order_relaxed);
         *limiter_ns += atomic_load_explicit(&t[i].limiter_ns, memory_order_relaxed);
+        *headers_ns += atomic_load_explicit(&t[i].headers_ns, memory_order_relaxed);
     }
 }
 
@@ -125,8 +127,9 @@ static void usage(FILE *f)
             "  X-Forwarded-For client when the peer is 127.0.0.1 or ::1; X-User and X-Tier name\n"
             "  the user and tier (a demo convention: anybody can send them).\n"
             "The workers time what rl does per request (rl_client_ip, rl_check, the headers):\n"
-            "  GET /rate-limits/health reports \"requests\" and \"limiter_ns\" summed over them,\n"
-            "  and the server prints the average when it stops.\n"
+            "  GET /rate-limits/health reports \"requests\", \"limiter_ns\" and \"headers_ns\"\n"
+            "  (the headers' part) summed over them, and the server prints the averages when it\n"
+            "  stops.\n"
             "Stop with SIGINT or SIGTERM.\n");
 }
 
@@ -134,13 +137,13 @@ static void usage(FILE *f)
 /* Requests                                                                                    */
 
 /* Adds each "Name: value\r\n" line of rl_format_headers() to the response; the time it takes
- * is added to *rl_ns (part of the limiter's time). */
+ * is added to rl_ns[1] (the limiter's time in headers; rl_ns[0] is its time deciding). */
 static void add_rl_headers(struct MHD_Response *resp, const rl_decision *d, uint64_t *rl_ns)
 {
     uint64_t t0 = mono_ns();
     char buf[DEMO_HEADERS_MAX];
     if (rl_format_headers(d, buf, sizeof buf) < 0) {
-        *rl_ns += mono_ns() - t0;
+        rl_ns[1] += mono_ns() - t0;
         return;
     }
     char *line = buf;
@@ -160,10 +163,10 @@ static void add_rl_headers(struct MHD_Response *resp, const rl_decision *d, uint
             break;
         line = eol + 2;
     }
-    *rl_ns += mono_ns() - t0;
+    rl_ns[1] += mono_ns() - t0;
 }
 
-/* Queues a JSON answer; with d, its X-RateLimit-* headers (their time added to *rl_ns). */
+/* Queues a JSON answer; with d, its X-RateLimit-* headers (their time added to rl_ns[1]). */
 static enum MHD_Result send_json_allow(struct MHD_Connection *conn, unsigned status,
                                        const char *body, const rl_decision *d, const char *allow,
                                        uint64_t *rl_ns)
@@ -247,21 +250,22 @@ static enum MHD_Result rl_health_answer(struct MHD_Connection *conn, const struc
                  demo->shm_name);
         return send_json(conn, MHD_HTTP_SERVICE_UNAVAILABLE, body, d, rl_ns);
     }
-    uint64_t requests, limiter_ns;
-    timing_sum(demo->timing, demo->workers, &requests, &limiter_ns);
+    uint64_t requests, limiter_ns, headers_ns;
+    timing_sum(demo->timing, demo->workers, &requests, &limiter_ns, &headers_ns);
     snprintf(body, sizeof body,
              "{\"status\":\"healthy\",\"segment\":\"%s\",\"mode\":\"%s\",\"worker_pid\":%ld,"
              "\"checks\":%" PRIu64 ",\"allowed\":%" PRIu64 ",\"denied\":%" PRIu64
              ",\"config_generation\":%" PRIu64 ",\"limiter\":\"%s\",\"requests\":%" PRIu64
-             ",\"limiter_ns\":%" PRIu64 "}\n",
+             ",\"limiter_ns\":%" PRIu64 ",\"headers_ns\":%" PRIu64 "}\n",
              demo->shm_name, h.redis_configured ? "redis" : "local", (long)getpid(), st.checks,
              st.allowed, st.denied, st.config_generation, demo->limiter ? "on" : "off", requests,
-             limiter_ns);
+             limiter_ns, headers_ns);
     return send_json(conn, MHD_HTTP_OK, body, d, rl_ns);
 }
 
 /* One complete request: rl's decision (unless --no-limiter), then the route's answer. The time
- * spent in rl is added to *rl_ns. */
+ * spent in rl is added to rl_ns[0] (rl_client_ip, rl_check, rl_format_body) and rl_ns[1] (the
+ * X-RateLimit headers). */
 static enum MHD_Result answer(struct MHD_Connection *conn, const struct demo *demo, const char *url,
                               const char *method, uint64_t *rl_ns)
 {
@@ -274,7 +278,7 @@ static enum MHD_Result answer(struct MHD_Connection *conn, const struct demo *de
         const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
         int rc = rl_client_ip(peer, xff, trusted_proxies, NTRUSTED, ip, sizeof ip);
         if (rc < 0) {
-            *rl_ns += mono_ns() - t0;
+            rl_ns[0] += mono_ns() - t0;
             snprintf(body, sizeof body,
                      "{\"error\":\"bad_request\",\"message\":\"the client address or "
                      "X-Forwarded-For is not an IP address\"}\n");
@@ -293,7 +297,7 @@ static enum MHD_Result answer(struct MHD_Connection *conn, const struct demo *de
             req.tier = NULL;
         rc = rl_check(demo->rl, &req, &d);
         if (rc < 0) {
-            *rl_ns += mono_ns() - t0;
+            rl_ns[0] += mono_ns() - t0;
             snprintf(body, sizeof body, "{\"error\":\"internal\",\"message\":\"rl_check: %s\"}\n",
                      rl_strerror(rc));
             return send_json(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, body, NULL, rl_ns);
@@ -301,14 +305,14 @@ static enum MHD_Result answer(struct MHD_Connection *conn, const struct demo *de
         if (!d.allowed) {
             if (rl_format_body(&d, body, sizeof body) < 0)
                 snprintf(body, sizeof body, "{\"error\":\"rate_limited\"}");
-            *rl_ns += mono_ns() - t0;
+            rl_ns[0] += mono_ns() - t0;
             return send_json(conn, MHD_HTTP_TOO_MANY_REQUESTS, body, &d, rl_ns);
         }
         dp = &d;
     } else {
         snprintf(ip, sizeof ip, "%s", peer);
     }
-    *rl_ns += mono_ns() - t0;
+    rl_ns[0] += mono_ns() - t0;
 
     const char *allow = NULL;
     enum route r = find_route(method, url, &allow);
@@ -362,11 +366,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    uint64_t rl_ns = 0;
-    enum MHD_Result res = answer(conn, demo, url, method, &rl_ns);
+    uint64_t rl_ns[2] = {0, 0};
+    enum MHD_Result res = answer(conn, demo, url, method, rl_ns);
     struct demo_timing *t = &demo->timing[demo->worker];
     atomic_fetch_add_explicit(&t->requests, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&t->limiter_ns, rl_ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->limiter_ns, rl_ns[0] + rl_ns[1], memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->headers_ns, rl_ns[1], memory_order_relaxed);
     return res;
 }
 
@@ -589,10 +594,12 @@ int main(int argc, char **argv)
     }
     if (unlink_at_exit)
         rl_unlink(shm_name);
-    uint64_t requests, limiter_ns;
-    timing_sum(timing, workers, &requests, &limiter_ns);
-    printf("rl-demo: %" PRIu64 " requests, %.0f ns per request in rl (%s)\n", requests,
-           requests ? (double)limiter_ns / (double)requests : 0.0,
+    uint64_t requests, limiter_ns, headers_ns;
+    timing_sum(timing, workers, &requests, &limiter_ns, &headers_ns);
+    printf("rl-demo: %" PRIu64
+           " requests, %.0f ns per request in rl, %.0f of them on headers (%s)\n",
+           requests, requests ? (double)limiter_ns / (double)requests : 0.0,
+           requests ? (double)headers_ns / (double)requests : 0.0,
            limiter ? "rl_client_ip + rl_check + X-RateLimit headers"
                    : "--no-limiter: the timer alone");
     munmap(timing, workers * sizeof *timing);
