@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The HTTP demo end to end: rl-demo (2 worker processes, one segment, the production preset) on
-# a free loopback port, checked over raw HTTP (python3), and rl-load against it.
+# a free loopback port, checked over raw HTTP (python3), and rl-load against it; then rl-demo
+# --no-limiter (the baseline of scripts/bench's HTTP row): the same routes without rl.
 #
 #   tests/test_demo.sh RL_DEMO RL_LOAD
 #
@@ -92,18 +93,23 @@ import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])')
-"$demo" --port "$port" --workers 2 --shm "$shm" --unlink >"$tmp/server.log" 2>&1 &
-server_pid=$!
-up=0
-for _ in $(seq 200); do
-    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1).close()" \
-        2>/dev/null; then
-        up=1
-        break
-    fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.05
-done
+# start_server [ARG]...: rl-demo on $port with 2 workers and the segment $shm; up=1 once it
+# accepts connections.
+start_server() {
+    "$demo" --port "$port" --workers 2 --shm "$shm" --unlink "$@" >"$tmp/server.log" 2>&1 &
+    server_pid=$!
+    up=0
+    for _ in $(seq 200); do
+        if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1).close()" \
+            2>/dev/null; then
+            up=1
+            break
+        fi
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+}
+start_server
 check "rl-demo listens on 127.0.0.1:$port" test $up -eq 1
 if ((up == 0)); then
     cat "$tmp/server.log"
@@ -174,6 +180,11 @@ import json, sys
 b = json.loads(sys.stdin.read())
 assert b["status"] == "healthy" and b["segment"] == sys.argv[1] and b["denied"] >= 1, b' \
     "$shm" < <(body_of "$tmp/rlh")
+check "... and the limiter's time (requests, limiter_ns)" python3 -c '
+import json, sys
+b = json.loads(sys.stdin.read())
+assert b["limiter"] == "on" and b["requests"] >= 10 and b["limiter_ns"] > 0, b' \
+    < <(body_of "$tmp/rlh")
 
 # --- rl-load --------------------------------------------------------------------------------
 n=400
@@ -217,6 +228,31 @@ for k in $kids; do
 done
 check "no worker left behind" test $left -eq 0
 check "--unlink removed the segment" test ! -e "/dev/shm${shm}"
+check "rl-demo prints the limiter's time per request" grep -qE \
+    '^rl-demo: [0-9]+ requests, [0-9]+ ns per request in rl' "$tmp/server.log"
+
+# --- --no-limiter ---------------------------------------------------------------------------
+start_server --no-limiter
+check "rl-demo --no-limiter listens" test $up -eq 1
+if ((up == 1)); then
+    check "... and says so" grep -q -- '--no-limiter' "$tmp/server.log"
+    for i in 1 2 3 4 5 6 7; do
+        http POST /auth/login 'X-Forwarded-For: 192.0.2.77' >"$tmp/nl-login"
+    done
+    check "--no-limiter: a 7th login is still 200" test "$(status_of "$tmp/nl-login")" = 200
+    check "--no-limiter: no X-RateLimit headers" bash -c "! grep -qi '^X-RateLimit-' '$tmp/nl-login'"
+    http GET /rate-limits/health >"$tmp/nl-rlh"
+    check "--no-limiter: /rate-limits/health says limiter off" python3 -c '
+import json, sys
+b = json.loads(sys.stdin.read())
+assert b["limiter"] == "off" and b["checks"] == 0 and b["requests"] >= 7, b' \
+        < <(body_of "$tmp/nl-rlh")
+    kill -TERM "$server_pid"
+    rc=0
+    wait "$server_pid" || rc=$?
+    server_pid=""
+    check "--no-limiter: SIGTERM, exit 0" test $rc -eq 0
+fi
 
 if ((failed > 0)); then
     echo "--- server log"
