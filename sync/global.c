@@ -390,8 +390,11 @@ static void fallback_round(struct rl_global *g, uint64_t now)
 {
     struct rl *rl = g->rl;
     uint64_t n = atomic_load_explicit(&rl->hdr->sync_hosts, memory_order_relaxed);
+    /* RL_CLUSTER_HOSTS is a floor: Redis' count lags behind hosts that joined since. */
+    if (n < g->hosts_hint)
+        n = g->hosts_hint;
     if (!n)
-        n = g->hosts_hint ? g->hosts_hint : 1;
+        n = 1;
     if (!g->fallback_ns) {
         g->fallback_ns = g->fallback_start_ns = now;
         return;

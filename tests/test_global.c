@@ -294,6 +294,20 @@ static void wait_synced(rl_t *rl, uint64_t min_rounds, int timeout_ms)
                    hi.sync_rounds, hi.error);
 }
 
+/* Waits until Redis has told rl's sync that `hosts` hosts share its keys. */
+static void wait_hosts(rl_t *rl, uint64_t hosts, int timeout_ms)
+{
+    rl_health_info hi;
+    for (int i = 0; i < timeout_ms / 10; i++) {
+        cr_assert_eq(rl_health(rl, &hi), 0);
+        if (hi.cluster_hosts == hosts)
+            return;
+        usleep(10000);
+    }
+    cr_assert_fail("Redis reports %" PRIu64 " hosts after %d ms, not %" PRIu64, hi.cluster_hosts,
+                   timeout_ms, hosts);
+}
+
 Test(global, redis_killed_then_fallback_then_resync)
 {
     char url[64];
@@ -308,6 +322,10 @@ Test(global, redis_killed_then_fallback_then_resync)
         take(g_h[i], key, &l, 1);
     for (int i = 0; i < 3; i++)
         wait_synced(g_h[i], 3, 5000);
+    /* The LOCAL fallback shares the rate by the host count Redis last gave each host; a host
+     * learns it when it reports, at the latest every R/3 (5 s) for a key that holds a lease. */
+    for (int i = 0; i < 3; i++)
+        wait_hosts(g_h[i], 3, 10000);
     redis_kill();
     /* The first failed round puts OPEN and LOCAL on their fallback; CLOSED keeps using the
      * leases it holds (Redis granted them) until R/2 (5 s) after the last round, then denies. */

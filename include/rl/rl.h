@@ -98,9 +98,10 @@ typedef struct rl_options {
     /** Redis connect and command timeouts in ms (defaults 200 and 100). */
     unsigned redis_connect_timeout_ms;
     unsigned redis_command_timeout_ms;
-    /** Hosts expected to share GLOBAL limits (RL_CLUSTER_HOSTS; 0 = unknown): a host that
-     *  starts while Redis is unreachable enforces limit / cluster_hosts (LOCAL fallback) until
-     *  Redis has told it the live host count. */
+    /** Hosts expected to share GLOBAL limits (RL_CLUSTER_HOSTS; 0 = unknown): the LOCAL
+     *  fallback's share of a limit is limit / max(the host count Redis last gave, this), so a
+     *  host that starts while Redis is unreachable, or whose count lags behind hosts that
+     *  joined since, never takes more than its share of the expected cluster. */
     uint64_t cluster_hosts;
     /** This host's identity in Redis for GLOBAL limits (RL_HOST_ID). NULL: the host name and
      *  the segment name, so that a host that restarts (even on a new segment) finds its own
