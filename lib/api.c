@@ -120,6 +120,9 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
         return rl__err(-EINVAL,
                        "rl_open: fallback %d is not RL_FALLBACK_DEFAULT, _LOCAL, _OPEN or _CLOSED",
                        opt.fallback);
+    if (opt.metrics_retention_days < 1 || opt.metrics_retention_days > 3650)
+        return rl__err(-EINVAL, "rl_open: metrics_retention_days %u is outside 1..3650",
+                       opt.metrics_retention_days);
     if (opt.sync_interval_ms > 60000)
         return rl__err(-EINVAL, "rl_open: sync_interval_ms %llu is above 60000 (60 s)",
                        (unsigned long long)opt.sync_interval_ms);

@@ -299,7 +299,6 @@ static int rt_build(struct rl *rl, struct rl_ruleset *rs, uint64_t gen, struct r
         }
         ru->order = (unsigned)i;
         make_tag(ru->tag, "rule", src->pattern, "");
-        ru->ep = ep_claim(rl, src->pattern);
         ru->n = src->nlayers;
         r = compile_layers(&ru->layers, src->layers, src->nlayers, "rule", src->pattern,
                            src->pattern, warn);
@@ -308,7 +307,6 @@ static int rt_build(struct rl *rl, struct rl_ruleset *rs, uint64_t gen, struct r
         rt->nrules = i + 1;
     }
     qsort(rt->rules, rt->nrules, sizeof *rt->rules, rule_cmp);
-    rt->ep_default = ep_claim(rl, "(default)");
     r = compile_layers(&rt->defaults, rs->defaults, rs->ndefaults, "default", NULL, "default",
                        warn);
     if (r < 0)
@@ -336,6 +334,10 @@ static int rt_build(struct rl *rl, struct rl_ruleset *rs, uint64_t gen, struct r
             goto fail;
         rt->nbypass = i + 1;
     }
+    /* Endpoint records last: a rule set that does not compile claims none. */
+    for (size_t i = 0; i < rt->nrules; i++)
+        rt->rules[i].ep = ep_claim(rl, rt->rules[i].pattern);
+    rt->ep_default = ep_claim(rl, "(default)");
     *out = rt;
     return 0;
 fail:
@@ -682,7 +684,8 @@ static unsigned my_stripe(void)
 
 static uint64_t ep_hash(const char *name)
 {
-    uint64_t h = XXH3_64bits(name, strnlen(name, RL_EP_NAME - 1)) & ~RL_EP_LIVE;
+    /* The whole name: two long patterns that differ after the stored 63 bytes stay apart. */
+    uint64_t h = XXH3_64bits(name, strlen(name)) & ~RL_EP_LIVE;
     return h ? h : 2;
 }
 

@@ -16,6 +16,9 @@
  *     that release) for a bounded time, then validates every static field before trusting any.
  *  Since slots are only used after magic is published, a re-initialisation after a crash never
  *  loses state that anybody relied on.
+ *  5. Every attached handle holds a shared OFD lock on byte 2 of the file for as long as it is
+ *     open (the kernel drops it when the process dies): rl_repair_segment() upgrades its own to
+ *     an exclusive lock, which succeeds only when no other handle, in any process, is attached.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -374,6 +377,15 @@ out_fd:
         return r;
     }
     rl->fd = fd; /* kept: rule-set writers lock a byte of it (cfgstore.c) */
+    {
+        /* Attached: a shared lock on byte 2 (see 5. above). A repair in progress holds it
+         * exclusively for a moment: wait for it, briefly. */
+        struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 2, .l_len = 1};
+        int tries = 0;
+        while (fcntl(fd, F_OFD_SETLK, &fl) != 0 && (errno == EAGAIN || errno == EACCES) &&
+               ++tries < 2000)
+            sleep_ms(1);
+    }
     /* Everything below derives from the capacity validated in attach() (rl->geo), never from
      * a second read of the shared header, which another process could change meanwhile. */
     struct rl_geometry g = rl->geo;

@@ -41,6 +41,7 @@
  *  leaves nothing stuck.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -1169,7 +1170,8 @@ RL_API int rl_foreach_key(rl_t *rl, uint64_t now_ns, int (*fn)(const rl_key_view
 }
 
 /* Removes damaged slot i, whose control word is c: a tombstone keeps the probe chains through
- * it intact. True when this call removed it. */
+ * it intact. True when this call removed it. `live`: the slot counts in `used` (a damaged
+ * control word is taken for a claimed slot's: EMPTY and TOMB are never reported). */
 static bool repair_slot(struct rl *rl, uint64_t i, uint64_t c, bool live)
 {
     /* release: pairs with the acquire load of ctl by the next claimant (as a reclaim). */
@@ -1214,7 +1216,7 @@ static long check_segment(struct rl *rl, bool repair, void (*report)(const char 
         if (tag != RL_CTL_LIVE) {
             REPORT("slot %llu: bad control word 0x%llx%s", (unsigned long long)i,
                    (unsigned long long)c,
-                   repair && repair_slot(rl, i, c, false) ? " (removed)" : "");
+                   repair && repair_slot(rl, i, c, true) ? " (removed)" : "");
             continue;
         }
         uint64_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
@@ -1255,5 +1257,16 @@ RL_API long rl_repair_segment(rl_t *rl, void (*report)(const char *msg, void *ar
 {
     if (!rl)
         return rl__err(-EINVAL, "rl_repair_segment: rl is NULL");
-    return check_segment(rl, true, report, arg);
+    /* Only alone: our shared attach lock (segment.c) becomes exclusive when no other handle,
+     * in any process, holds one; it goes back to shared afterwards. */
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 2, .l_len = 1};
+    if (fcntl(rl->fd, F_OFD_SETLK, &fl) != 0)
+        return rl__err(-EBUSY,
+                       "rl_repair_segment: other processes (or handles) are attached to %s; "
+                       "stop them first",
+                       rl->name);
+    long r = check_segment(rl, true, report, arg);
+    fl.l_type = F_RDLCK;
+    fcntl(rl->fd, F_OFD_SETLK, &fl);
+    return r;
 }

@@ -223,3 +223,19 @@ Test(capacity, foreach_says_which_keys_are_reclaimable)
     cr_expect_eq(n[0], 4);
     cr_expect_eq(n[1], 4, "refilled long ago: %d of 4 reclaimable", n[1]);
 }
+
+/* rl_repair_segment works alone only: another handle (here in this process; the rlctl test has
+ * another process) makes it -EBUSY; once that one closes, it runs. */
+Test(capacity, repair_refused_while_another_handle_is_attached)
+{
+    g_rl = test_open(g_name, 1024);
+    rl_t *other = test_open(g_name, 1024);
+    cr_expect_eq(rl_repair_segment(g_rl, NULL, NULL), -EBUSY);
+    cr_expect(strstr(rl_errmsg(), "attached") != NULL, "%s", rl_errmsg());
+    rl_close(&other);
+    cr_expect_eq(rl_repair_segment(g_rl, NULL, NULL), 0, "%s", rl_errmsg());
+    /* It gave its lock back: a new handle attaches, and blocks the next repair again. */
+    other = test_open(g_name, 1024);
+    cr_expect_eq(rl_repair_segment(g_rl, NULL, NULL), -EBUSY);
+    rl_close(&other);
+}

@@ -105,6 +105,16 @@ fi
 sleep 0.5
 before=$(admin KEYS 'rl:g:*' | grep -c 'rl:g:')
 if [ "$before" -ge 2 ]; then ok "GLOBAL keys in Redis ($before)"; else fail "GLOBAL keys in Redis: $before"; fi
+# --rule finds GLOBAL keys too (a GLOBAL slot shows only its layer's 8-digit tag).
+REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" keys --rule default --json --shm "$SEG" >"$TMP/k.json" 2>&1
+if python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(0 if d['total'] >= 2 and all(k['recent_denials'] is None for k in d['keys']) else 1)" \
+    "$TMP/k.json"; then ok "keys --rule lists the GLOBAL keys"; else
+    fail "keys --rule with GLOBAL keys"
+    cat "$TMP/k.json"
+fi
 # GLOBAL slots keep the key's first 8 bytes only: reset them all by slot.
 if REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" reset --all --yes --shm "$SEG" >"$TMP/r.out" 2>&1; then
     ok "reset --all with REDIS_URL"

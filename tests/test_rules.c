@@ -771,6 +771,23 @@ Test(rules, endpoint_directory_full_counts_other)
     cr_assert_geq(o->allowed, RULES - 255);
 }
 
+/* metrics_retention_days outside 1..3650 is refused (0 would expire every rollup at once). */
+Test(rules, retention_days_validated)
+{
+    rl_options o;
+    rl_options_init(&o);
+    o.shm_name = g_name;
+    rl_t *h = NULL;
+    o.metrics_retention_days = 0;
+    cr_expect_eq(rl_open(&h, &o), -EINVAL);
+    cr_expect(strstr(rl_errmsg(), "metrics_retention_days") != NULL, "%s", rl_errmsg());
+    o.metrics_retention_days = 3651;
+    cr_expect_eq(rl_open(&h, &o), -EINVAL);
+    o.metrics_retention_days = 3650;
+    cr_assert_eq(rl_open(&h, &o), 0, "%s", rl_errmsg());
+    rl_close(&h);
+}
+
 /* RL_OPEN_NO_STATS: that handle's checks decide as usual and count nothing. */
 Test(rules, no_stats_handle_counts_nothing)
 {

@@ -339,6 +339,7 @@ static int attach(const struct opts *o, rl_t **rl, int missing_code)
         fprintf(stderr, "rlctl: the environment: %s\n", rl_errmsg());
         return EXIT_FAIL;
     }
+    ro.config_path = NULL; /* attach only: the workers' rule file is theirs to publish */
     ro.shm_name = o->shm;
     ro.flags = RL_OPEN_NOCREATE | (o->foreign ? RL_OPEN_ALLOW_FOREIGN : 0u);
     /* With REDIS_URL rlctl also sees Redis (health, resets of STRICT and GLOBAL keys). */
@@ -617,7 +618,9 @@ static int read_denials(rl_t *rl, struct denials *d)
     }
     uint64_t cursor = 0;
     int r;
-    while ((r = rl_audit_read(rl, &cursor, buf, AUDIT_RING)) > 0) {
+    /* At most one ring's worth: under `audit: all` new records never stop coming. */
+    while (d->records < AUDIT_RING &&
+           (r = rl_audit_read(rl, &cursor, buf, AUDIT_RING - (size_t)d->records)) > 0) {
         for (int i = 0; i < r; i++) {
             d->records++;
             if (buf[i].allowed)
@@ -664,7 +667,8 @@ struct key_row {
     rl_limit limit;
     rl_result state;
     uint64_t slot;
-    uint64_t denied; /* recent denials (the audit ring) */
+    uint64_t denied;   /* recent denials (the audit ring) */
+    bool denied_known; /* false for GLOBAL keys: only their layer's tag is shown */
     bool reclaimable;
 };
 
@@ -678,27 +682,37 @@ struct key_list {
     bool oom;
 };
 
-/* Does a shown key (its first 24 bytes; 8 for GLOBAL keys) start with p? */
-static bool key_has_prefix(const char *key, const char *p)
+/* Does a shown key belong to one of a rule's layers? A shown key is its first 24 bytes, or for
+ * a GLOBAL key the 8 hex digits of its layer's tag alone (the rest of the slot holds the key's
+ * cluster id). */
+static bool key_in_rule(const char *key, char (*prefixes)[10], int n)
 {
-    size_t n = strlen(p), k = strlen(key);
-    return strncmp(key, p, n < k ? n : k) == 0 && (k >= n || k == 8 || k == 24);
+    size_t want = strlen(key) == 8 ? 8 : 9; /* "<tag>" or "<tag>:" */
+    for (int k = 0; k < n; k++)
+        if (strncmp(key, prefixes[k], want) == 0)
+            return true;
+    return false;
+}
+
+/* Does a key start with p, as far as its shown part (its first 24 bytes; 8 for GLOBAL keys)
+ * tells? A truncated key matches a longer p on the bytes shown. */
+static bool key_has_prefix(const rl_key_view *kv, const char *p)
+{
+    size_t n = strlen(p), k = strlen(kv->key);
+    if (k >= n)
+        return strncmp(kv->key, p, n) == 0;
+    return kv->keylen > k && strncmp(kv->key, p, k) == 0;
 }
 
 static int collect_key(const rl_key_view *kv, void *arg)
 {
     struct key_list *kl = arg;
-    if (kl->prefix && !key_has_prefix(kv->key, kl->prefix))
+    if (kl->prefix && !key_has_prefix(kv, kl->prefix))
         return 0;
-    if (kl->exact && (kv->keylen != strlen(kl->exact) || !key_has_prefix(kv->key, kl->exact)))
+    if (kl->exact && (kv->keylen != strlen(kl->exact) || !key_has_prefix(kv, kl->exact)))
         return 0;
-    if (kl->rule) {
-        int k = 0;
-        while (k < kl->nrule && strncmp(kv->key, kl->rule[k], 9) != 0)
-            k++;
-        if (k == kl->nrule)
-            return 0;
-    }
+    if (kl->rule && !key_in_rule(kv->key, kl->rule, kl->nrule))
+        return 0;
     if (kl->n == kl->cap) {
         size_t cap = kl->cap ? kl->cap * 2 : 64;
         struct key_row *r = realloc(kl->rows, cap * sizeof *r);
@@ -721,6 +735,7 @@ static int collect_key(const rl_key_view *kv, void *arg)
     row->state = kv->state;
     row->slot = kv->slot;
     row->denied = 0;
+    row->denied_known = kv->limit.mode != RL_MODE_GLOBAL;
     row->reclaimable = kv->reclaimable;
     return 0;
 }
@@ -789,7 +804,8 @@ static int list_keys(rl_t *rl, struct key_list *kl)
     struct denials d;
     if (read_denials(rl, &d) == 0) {
         for (size_t i = 0; i < kl->n; i++)
-            kl->rows[i].denied = denials_of(&d, kl->rows[i].key);
+            if (kl->rows[i].denied_known)
+                kl->rows[i].denied = denials_of(&d, kl->rows[i].key);
         free(d.v);
     }
     return EXIT_OK;
@@ -840,7 +856,10 @@ static int cmd_keys(rl_t *rl, const struct opts *o)
             set_u64(k, "limit", r->state.limit);
             set_u64(k, "remaining", r->state.remaining);
             set_u64(k, "reset_after_ms", r->state.reset_after_ms);
-            set_u64(k, "recent_denials", r->denied);
+            if (r->denied_known)
+                set_u64(k, "recent_denials", r->denied);
+            else
+                json_object_set_new(k, "recent_denials", json_null());
             json_object_set_new(k, "reclaimable", json_boolean(r->reclaimable));
             json_array_append_new(arr, k);
         }
@@ -857,9 +876,12 @@ static int cmd_keys(rl_t *rl, const struct opts *o)
             char lim[48], win[32];
             fmt_window(r->limit.window_ms, win, sizeof win);
             snprintf(lim, sizeof lim, "%" PRIu64 "/%s", r->limit.requests, win);
-            fprintf(g_out, "%-26s %7zu %-15s %-20s %10" PRIu64 " %10" PRIu64 "ms %8" PRIu64 "\n",
-                    r->key, r->keylen, alg_name(r->limit.algorithm), lim, r->state.remaining,
-                    r->state.reset_after_ms, r->denied);
+            char den[24] = "-";
+            if (r->denied_known)
+                snprintf(den, sizeof den, "%" PRIu64, r->denied);
+            fprintf(g_out, "%-26s %7zu %-15s %-20s %10" PRIu64 " %10" PRIu64 "ms %8s\n", r->key,
+                    r->keylen, alg_name(r->limit.algorithm), lim, r->state.remaining,
+                    r->state.reset_after_ms, den);
         }
         fprintf(g_out, "%zu of %zu keys (* recent denials: the audit ring's last %u records)\n",
                 shown, kl.n, AUDIT_RING);
@@ -886,9 +908,9 @@ static void on_report(const char *msg, void *arg)
         fprintf(g_out, "  %s\n", msg);
 }
 
-/* Other processes that map the segment (its /dev/shm file in /proc/PID/maps): writes the pids
- * into out (a list) and returns how many. Processes whose maps we may not read are skipped
- * (they cannot map a 0600 segment of ours either). */
+/* Other processes that map the segment (its /dev/shm file in /proc/PID/maps), for the message
+ * of a refused repair (the library's attach lock decides): writes the pids into out (a list)
+ * and returns how many. Processes whose maps we may not read are not listed. */
 static int segment_users(const char *shm, char *out, size_t outlen)
 {
     char want[300];
@@ -929,20 +951,19 @@ static int segment_users(const char *shm, char *out, size_t outlen)
 
 static int cmd_check(rl_t *rl, const struct opts *o)
 {
-    if (o->repair) {
-        char pids[256];
-        int users = segment_users(o->shm, pids, sizeof pids);
-        if (users) {
-            fprintf(stderr,
-                    "rlctl: check --repair: %d process%s use%s %s (pid %s): stop %s first, or "
-                    "run rlctl check without --repair to only look\n",
-                    users, users == 1 ? "" : "es", users == 1 ? "s" : "", o->shm, pids,
-                    users == 1 ? "it" : "them");
-            return EXIT_FAIL;
-        }
-    }
     struct report_ctx c = {.arr = o->json ? json_array() : NULL, .print = !o->json};
     long n = o->repair ? rl_repair_segment(rl, on_report, &c) : rl_check_segment(rl, on_report, &c);
+    if (n == -EBUSY) {
+        /* The library knows that someone is attached (its lock); /proc says who, if it can. */
+        json_decref(c.arr);
+        char pids[256];
+        int users = segment_users(o->shm, pids, sizeof pids);
+        fprintf(stderr,
+                "rlctl: check --repair: other processes are attached to %s%s%s%s: stop them "
+                "first, or run rlctl check without --repair to only look\n",
+                o->shm, users ? " (pid " : "", users ? pids : "", users ? ")" : "");
+        return EXIT_FAIL;
+    }
     if (n < 0) {
         json_decref(c.arr);
         fail_rl("rl_check_segment", (int)n);
@@ -1178,9 +1199,14 @@ static bool resolve_endpoint(rl_t *rl, const char *given, char *out, size_t outl
  * it as resolve_endpoint() takes it. EXIT_FAIL when nothing counts it. */
 static int cmd_endpoint(rl_t *rl, const struct opts *o)
 {
-    const char *given = o->pos[0];
+    /* Echoed in JSON: bytes that are not printable ASCII (jansson refuses invalid UTF-8) as '?'. */
+    char given[512];
+    snprintf(given, sizeof given, "%s", o->pos[0]);
+    for (char *p = given; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
     char name[64];
-    if (!resolve_endpoint(rl, given, name, sizeof name)) {
+    if (!resolve_endpoint(rl, o->pos[0], name, sizeof name)) {
         json_t *doc = json_pack("{s:s, s:s, s:i}", "endpoint", given, "error",
                                 "no rule counts this endpoint: give a rule's pattern as written "
                                 "(GET /rate-limits/config) or a request path such as /api/users",
@@ -1754,10 +1780,7 @@ static int collect_reset(const rl_key_view *kv, void *arg)
 {
     struct reset_ctx *c = arg;
     if (c->rule) {
-        int k = 0;
-        while (k < c->rule->nrule && strncmp(kv->key, c->rule->rule[k], 9) != 0)
-            k++;
-        if (k == c->rule->nrule)
+        if (!key_in_rule(kv->key, c->rule->rule, c->rule->nrule))
             return 0;
     } else if (!c->all &&
                (kv->keylen != c->keylen || strncmp(c->key, kv->key, strlen(kv->key)) != 0)) {
@@ -2367,6 +2390,7 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const cha
     if (strncmp(url, ep, sizeof ep - 1) == 0 && url[sizeof ep - 1]) {
         /* The path arrives percent-decoded (%2Fapi%2Fusers is /api/users). */
         struct opts eo = sv->o;
+        eo.json = true;
         eo.npos = 1;
         eo.pos[0] = url + sizeof ep - 1;
         return answer_cmd_opts(conn, sv, cmd_endpoint, &eo, MHD_HTTP_NOT_FOUND);

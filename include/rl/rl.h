@@ -628,9 +628,10 @@ RL_API long rl_check_segment(rl_t *rl, void (*report)(const char *msg, void *arg
 /**
  * rl_check_segment() that also removes every damaged slot it finds (a tombstone: the key is
  * forgotten, as by rl_reset, and lookups of other keys go on past it); damaged limit records
- * are reported, not changed. Returns the number of problems found, as rl_check_segment().
- * Meant for a segment no worker uses (rlctl check --repair verifies that): a slot that a
- * running worker is changing may be reported, and removed, by mistake. Never blocks.
+ * are reported, not changed. Returns the number of problems found, as rl_check_segment(), or
+ * -EBUSY when any other handle, in this or another process, is attached to the segment (every
+ * open handle holds a shared lock that the kernel drops when its process dies): a slot that a
+ * running worker is changing must never be removed by mistake. Never blocks.
  */
 RL_API long rl_repair_segment(rl_t *rl, void (*report)(const char *msg, void *arg), void *arg);
 
