@@ -5,10 +5,12 @@
  * Push (the sync leader, every RL_MONITOR_PUSH_NS, with ENABLE_RATE_LIMIT_MONITORING): for each
  * endpoint of the segment's directory, the totals over the stripes minus what was pushed
  * before (the directory record's pushed_allowed/pushed_denied, written only by the leader after
- * Redis acknowledged) go to the hash rl:m:{M} of the current unix minute M, fields
- * "a:<endpoint>" and "d:<endpoint>", plus "h:<host id>" = 1, by one EVALSHA of
- * sync/monitor.lua; the hash expires after METRICS_RETENTION_DAYS. A count therefore lands in
- * the minute of the push that carried it (at most 10 s late).
+ * Redis acknowledged) go to this host's hash of the current unix minute M, rl:m:{M}:<host id>
+ * (fields "a:<endpoint>", "d:<endpoint>"), and the host to the minute's index rl:m:{M} (field
+ * "h:<host id>"), by one EVALSHA of sync/monitor.lua (the hash tag {M} keeps both in one slot);
+ * both expire after METRICS_RETENTION_DAYS. A push reads and writes its own host's hash only,
+ * so its cost does not grow with the number of hosts. A count lands in the minute of the push
+ * that carried it (at most 10 s late).
  *
  * Accuracy: these are statistics, delivered at least once. A push whose answer is lost (a
  * timeout after Redis ran it) is sent again with the next one, and a deposed leader's push in
@@ -16,9 +18,10 @@
  * decisions twice. Counts made after the last push of a host whose processes all exit are not
  * pushed until a process attaches the segment again with monitoring on.
  *
- * Read (rl_stats_cluster, any process with a redis_url): HGETALL of each minute's hash,
- * pipelined on a single server, one at a time on a Redis Cluster (the minutes' hash tags
- * spread them over the slots), summed by endpoint; hosts are counted once each.
+ * Read (rl_stats_cluster, any process with a redis_url): HGETALL of each minute's index, then
+ * of the hosts' hashes it names, pipelined on a single server, one at a time on a Redis
+ * Cluster (the minutes' hash tags spread them over the slots), summed by endpoint; hosts are
+ * counted once each.
  *
  * Shared memory written here: the directory records' pushed_* words (relaxed; only the leader
  * writes them, and a new leader reads them after taking the lease, whose acquire CAS pairs with
@@ -48,7 +51,7 @@ extern const char rl__embed_monitor[]; /* sync/monitor.lua, embedded at build ti
 
 int rl__monitor_push(struct rl *rl, struct rl_redis *c, const char *host, uint64_t ttl_ms)
 {
-    enum { HEAD = 3, MAXARGS = HEAD + 4 * RL_EP_MAX };
+    enum { HEAD = 4, MAXARGS = HEAD + 4 * RL_EP_MAX };
     struct push {
         const char *argv[MAXARGS];
         char field[2 * RL_EP_MAX][FIELD_MAX];
@@ -85,14 +88,17 @@ int rl__monitor_push(struct rl *rl, struct rl_redis *c, const char *host, uint64
     }
     int r = 0;
     if (nf) {
-        char key[40], ttl[24], hf[24];
-        snprintf(key, sizeof key, "rl:m:{%lld}", (long long)(time(NULL) / 60));
+        char key[40], hkey[64], ttl[24], hf[24];
+        long long minute = (long long)(time(NULL) / 60);
+        snprintf(key, sizeof key, "rl:m:{%lld}", minute);
+        snprintf(hkey, sizeof hkey, "rl:m:{%lld}:%s", minute, host);
         snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms);
         snprintf(hf, sizeof hf, "h:%s", host);
         p->argv[0] = key;
-        p->argv[1] = ttl;
-        p->argv[2] = hf;
-        r = rl__redis_evalsha(c, rl__embed_monitor, NULL, 1, argc, p->argv, NULL, NULL);
+        p->argv[1] = hkey;
+        p->argv[2] = ttl;
+        p->argv[3] = hf;
+        r = rl__redis_evalsha(c, rl__embed_monitor, NULL, 2, argc, p->argv, NULL, NULL);
         if (r == 0)
             for (unsigned i = 0; i < RL_EP_MAX; i++)
                 if (p->used[i]) {
@@ -116,6 +122,10 @@ struct agg {
     } ep[AGG_SLOTS];
     uint64_t host[AGG_SLOTS]; /* hashes of host ids (0: empty) */
     unsigned nep, nhost;
+    /* read_minutes: the hosts' hashes of the batch being read */
+    char (*hk)[64];
+    size_t nhk, hk_cap;
+    long long minute0;
 };
 
 static struct agg_ent *agg_ep(struct agg *g, const char *name, size_t len)
@@ -181,51 +191,91 @@ static void agg_reply(struct agg *g, const redisReply *rep)
     }
 }
 
-static int read_minutes(struct rl_redis *c, long long first, unsigned minutes, struct agg *g)
+#define KEY_MAX 64
+
+/* HGETALL of keys[0..n), pipelined (while *pipeline: a Redis Cluster refuses pipelines, then
+ * *pipeline turns false and they go one at a time); each reply goes to fn(g, reply, i). */
+static int hgetall_all(struct rl_redis *c, char (*keys)[KEY_MAX], size_t n, bool *pipeline,
+                       struct agg *g, void (*fn)(struct agg *, const redisReply *, size_t))
 {
-    char key[40];
-    bool pipeline = true;
-    for (unsigned done = 0; done < minutes;) {
-        unsigned batch = minutes - done < PIPELINE ? minutes - done : PIPELINE;
-        if (pipeline) {
-            unsigned sent = 0;
-            int r = 0;
-            for (; sent < batch && r == 0; sent++) {
-                snprintf(key, sizeof key, "rl:m:{%lld}", first + done + sent);
-                r = rl__redis_append(c, "HGETALL %s", key);
-            }
-            if (r == -ENOTSUP && sent == 1) { /* a Redis Cluster: one at a time */
-                pipeline = false;
-                continue;
-            }
+    if (*pipeline && n) {
+        size_t sent = 0;
+        int r = 0;
+        for (; sent < n && r == 0; sent++)
+            r = rl__redis_append(c, "HGETALL %s", keys[sent]);
+        if (r == -ENOTSUP && sent == 1) {
+            *pipeline = false; /* nothing was sent */
+        } else {
             if (r < 0)
                 sent--;
-            for (unsigned k = 0; k < sent; k++) {
+            for (size_t k = 0; k < sent; k++) {
                 redisReply *rep = NULL;
                 int e = rl__redis_get_reply(c, &rep);
                 if (e == 0)
-                    agg_reply(g, rep);
+                    fn(g, rep, k);
                 if (rep)
                     freeReplyObject(rep);
                 if (e < 0 && r == 0)
                     r = e;
             }
-            if (r < 0)
-                return r;
-        } else {
-            for (unsigned k = 0; k < batch; k++) {
-                redisReply *rep = NULL;
-                snprintf(key, sizeof key, "rl:m:{%lld}", first + done + k);
-                int r = rl__redis_cmd(c, &rep, "HGETALL %s", key);
-                if (r < 0)
-                    return r;
-                agg_reply(g, rep);
-                freeReplyObject(rep);
-            }
+            return r;
         }
-        done += batch;
+    }
+    for (size_t k = 0; k < n; k++) {
+        redisReply *rep = NULL;
+        int r = rl__redis_cmd(c, &rep, "HGETALL %s", keys[k]);
+        if (r < 0)
+            return r;
+        fn(g, rep, k);
+        freeReplyObject(rep);
     }
     return 0;
+}
+
+/* Phase 1 of a batch: a minute's index lists its hosts; their hashes are fetched next. */
+static void on_index(struct agg *g, const redisReply *rep, size_t i)
+{
+    agg_reply(g, rep); /* counts the hosts */
+    if (!rep || rep->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t k = 0; k + 1 < rep->elements; k += 2) {
+        const redisReply *f = rep->element[k];
+        if (f->type != REDIS_REPLY_STRING || f->len < 3 || f->len > 40 || f->str[0] != 'h' ||
+            f->str[1] != ':' || g->nhk >= g->hk_cap)
+            continue;
+        snprintf(g->hk[g->nhk++], KEY_MAX, "rl:m:{%lld}:%.*s", g->minute0 + (long long)i,
+                 (int)f->len - 2, f->str + 2);
+    }
+}
+
+static void on_host(struct agg *g, const redisReply *rep, size_t i)
+{
+    (void)i;
+    agg_reply(g, rep);
+}
+
+static int read_minutes(struct rl_redis *c, long long first, unsigned minutes, struct agg *g)
+{
+    char(*idx)[KEY_MAX] = calloc(PIPELINE, KEY_MAX);
+    g->hk_cap = PIPELINE * 64u; /* hosts per batch of minutes read at once */
+    g->hk = calloc(g->hk_cap, KEY_MAX);
+    int r = idx && g->hk ? 0 : -ENOMEM;
+    bool pipeline = true;
+    for (unsigned done = 0; done < minutes && r == 0;) {
+        unsigned batch = minutes - done < PIPELINE ? minutes - done : PIPELINE;
+        for (unsigned k = 0; k < batch; k++)
+            snprintf(idx[k], KEY_MAX, "rl:m:{%lld}", first + done + k);
+        g->minute0 = first + done;
+        g->nhk = 0;
+        r = hgetall_all(c, idx, batch, &pipeline, g, on_index);
+        if (r == 0)
+            r = hgetall_all(c, g->hk, g->nhk, &pipeline, g, on_host);
+        done += batch;
+    }
+    free(idx);
+    free(g->hk);
+    g->hk = NULL;
+    return r;
 }
 
 RL_API int rl_stats_cluster(rl_t *rl, unsigned minutes, rl_endpoint_stats *out, size_t n,

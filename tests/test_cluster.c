@@ -948,3 +948,62 @@ Test(cluster, tryagain_is_retried_once)
     rl__redis_close(c);
     fake_stop(&f);
 }
+
+/* Monitoring rollups through a Redis Cluster: the leader's push (a script whose two keys share
+ * the minute's hash tag) and rl_stats_cluster's reads (one at a time: a cluster connection does
+ * not pipeline) find each other. */
+Test(cluster, monitoring_rollups_over_the_cluster)
+{
+    char yaml[256], pattern[64];
+    snprintf(pattern, sizeof pattern, "/mon-%ld/*", (long)getpid());
+    snprintf(yaml, sizeof yaml,
+             "version: 1\nendpoints:\n  - pattern: \"%s\"\n"
+             "    limits: [{requests: 3, window: 1h, algorithm: fixed_window}]\n",
+             pattern);
+    rl_options o;
+    rl_options_init(&o);
+    o.shm_name = g_name;
+    o.capacity = 4096;
+    o.redis_url = env_str("RL_TEST_CLUSTER_URL");
+    o.monitoring = 1;
+    o.sync_interval_ms = 50;
+    cr_assert_eq(rl_open(&g_rl, &o), 0, "%s", rl_errmsg());
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/rl-mon-%ld.yaml", (long)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(yaml, f);
+    fclose(f);
+    int rc = rl_load_config(g_rl, path);
+    unlink(path);
+    cr_assert_eq(rc, 0, "%s", rl_errmsg());
+    rl_health_info h;
+    for (int i = 0; i < 300 && (rl_health(g_rl, &h), !h.sync_leader_here || !h.sync_rounds); i++)
+        usleep(10000);
+    cr_assert(h.sync_leader_here, "this handle leads the sync");
+    char req_path[80];
+    snprintf(req_path, sizeof req_path, "/mon-%ld/x", (long)getpid());
+    rl_request req = {.method = "GET", .path = req_path, .ip = "192.0.2.7"};
+    unsigned allowed = 0;
+    for (int i = 0; i < 10; i++) {
+        rl_decision d;
+        cr_assert_eq(rl_check(g_rl, &req, &d), 0, "%s", rl_errmsg());
+        allowed += d.allowed;
+    }
+    cr_assert_eq(allowed, 3);
+    rl_close(&g_rl); /* the leader pushes what it counted when it closes */
+    o.flags = RL_OPEN_NO_SYNC;
+    cr_assert_eq(rl_open(&g_rl, &o), 0, "%s", rl_errmsg());
+    rl_endpoint_stats e[64];
+    unsigned hosts = 0;
+    int n = rl_stats_cluster(g_rl, 2, e, 64, &hosts);
+    cr_assert_geq(n, 1, "%d: %s", n, rl_errmsg());
+    const rl_endpoint_stats *mine = NULL;
+    for (int i = 0; i < n && i < 64; i++)
+        if (strcmp(e[i].endpoint, pattern) == 0)
+            mine = &e[i];
+    cr_assert(mine, "no %s among %d endpoints", pattern, n);
+    cr_expect_eq(mine->allowed, 3);
+    cr_expect_eq(mine->denied, 7);
+    cr_expect_geq(hosts, 1);
+}

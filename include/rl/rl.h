@@ -631,7 +631,9 @@ RL_API long rl_check_segment(rl_t *rl, void (*report)(const char *msg, void *arg
  * are reported, not changed. Returns the number of problems found, as rl_check_segment(), or
  * -EBUSY when any other handle, in this or another process, is attached to the segment (every
  * open handle holds a shared lock that the kernel drops when its process dies): a slot that a
- * running worker is changing must never be removed by mistake. Never blocks.
+ * running worker is changing must never be removed by mistake. A handle inherited through fork
+ * shares its parent's lock: do not repair from a process whose children use its handle.
+ * Never blocks.
  */
 RL_API long rl_repair_segment(rl_t *rl, void (*report)(const char *msg, void *arg), void *arg);
 
