@@ -240,6 +240,10 @@ static int compile_layers(struct rt_layer **out, const struct rl_rule_layer *src
             free(ls);
             return r;
         }
+        /* The cluster identity of the layer's GLOBAL keys, as rl_acquire computes it: without
+         * it a rule's first check (by key) and its later ones (by the cached limit id) would
+         * count one key in two slots and two Redis buckets. */
+        l->p.gsig = rl__limit_gsig(&l->lim);
         if (src[i].name)
             snprintf(l->name, sizeof l->name, "%s", src[i].name);
         else

@@ -392,6 +392,43 @@ Test(global, host_started_while_redis_is_down)
     wait_synced(h, 1, 10000);
 }
 
+static int count_slots(const rl_key_view *kv, void *arg)
+{
+    unsigned *n = arg;
+    if (kv->limit.mode == RL_MODE_GLOBAL)
+        (*n)++;
+    return 0;
+}
+
+/* GLOBAL layers of a rule set: every check of one key counts in one slot (one Redis bucket).
+ * A rule's first check finds its limit by key, the later ones by the cached limit id; both
+ * must give the key the same cluster identity (they did not: two slots, two buckets). */
+Test(global, rule_layer_counts_one_key_in_one_slot)
+{
+    char url[64];
+    redis_url(url, sizeof url);
+    rl_t *h = host_open(0, url, RL_FALLBACK_LOCAL, 50, 0);
+    char path[96];
+    snprintf(path, sizeof path, "/tmp/rl-tg-rules-%ld.yaml", (long)getpid());
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs("version: 1\ndefaults:\n  - {name: all, requests: 1000, window: 1m, "
+          "algorithm: token_bucket, scope: global, mode: global}\n",
+          f);
+    fclose(f);
+    int rc = rl_load_config(h, path);
+    unlink(path);
+    cr_assert_eq(rc, 0, "%s", rl_errmsg());
+    rl_request req = {.method = "GET", .path = "/x", .ip = "192.0.2.1"};
+    for (int i = 0; i < 20; i++) {
+        rl_decision d;
+        cr_assert_eq(rl_check(h, &req, &d), 0, "%s", rl_errmsg());
+    }
+    unsigned slots = 0;
+    cr_assert_eq(rl_foreach_key(h, rl_clock_ns(h), count_slots, &slots), 0);
+    cr_expect_eq(slots, 1, "the global key is in %u GLOBAL slots", slots);
+}
+
 /* A host's share below one unit per sync round still accrues in the LOCAL fallback: 20 per
  * second over 4 hosts is 5 per second, half a unit per 100 ms round (an earlier version dropped
  * the fractions and admitted nothing at all). */
