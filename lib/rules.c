@@ -1151,6 +1151,8 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
     uint64_t t = now_ns < RL_TIME_BASE_NS ? RL_TIME_BASE_NS : now_ns;
     if (peek && keys_len)
         keys[0] = '\0';
+    if (peek)
+        out->endpoint[0] = '\0';
     out->allowed = true;
     out->bypassed = false;
     out->disabled = !rl->enabled;
@@ -1207,6 +1209,10 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
 
     if (bypassed(rt, req, &ip, have_ip)) {
         out->bypassed = true;
+        if (peek) {
+            const struct rt_rule *ru = match_rule(rt, req->method, req->path, c.plen);
+            snprintf(out->endpoint, sizeof out->endpoint, "%s", ru ? ru->pattern : "(default)");
+        }
         RL_TSAN_RELEASE(rt);
         urcu_bp_read_unlock();
         COUNT(st, bypassed);
@@ -1214,6 +1220,8 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
     }
 
     c.rule = match_rule(rt, req->method, req->path, c.plen);
+    if (peek)
+        snprintf(out->endpoint, sizeof out->endpoint, "%s", c.rule ? c.rule->pattern : "(default)");
     const struct rt_layer *lists[3];
     size_t counts[3];
     lists[0] = c.rule ? c.rule->layers : rt->defaults;

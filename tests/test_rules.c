@@ -372,6 +372,10 @@ Test(rules, explain_takes_and_counts_nothing)
     cr_expect_str_eq(d.layers[0].rule, "GET:/api/*");
     cr_expect(strstr(keys, ":192.0.2.77\n") != NULL, "keys: %s", keys);
     cr_expect(strstr(keys, ":u:=alice\n") != NULL, "keys: %s", keys); /* "=": a user, not an IP */
+    cr_expect_str_eq(d.endpoint, "GET:/api/*", "the endpoint the check is counted under");
+    rl_request other = req("POST", "/api/x", "192.0.2.77", NULL, NULL);
+    cr_assert_eq(rl_explain(g_rl, &other, &d, keys, sizeof keys), 0, "%s", rl_errmsg());
+    cr_expect_str_eq(d.endpoint, "(default)", "POST matches no rule");
     cr_expect_eq(rl_explain(g_rl, &r, &d, NULL, 0), -EINVAL);
 }
 

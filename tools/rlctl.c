@@ -1184,14 +1184,7 @@ static bool resolve_endpoint(rl_t *rl, const char *given, char *out, size_t outl
     char keys[RL_MAX_LAYERS * (RL_KEY_MAX + 1)];
     if (rl_explain(rl, &req, &d, keys, sizeof keys) < 0)
         return false;
-    for (size_t i = 0; i < d.n; i++) {
-        const char *r = d.layers[i].rule;
-        if (strcmp(r, "global") == 0 || strncmp(r, "tier:", 5) == 0)
-            continue;
-        snprintf(out, outlen, "%s", strcmp(r, "default") == 0 ? "(default)" : r);
-        return true;
-    }
-    snprintf(out, outlen, "(default)");
+    snprintf(out, outlen, "%s", d.endpoint);
     return true;
 }
 

@@ -357,6 +357,11 @@ typedef struct rl_decision {
     uint64_t now_ns; /**< the time of the check */
     uint64_t config_generation;
     rl_layer layers[RL_MAX_LAYERS];
+    /** rl_explain() only: the endpoint rl_check() counts this request under (the matched
+     *  rule's pattern, truncated to 63 bytes, or "(default)"; a bypassed request has the
+     *  endpoint it would have without the bypass list). rl_check()
+     *  leaves it alone: copying it would cost every check. */
+    char endpoint[64];
 } rl_decision;
 
 /**
