@@ -356,10 +356,12 @@ Test(global, redis_killed_then_fallback_then_resync)
     cr_assert_eq(rl_health(g_h[2], &hi), 0);
     cr_expect(!hi.global_fallback);
     cr_expect_str_eq(hi.error, "", "the error clears after recovery");
-    /* OPEN's admissions during the outage are charged to the bucket as a debt of at most one
-     * burst (B / r = 1 s here): within that, plus a round, CLOSED admits again. */
+    /* What OPEN and LOCAL admitted beyond their leases during the outage is charged to the
+     * bucket; the bucket's debt floor is -B, so it is back above zero within B / r (1 s here) of
+     * refill after the resync, then the hosts share it: CLOSED admits again within about 2 s,
+     * given 6 s on a loaded machine (3 s was seen to be too tight once in CI). */
     uint64_t got = 0, t0 = mono_ns();
-    while (!got && mono_ns() - t0 < 3 * NS_S) {
+    while (!got && mono_ns() - t0 < 6 * NS_S) {
         got = take(g_h[2], key, &l, 5);
         usleep(50000);
     }
