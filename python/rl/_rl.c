@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -1217,6 +1218,55 @@ static PyObject *mod_client_ip(PyObject *m, PyObject *args, PyObject *kw)
     return PyUnicode_FromStringAndSize(out, rc);
 }
 
+/* decision_for(result, scope="ip", algorithm="token_bucket", rule="", window=0, name="")
+ * -> Decision: a one-layer decision from an acquire() result, so that the seed's headers and
+ * 429 body (rl_format_headers, rl_format_body) can be rendered for a per-route limit. */
+static PyObject *mod_decision_for(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                                  PyObject *kwnames)
+{
+    (void)m;
+    static const char *const names[] = {"result", "scope", "algorithm", "rule", "window", "name"};
+    PyObject *a[6];
+    if (parse_args(args, nargs, kwnames, names, 6, 1, a, "decision_for") < 0)
+        return NULL;
+    if (!PyObject_TypeCheck(a[0], &ResultType))
+        return PyErr_Format(PyExc_TypeError, "decision_for: expected an rl.Result");
+    const rl_result *r = &((ResultObject *)a[0])->r;
+    int scope = 0, alg = 0;
+    if (a[1] && a[1] != Py_None &&
+        (scope = parse_enum(a[1], scope_name, RL_SCOPE_COUNT, "scope")) < 0)
+        return NULL;
+    if (a[2] && a[2] != Py_None &&
+        (alg = parse_enum(a[2], alg_name, RL_ALGORITHM_COUNT, "algorithm")) < 0)
+        return NULL;
+    const char *rule = NULL, *name = NULL;
+    uint64_t window_ms = 0;
+    if (arg_str(a[3], "rule", &rule) < 0 || arg_str(a[5], "name", &name) < 0)
+        return NULL;
+    if (a[4] && a[4] != Py_None && arg_window(a[4], &window_ms) < 0)
+        return NULL;
+    DecisionObject *d = PyObject_New(DecisionObject, &DecisionType);
+    if (!d)
+        return NULL;
+    memset(&d->d, 0, sizeof d->d);
+    d->d.allowed = r->allowed;
+    d->d.n = 1;
+    d->d.limiting = 0;
+    d->d.now_ns = rl_now_ns();
+    rl_layer *l = &d->d.layers[0];
+    l->allowed = r->allowed;
+    l->limit = r->limit;
+    l->remaining = r->remaining;
+    l->retry_after_ms = r->retry_after_ms;
+    l->reset_after_ms = r->reset_after_ms;
+    l->window_ms = window_ms;
+    l->scope = (rl_scope)scope;
+    l->algorithm = (rl_algorithm)alg;
+    snprintf(l->rule, sizeof l->rule, "%s", rule ? rule : "");
+    snprintf(l->name, sizeof l->name, "%s", name ? name : "0");
+    return (PyObject *)d;
+}
+
 static PyObject *mod_unlink(PyObject *m, PyObject *arg)
 {
     (void)m;
@@ -1253,6 +1303,9 @@ static PyObject *mod_version(PyObject *m, PyObject *unused)
 static PyMethodDef module_methods[] = {
     {"client_ip", (PyCFunction)(void (*)(void))mod_client_ip, METH_VARARGS | METH_KEYWORDS,
      "client_ip(peer, x_forwarded_for=None, trusted=()): the client address (rl_client_ip)."},
+    {"decision_for", (PyCFunction)(void (*)(void))mod_decision_for, METH_FASTCALL | METH_KEYWORDS,
+     "decision_for(result, scope='ip', algorithm='token_bucket', rule='', window=None, name='')\n"
+     "A one-layer Decision from an acquire() Result (for its headers() and body())."},
     {"unlink", (PyCFunction)mod_unlink, METH_O,
      "unlink(shm): remove a segment name; False when there was none."},
     {"check_config_file", (PyCFunction)mod_check_config_file, METH_O,
