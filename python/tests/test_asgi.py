@@ -1,0 +1,171 @@
+"""The middleware, the FastAPI dependency, the monitoring router and the WSGI middleware,
+through Starlette's TestClient and Flask's test client (in process, real rl segment)."""
+
+import json
+
+import pytest
+from fastapi import Depends, FastAPI
+from starlette.testclient import TestClient
+
+import rl
+import rl.fastapi
+from rl.asgi import RateLimitMiddleware, header
+
+
+def make_app(lim, **kw):
+    app = FastAPI()
+    app.add_middleware(RateLimitMiddleware, limiter=lim, **kw)
+    rl.fastapi.install(app, lim)
+
+    @app.post("/auth/login")
+    def login():
+        return {"token": "t"}
+
+    @app.get("/health")
+    def health():
+        return {"ok": True}
+
+    @app.get("/api/items")
+    def items():
+        return {"items": []}
+
+    @app.get("/routed", dependencies=[Depends(rl.fastapi.limit("3/minute", scope="ip"))])
+    def routed():
+        return {"ok": True}
+
+    app.include_router(rl.fastapi.monitoring_router(
+        lim, admin=lambda r: r.headers.get("x-admin") == "yes"))
+    return app
+
+
+@pytest.fixture
+def lim(shm):
+    with rl.Limiter(shm=shm, environment="production") as lim:
+        yield lim
+
+
+def test_429_body_and_headers(lim):
+    c = TestClient(make_app(lim))
+    codes = [c.post("/auth/login", headers={"x-forwarded-for": "1.2.3.4"}) for _ in range(6)]
+    assert [r.status_code for r in codes] == [200] * 5 + [429]
+    ok, denied = codes[0], codes[-1]
+    assert ok.json() == {"token": "t"}
+    assert ok.headers["x-ratelimit-limit"] == "5"
+    assert ok.headers["x-ratelimit-remaining"] == "4"
+    assert ok.headers["x-ratelimit-scope"] == "per_ip"
+    assert ok.headers["x-ratelimit-algorithm"] == "fixed_window"
+    assert "retry-after" not in ok.headers
+    assert denied.headers["content-type"] == "application/json"
+    assert int(denied.headers["retry-after"]) >= 1
+    assert int(denied.headers["x-ratelimit-reset"]) > 1_600_000_000
+    body = denied.json()
+    assert body["error"] == "rate_limited"
+    assert body["limit"] == 5 and body["remaining"] == 0
+    assert body["scope"] == "per_ip" and body["rule"] == "POST:/auth/login"
+    assert body["retry_after"] == int(denied.headers["retry-after"])
+
+
+def test_forwarded_for_believed_only_from_trusted_proxies(lim):
+    # TestClient's peer is "testclient": not an address, not trusted. The header is ignored,
+    # so every request is the same client whatever it claims.
+    c = TestClient(make_app(lim))
+    rs = [c.post("/auth/login", headers={"x-forwarded-for": f"9.9.9.{i}"}) for i in range(6)]
+    assert rs[-1].status_code == 429
+
+    # With a client_ip of our own that reads a trusted header, each address is a client.
+    c2 = TestClient(make_app(lim, client_ip=lambda s: header(s, "x-real-ip") or "0.0.0.0"))
+    rs = [c2.post("/auth/login", headers={"x-real-ip": f"9.9.8.{i}"}) for i in range(6)]
+    assert all(r.status_code == 200 for r in rs)
+
+
+def test_client_ip_through_proxies():
+    from rl.asgi import ClientIP
+
+    ip = ClientIP(["10.0.0.0/8"])
+    scope = {"client": ("10.1.2.3", 5555), "headers": [(b"x-forwarded-for", b"198.51.100.7")]}
+    assert ip(scope) == "198.51.100.7"
+    scope["client"] = ("203.0.113.9", 5555)  # not a proxy: the header is a lie
+    assert ip(scope) == "203.0.113.9"
+    with pytest.raises(rl.InvalidArgument):
+        ClientIP(["10.0.0.0/77"])
+
+
+def test_exempt_paths_users_and_rule_bypass(lim):
+    c = TestClient(make_app(lim, exempt_paths=["/auth"], user=lambda s: header(s, "x-user"),
+                            exempt_users=["ops"]))
+    assert all(c.post("/auth/login").status_code == 200 for _ in range(8))
+    assert "x-ratelimit-limit" not in c.post("/auth/login").headers
+    c2 = TestClient(make_app(lim, user=lambda s: header(s, "x-user"), exempt_users=["ops"]))
+    assert all(c2.get("/api/items", headers={"x-user": "ops"}).status_code == 200
+               for _ in range(3))
+    # the rule set's bypass list (rlctl bypass), shared by every process
+    lim.bypass_add("user", "vip")
+    assert "vip" in lim.bypass_list("user")
+    assert all(c2.post("/auth/login", headers={"x-user": "vip"}).status_code == 200
+               for _ in range(8))
+
+
+def test_tier_callable_applies_tier_layers(lim):
+    c = TestClient(make_app(lim, user=lambda s: header(s, "x-user"),
+                            tier=lambda s: header(s, "x-tier")))
+    # production free tier: 10 per minute per user (token bucket)
+    rs = [c.get("/api/items", headers={"x-user": "u1", "x-tier": "free"}) for _ in range(12)]
+    assert [r.status_code for r in rs].count(429) >= 1
+    assert rs[-1].json()["rule"].startswith("tier:free")
+
+
+def test_fastapi_limit_dependency(lim):
+    c = TestClient(make_app(lim))
+    rs = [c.get("/routed") for _ in range(4)]
+    assert [r.status_code for r in rs] == [200, 200, 200, 429]
+    assert rs[0].headers["x-ratelimit-limit"] == "3"
+    assert rs[0].headers["x-ratelimit-remaining"] == "2"
+    body = rs[-1].json()
+    assert body["error"] == "rate_limited" and body["rule"] == "GET:/routed"
+    assert int(rs[-1].headers["retry-after"]) >= 1
+    with pytest.raises(rl.InvalidArgument, match="rate"):
+        rl.fastapi.limit("100 a minute")
+    with pytest.raises(rl.InvalidArgument, match="scope"):
+        rl.fastapi.limit("100/minute", scope="planet")
+
+
+def test_monitoring_router(lim):
+    c = TestClient(make_app(lim))
+    for _ in range(7):
+        c.post("/auth/login")
+    m = c.get("/rate-limits/metrics").json()
+    assert m["denied_requests"] >= 2
+    assert m["top_denied_endpoints"][0]["endpoint"] == "POST:/auth/login"
+    e = c.get("/rate-limits/metrics/endpoint/POST:/auth/login").json()
+    assert e["allowed"] == 5 and e["denied"] == 2
+    assert c.get("/rate-limits/metrics/endpoint/nope").status_code == 404
+    assert c.get("/rate-limits/metrics/real-time").status_code == 200
+    assert "POST:/auth/login" in c.get("/rate-limits/config").text
+    h = c.get("/rate-limits/health").json()
+    assert h["status"] == "healthy" and h["redis_configured"] is False
+    req = {"key": "k", "requests": 1, "window": 60}
+    assert c.post("/rate-limits/reset", json=req).status_code == 403
+    assert c.post("/rate-limits/reset", json=req, headers={"x-admin": "yes"}).status_code == 200
+    assert c.post("/rate-limits/reset", json={"key": "k"},
+                  headers={"x-admin": "yes"}).status_code == 400
+
+
+def test_wsgi_middleware_with_flask(lim):
+    flask = pytest.importorskip("flask")
+    from rl.wsgi import RateLimitMiddleware as WSGIMiddleware
+
+    app = flask.Flask("t")
+
+    @app.post("/auth/login")
+    def login():
+        return {"token": "t"}
+
+    app.wsgi_app = WSGIMiddleware(app.wsgi_app, limiter=lim)
+    c = app.test_client()
+    rs = [c.post("/auth/login", environ_base={"REMOTE_ADDR": "192.0.2.5"}) for _ in range(6)]
+    assert [r.status_code for r in rs] == [200] * 5 + [429]
+    assert rs[0].headers["X-RateLimit-Remaining"] == "4"
+    assert json.loads(rs[-1].data)["error"] == "rate_limited"
+    assert int(rs[-1].headers["Retry-After"]) >= 1
+    # another address is another client
+    assert c.post("/auth/login", environ_base={"REMOTE_ADDR": "192.0.2.6"}).status_code == 200
