@@ -574,10 +574,15 @@ static void handle_release(HandleObject *self)
     }
 }
 
+/* An optional string option: absent or None keeps rl_options_init()'s default (so that
+ * rl_options_from_env() may fill it). Returns the object to keep alive, NULL on error. */
 static PyObject *opt_str(PyObject *v, const char *name, const char **dst)
 {
-    if (arg_str(v, name, dst) < 0)
+    const char *s;
+    if (arg_str(v, name, &s) < 0)
         return NULL;
+    if (s)
+        *dst = s;
     return v ? v : Py_None;
 }
 

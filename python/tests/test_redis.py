@@ -1,0 +1,123 @@
+"""rl's Redis modes behind real uvicorn servers and a private redis-server: a GLOBAL limit shared
+by two app groups (two segments, two "hosts"), and a STRICT route while Redis is SIGSTOPped
+(the fallback answers, and the event loop keeps serving /health meanwhile)."""
+
+import json
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import APPS, PY, hammer, request, wait_for
+
+RULES = """\
+version: 1
+environment: test
+description: "python/tests/test_redis.py"
+endpoints:
+  - pattern: "GET:/global"
+    limits:
+      - {name: cluster, requests: 100, window: 60s, algorithm: token_bucket, scope: global, mode: global}
+  - pattern: "GET:/strict"
+    limits:
+      - {name: strict, requests: 1000, window: 60s, algorithm: fixed_window, scope: per_ip, mode: strict}
+sync: {interval: 50ms}
+"""
+
+
+def start_group(servers, cfg, redis_url, shm, workers, extra=None):
+    env = {"RL_SHM": shm, "RL_CONFIG": str(cfg), "REDIS_URL": redis_url, "RL_CLUSTER_HOSTS": "2",
+           **(extra or {})}
+    args = [PY, "-m", "uvicorn", "rules_app:app", "--host", "127.0.0.1", "--port", "{port}",
+            "--log-level", "warning"]
+    if workers > 1:
+        args += ["--workers", str(workers)]
+    return servers(args, APPS, env, f"group-{shm[-4:]}").wait_up()
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    p = tmp_path / "rules.yaml"
+    p.write_text(RULES)
+    return p
+
+
+@pytest.fixture
+def two_shms(shm):
+    import rl
+
+    other = shm + "-b"
+    yield shm, other
+    rl.unlink(other)
+
+
+def rl_health(port):
+    return json.loads(request(port, "GET", "/rl-health", timeout=10)[2])
+
+
+def test_two_groups_stay_within_a_global_limit(servers, redis_server, cfg, two_shms):
+    a = start_group(servers, cfg, redis_server.url, two_shms[0], 2)
+    b = start_group(servers, cfg, redis_server.url, two_shms[1], 2)
+    for g in (a, b):  # each group's sync thread has talked to Redis
+        wait_for(lambda: rl_health(g.port)["sync_rounds"] > 0, 30, "a GLOBAL sync round")
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(2) as ex:
+        ra, rb = ex.map(lambda g: hammer(g.port, "/global", 300, threads=8), (a, b))
+    elapsed = time.monotonic() - t0
+    na = sum(r[0] == 200 for r in ra)
+    nb = sum(r[0] == 200 for r in rb)
+    assert all(r[0] in (200, 429) for r in ra + rb)
+    bound = 100 + int(100 * elapsed / 60) + 1
+    print(f"GLOBAL 100/min over two groups: admitted {na} + {nb} = {na + nb} of 600 in "
+          f"{elapsed:.2f} s (bound {bound})")
+    assert na + nb <= bound
+    assert na > 0 and nb > 0  # both hosts got a share
+    assert rl_health(a.port)["sync_errors"] == 0
+
+
+@pytest.mark.parametrize("fallback,expected", [("closed", 429), ("open", 200)])
+def test_strict_route_while_redis_is_stopped(servers, redis_server, cfg, shm, fallback,
+                                             expected):
+    timeout_ms = 3000
+    s = start_group(servers, cfg, redis_server.url, shm, 1,
+                    {"RL_FALLBACK": fallback, "RL_TEST_COMMAND_TIMEOUT_MS": str(timeout_ms)})
+    assert request(s.port, "GET", "/strict")[0] == 200  # decided in Redis
+    assert rl_health(s.port)["strict_checks"] >= 1
+    os.kill(redis_server.pid, signal.SIGSTOP)
+    try:
+        done = threading.Event()
+        out = {}
+
+        def strict():
+            t = time.monotonic()
+            out["status"] = request(s.port, "GET", "/strict", timeout=60)[0]
+            out["elapsed"] = time.monotonic() - t
+            done.set()
+
+        th = threading.Thread(target=strict)
+        th.start()
+        # While the STRICT request waits on the stopped Redis, the event loop answers /health.
+        answered = 0
+        while not done.is_set() and answered < 3:
+            t = time.monotonic()
+            st = request(s.port, "GET", "/health", timeout=30)[0]
+            assert st == 200
+            answered += not done.is_set()
+            print(f"/health answered in {1000 * (time.monotonic() - t):.1f} ms "
+                  f"while the STRICT request waits")
+        assert answered >= 1, "the STRICT request finished before /health could be asked"
+        th.join(60)
+        assert out["status"] == expected, out
+        # It waited on Redis (the command timeout), then the configured fallback answered.
+        assert out["elapsed"] >= timeout_ms / 1000 * 0.5
+    finally:
+        os.kill(redis_server.pid, signal.SIGCONT)
+    h = rl_health(s.port)
+    assert h["strict_fallbacks"] >= 1
+    # Redis is back: STRICT decisions go to Redis again (the breaker closes).
+    wait_for(lambda: request(s.port, "GET", "/strict")[0] == 200
+             and rl_health(s.port)["strict_checks"] > h["strict_checks"], 60,
+             "STRICT checks to reach Redis again")
