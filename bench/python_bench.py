@@ -161,6 +161,49 @@ def micro(redis, quick):
     rlim.close()
     rl.unlink(shm)
     rl.unlink(shm + "-r")
+    rows += asgi_rows(n // 4)
+    return rows
+
+
+def asgi_rows(n):
+    """The middleware's own cost: a bare ASGI app called in process, with and without
+    rl.asgi.RateLimitMiddleware around it (a roomy rule: every request allowed)."""
+    import asyncio
+
+    from rl.asgi import RateLimitMiddleware
+
+    tmp = tempfile.mkdtemp(prefix="rl-pybench-asgi-")
+    cfg = Path(tmp) / "rules.yaml"
+    cfg.write_text("version: 1\ndefaults:\n  - {requests: 4000000, window: 1h, "
+                   "algorithm: sliding_window, scope: per_ip}\n")
+    shm = f"/rl-pybench-asgi-{os.getpid()}"
+    lim = rl.Limiter(shm=shm, config=str(cfg), from_env=False)
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def receive():
+        return {"type": "http.request"}
+
+    async def send(m):
+        pass
+
+    mw = RateLimitMiddleware(app, limiter=lim)
+    rows = []
+    for name, target in (("bare ASGI app, called in process", app),
+                         ("the same app inside rl.asgi.RateLimitMiddleware", mw)):
+        def f(k, target=target):
+            async def loop():
+                for _ in range(k):
+                    await target({"type": "http", "method": "GET", "path": "/api/users",
+                                  "client": ("198.51.100.7", 40000), "headers": []},
+                                 receive, send)
+            asyncio.run(loop())
+        rows.append((name, *timeit(f, n)))
+    lim.close()
+    rl.unlink(shm)
+    shutil.rmtree(tmp, ignore_errors=True)
     return rows
 
 

@@ -157,12 +157,16 @@ class RateLimitMiddleware:
         ip = self.client_ip(scope)
         if ip in self.exempt_ips:
             return await self.app(scope, receive, send)
-        user = await _call(self.user, scope)
+        user = await _call(self.user, scope) if self.user is not None else None
         if user is not None and user in self.exempt_users:
             return await self.app(scope, receive, send)
-        tier = await _call(self.tier, scope)
+        tier = await _call(self.tier, scope) if self.tier is not None else None
         try:
-            d = await self.decide(scope["method"], path, ip, user, tier)
+            lim = self.limiter
+            if lim.redis_configured:
+                d = await self.decide(scope["method"], path, ip, user, tier)
+            else:  # no Redis: every layer counts in shared memory and never blocks
+                d = lim.check(scope["method"], path, ip, user, tier)
         except Exception:
             if not self.fail_open:
                 raise
