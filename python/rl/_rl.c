@@ -555,9 +555,12 @@ static rl_t *handle_get(HandleObject *self)
     Py_END_ALLOW_THREADS;
     if (rc < 0) /* the open ran on this OS thread: rl_errmsg() has its message */
         return (rl_t *)raise_rl(rc, "rl.Limiter open");
-    if (self->rl) { /* another thread opened it while this one waited: keep theirs */
+    if (self->rl || self->closed) { /* another thread opened or closed it meanwhile */
         rl_close(&rl);
-        return self->rl;
+        if (self->rl)
+            return self->rl;
+        PyErr_SetString(PyExc_ValueError, "rl: operation on a closed Limiter");
+        return NULL;
     }
     self->rl = rl;
     self->redis = o.redis_url != NULL && *o.redis_url;
