@@ -121,3 +121,38 @@ def test_strict_route_while_redis_is_stopped(servers, redis_server, cfg, shm, fa
     wait_for(lambda: request(s.port, "GET", "/strict")[0] == 200
              and rl_health(s.port)["strict_checks"] > h["strict_checks"], 60,
              "STRICT checks to reach Redis again")
+
+
+def test_strict_acquire_async_keeps_the_loop_running(redis_server, shm):
+    """acquire_async(mode="strict") waits on a stopped Redis in a thread, without the GIL: a
+    coroutine ticking every 10 ms keeps ticking meanwhile; then the fallback (closed) denies."""
+    import asyncio
+
+    import rl
+
+    lim = rl.Limiter(shm=shm, redis_url=redis_server.url, redis_command_timeout_ms=2000,
+                     fallback="closed", from_env=False, no_sync=True)
+    try:
+        r = lim.acquire("s", 10, 60, algorithm="fixed_window", mode="strict")
+        assert r.allowed and r.remaining == 9  # decided in Redis
+        os.kill(redis_server.pid, signal.SIGSTOP)
+
+        async def main():
+            ticks = 0
+            task = asyncio.create_task(
+                lim.acquire_async("s", 10, 60, algorithm="fixed_window", mode="strict"))
+            while not task.done():
+                await asyncio.sleep(0.01)
+                ticks += 1
+            return await task, ticks
+
+        try:
+            res, ticks = asyncio.run(main())
+        finally:
+            os.kill(redis_server.pid, signal.SIGCONT)
+        print(f"the event loop ticked {ticks} times while a STRICT acquire waited")
+        assert not res.allowed  # fallback closed
+        assert ticks >= 10
+        assert lim.health()["strict_fallbacks"] >= 1
+    finally:
+        lim.close()
