@@ -19,6 +19,13 @@ from pathlib import Path
 
 import pytest
 
+# rl's environment variables from the caller's shell must not reach the Limiters and servers of
+# the tests (each test sets what it needs).
+for _v in ("RL_SHM", "RL_CONFIG", "ENVIRONMENT", "RATE_LIMITING_ENABLED", "REDIS_URL",
+           "REDIS_POOL_SIZE", "ENABLE_RATE_LIMIT_MONITORING", "METRICS_RETENTION_DAYS",
+           "RL_SYNC_INTERVAL_MS", "RL_FALLBACK", "RL_CLUSTER_HOSTS", "RL_HOST_ID"):
+    os.environ.pop(_v, None)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 EXAMPLES = ROOT / "examples"
