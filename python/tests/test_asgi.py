@@ -169,3 +169,37 @@ def test_wsgi_middleware_with_flask(lim):
     assert int(rs[-1].headers["Retry-After"]) >= 1
     # another address is another client
     assert c.post("/auth/login", environ_base={"REMOTE_ADDR": "192.0.2.6"}).status_code == 200
+
+
+def test_fastapi_limit_scopes(lim):
+    app = FastAPI()
+    rl.fastapi.install(app, lim)
+    by_user = rl.fastapi.limit("2/minute", scope="user",
+                               user=lambda r: r.headers.get("x-user"))
+    everyone = rl.fastapi.limit("3/minute", scope="global")
+    by_key = rl.fastapi.limit("1/minute", key=lambda r: r.query_params.get("k", ""))
+
+    @app.get("/u", dependencies=[Depends(by_user)])
+    def u():
+        return {}
+
+    @app.get("/g", dependencies=[Depends(everyone)])
+    def g():
+        return {}
+
+    @app.get("/k", dependencies=[Depends(by_key)])
+    def k():
+        return {}
+
+    c = TestClient(app)
+    # per user: alice's two do not touch bob's two
+    assert [c.get("/u", headers={"x-user": "alice"}).status_code for _ in range(3)] == \
+        [200, 200, 429]
+    assert c.get("/u", headers={"x-user": "bob"}).status_code == 200
+    assert c.get("/u", headers={"x-user": "alice"}).json()["scope"] == "per_user"
+    # global: one counter whoever asks
+    assert [c.get("/g", headers={"x-user": str(i)}).status_code for i in range(4)] == \
+        [200, 200, 200, 429]
+    # a key of one's own
+    assert [c.get("/k?k=a").status_code, c.get("/k?k=a").status_code,
+            c.get("/k?k=b").status_code] == [200, 429, 200]
