@@ -1125,8 +1125,10 @@ static PyObject *handle_get_attr(HandleObject *self, void *which)
     case 2:
         return PyBool_FromLong(
             self->o.redis_url && *self->o.redis_url ? 1 : (self->rl ? self->redis : 0));
-    default:
-        return PyUnicode_FromString(self->o.shm_name ? self->o.shm_name : "");
+    default: /* the name given to the constructor ("" when RL_SHM or the default applies) */
+        if (self->strs && PyTuple_GET_ITEM(self->strs, 0) != Py_None)
+            return Py_NewRef(PyTuple_GET_ITEM(self->strs, 0));
+        return PyUnicode_FromString("");
     }
 }
 
