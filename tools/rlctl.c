@@ -369,6 +369,16 @@ static int attach(const struct opts *o, rl_t **rl, int missing_code)
         return 0;
     char detail[512];
     snprintf(detail, sizeof detail, "%s", rl_errmsg());
+    if (ro.redis_url && strncmp(detail, "redis url: ", 11) == 0) {
+        /* The URL is what is wrong, not the segment (the message never repeats the URL: it may
+         * hold a password). */
+        fprintf(stderr,
+                "rlctl: REDIS_URL is invalid: %s\n"
+                "rlctl: fix or unset REDIS_URL (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], "
+                "unix:///PATH, redis-sentinel://..., redis-cluster://...; docs/configuration.md)\n",
+                detail + 11);
+        return EXIT_FAIL;
+    }
     char hint[256];
     hint[0] = '\0';
     switch (rc) {
