@@ -29,7 +29,7 @@ check() { # check NAME CMD...
 }
 
 tmp=$(mktemp -d)
-shm="/rl-test-demo-$$-$RANDOM"
+shm="/rl-test-demo-${RL_TEST_TAG:+$RL_TEST_TAG-}$$-$RANDOM" # RL_TEST_TAG: scripts/test's run
 server_pid=""
 cleanup() {
     if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then

@@ -16,7 +16,7 @@ if [ -z "${RL_TEST_REDIS_URL:-}" ]; then
     echo "skipped: run through scripts/test (RL_TEST_REDIS_URL unset)"
     exit 77
 fi
-SEG=/rl-ctlr-$$
+SEG=/rl-ctlr-${RL_TEST_TAG:+$RL_TEST_TAG-}$$ # RL_TEST_TAG: scripts/test's run
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rlctl-redis.XXXXXX")
 SERVE_PID=
 cleanup() {
