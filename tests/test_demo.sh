@@ -228,8 +228,9 @@ for k in $kids; do
 done
 check "no worker left behind" test $left -eq 0
 check "--unlink removed the segment" test ! -e "/dev/shm${shm}"
-check "rl-demo prints the limiter's time per request" grep -qE \
-    '^rl-demo: [0-9]+ requests, [0-9]+ ns per request in rl' "$tmp/server.log"
+check "rl-demo prints the limiter's time per request, and says it is wall time" grep -qE \
+    '^rl-demo: [0-9]+ requests, [0-9]+ ns per request in rl.*wall time.*upper bound' \
+    "$tmp/server.log"
 
 # --- --no-limiter ---------------------------------------------------------------------------
 start_server --no-limiter
