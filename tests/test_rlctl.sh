@@ -127,6 +127,19 @@ defaults:
   - {requests: 7, window: 1m, algorithm: fixed_window, scope: per_ip}
 EOF
 
+# --- the docs name only commands that exist (configuration.md once sent readers to `rlctl audit`)
+ROOT=$CONFIGS/../..
+bad_refs=""
+for c in $(cat "$ROOT"/docs/*.md "$ROOT"/README.md "$ROOT"/examples/*.yaml 2>/dev/null |
+    grep -oE '[`(]rlctl [a-z]+' | sed 's/^.rlctl //' | sort -u); do
+    "$RLCTL" "$c" --help >/dev/null 2>&1 || bad_refs="$bad_refs $c"
+done
+if [ -z "$bad_refs" ] && ls "$ROOT"/docs/*.md >/dev/null 2>&1; then
+    ok "every rlctl command the docs and examples name exists"
+else
+    fail "the docs or examples name rlctl commands that do not exist:$bad_refs"
+fi
+
 # --- no segment yet: usage and missing-segment errors -----------------------------------------
 expect_rc "--version" 0 "$RLCTL" --version
 expect_out "--version names rlctl" '^rlctl [0-9]'
