@@ -87,6 +87,9 @@ stop_serve() {
     kill "$SERVE_PID" 2>/dev/null
     wait "$SERVE_PID" 2>/dev/null
     SERVE_PID=
+    if grep -qE 'Sanitizer|runtime error:' "$TMP/serve.err"; then
+        fail "a sanitizer report from rlctl serve"
+    fi
 }
 
 # A segment with a rule set (the worker creates it and exits).
@@ -264,18 +267,20 @@ if ! start_serve; then
     fail "serve did not start"
     exit 1
 fi
+t_flood=$(date +%s)
 if flood 1 >"$TMP/out" 2>"$TMP/err"; then
     ok "1,100 connections from one address: /health from another answers ($(tail -n 1 "$TMP/out"))"
 else
     fail "1,100 connections from one address: $(tail -n 1 "$TMP/out")"
 fi
 stop_serve
-# About 1,036 refusals: a few lines at most (one per 10 s, then a count).
+# About 1,036 refusals: one line per 10 s at most (then a count), however slow the machine.
+most=$(((($(date +%s) - t_flood) / 10) + 2))
 lines=$(grep -c "limit" "$TMP/serve.err")
-if [ "$lines" -ge 1 ] && [ "$lines" -le 3 ]; then
-    ok "refused connections are logged rate-limited: $lines line(s)"
+if [ "$lines" -ge 1 ] && [ "$lines" -le "$most" ]; then
+    ok "refused connections are logged rate-limited: $lines line(s), at most $most"
 else
-    fail "refused connections: $lines log lines"
+    fail "refused connections: $lines log lines (at most $most)"
 fi
 
 echo "$passed passed, $failed failed"

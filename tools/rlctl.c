@@ -640,7 +640,7 @@ static int read_denials(rl_t *rl, struct denials *d)
         return -ENOMEM;
     }
     uint64_t cursor = 0;
-    int r;
+    int r = 0; /* gcc -fsanitize=address -O2 cannot see the loop condition sets it */
     /* At most one ring's worth: under `audit: all` new records never stop coming. */
     while (d->records < AUDIT_RING &&
            (r = rl_audit_read(rl, &cursor, buf, AUDIT_RING - (size_t)d->records)) > 0) {
