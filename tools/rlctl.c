@@ -2348,7 +2348,7 @@ static const char *log_escape(const char *in, char *out, size_t n)
 /* libmicrohttpd's messages ("Server reached connection limit...", once per refused
  * connection): the first in each 10 s goes to stderr, the others are counted and the count is
  * printed with the next one, so that a flood of connections cannot flood the log. */
-static void serve_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void serve_log(void *cls, const char *fmt, va_list ap)
 {
     struct server *sv = cls;
     uint64_t now = mono_now_ns();
