@@ -416,7 +416,6 @@ int rl__segment_open(struct rl *rl, const rl_options *o)
         goto out_fd;
     }
     long waited = 0, unlocked_ms = 0;
-    int holder = 0;
     for (;;) {
         /* acquire: pairs with the release store of magic in initialise(). */
         uint64_t magic = atomic_load_explicit(&page->magic, memory_order_acquire);
@@ -457,12 +456,10 @@ int rl__segment_open(struct rl *rl, const rl_options *o)
                 break;
             }
         }
-        if (!byte_locked(fd, 0)) {
+        if (!byte_locked(fd, 0))
             unlocked_ms++;
-        } else {
+        else
             unlocked_ms = 0;
-            holder = rl__lock_holder_pid(fd, 0);
-        }
         if (unlocked_ms >= ABANDONED_MS) {
             /* Only an attach-only opener gets here (anybody else takes the lock and initialises
              * the segment). */
@@ -476,6 +473,7 @@ int rl__segment_open(struct rl *rl, const rl_options *o)
         }
         if (waited >= WAIT_TOTAL_MS) {
             char who[48] = "another process";
+            int holder = rl__lock_holder_pid(fd, 0); /* a scan of /proc: only now */
             if (holder > 0)
                 snprintf(who, sizeof who, "process %d", holder);
             r = rl__err(-EAGAIN,

@@ -303,3 +303,24 @@ Test(host, health_error_longer_than_the_struct_is_whole_in_errmsg)
     cr_expect_str_eq(hi.error + sizeof hi.error - 4, "...", "a cut message ends with ...: '%s'",
                      hi.error);
 }
+
+Test(host, stuck_initialiser_is_named_by_pid)
+{
+    /* A zero-filled file whose initialisation lock (byte 0) a live process holds, as a creator
+     * stopped half-way would: an attach waits ~5 s, then names that process. */
+    int fd = shm_open(g_name, O_RDWR | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(ftruncate(fd, 1 << 16), 0);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    cr_assert_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
+    rl_options o;
+    rl_options_init(&o);
+    o.shm_name = g_name;
+    o.flags = RL_OPEN_NOCREATE;
+    int rc = rl_open(&g_rl, &o);
+    close(fd);
+    cr_expect_eq(rc, -EAGAIN, "rl_open = %d: %s", rc, rl_errmsg());
+    char want[48];
+    snprintf(want, sizeof want, "process %ld", (long)getpid());
+    cr_expect(strstr(rl_errmsg(), want), "message names no pid (%s): %s", want, rl_errmsg());
+}
