@@ -13,10 +13,12 @@
 #ifndef RL_INTERNAL_H
 #define RL_INTERNAL_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "rl.h"
@@ -314,10 +316,21 @@ void rl__adopt_clock_offset(int64_t offset);
 /* error.c: set the calling thread's detailed message; returns err for `return rl__err(...)`. */
 int rl__err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rl__clear_err(void);
+/* Copies src into dst[n]; when it does not fit, ends it with "..." (visibly cut). */
+void rl__strcut(char *dst, size_t n, const char *src);
 /* The debug log (rl_set_log / RL_LOG_LEVEL). */
 void rl__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* thread.c: starts fn(arg) on a new thread *t with every signal blocked (the caller's mask is
+ * restored before it returns), named `name` (15 bytes at most; NULL: unnamed). Every thread rl
+ * starts goes through here, so none takes the host process's signals. Returns 0 or a positive
+ * errno from pthread_create (EAGAIN: no more threads). Any thread. */
+int rl__thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
+
 /* segment.c */
+/* The pid of a process holding a lock on byte `byte` of the open file fd (from /proc/locks),
+ * 0 when none or unknown: for messages that name a stuck process. */
+int rl__lock_holder_pid(int fd, off_t byte);
 int rl__segment_open(struct rl *rl, const rl_options *o);
 struct rl_geometry rl__geometry_for(uint64_t capacity);
 void rl__segment_close(struct rl *rl);

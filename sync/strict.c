@@ -277,10 +277,13 @@ RL_API int rl_health(rl_t *rl, rl_health_info *out)
         return rl__err(-EINVAL, "rl_health: rl and out must not be NULL");
     memset(out, 0, sizeof *out);
     out->last_sync_age_ms = UINT64_MAX;
+    rl__clear_err();            /* after return rl_errmsg() is out->error uncut, or "" */
     rl__global_health(rl, out); /* the segment's sync state, whoever leads it */
     struct rl_strict *s = rl->strict;
     if (!s)
         return 0;
+    char whole[512];
+    snprintf(whole, sizeof whole, "%s", rl_errmsg());
     out->redis_configured = true;
     rl__strict_counts(rl, &out->strict_checks, &out->strict_fallbacks);
     struct rl_redis *c = NULL;
@@ -295,7 +298,9 @@ RL_API int rl_health(rl_t *rl, rl_health_info *out)
         check_eviction(info->str, out);
     freeReplyObject(info);
     if (r < 0)
-        snprintf(out->error, sizeof out->error, "%s", rl_errmsg());
+        snprintf(whole, sizeof whole, "%s", rl_errmsg());
+    rl__strcut(out->error, sizeof out->error, whole);
+    rl__err(0, "%s", whole);
     struct rl_pool_stats ps;
     rl__pool_stats(s->pool, &ps);
     out->breaker_open = ps.breaker_open;
