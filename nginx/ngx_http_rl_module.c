@@ -780,7 +780,13 @@ static char *ngx_http_rl_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd, void
         if (ngx_strncmp(a->data, "shm=", 4) == 0) {
             shm.data = a->data + 4;
             shm.len = a->len - 4;
-            if (shm.len < 2 || shm.len > 201 || shm.data[0] != '/') {
+            ngx_flag_t ok = shm.len >= 2 && shm.len <= 201 && shm.data[0] == '/';
+            for (size_t k = 1; ok && k < shm.len; k++) {
+                u_char c = shm.data[k];
+                ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                     c == '.' || c == '_' || c == '-';
+            }
+            if (!ok) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "invalid \"%V\": \"/\" then 1 to 200 of [A-Za-z0-9._-]", a);
                 return NGX_CONF_ERROR;
