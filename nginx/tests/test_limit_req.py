@@ -114,7 +114,7 @@ class LimitReqCompat(unittest.TestCase):
                      if "limiting requests" in ln or "delaying request" in ln]
             self.assertEqual(len(lines), 4, lines)
             pat = {"warn": r'limiting requests, excess: [12]\.\d{3} by zone "z", client: ',
-                   "notice": r'delaying request, excess: 1\.\d{3}, by zone "z", client: '}
+                   "notice": r'delaying request, excess: [01]\.\d{3}, by zone "z", client: '}
             # The same lines from both modules: the rejection at warn, the delay one level lower.
             for level, rx in pat.items():
                 got = [ln for ln in lines if "[%s]" % level in ln and re.search(rx, ln)]
