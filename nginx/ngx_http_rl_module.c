@@ -76,6 +76,12 @@ typedef struct {
     char *redis_url;   /* NUL-terminated, NULL: no Redis */
     ngx_msec_t sync_ms;
     int fallback;
+    /* rl_rules: rl's YAML rule file, checked with rl_check() for every request. */
+    char *rules_path;
+    char rules_shm[210];
+    ngx_http_complex_value_t *rules_user;
+    ngx_http_complex_value_t *rules_tier;
+    rl_t *rules_rl; /* opened in init_process */
 } ngx_http_rl_main_conf_t;
 
 typedef struct {
@@ -114,6 +120,7 @@ static char *ngx_http_rl_merge_loc_conf(ngx_conf_t *cf, void *parent, void *chil
 static char *ngx_http_rl_zone_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_rl_req_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_rl_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_rl_rules_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_rl_init_process(ngx_cycle_t *cycle);
 static void ngx_http_rl_exit_process(ngx_cycle_t *cycle);
 
@@ -158,6 +165,14 @@ static ngx_command_t ngx_http_rl_commands[] = {
      &ngx_http_rl_headers_values},
     {ngx_string("rl_redis"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE123, ngx_http_rl_redis_directive, 0,
      0, NULL},
+    {ngx_string("rl_rules"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE12, ngx_http_rl_rules_directive, 0,
+     0, NULL},
+    {ngx_string("rl_rules_user"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+     ngx_http_set_complex_value_slot, NGX_HTTP_MAIN_CONF_OFFSET,
+     offsetof(ngx_http_rl_main_conf_t, rules_user), NULL},
+    {ngx_string("rl_rules_tier"), NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+     ngx_http_set_complex_value_slot, NGX_HTTP_MAIN_CONF_OFFSET,
+     offsetof(ngx_http_rl_main_conf_t, rules_tier), NULL},
     ngx_null_command,
 };
 
@@ -291,10 +306,77 @@ static int ngx_http_rl_key(const ngx_str_t *key, u_char *buf, const void **kp, s
     return 0;
 }
 
+/* A NUL-terminated copy of s in the request's pool; NULL for an empty string. */
+static char *ngx_http_rl_cstr(ngx_http_request_t *r, const u_char *data, size_t len)
+{
+    if (len == 0)
+        return NULL;
+    char *p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL)
+        return NULL;
+    ngx_memcpy(p, data, len);
+    p[len] = '\0';
+    return p;
+}
+
+static char *ngx_http_rl_cv(ngx_http_request_t *r, ngx_http_complex_value_t *cv)
+{
+    ngx_str_t v;
+    if (cv == NULL || ngx_http_complex_value(r, cv, &v) != NGX_OK)
+        return NULL;
+    return ngx_http_rl_cstr(r, v.data, v.len);
+}
+
+/* rl_check() of the request against rl_rules: NGX_OK allowed (into *best for the headers when
+ * it limits more), NGX_DECLINED refused (logged), NGX_ERROR out of memory. An rl error lets the
+ * request pass, logged. */
+static ngx_int_t ngx_http_rl_rules_check(ngx_http_request_t *r, ngx_http_rl_main_conf_t *mcf,
+                                         ngx_http_rl_loc_conf_t *lcf, ngx_http_rl_ctx_t *best)
+{
+    rl_request q;
+    ngx_memzero(&q, sizeof(q));
+    q.method = ngx_http_rl_cstr(r, r->method_name.data, r->method_name.len);
+    q.path = ngx_http_rl_cstr(r, r->uri.data, r->uri.len);
+    q.ip = ngx_http_rl_cstr(r, r->connection->addr_text.data, r->connection->addr_text.len);
+    if (q.method == NULL || q.path == NULL)
+        return NGX_ERROR;
+    q.user = ngx_http_rl_cv(r, mcf->rules_user);
+    q.tier = ngx_http_rl_cv(r, mcf->rules_tier);
+    rl_decision d;
+    int rc = rl_check(mcf->rules_rl, &q, &d);
+    if (rc < 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "rl_rules: rl_check failed: %s (%s); request not limited", rl_strerror(rc),
+                      rl_errmsg());
+        return NGX_OK;
+    }
+    if (d.limiting >= 0 && (size_t)d.limiting < d.n) {
+        const rl_layer *L = &d.layers[d.limiting];
+        if (!d.allowed || !best->have_result || L->remaining < best->res.remaining) {
+            best->have_result = 1;
+            best->res.allowed = L->allowed;
+            best->res.limit = L->limit;
+            best->res.remaining = L->remaining;
+            best->res.retry_after_ms = L->retry_after_ms;
+            best->res.reset_after_ms = L->reset_after_ms;
+            best->window_ms = L->window_ms;
+            best->algorithm = L->algorithm;
+            best->mode = L->mode;
+        }
+        if (!d.allowed) {
+            ngx_log_error(lcf->limit_log_level, r->connection->log, 0,
+                          "limiting requests%s by rl_rules rule \"%s\" layer \"%s\"",
+                          lcf->dry_run ? ", dry run" : "", L->rule, L->name);
+        }
+    }
+    return d.allowed ? NGX_OK : NGX_DECLINED;
+}
+
 static ngx_int_t ngx_http_rl_handler(ngx_http_request_t *r)
 {
     ngx_http_rl_loc_conf_t *lcf = ngx_http_get_module_loc_conf(r, ngx_http_rl_module);
-    if (lcf->limits.nelts == 0)
+    ngx_http_rl_main_conf_t *mcf = ngx_http_get_module_main_conf(r, ngx_http_rl_module);
+    if (lcf->limits.nelts == 0 && mcf->rules_rl == NULL)
         return NGX_DECLINED;
 
     ngx_http_rl_ctx_t *ctx = ngx_http_rl_get_ctx(r, 1);
@@ -416,6 +498,17 @@ static ngx_int_t ngx_http_rl_handler(ngx_http_request_t *r)
                 }
             }
         }
+    }
+
+    /* rl_rules last: a request it refuses gives back what the zones above took. */
+    if (!rejected && mcf->rules_rl != NULL) {
+        ngx_int_t rc = ngx_http_rl_rules_check(r, mcf, lcf, &best);
+        if (rc == NGX_ERROR)
+            rejected = 2;
+        else if (rc == NGX_DECLINED)
+            rejected = 4;
+        else
+            any = 1;
     }
 
     if (rejected) {
@@ -608,13 +701,19 @@ static void *ngx_http_rl_create_main_conf(ngx_conf_t *cf)
         return NULL;
     mcf->sync_ms = NGX_CONF_UNSET_MSEC;
     mcf->fallback = RL_FALLBACK_DEFAULT;
+    mcf->rules_user = NGX_CONF_UNSET_PTR;
+    mcf->rules_tier = NGX_CONF_UNSET_PTR;
     return mcf;
 }
 
 static char *ngx_http_rl_init_main_conf(ngx_conf_t *cf, void *conf)
 {
     (void)cf;
-    (void)conf;
+    ngx_http_rl_main_conf_t *mcf = conf;
+    if (mcf->rules_user == NGX_CONF_UNSET_PTR)
+        mcf->rules_user = NULL;
+    if (mcf->rules_tier == NGX_CONF_UNSET_PTR)
+        mcf->rules_tier = NULL;
     return NGX_CONF_OK;
 }
 
@@ -965,6 +1064,42 @@ static char *ngx_http_rl_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, voi
     return NGX_CONF_OK;
 }
 
+static char *ngx_http_rl_rules_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_rl_main_conf_t *mcf = conf;
+    ngx_str_t *value = cf->args->elts;
+    if (mcf->rules_path != NULL)
+        return "is duplicate";
+    ngx_str_t path = value[1];
+    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK)
+        return NGX_CONF_ERROR;
+    mcf->rules_path = ngx_pnalloc(cf->pool, path.len + 1);
+    if (mcf->rules_path == NULL)
+        return NGX_CONF_ERROR;
+    ngx_memcpy(mcf->rules_path, path.data, path.len);
+    mcf->rules_path[path.len] = '\0';
+    ngx_snprintf((u_char *)mcf->rules_shm, sizeof(mcf->rules_shm) - 1, "/rl-nginx.rules%Z");
+    if (cf->args->nelts == 3) {
+        ngx_str_t *a = &value[2];
+        if (ngx_strncmp(a->data, "shm=", 4) != 0 || a->len < 6 || a->len > 205 ||
+            a->data[4] != '/') {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%V: invalid parameter \"%V\" (shm=/NAME)",
+                               &cmd->name, a);
+            return NGX_CONF_ERROR;
+        }
+        ngx_memcpy(mcf->rules_shm, a->data + 4, a->len - 4);
+        mcf->rules_shm[a->len - 4] = '\0';
+    }
+    /* Parsed and validated now (nginx -t reports a bad file), opened by the workers. */
+    int rc = rl_check_config_file(mcf->rules_path);
+    if (rc < 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "rl_rules \"%s\": %s", mcf->rules_path,
+                           rl_errmsg()[0] ? rl_errmsg() : rl_strerror(rc));
+        return NGX_CONF_ERROR;
+    }
+    return NGX_CONF_OK;
+}
+
 /* postconfiguration: every zone named is declared; the limits are final; handler and filter. */
 static ngx_int_t ngx_http_rl_init(ngx_conf_t *cf)
 {
@@ -1042,7 +1177,7 @@ static ngx_int_t ngx_http_rl_init_process(ngx_cycle_t *cycle)
     if (hctx == NULL)
         return NGX_OK;
     ngx_http_rl_main_conf_t *mcf = hctx->main_conf[ngx_http_rl_module.ctx_index];
-    if (mcf == NULL || mcf->zones.nelts == 0)
+    if (mcf == NULL || (mcf->zones.nelts == 0 && mcf->rules_path == NULL))
         return NGX_OK;
     ngx_http_rl_worker_conf = mcf;
     rl_set_log(ngx_http_rl_log, cycle->log, RL_LOG_INFO);
@@ -1073,6 +1208,24 @@ static ngx_int_t ngx_http_rl_init_process(ngx_cycle_t *cycle)
             return NGX_ERROR;
         }
     }
+    if (mcf->rules_path != NULL) {
+        /* Without Redis: a rule file's global and strict layers count on this host (a STRICT
+         * check would wait for Redis on the event loop; cluster-wide limits: mode=global). */
+        rl_options o;
+        rl_options_init(&o);
+        o.shm_name = mcf->rules_shm;
+        o.config_path = mcf->rules_path;
+        o.flags = RL_OPEN_ALLOW_FOREIGN;
+        int rc = rl_open(&mcf->rules_rl, &o);
+        if (rc == 0)
+            rc = rl_load_config(mcf->rules_rl, mcf->rules_path); /* a reload's file wins */
+        if (rc < 0) {
+            ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "rl_rules \"%s\" (segment %s): %s (%s)",
+                          mcf->rules_path, mcf->rules_shm, rl_strerror(rc), rl_errmsg());
+            rl_close(&mcf->rules_rl);
+            return NGX_ERROR;
+        }
+    }
     return NGX_OK;
 }
 
@@ -1085,6 +1238,7 @@ static void ngx_http_rl_exit_process(ngx_cycle_t *cycle)
     ngx_http_rl_zone_t **zs = mcf->zones.elts;
     for (ngx_uint_t i = 0; i < mcf->zones.nelts; i++)
         rl_close(&zs[i]->rl);
+    rl_close(&mcf->rules_rl);
     rl_set_log(NULL, NULL, RL_LOG_ERROR);
     ngx_http_rl_worker_conf = NULL;
 }
