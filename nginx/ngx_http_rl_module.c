@@ -35,6 +35,8 @@
 #include <ngx_http.h>
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <rl/rl.h>
 #include <xxhash.h>
 
@@ -123,6 +125,7 @@ static char *ngx_http_rl_redis_directive(ngx_conf_t *cf, ngx_command_t *cmd, voi
 static char *ngx_http_rl_rules_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static ngx_int_t ngx_http_rl_init_process(ngx_cycle_t *cycle);
 static void ngx_http_rl_exit_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_rl_open_all(ngx_cycle_t *cycle, ngx_http_rl_main_conf_t *mcf);
 
 static ngx_conf_enum_t ngx_http_rl_log_levels[] = {
     {ngx_string("info"), NGX_LOG_INFO},
@@ -1181,6 +1184,20 @@ static ngx_int_t ngx_http_rl_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     ngx_http_rl_worker_conf = mcf;
     rl_set_log(ngx_http_rl_log, cycle->log, RL_LOG_INFO);
+
+    /* rl_open starts GLOBAL sync threads, which inherit this thread's signal mask: with every
+     * signal blocked while they start, nginx's signals (QUIT, TERM, HUP, USR1, WINCH, ...)
+     * always reach the worker's own thread and its event loop, never a sync thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    ngx_int_t rc = ngx_http_rl_open_all(cycle, mcf);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static ngx_int_t ngx_http_rl_open_all(ngx_cycle_t *cycle, ngx_http_rl_main_conf_t *mcf)
+{
 
     ngx_http_rl_zone_t **zs = mcf->zones.elts;
     for (ngx_uint_t i = 0; i < mcf->zones.nelts; i++) {

@@ -145,6 +145,17 @@ class Global(unittest.TestCase):
             for h in helpers:
                 self.assertEqual(threads(h), 1, "cache helper %d has threads" % h)
             self.assertEqual(threads(ngx.master_pid()), 1)
+            # The sync threads block nginx's signals: they reach the worker's event loop.
+            nginx_signals = [1, 2, 3, 10, 12, 14, 15, 17, 28, 29]  # HUP INT QUIT USR1 USR2 ...
+            for w in ngx.worker_pids():
+                for tid in os.listdir("/proc/%d/task" % w):
+                    if int(tid) == w:
+                        continue
+                    with open("/proc/%d/task/%s/status" % (w, tid)) as f:
+                        blk = int([ln for ln in f if ln.startswith("SigBlk:")][0].split()[1], 16)
+                    for sig in nginx_signals:
+                        self.assertTrue(blk & (1 << (sig - 1)),
+                                        "thread %s of worker %d takes signal %d" % (tid, w, sig))
 
 
 if __name__ == "__main__":
