@@ -3,15 +3,18 @@
 # with no limiting, limit_req, rl_req mode=local and rl_req mode=global (a redis-server of its
 # own), with 1 and 2 workers, one hot key and 100,000 keys. The rate is high enough that every
 # request passes: the table measures what deciding costs on the served path. Prints a markdown
-# table (requests/s, p99, and requests/s as a ratio of limit_req's in the same row).
+# table (requests/s, p99, and requests/s as a ratio of limit_req's in the same row). Each cell is
+# measured ROUNDS times (default 3), the four limiters alternating within each round so that a
+# noisy neighbour hits them alike; the table shows the median run of each cell.
 #
-#   bench/nginx-bench.sh BUILD_DIR [SECONDS]     (BUILD_DIR configured with -Dnginx=enabled)
+#   bench/nginx-bench.sh BUILD_DIR [SECONDS] [ROUNDS]   (BUILD_DIR configured with -Dnginx=enabled)
 #
 # Everything lives in a temporary directory removed at exit (nginx, redis-server, segments).
 set -euo pipefail
 
 build=${1:?usage: bench/nginx-bench.sh BUILD_DIR [SECONDS]}
 secs=${2:-5}
+rounds=${3:-3}
 module=$(cd "$build" && pwd)/nginx/ngx_http_rl_module.so
 [[ -f "$module" ]] || {
     echo "no $module: configure the build with -Dnginx=enabled" >&2
@@ -113,25 +116,32 @@ for workers in 1 2; do
     for keys in hot 100k; do
         if [[ $keys == hot ]]; then key='$server_name'; else key='$arg_k'; fi
         declare -A res=()
+        for ((round = 0; round < rounds; round++)); do
+            for limiter in none limit_req rl_local rl_global; do
+                conf "$workers" "$limiter" "$key"
+                nginx -p "$dir/" -c "$dir/nginx.conf"
+                for _ in $(seq 100); do
+                    curl -s -o /dev/null "http://127.0.0.1:$port/index.html" && break
+                    sleep 0.05
+                done
+                if [[ $keys == hot ]]; then
+                    r=$(run "http://127.0.0.1:$port/index.html")
+                else
+                    r=$(run -s "$dir/keys.lua" "http://127.0.0.1:$port/")
+                fi
+                res[$limiter]+="$r"$'\n'
+                nginx -p "$dir/" -c "$dir/nginx.conf" -s stop 2>/dev/null
+                for _ in $(seq 200); do
+                    [[ -e "$dir/logs/nginx.pid" ]] || break
+                    sleep 0.05
+                done
+                rm -f /dev/shm/"$tag"-*
+            done
+        done
+        # The median run of each limiter (by requests/s).
         for limiter in none limit_req rl_local rl_global; do
-            conf "$workers" "$limiter" "$key"
-            nginx -p "$dir/" -c "$dir/nginx.conf"
-            for _ in $(seq 100); do
-                curl -s -o /dev/null "http://127.0.0.1:$port/index.html" && break
-                sleep 0.05
-            done
-            if [[ $keys == hot ]]; then
-                r=$(run "http://127.0.0.1:$port/index.html")
-            else
-                r=$(run -s "$dir/keys.lua" "http://127.0.0.1:$port/")
-            fi
-            res[$limiter]=$r
-            nginx -p "$dir/" -c "$dir/nginx.conf" -s stop 2>/dev/null
-            for _ in $(seq 200); do
-                [[ -e "$dir/logs/nginx.pid" ]] || break
-                sleep 0.05
-            done
-            rm -f /dev/shm/"$tag"-*
+            res[$limiter]=$(sed '/^$/d' <<<"${res[$limiter]}" | sort -n -k1,1 |
+                awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }')
         done
         base=${res[limit_req]%% *}
         for limiter in none limit_req rl_local rl_global; do
