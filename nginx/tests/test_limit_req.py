@@ -156,6 +156,17 @@ class LimitReqCompat(unittest.TestCase):
             got = self.both(ngx, 1, path="index.html?k=b")
             self.assertEqual(got, [(200, "PASSED")])
 
+    def test_long_keys(self):
+        # Keys longer than rl's 512 bytes are counted by their 128-bit hash: two long keys that
+        # share their first 600 bytes are still two keys.
+        with Nginx(pair("rate=1r/m", "nodelay", key="$arg_k")) as ngx:
+            a = "x" * 600 + "a"
+            b = "x" * 600 + "b"
+            got = self.both(ngx, 2, path="index.html?k=" + a)
+            self.assertEqual([s for s, _ in got], [200, 503])
+            got = self.both(ngx, 2, path="index.html?k=" + b)
+            self.assertEqual([s for s, _ in got], [200, 503])
+
     def test_several_zones_all_or_nothing(self):
         # Zone a per client with burst 5, zone b one shared key with no burst. The second request
         # is refused by b: a must not be charged for it (nor for the 3 after it).
