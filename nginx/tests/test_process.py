@@ -13,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ngxharness import Nginx, get, wait_for  # noqa: E402
+from ngxharness import Nginx, get, unique, wait_for  # noqa: E402
 
 CONF = """
     rl_req_zone $binary_remote_addr zone=z:1m rate=1r/m shm=@shm:z@ @extra@;
@@ -86,6 +86,29 @@ class ProcessModel(unittest.TestCase):
             self.assertEqual(st.st_mode & 0o777, 0o600)
         finally:
             ngx.stop()
+
+    def test_two_instances_share_or_keep_apart(self):
+        shared = "/" + unique("rl-ngxtest-shared")
+        conf = CONF.replace("shm=@shm:z@", "shm=@seg@")
+        a = Nginx(conf, fmt={"burst": 2, "extra": "", "seg": shared})
+        b = Nginx(conf, fmt={"burst": 2, "extra": "", "seg": shared})
+        c = Nginx(CONF, fmt={"burst": 2, "extra": ""})
+        try:
+            for n in (a, b, c):
+                n.start()
+            # a and b name one segment: one counter per key across both instances.
+            self.assertEqual([get(a.port, "/index.html").status for _ in range(2)], [200, 200])
+            self.assertEqual([get(b.port, "/index.html").status for _ in range(2)], [200, 503])
+            # c has a segment of its own: its own counts.
+            self.assertEqual([get(c.port, "/index.html").status for _ in range(4)],
+                             [200, 200, 200, 503])
+        finally:
+            for n in (a, b, c):
+                n.stop()
+            try:
+                os.unlink("/dev/shm" + shared)
+            except OSError:
+                pass
 
     def test_segment_mode(self):
         with Nginx(CONF, fmt={"burst": 1, "extra": "shm_mode=0660"}) as ngx:
