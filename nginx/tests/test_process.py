@@ -116,6 +116,26 @@ class ProcessModel(unittest.TestCase):
             st = os.stat("/dev/shm" + ngx.shm("z"))
             self.assertEqual(st.st_mode & 0o777, 0o660)
 
+    @unittest.skipUnless(os.geteuid() == 0 and os.environ.get("RL_TEST_RLCTL"),
+                         "needs root (to run rlctl as another user) and RL_TEST_RLCTL")
+    def test_rlctl_of_another_user_attaches_with_group_mode(self):
+        # Workers run as nobody:nogroup. rlctl run as uid daemon in group nogroup attaches a
+        # segment with shm_mode=0660 and sees nginx's keys; with the default 0600 it cannot.
+        rlctl = os.environ["RL_TEST_RLCTL"]
+        conf = CONF.replace("$binary_remote_addr", "$arg_k")
+        as_daemon = ["setpriv", "--reuid=daemon", "--regid=nogroup", "--clear-groups", rlctl]
+        with Nginx(conf, fmt={"burst": 1, "extra": "shm_mode=0660"}) as ngx:
+            self.assertEqual(get(ngx.port, "/index.html?k=hello-operator").status, 200)
+            r = subprocess.run(as_daemon + ["--shm", ngx.shm("z"), "--foreign", "keys"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("hello-operator", r.stdout)
+        with Nginx(conf, fmt={"burst": 1, "extra": ""}) as ngx:
+            self.assertEqual(get(ngx.port, "/index.html?k=hello-operator").status, 200)
+            r = subprocess.run(as_daemon + ["--shm", ngx.shm("z"), "--foreign", "keys"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+
     def test_helper_processes_open_nothing(self):
         # A proxy cache starts a cache manager and a cache loader: they open no segment.
         http = CONF.replace("rl_req_zone", "proxy_cache_path @dir@/cache keys_zone=c:1m;\n"
