@@ -114,6 +114,7 @@ echo "| workers | keys | limiter | requests/s | p99 | vs limit_req |"
 echo "|---|---|---|---:|---:|---:|"
 for workers in 1 2; do
     for keys in hot 100k; do
+        # shellcheck disable=SC2016 # nginx variables, not shell ones
         if [[ $keys == hot ]]; then key='$server_name'; else key='$arg_k'; fi
         declare -A res=()
         for ((round = 0; round < rounds; round++)); do
