@@ -106,7 +106,7 @@ class Nginx:
             f.write("hello from nginx\n")
         self.shms = {}
         self.proc = None
-        self.workers = workers
+        self.workers = workers if master else 0
         self.conf_path = os.path.join(self.dir, "nginx.conf")
         self.error_log = os.path.join(self.dir, "logs", "error.log")
         self._write_conf(http_conf, workers, main_conf, fmt or {}, load_module, error_level,

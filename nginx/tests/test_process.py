@@ -80,6 +80,8 @@ class ProcessModel(unittest.TestCase):
             wait_for(lambda: os.path.exists(seg), what="the workers' segment")
             for w in ngx.worker_pids():
                 wait_for(lambda w=w: ngx.shm("z") in maps(w), what="worker %d's mapping" % w)
+            # rl's own log reaches nginx's error_log.
+            wait_for(lambda: "rl: segment %s: " % ngx.shm("z") in ngx.log(), what="rl's log")
             st = os.stat(seg)
             if os.geteuid() == 0:
                 self.assertEqual(pwd.getpwuid(st.st_uid).pw_name, "nobody")
@@ -181,6 +183,29 @@ class ProcessModel(unittest.TestCase):
             ngx.reload()  # another rate: another counter (docs/nginx.md)
             self.assertEqual([get(ngx.port, "/index.html").status for _ in range(3)],
                              [200, 200, 503])
+
+    def test_zone_size_change_on_reload_keeps_the_segment(self):
+        # The segment keeps the capacity it was created with (docs/nginx.md): 32k holds 512
+        # keys, and still does after a reload that asks for 1m.
+        conf = CONF.replace("$binary_remote_addr", "$arg_k")
+        small = conf.replace("zone=z:1m", "zone=z:32k")
+        with Nginx(small, fmt={"burst": 1, "extra": ""}) as ngx:
+            for i in range(512):
+                self.assertEqual(get(ngx.port, "/index.html?k=%d" % i).status, 200)
+            ngx.rewrite(conf, fmt={"burst": 1, "extra": ""})
+            ngx.reload()
+            # (the table has 12.5 % more slots than the capacity it guarantees: 577 here)
+            codes = [get(ngx.port, "/index.html?k=new%d" % i).status for i in range(150)]
+            self.assertEqual(codes[:60], [200] * 60)
+            self.assertIn(503, codes)
+            self.assertIn("is full", ngx.log())
+
+    def test_single_process_mode(self):
+        # master_process off: the one process opens the segments itself.
+        with Nginx(CONF, fmt={"burst": 1, "extra": ""}, master=False) as ngx:
+            self.assertEqual([get(ngx.port, "/index.html").status for _ in range(3)],
+                             [200, 200, 503])
+            self.assertIn(ngx.shm("z"), maps(ngx.master_pid()))
 
     def test_worker_killed_under_load(self):
         with Nginx(CONF, workers=2, fmt={"burst": 4, "extra": ""}) as ngx:
