@@ -204,10 +204,22 @@ http {{
             return False
 
     def reload(self):
+        """SIGHUP; returns when the new workers run and the old ones have left (until then an
+        old worker may still take a connection with the old configuration)."""
         old = set(self.worker_pids())
         os.kill(self.master_pid(), signal.SIGHUP)
         wait_for(lambda: len(set(self.worker_pids()) - old) >= self.workers,
                  what="new workers after the reload")
+
+        def old_gone():
+            for p in old:
+                try:
+                    os.kill(p, 0)
+                    return False
+                except ProcessLookupError:
+                    pass
+            return True
+        wait_for(old_gone, timeout=20, what="the old workers to exit")
 
     def log(self):
         try:
@@ -242,7 +254,11 @@ http {{
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # __exit__ does not run when __enter__ raises
+            raise
 
     def __exit__(self, *a):
         self.stop()
@@ -283,7 +299,11 @@ class Redis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self):
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
 
     def __exit__(self, *a):
         self.stop()
