@@ -486,7 +486,10 @@ static ngx_int_t ngx_http_rl_handler(ngx_http_request_t *r)
             best.mode = z->mode;
             best.have_result = 1;
         }
-        if (z->algorithm == RL_TOKEN_BUCKET && l->delay != RL_NGX_NODELAY && l->delay < l->burst) {
+        /* GLOBAL: the host's lease does not tell how far the cluster's bucket is above its rate,
+         * so a GLOBAL zone passes or refuses, never delays (as nodelay; docs/nginx.md). */
+        if (z->algorithm == RL_TOKEN_BUCKET && z->mode == RL_MODE_LOCAL &&
+            l->delay != RL_NGX_NODELAY && l->delay < l->burst) {
             /* Delayed while excess > delay: fewer than K - 1 - delay tokens left. */
             uint64_t excess_floor = z->capacity_k - 1 - l->delay;
             if (remaining < excess_floor) {

@@ -26,6 +26,8 @@ CONF = """
     server { listen 127.0.0.1:@port@; server_name cluster;
         location /lr/ { limit_req zone=lr burst=@burst@ nodelay; alias @html@/; }
         location /rl/ { rl_req zone=g burst=@burst@ nodelay; alias @html@/; }
+        location /rl-delay/ { rl_req zone=g burst=@burst@; alias @html@/;
+                              add_header X-Status $rl_req_status always; }
     }
 """
 
@@ -125,6 +127,19 @@ class Global(unittest.TestCase):
 
     def test_fallback_closed(self):
         self.outage("closed")
+
+    def test_global_zone_never_delays(self):
+        # Without nodelay a LOCAL zone delays requests above the rate; a GLOBAL one passes or
+        # refuses them (docs/nginx.md: a host's lease cannot tell the cluster's excess).
+        with Redis() as redis, instance(redis, workers=1) as ngx:
+            wait_for(lambda: get(ngx.port, "/rl-delay/index.html").status == 200,
+                     what="a lease for the key")
+            rs = [get(ngx.port, "/rl-delay/index.html") for _ in range(40)]
+            xs = set(r.header("X-Status") for r in rs)
+            self.assertNotIn("DELAYED", xs)
+            self.assertIn("PASSED", xs)
+            self.assertIn("REJECTED", xs)  # 40 at once is above burst 19 + 1
+            self.assertTrue(all(r.elapsed < 0.5 for r in rs))
 
     def test_cache_manager_starts_no_sync_thread(self):
         with Redis() as redis, instance(
