@@ -60,6 +60,10 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     rl_options o;
     rl_options_init(&o);
+    if (rl_options_from_env(&o) != 0) { /* REDIS_URL: this process runs the sync and leads it */
+        fprintf(stderr, "rlctl_load: %s\n", rl_errmsg());
+        return 2;
+    }
     o.shm_name = argv[1];
     o.capacity = 1024;
     o.config_path = argv[2];

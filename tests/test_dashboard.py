@@ -108,7 +108,14 @@ def main():
         rules = os.path.join(tmp, "rules.yaml")
         with open(rules, "w") as f:
             f.write(RULES)
-        loadp = subprocess.Popen([load, seg, rules], stdout=subprocess.PIPE, text=True)
+        # With scripts/test's Redis (RL_TEST_REDIS_URL) the load process runs the sync and leads
+        # it: the page must show that leader. Without it the sync panel shows none.
+        redis_url = os.environ.get("RL_TEST_REDIS_URL", "")
+        load_env = dict(os.environ)
+        load_env.pop("REDIS_URL", None)
+        if redis_url:
+            load_env["REDIS_URL"] = redis_url
+        loadp = subprocess.Popen([load, seg, rules], stdout=subprocess.PIPE, text=True, env=load_env)
         procs.append(loadp)
         line = loadp.stdout.readline().strip()
         if line != "ready":
@@ -193,6 +200,15 @@ def main():
         buttons = rows("button.admin", "disabled")
         expect(len(buttons) >= 2 and all(b[0] is not None for b in buttons),
                "without a token every reset button is disabled (%d)" % len(buttons))
+        if redis_url:
+            wait_for(lambda: attr("#leader", "data-value") == str(loadp.pid), 30,
+                     "the page showing the load process (pid %d) as sync leader" % loadp.pid)
+            ok("with Redis the page shows the sync leader: the load process, pid %d" % loadp.pid)
+            st_now = rlctl_json("status")
+            expect(st_now["sync"]["leader_pid"] == loadp.pid,
+                   "rlctl status agrees: leader %d" % st_now["sync"]["leader_pid"])
+        else:
+            print("note: RL_TEST_REDIS_URL unset: no sync, the sync leader is checked as none")
         driver.save_screenshot(os.path.join(logdir, "dashboard-load.png"))
         ok("screenshot under load: %s" % os.path.join(logdir, "dashboard-load.png"))
 
