@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Debian packages installed into a fresh Debian root, used there as an operator and a
-# developer would: rlctl, rl-demo, the man pages, the rl user of sysusers.d, rl-serve.service
-# through `systemd-analyze verify`, and a program built with `pkg-config --cflags --libs rl`
-# (and one linked statically with --static) that fills a segment rlctl then reads.
+# developer would: rlctl, rl-demo, the man pages, the rl user of sysusers.d, the admin token the
+# postinst makes, rl-serve.service through `systemd-analyze verify`, a program built with
+# `pkg-config --cflags --libs rl` (and one linked statically with --static) that fills a segment
+# rlctl then reads, and `rlctl serve` run as the user rl answering / and /metrics.
 #
 #   tests/test_deb_install.sh DEBDIR
 #
@@ -67,6 +68,7 @@ if [[ ! -x "$base/usr/bin/systemd-analyze" ]]; then
         exit 1
     fi
     rm -rf "$tmp_base/var/cache/apt/archives/"*.deb "$tmp_base.log"
+    chmod 0755 "$tmp_base"
     rm -rf "$base"
     mv "$tmp_base" "$base"
     echo "debootstrap: $(($(date +%s) - t0)) s"
@@ -80,6 +82,7 @@ cleanup() {
 trap cleanup EXIT
 R="$work/root"
 cp -a "$base" "$R"
+chmod 0755 "$R" # mktemp made the cached root 0700: the user rl must reach /
 mkdir -p "$R/tmp/debs" "$R/tmp/t"
 cp "${debs[@]}" "$R/tmp/debs/"
 cat >"$R/tmp/t/use_rl.c" <<'C'
@@ -185,6 +188,39 @@ else
 fi
 rm -f "/dev/shm/$seg"
 
+# rlctl serve of the package, as the service's user rl, on a segment rl's program made: the
+# dashboard at / and /metrics over HTTP (bash's /dev/tcp: the root has no HTTP client).
+port=$2
+seg=/rl-debserve-$$
+get() { # get PATH: the whole HTTP/1.0 answer into /tmp/t/http
+    exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+    printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$1" >&3
+    cat <&3 >/tmp/t/http
+    exec 3<&-
+}
+check "the program as user rl makes $seg" runuser -u rl -- ./use_rl "$seg" rules.yaml
+runuser -u rl -- rlctl --shm "$seg" serve --listen "127.0.0.1:$port" --for 60 >/tmp/t/serve.log 2>&1 &
+serve_pid=$!
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+done
+if get / && grep -q '^HTTP/1.[01] 200' /tmp/t/http && grep -q '<title>rl dashboard</title>' /tmp/t/http; then
+    ok "rlctl serve (user rl) answers / with the dashboard"
+else
+    cp /tmp/t/http /tmp/t/out 2>/dev/null; cat /tmp/t/serve.log >>/tmp/t/out
+    fail "rlctl serve / (port $port)"
+fi
+if get /metrics && grep -q '^rl_checks_total 9' /tmp/t/http; then
+    ok "rlctl serve /metrics counts the program's 9 checks"
+else
+    cp /tmp/t/http /tmp/t/out 2>/dev/null
+    fail "rlctl serve /metrics"
+fi
+kill "$serve_pid" 2>/dev/null
+wait "$serve_pid" 2>/dev/null
+rm -f "/dev/shm/$seg"
+
 # The unit as the package installed it: no warning at all (systemd-analyze prints nothing).
 systemd-analyze verify /lib/systemd/system/rl-serve.service >/tmp/t/out 2>&1
 rc=$?
@@ -206,6 +242,8 @@ echo "$passed passed, $failed failed"
 SH
 
 version=$(dpkg-deb -f "$(ls "$debdir"/rl-tools_*.deb | head -n 1)" Version)
+# A free loopback port for rlctl serve inside the root (the root shares this network).
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # A mount namespace of our own: proc and /dev/shm inside the root vanish when it exits.
 unshare --mount --propagation private --fork bash -c '
     set -e
@@ -213,5 +251,5 @@ unshare --mount --propagation private --fork bash -c '
     mount -t proc proc "$R/proc"
     mkdir -p "$R/dev/shm"
     mount -t tmpfs -o mode=1777,size=64m tmpfs "$R/dev/shm"
-    chroot "$R" /bin/bash /tmp/t/checks.sh "$2"
-' sh "$R" "$version"
+    chroot "$R" /bin/bash /tmp/t/checks.sh "$2" "$3"
+' sh "$R" "$version" "$port"
