@@ -2449,6 +2449,10 @@ static enum MHD_Result answer_reset(struct MHD_Connection *conn, struct server *
     return r;
 }
 
+/* The dashboard page (tools/dashboard/dashboard.html, compiled in by scripts/embed.py): static,
+ * it polls the JSON and Prometheus routes below from the browser. */
+extern const char rl__embed_dashboard[];
+
 static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload,
                                size_t *upload_size, void **con_cls)
@@ -2486,6 +2490,9 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const cha
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return answer_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD or POST");
     static const char ep[] = "/rate-limits/metrics/endpoint/";
+    if (strcmp(url, "/") == 0)
+        return answer(conn, MHD_HTTP_OK, "text/html; charset=utf-8", rl__embed_dashboard,
+                      strlen(rl__embed_dashboard));
     if (strcmp(url, "/health") == 0 || strcmp(url, "/rate-limits/health") == 0)
         return answer_cmd(conn, sv, cmd_health_rl, true, MHD_HTTP_SERVICE_UNAVAILABLE);
     if (strcmp(url, "/metrics") == 0)
