@@ -1564,6 +1564,7 @@ static void usage(FILE *f)
                "  --markdown  print the report as Markdown (for docs/benchmarks.md)\n"
                "  --only      run only these sections (comma-separated)\n"
                "  --runs N    runs per floor cell (default 10; --quick 3)\n"
+               "  --T MS      the accuracy and floor cells at this sync interval only\n"
                "Needs redis-server on PATH (started privately on a free loopback port). "
                "Progress goes to\n"
                "stderr, the report to stdout. Exit 0 whenever it measured, 1 when an rl call "
@@ -1599,6 +1600,7 @@ int main(int argc, char **argv)
     memset(&f, 0, sizeof f);
     f.sections = S_ALL;
     bool runs_set = false;
+    int only_T = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             f.quick = true;
@@ -1608,6 +1610,12 @@ int main(int argc, char **argv)
             f.sections = parse_sections(argv[++i]);
             if (f.sections == 0) {
                 fprintf(stderr, "rl-global: --only takes accuracy, floors, hot, cpu, strict\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--T") == 0 && i + 1 < argc) {
+            only_T = atoi(argv[++i]);
+            if (only_T < 1 || only_T > 60000) {
+                fprintf(stderr, "rl-global: --T takes 1..60000 (ms)\n");
                 return 2;
             }
         } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
@@ -1638,6 +1646,10 @@ int main(int argc, char **argv)
     } else {
         g_nT = T_MAX;
         memcpy(g_T, g_T_full, sizeof g_T);
+    }
+    if (only_T) {
+        g_nT = 1;
+        g_T[0] = only_T;
     }
     read_first_line("/proc/loadavg", "", f.load, sizeof f.load);
     command_line(argc, argv, f.cmd, sizeof f.cmd); /* (no argument it accepts needs quotes) */

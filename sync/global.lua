@@ -207,13 +207,16 @@ for i = 1, #KEYS do
     local rshare = waterfill(hosts, wrates, rate)
     -- The refill is credited to the hosts below their share at their fair rates (c:x), so a
     -- host that reports often cannot take what arrived for one that reports once a round; a
-    -- host's credit never exceeds what it lacks, the rest stays common. tk = common + credits.
+    -- host's credit never exceeds its share, the rest stays common. tk = common + credits.
     local credit, csum = {}, 0
     for _, x in ipairs(hosts) do
       local c = tonumber(f['c:' .. x] or '0')
       if tk <= 0 then c = 0 end
       if rate > 0 then c = c + add * rshare[x] / rate end
-      c = math.min(c, math.max(0, alloc[x] - held[x]))
+      -- capped at the share, not at what the host lacks of it as Redis last saw: a small host
+      -- is at its share whenever it reports, so a cap at its lack would throw away all the
+      -- refill meant for it between its reports, and leave it what arrives in its own script
+      c = math.min(c, math.max(0, alloc[x]))
       credit[x] = c
       csum = csum + c
     end
@@ -260,9 +263,12 @@ for i = 1, #KEYS do
     local demand = 0
     for _, x in ipairs(hosts) do demand = demand + rates[x] end
     -- and a periodic burster always: it collects its lease in the rounds before its burst is
-    -- due and gives it back after (its need moves with time, not with its reports)
+    -- due and gives it back after (its need moves with time, not with its reports); and a host
+    -- that holds more than it would if one more host came (B / (hosts + 1)): only its own
+    -- report can give that back, so it must hear of a newcomer within a round, not after R/3
     if alloc[h] - (O + L) >= 1 or (O + L >= 1 and others >= 1) or
-       (needs[h] > 0 and demand >= 0.5 * rate) or (bn and bn >= 2 and bp and bp >= 4 * T) then
+       (needs[h] > 0 and demand >= 0.5 * rate) or (bn and bn >= 2 and bp and bp >= 4 * T) or
+       O + L > B / (#hosts + 1) then
       want = 1
     end
     local set = {'tk', tk, 'ts', now, 'G:' .. h, G, 'U:' .. h, U, 'I:' .. h, inc, 'r:' .. h, r,
