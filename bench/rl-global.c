@@ -21,14 +21,23 @@
  *      after the warm-up of 2 s, --quick 1 s, over what it admits after the warm-up). Plus the
  *      small hosts' kept % (skewed), the denied % (below) and the sync rounds per host per second
  *      (rl_health_info.sync_rounds).
+ *  1b. Floors (--only floors; issue 14's shapes). The hosts of 1., three shapes at each T, each
+ *      cell the worst of --runs (default 10; --quick 3) short runs on fresh keys: bursts in turn
+ *      (400 at once, one host every 0.4 s: 1000/s in all, an exact bucket is full before each
+ *      burst; runs of 7 s, utilisation after 3 s: a host's burst pattern is known to Redis from
+ *      its second burst on), small hosts (one host at 2000/s, three at 10/s: each small host's
+ *      admitted / attempts over the whole run and after 1 s), below (4 x 125/s: denied % over
+ *      the whole run and after 1 s); runs of 3 s (T = 1000 ms: 4 s, warm-up 2 s). The minimum
+ *      utilisation and small-host share, the maximum denied and over-admission, over the runs.
  *   2. Hot path. rl_acquire on one hot GLOBAL key whose lease never runs out (1e12 per
  *      1,000,000 ms = 1e9/s, burst 2^40) against the same on a LOCAL token-bucket key with the
  *      same limit, in one segment opened with Redis (its sync thread active, T = 100 ms), as
  *      rl-bench times it: each row calibrated to runs of ~150 ms (--quick: ~30 ms), then 5 runs
  *      each, LOCAL and GLOBAL alternating, timed with CLOCK_MONOTONIC around the whole loop;
  *      the median, the spread and the ratio GLOBAL / LOCAL.
- *   3. Sync cost. One host (segment of the default capacity, 65,536 keys), T = 100 ms, a load
- *      of 20,000 checks/s spread round-robin over 10,000 GLOBAL keys (100/s, burst 100 each:
+ *   3. Sync cost. One host (segment of the default capacity, 65,536 keys, or twice --cpu-keys),
+ *      T = 100 ms, a load of 20,000 checks/s spread round-robin over 10,000 GLOBAL keys (or 2 per
+ *      key per second over --cpu-keys) (100/s, burst 100 each:
  *      never denied) by one pacing thread; after a warm-up of 2 s (--quick: 1 s), 10 s
  *      (--quick: 3 s) of CPU time (utime + stime) of the thread named "rl-sync"
  *      (/proc/self/task/TID/stat) and of redis-server (/proc/PID/stat), in % of one core; with
@@ -45,7 +54,8 @@
  * ("/rl-global-<pid>-...") are unlinked and the server killed and reaped, its directory removed, at
  * exit and on SIGINT/SIGTERM/SIGHUP too. Progress goes to stderr, the report to stdout.
  *
- *   rl-global [--quick] [--markdown] [--only accuracy,hot,cpu,strict]
+ *   rl-global [--quick] [--markdown] [--only accuracy,floors,hot,cpu,strict] [--runs N] [--T MS]
+ *             [--cpu-keys N]
  */
 #include <dirent.h>
 #include <errno.h>
@@ -88,13 +98,15 @@
 #define FULL_RUN_NS  150000000ull
 #define QUICK_RUN_NS 30000000ull
 /* 3. sync cost */
-#define CPU_KEYS       10000u
-#define CPU_LOAD       20000.0 /* checks/s, round-robin over the keys */
+#define CPU_KEYS       10000u  /* --cpu-keys */
+#define CPU_LOAD       20000.0 /* checks/s, round-robin over the keys (2 per key per s) */
 #define CPU_T_MS       100
 #define CPU_SECS       10.0
 #define CPU_WARM       2.0
 #define CPU_QUICK_SECS 3.0
 #define CPU_QUICK_WARM 1.0
+static unsigned g_cpu_keys = CPU_KEYS;
+static double g_cpu_load = CPU_LOAD;
 /* 4. GLOBAL vs STRICT */
 #define X_THREADS   32
 #define X_ROW_NS    1000000000ull
@@ -562,23 +574,6 @@ static bool run_floor(int ti, int shape, int run, double secs, double warm)
         started++;
     }
     block_signals(false);
-    if (shape == F_TURNS && getenv("RLG_DEBUG")) { /* DEBUG */
-        for (double at = 1.0; at < 3.0; at += 0.1) {
-            while ((double)(mono_ns() - t0) / 1e9 < at)
-                usleep(1000);
-            redisReply *ks = redisCommand(g_ctx, "KEYS rl:g:*");
-            for (size_t q = 0; ks && q < ks->elements; q++) {
-                redisReply *hv = redisCommand(g_ctx, "HGETALL %s", ks->element[q]->str);
-                fprintf(stderr, "\n@%.1f", at);
-                for (size_t z = 0; hv && z + 1 < hv->elements; z += 2)
-                    if (hv->element[z]->str[0] != 'q' && hv->element[z]->str[0] != 'e' &&
-                        hv->element[z]->str[0] != 's' && hv->element[z]->str[0] != 'I')
-                        fprintf(stderr, " %.6s=%.7s", hv->element[z]->str, hv->element[z + 1]->str);
-                freeReplyObject(hv);
-            }
-            freeReplyObject(ks);
-        }
-    }
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
     bool ok = started == HOSTS && g_signal == 0;
@@ -589,23 +584,6 @@ static bool run_floor(int ti, int shape, int run, double secs, double warm)
             g_failed = true;
             ok = false;
         }
-    if (ok && shape == F_TURNS && getenv("RLG_DEBUG")) { /* DEBUG */
-        for (int i = 0; i < HOSTS; i++) {
-            fprintf(stderr, "\n h%d:", i);
-            size_t j = 0;
-            while (j < hr[i].natt) {
-                uint64_t t = hr[i].att[j] >> 1;
-                unsigned a = 0, n = 0;
-                while (j < hr[i].natt && (hr[i].att[j] >> 1) < t + 50000000u) {
-                    a += hr[i].att[j] & 1;
-                    n++;
-                    j++;
-                }
-                fprintf(stderr, " %.1f:%u/%u", (double)t / 1e9, a, n);
-            }
-        }
-        fprintf(stderr, "\n");
-    }
     struct acc_outcome o;
     if (ok && acc_measure(hr, HOSTS, &lim, secs, warm, &o) != 0) {
         g_failed = true;
@@ -820,7 +798,7 @@ static void *loader_main(void *arg)
     uint64_t t0 = mono_ns(), sent = 0;
     size_t k = 0;
     while (!atomic_load_explicit(&l->stop, memory_order_relaxed) && g_signal == 0) {
-        uint64_t due = (uint64_t)((double)(mono_ns() - t0) / 1e9 * CPU_LOAD);
+        uint64_t due = (uint64_t)((double)(mono_ns() - t0) / 1e9 * g_cpu_load);
         uint64_t den = 0;
         for (; sent < due; sent++) {
             rl_result r;
@@ -831,7 +809,7 @@ static void *loader_main(void *arg)
                 return NULL;
             }
             den += !r.allowed;
-            if (++k == CPU_KEYS)
+            if (++k == g_cpu_keys)
                 k = 0;
         }
         atomic_store_explicit(&l->checks, sent, memory_order_relaxed);
@@ -897,13 +875,16 @@ static int sync_tids(pid_t *out, int max)
 static void cpu_section(bool quick)
 {
     double warm = quick ? CPU_QUICK_WARM : CPU_WARM, secs = quick ? CPU_QUICK_SECS : CPU_SECS;
-    fprintf(stderr, "rl-global: sync cost at %u keys, %.0f checks/s, T = %d ms\n", CPU_KEYS,
-            CPU_LOAD, CPU_T_MS);
+    fprintf(stderr, "rl-global: sync cost at %u keys, %.0f checks/s, T = %d ms\n", g_cpu_keys,
+            g_cpu_load, CPU_T_MS);
     pid_t before[16], after[16];
     int nb = sync_tids(before, 16);
     rl_options dflt;
     rl_options_init(&dflt);
-    if (seg_open(SEG_CPU, "cpu", dflt.capacity, CPU_T_MS, 0, RL_FALLBACK_LOCAL, 0) < 0) {
+    size_t cap = dflt.capacity;
+    while (cap < 2 * (size_t)g_cpu_keys)
+        cap *= 2;
+    if (seg_open(SEG_CPU, "cpu", cap, CPU_T_MS, 0, RL_FALLBACK_LOCAL, 0) < 0) {
         g_cpu.why = "rl_open failed (see stderr)";
         g_failed = true;
         return;
@@ -922,15 +903,15 @@ static void cpu_section(bool quick)
         if (tid == 0)
             sleep_ns(10000000);
     }
-    char(*keys)[16] = malloc(CPU_KEYS * sizeof *keys);
+    char(*keys)[16] = malloc(g_cpu_keys * sizeof *keys);
     if (tid == 0 || keys == NULL) {
         g_cpu.why = tid == 0 ? "no new thread named rl-sync" : "out of memory";
         free(keys);
         seg_close(SEG_CPU);
         return;
     }
-    for (unsigned i = 0; i < CPU_KEYS; i++)
-        snprintf(keys[i], sizeof keys[i], "k:%05u", i);
+    for (unsigned i = 0; i < g_cpu_keys; i++)
+        snprintf(keys[i], sizeof keys[i], "k:%07u", i);
     rl_limit lim = {.requests = 100, .window_ms = 1000, .burst = 100};
     lim.mode = RL_MODE_GLOBAL;
     struct loader l;
@@ -1433,7 +1414,7 @@ static void print_cpu(const struct facts *f)
 {
     const char *li = f->markdown ? "- " : "";
     printf("\n%s3. Sync cost at %u active GLOBAL keys, T = %d ms\n\n", f->markdown ? "##### " : "",
-           CPU_KEYS, CPU_T_MS);
+           g_cpu_keys, CPU_T_MS);
     if (!g_cpu.measured) {
         printf("%snot measured: %s\n", li, g_cpu.why ? g_cpu.why : "not run");
         return;
@@ -1441,13 +1422,13 @@ static void print_cpu(const struct facts *f)
     printf("%ssetup:    one host (segment capacity %" PRIu64 ", %" PRIu64 " slots in use), "
            "T = %d ms; one thread checks %u keys round-robin, paced to %.0f checks/s (token "
            "bucket, GLOBAL, 100/s, burst 100 per key: never denied)\n",
-           li, g_cpu.capacity, g_cpu.slots_in_use, CPU_T_MS, CPU_KEYS, CPU_LOAD);
+           li, g_cpu.capacity, g_cpu.slots_in_use, CPU_T_MS, g_cpu_keys, g_cpu_load);
     printf("%smethod:   utime + stime over %.1f s after a warm-up of %.0f s: the thread named "
            "rl-sync (/proc/self/task/TID/stat) and redis-server (/proc/PID/stat, all its "
            "threads), in %% of one core\n",
            li, g_cpu.secs, f->quick ? CPU_QUICK_WARM : CPU_WARM);
     printf("%sload:     %.0f checks/s achieved (%.2f per key per second), %" PRIu64 " denied\n", li,
-           g_cpu.load, g_cpu.load / CPU_KEYS, g_cpu.denied);
+           g_cpu.load, g_cpu.load / g_cpu_keys, g_cpu.denied);
     printf("%ssync:     %.1f rounds/s, %.0f keys reported/s (%.0f per round), %.1f EVALSHA/s, "
            "%.0f us of Redis time per EVALSHA (%.1f us per key), %" PRIu64 " failed rounds\n\n",
            li, g_cpu.rounds, g_cpu.keys, g_cpu.rounds > 0 ? g_cpu.keys / g_cpu.rounds : 0.0,
@@ -1560,11 +1541,12 @@ static void usage(FILE *f)
                "[--runs N]\n"
                "  --quick     accuracy cells of 4 s at T = 100 ms only, shorter rows (~40 s in "
                "all;\n"
-               "              what `meson test --benchmark` runs); the full run takes ~7 min\n"
+               "              what `meson test --benchmark` runs); the full run takes ~14 min\n"
                "  --markdown  print the report as Markdown (for docs/benchmarks.md)\n"
                "  --only      run only these sections (comma-separated)\n"
                "  --runs N    runs per floor cell (default 10; --quick 3)\n"
                "  --T MS      the accuracy and floor cells at this sync interval only\n"
+               "  --cpu-keys N  the sync cost at N keys (default 10000; 2 checks per key per s)\n"
                "Needs redis-server on PATH (started privately on a free loopback port). "
                "Progress goes to\n"
                "stderr, the report to stdout. Exit 0 whenever it measured, 1 when an rl call "
@@ -1612,6 +1594,14 @@ int main(int argc, char **argv)
                 fprintf(stderr, "rl-global: --only takes accuracy, floors, hot, cpu, strict\n");
                 return 2;
             }
+        } else if (strcmp(argv[i], "--cpu-keys") == 0 && i + 1 < argc) {
+            long k = atol(argv[++i]);
+            if (k < 1 || k > 4000000) {
+                fprintf(stderr, "rl-global: --cpu-keys takes 1..4000000\n");
+                return 2;
+            }
+            g_cpu_keys = (unsigned)k;
+            g_cpu_load = 2.0 * (double)k;
         } else if (strcmp(argv[i], "--T") == 0 && i + 1 < argc) {
             only_T = atoi(argv[++i]);
             if (only_T < 1 || only_T > 60000) {

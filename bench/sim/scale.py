@@ -13,12 +13,13 @@ the hosts: O(hosts) per report):
     like one sync round; Redis' own time per call (INFO commandstats, usec_per_call) / 128 =
     microseconds of Redis CPU per key report; the bytes of one batch's request and reply (RESP,
     as sent) / 128 = bytes per key report; the hash's memory (MEMORY USAGE);
-  - then the model for --model-hosts x --model-keys active keys (default 100 x 100,000) at sync
-    interval T: the keys a host reports per second (every round for a busy key, every R/3 = 5 s
-    for a quiet one that holds a lease), Redis CPU in cores, bytes per sync round per host and
-    for the cluster, Redis memory, and the Redis Cluster masters it takes to stay under
-    --core-budget of a core per master (GLOBAL keys carry one of 256 hash-tag groups, so a
-    cluster of N <= 256 masters spreads them evenly: each master does 1/N of the work).
+  - then the model for --model-hosts hosts and --model-keys active keys (default 100 x 100,000)
+    at sync interval T, each key in use on k hosts (each measured row): the key reports per
+    second (every round for a busy key, every R/3 = 5 s for a quiet one that holds a lease),
+    Redis CPU in cores, bytes per sync round per host, the Redis Cluster masters it takes to
+    stay under --core-budget of a core per master (GLOBAL keys carry one of 256 hash-tag groups,
+    so a cluster of N <= 256 masters spreads them evenly: each master does 1/N of the work), and
+    what one such key costs alone (one key lives on one master: a cluster cannot split it).
 
 Standard library only. Usage:
 
@@ -202,28 +203,35 @@ def main():
     for m in res:
         print(("| %d | %.1f | %.0f | %.0f | %d B |" if md else "%4d hosts: %6.1f us %6.0f B %4.0f B %7d B")
               % (m["H"], m["us_key"], m["tx_key"], m["rx_key"], m["mem"]))
-    # the model: the row measured at the model's host count (or the largest measured)
-    m = min(res, key=lambda x: abs(x["H"] - a.model_hosts))
+    # The model: NK keys in the cluster, each in use on k of the NH hosts (k = a measured row);
+    # a host reports a key every round while it is busy (demand >= half the rate: every host
+    # with demand reports), every R/3 while it is quiet and holds a lease (liveness).
     NH, NK, T = a.model_hosts, a.model_keys, a.T_ms / 1000.0
     R = max(3 * T, 15.0)
-    print("\n%smodel: %d hosts x %d active GLOBAL keys, T = %d ms (per key report: the %d-host row)"
-          % ("- " if md else "", NH, NK, a.T_ms, m["H"]))
+    per_key = 159  # overwritten below by the measured bytes
+    print("\n%smodel: %d hosts, %d active GLOBAL keys, each in use on k hosts, T = %d ms, "
+          "R/3 = %.0f s; Redis CPU = key reports/s x the measured cost at k hosts; a Redis "
+          "Cluster spreads the keys over at most 256 masters (256 hash-tag groups), one key "
+          "never spans two" % ("- " if md else "", NH, NK, a.T_ms, R / 3))
     if md:
-        print("\n| keys reported | key reports/s (cluster) | Redis CPU (cores) | bytes per round "
-              "per host (sent + received) | cluster bytes/s | Redis memory | masters for <= %.0f %% "
-              "of a core each |\n|---|--:|--:|--:|--:|--:|--:|" % (100 * a.core_budget))
-    for label, per_s in (("every round (busy keys: every host has demand)", 1 / T),
-                         ("every R/3 = %.0f s (quiet keys holding a lease)" % (R / 3), 3 / R)):
-        rep = NH * NK * per_s
-        cores = rep * m["us_key"] / 1e6
-        per_round = NK * per_s * T * (m["tx_key"] + m["rx_key"])
-        bps = rep * (m["tx_key"] + m["rx_key"])
-        mem = NK * m["mem"]
-        masters = max(1, -(-cores // a.core_budget))
-        row = (label, rep, cores, per_round / 1e6, bps / 1e6, mem / 1e9, masters)
-        print(("| %s | %.3g | %.1f | %.2f MB | %.0f MB/s | %.2f GB | %d |" if md else
-               "%-50s %10.3g reports/s %7.1f cores %8.2f MB/round/host %8.0f MB/s %6.2f GB %4d masters")
-              % row)
+        print("\n| k hosts per key | keys | key reports/s | Redis CPU, cores | bytes per round per "
+              "host | masters at <= %.0f %% of a core | one such key alone, cores |"
+              "\n|--:|---|--:|--:|--:|--:|--:|" % (100 * a.core_budget))
+    for m in res:
+        k = m["H"]
+        per_key = m["tx_key"] + m["rx_key"]
+        for label, per_s in (("busy", 1 / T), ("quiet", 3 / R)):
+            rep = NK * k * per_s
+            cores = rep * m["us_key"] / 1e6
+            host_keys = NK * k / NH  # keys a host uses
+            per_round = host_keys * per_s * T * per_key
+            masters = max(1, -(-cores // a.core_budget))
+            mtxt = "%d" % masters if masters <= 256 else "> 256 (bends)"
+            one = k * per_s * m["us_key"] / 1e6
+            row = (k, label, rep, cores, per_round / 1e3, mtxt, one)
+            print(("| %d | %s | %.3g | %.2f | %.0f kB | %s | %.4f |" if md else
+                   "k=%3d %-5s %10.3g reports/s %9.2f cores %9.0f kB/round/host %-14s one key %.4f cores")
+                  % row)
     return 0
 
 
