@@ -44,7 +44,7 @@ local function need(r, p, bt, bp, bs, bn, rb, bc)
   local v
   if bn and bn >= 2 and bp >= 4 * T and now <= bt + 1.5 * bp then
     v = H * (rb or 0) * T
-    if now + T + math.max(T, bp / 8) >= bt + bp then v = v + math.max(bs, bc) end
+    if now + T + math.max(T, bp / 8) >= bt + bp then v = v + math.max(bs or 0, bc or 0) end
   else
     v = H * math.max((r or 0) * T, p or 0)
   end
@@ -165,7 +165,7 @@ for i = 1, #KEYS do
     local isb = att >= 2 and att >= 4 * (r or 0) * dt
     local inb = bt and now - bt < math.max(4 * T, 0.5 * (bp or 0))
     if inb then
-      bc = bc + att
+      bc = (bc or 0) + att
     elseif isb then
       if not bt then
         bn = 1
@@ -267,7 +267,8 @@ for i = 1, #KEYS do
     -- that holds more than it would if one more host came (B / (hosts + 1)): only its own
     -- report can give that back, so it must hear of a newcomer within a round, not after R/3
     if alloc[h] - (O + L) >= 1 or (O + L >= 1 and others >= 1) or
-       (needs[h] > 0 and demand >= 0.5 * rate) or (bn and bn >= 2 and bp and bp >= 4 * T) or
+       (needs[h] > 0 and demand >= 0.5 * rate) or
+       (bn and bn >= 2 and bp and bp >= 4 * T and now <= bt + 1.5 * bp) or
        O + L > B / (#hosts + 1) then
       want = 1
     end
