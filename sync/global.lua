@@ -33,16 +33,17 @@ local nmax = 1
 
 -- A host's need: what it should hold until it can next be served, H x its demand over a
 -- round (rate, or its peak per report). A periodic burster (at least two bursts, each report's
--- attempts 4 x its rate or more, spaced by 4 T or more) is served by its pattern instead: it
+-- attempts 4 x its rate or more, spaced by 4 T or more, larger than bmin = an equal share of
+-- B) is served by its pattern instead: it
 -- needs its burst size while a burst is due (from T + max(T, interval / 8) before the next
 -- expected one until half an interval after it), and H x its rate outside the bursts otherwise,
 -- so that between its bursts its lease goes to the hosts whose burst comes next. Bursts are
 -- whole before a report can answer them (the hot path never waits), so a lease that is to serve
 -- a burst must be in place when the burst arrives: this is what an exact cluster bucket, which
 -- every host reaches at once, would give it.
-local function need(r, p, bt, bp, bs, bn, rb, bc)
+local function need(r, p, bt, bp, bs, bn, rb, bc, bmin)
   local v
-  if bn and bn >= 2 and bp >= 4 * T and now <= bt + 1.5 * bp then
+  if bn and bn >= 2 and bp >= 4 * T and now <= bt + 1.5 * bp and bs > bmin then
     v = H * (rb or 0) * T
     if now + T + math.max(T, bp / 8) >= bt + bp then v = v + math.max(bs or 0, bc or 0) end
   else
@@ -92,7 +93,7 @@ for i = 1, #KEYS do
     local tk, ts = tonumber(f.tk), tonumber(f.ts)
     if not tk then tk, ts = B, now end
     -- live hosts; a host silent for R gives its lease back
-    local hosts, held, needs, rates = {}, {}, {}, {}
+    local hosts, held, needs, rates, pend = {}, {}, {}, {}, {}
     local sumO = 0
     for key, v in pairs(f) do
       if string.sub(key, 1, 2) == 'G:' then
@@ -110,15 +111,21 @@ for i = 1, #KEYS do
           held[x] = Ox
           sumO = sumO + Ox
           local px = tonumber(f['p:' .. x] or '0') * math.exp(-(now - tx) / PTAU)
-          needs[x] = need(tonumber(f['r:' .. x]), px, tonumber(f['bt:' .. x]),
-                          tonumber(f['bp:' .. x]), tonumber(f['bs:' .. x]),
-                          tonumber(f['bn:' .. x]), tonumber(f['rb:' .. x]),
-                          tonumber(f['bc:' .. x]))
+          pend[x] = {tonumber(f['r:' .. x]), px, tonumber(f['bt:' .. x]),
+                     tonumber(f['bp:' .. x]), tonumber(f['bs:' .. x]),
+                     tonumber(f['bn:' .. x]), tonumber(f['rb:' .. x]),
+                     tonumber(f['bc:' .. x])}
           rates[x] = tonumber(f['r:' .. x]) or 0
         end
       end
     end
     hosts[#hosts + 1] = h
+    -- bursts smaller than an equal share of B need no pattern: the share holds them (and a
+    -- host whose steady demand comes in clumps, when its thread was off the CPU, is no burster)
+    local bmin = B / #hosts
+    for x, a in pairs(pend) do
+      needs[x] = need(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], bmin)
+    end
     -- this host's record; a new slot incarnation starts from what the host says it was given
     local G, U, r, p, tl = tonumber(f['G:' .. h]), tonumber(f['U:' .. h]),
       tonumber(f['r:' .. h]), tonumber(f['p:' .. h]), tonumber(f['t:' .. h])
@@ -182,7 +189,7 @@ for i = 1, #KEYS do
     if rb == nil then rb = ib else rb = rb + (1 - math.exp(-dt / TAU)) * (ib - rb) end
     if r == nil then r = inst else r = r + (1 - math.exp(-dt / TAU)) * (inst - r) end
     p = math.max(att, (p or 0) * math.exp(-dt / PTAU))
-    needs[h] = need(r, p, bt, bp, bs, bn, rb, bc)
+    needs[h] = need(r, p, bt, bp, bs, bn, rb, bc, bmin)
     held[h] = O
     -- the pool: the bucket, every outstanding lease, and what the bucket gains until the next
     -- round. Counting the inflow shares the *rate* fairly when demand exceeds it (the bucket is
@@ -268,7 +275,7 @@ for i = 1, #KEYS do
     -- report can give that back, so it must hear of a newcomer within a round, not after R/3
     if alloc[h] - (O + L) >= 1 or (O + L >= 1 and others >= 1) or
        (needs[h] > 0 and demand >= 0.5 * rate) or
-       (bn and bn >= 2 and bp and bp >= 4 * T and now <= bt + 1.5 * bp) or
+       (bn and bn >= 2 and bp and bp >= 4 * T and now <= bt + 1.5 * bp and bs > bmin) or
        O + L > B / (#hosts + 1) then
       want = 1
     end
