@@ -33,10 +33,10 @@ local nmax = 1
 
 -- A host's need: what it should hold until it can next be served, H x its demand over a
 -- round (rate, or its peak per report). A periodic burster (at least two bursts, each report's
--- attempts 4 x its rate or more, spaced by 4 T or more, larger than bmin = an equal share of
--- B) is served by its pattern instead: it
--- needs its burst size while a burst is due (from T + max(T, interval / 8) before the next
--- expected one until half an interval after it), and H x its rate outside the bursts otherwise,
+-- attempts 4 x its rate or more, spaced by 4 T or more, larger on average than bmin = an equal
+-- share of B) is served by its pattern instead: it needs its burst size while a burst is due
+-- (from T + max(T, interval / 8) before the next expected one until half an interval after
+-- it), and H x its rate outside the bursts otherwise,
 -- so that between its bursts its lease goes to the hosts whose burst comes next. Bursts are
 -- whole before a report can answer them (the hot path never waits), so a lease that is to serve
 -- a burst must be in place when the burst arrives: this is what an exact cluster bucket, which
