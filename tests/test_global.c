@@ -267,6 +267,47 @@ Test(global, sharp_bursts_in_turn)
     expect_bound(&o, 80.0);
 }
 
+/* Issue 14's shapes. CI asserts what must always hold: the bound, and that no host is starved to
+ * zero; the floors (>= 95 %, the minimum over >= 10 runs) are scheduling-dependent and measured
+ * by bench/rl-global's floors table (docs/benchmarks.md). */
+Test(global, bursts_in_turn_below_the_rate)
+{
+    open_hosts(4, RL_FALLBACK_LOCAL);
+    rl_limit l = global_limit(1000, 1000);
+    /* Each host in turn sends 400 at once, a host every 0.4 s (1000/s in all): larger than an
+     * equal share of the burst; an exact bucket stays full before each burst. */
+    struct demand d[4];
+    for (int i = 0; i < 4; i++)
+        d[i] = (struct demand){.burst_n = 400, .burst_every = 1.6, .burst_at = 0.4 * i, .to = 0};
+    struct hostrun hr[4];
+    char key[64];
+    struct acc_outcome o = run_hosts(4, unique_key(key, sizeof key, "turns"), &l, d, 6.0, hr);
+    expect_bound(&o, 0.0);
+    for (int i = 0; i < 4; i++)
+        cr_expect_gt(hr[i].admitted_after, 0, "host %d admitted nothing of its bursts after %.0f s",
+                     i, WARMUP_S);
+}
+
+Test(global, small_hosts_beside_one_flat_out)
+{
+    open_hosts(4, RL_FALLBACK_LOCAL);
+    rl_limit l = global_limit(1000, 1000);
+    /* One host flat out (2000/s, twice the limit), three at 10/s. */
+    struct demand d[4] = {{.rate = 2000, .to = 1e9},
+                          {.rate = 10, .to = 1e9},
+                          {.rate = 10, .to = 1e9},
+                          {.rate = 10, .to = 1e9}};
+    struct hostrun hr[4];
+    char key[64];
+    struct acc_outcome o = run_hosts(4, unique_key(key, sizeof key, "small"), &l, d, 5.0, hr);
+    expect_bound(&o, 0.0);
+    for (int i = 1; i < 4; i++) {
+        cr_log_info("small host %d: %" PRIu64 " of %" PRIu64 " admitted", i, hr[i].admitted,
+                    hr[i].attempts);
+        cr_expect_gt(hr[i].admitted_after, 0, "small host %d starved after %.0f s", i, WARMUP_S);
+    }
+}
+
 Test(global, host_joining_and_leaving)
 {
     open_hosts(4, RL_FALLBACK_LOCAL);
