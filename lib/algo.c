@@ -54,7 +54,7 @@ static int common_params(const rl_limit *lim, struct rl_params *p)
     /* Token bucket / GCRA: T units per request, the unit u = W / (L * T) ns in [1, 2), so that
      * a request is exactly T units and the rate exactly L per W (design.md section 6). */
     p->T = window_ns / lim->requests; /* >= 1 */
-    p->LT = lim->requests * p->T;       /* <= W */
+    p->LT = lim->requests * p->T;     /* <= W */
     /* Prefer a unit whose grid holds every whole microsecond, else every whole millisecond: a
      * draw on a full bucket at such a time is then exact (design.md section 6). That needs
      * W / g | L * T, so L * T a multiple of lcm(L, W / g) (<= W). */
@@ -93,8 +93,7 @@ static int bucket_params_capacity(const rl_limit *lim, struct rl_params *p, uint
                        "lower the burst or the window",
                        (unsigned long long)capacity, (unsigned long long)p->T);
     /* STRICT's Lua twin keeps C x W_us exactly in a double (sync/scripts.h). */
-    if (lim->mode == RL_MODE_STRICT &&
-        (rl_u128)capacity * lim->window_ms * 1000u > STRICT_MAX_CW)
+    if (lim->mode == RL_MODE_STRICT && (rl_u128)capacity * lim->window_ms * 1000u > STRICT_MAX_CW)
         return rl__err(-ERANGE,
                        "limit: a STRICT token bucket holds capacity x window in microseconds "
                        "exactly up to 2^52 (Redis Lua numbers are doubles); %llu x %llu ms is "

@@ -45,8 +45,8 @@ static inline bool rl__bucket_decide(const struct rl_params *p, uint64_t v, uint
             out->allowed = true;
             /* remaining: the exact bucket's count. After a full bucket's draw that is
              * C - cost, whatever the rounding of its start (design.md section 6). */
-            out->remaining = full ? p->limit - cost
-                                  : (nb >= p->tau ? 0 : rl__div_T(p, p->tau - nb));
+            out->remaining =
+                full ? p->limit - cost : (nb >= p->tau ? 0 : rl__div_T(p, p->tau - nb));
             out->retry_after_ms = 0;
             out->reset_after_ms =
                 full && cost == 0 ? 0 : rl__ceil_ms(rl__units_to_ns_ceil(p, nz) - tr);

@@ -221,10 +221,10 @@ struct rl_ep_ctr {
 /* Derived, process-local parameters of a limit (never stored in the segment). */
 struct rl_params {
     rl_algorithm algo;
-    uint64_t limit;    /* what rl_result.limit reports */
-    uint64_t T;        /* token bucket / GCRA: state units per request, floor(W / L) >= 1 */
-    uint64_t T_inv;    /* floor((2^64 - 1) / T), for rl__div_T() */
-    uint64_t tau;      /* token bucket / GCRA: C * T, the capacity in state units */
+    uint64_t limit; /* what rl_result.limit reports */
+    uint64_t T;     /* token bucket / GCRA: state units per request, floor(W / L) >= 1 */
+    uint64_t T_inv; /* floor((2^64 - 1) / T), for rl__div_T() */
+    uint64_t tau;   /* token bucket / GCRA: C * T, the capacity in state units */
     /* Token bucket / GCRA state unit u = W / (L * T) ns, in [1, 2) (exactly 1 when L divides
      * W): one request is exactly T units, so refill is exact (design.md section 6). */
     uint64_t LT;       /* L * T (<= W): u = W / LT */

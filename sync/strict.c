@@ -169,7 +169,8 @@ static int run_script(struct rl_redis *c, const char *rkey, const rl_limit *lim,
         snprintf(a[1], sizeof a[1], "%" PRIu64, lim->requests);
         break;
     }
-    if (refund && cost > p->limit && (lim->algorithm == RL_TOKEN_BUCKET || lim->algorithm == RL_GCRA))
+    if (refund && cost > p->limit &&
+        (lim->algorithm == RL_TOKEN_BUCKET || lim->algorithm == RL_GCRA))
         cost = p->limit; /* a draw never exceeds the capacity */
     snprintf(a[nargs - 2], sizeof a[0], "%" PRIu64, cost);
     snprintf(a[nargs - 1], sizeof a[0], "%" PRIu64, ttl_ms(lim));

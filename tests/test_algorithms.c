@@ -47,8 +47,8 @@ Test(algorithms, token_bucket_basic)
 }
 
 /*
- * 3 per 1000 ms: a request is exactly 333,333,333.3 ns of refill, tau = 1000 ms. Fractions of a token
- * must neither be lost nor rounded in the caller's favour.
+ * 3 per 1000 ms: a request is exactly 333,333,333.3 ns of refill, tau = 1000 ms. Fractions of a
+ * token must neither be lost nor rounded in the caller's favour.
  */
 /* clang-format off */
 static const step tb_3_per_s[] = {
