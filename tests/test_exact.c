@@ -521,3 +521,18 @@ Test(exact, issue_142_per_31ms_burst_18)
     cr_assert(!acq_at(g_rl, "c", &l, 5, T0 + 1091549).allowed);
     cr_assert(acq_at(g_rl, "c", &l, 5, T0 + 1091550).allowed);
 }
+
+/* STRICT's Lua twin is exact while capacity x window_us <= 2^52 (Lua numbers are doubles);
+ * beyond that the limit is refused with a message that says so, not rounded. */
+Test(exact, strict_bucket_beyond_2_52_is_refused)
+{
+    rl_limit l = mk_limit(RL_TOKEN_BUCKET, 1000, MS_HOUR, 1251000); /* 1.2510e6 x 3.6e9 us */
+    l.mode = RL_MODE_STRICT;
+    rl_result r;
+    int rc = rl_acquire_at(g_rl, "s", 1, &l, 1, T0, &r);
+    cr_assert_eq(rc, -ERANGE, "rc %d (%s)", rc, rl_errmsg());
+    cr_assert(strstr(rl_errmsg(), "2^52") != NULL, "%s", rl_errmsg());
+    l.burst = 1250000; /* 4.5e15 <= 2^52: accepted (then refused for want of Redis) */
+    rc = rl_acquire_at(g_rl, "s", 1, &l, 1, T0, &r);
+    cr_assert_eq(rc, -ENOTSUP, "rc %d (%s)", rc, rl_errmsg());
+}

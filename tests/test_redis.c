@@ -743,3 +743,161 @@ Test(redis, sentinel_failover_reresolves)
     rl__redis_close(fresh);
     rl__redis_close(c);
 }
+
+/* ---- STRICT's exact token bucket script (sync/scripts.h) ---------------------------------------
+ *
+ * The script as rl runs it, but with Redis' clock (TIME) replaced by a time the test passes in
+ * ARGV[6..7] (seconds, microseconds), so that a random walk can be compared with an exact
+ * reference: the bucket's full time times L in integers, as in tests/test_exact.c, in
+ * microseconds. Every field must agree (STRICT keeps its fraction of a microsecond exactly, as
+ * "zi:r"), a denied request retried retry_after later is admitted, refunds give back exactly.
+ */
+#include "scripts.h"
+
+static char *with_test_clock(const char *src)
+{
+    static const char tline[] = "local t = redis.call('TIME')\n";
+    const char *at = strstr(src, tline);
+    cr_assert_not_null(at, "the script reads TIME");
+    static const char mine[] = "local t = {ARGV[6], ARGV[7]}\n";
+    size_t n = strlen(src) + sizeof mine;
+    char *out = malloc(n);
+    cr_assert_not_null(out);
+    snprintf(out, n, "%.*s%s%s", (int)(at - src), src, mine, at + sizeof tline - 1);
+    return out;
+}
+
+struct sref {
+    rl_u128 L, W, C, zs; /* zs: full time in us, times L */
+};
+
+static redisReply *bucket_call(struct rl_redis *c, const char *src, const char *key, uint64_t W,
+                               uint64_t L, uint64_t C, uint64_t cost, uint64_t now_us)
+{
+    char a[7][24];
+    snprintf(a[0], sizeof a[0], "%" PRIu64, W);
+    snprintf(a[1], sizeof a[1], "%" PRIu64, L);
+    snprintf(a[2], sizeof a[2], "%" PRIu64, C);
+    snprintf(a[3], sizeof a[3], "%" PRIu64, cost);
+    snprintf(a[4], sizeof a[4], "%d", 600000);
+    snprintf(a[5], sizeof a[5], "%" PRIu64, now_us / 1000000u);
+    snprintf(a[6], sizeof a[6], "%" PRIu64, now_us % 1000000u);
+    const char *argv[8] = {key, a[0], a[1], a[2], a[3], a[4], a[5], a[6]};
+    redisReply *r = NULL;
+    int rc = rl__redis_evalsha(c, src, NULL, 1, 8, argv, NULL, &r);
+    cr_assert_eq(rc, 0, "bucket script: %d %s", rc, rl_errmsg());
+    return r;
+}
+
+static uint64_t sdiv_ceil(rl_u128 a, rl_u128 b)
+{
+    return (uint64_t)((a + b - 1) / b);
+}
+
+Test(redis, strict_bucket_script_is_exact)
+{
+    struct rl_redis_url u = env_url("RL_TEST_REDIS_URL");
+    struct rl_redis *c = must_connect(&u, 1000, 1000);
+    char *bucket = with_test_clock(rl__lua_bucket);
+    uint64_t seed = 0x5eed5eedULL;
+#define SRND() (seed = seed * 6364136223846793005ULL + 1442695040888963407ULL, seed >> 17)
+    /* requests, window ms, capacity: windows not multiples of the count, and the edge of the
+     * 2^52 range (C x W_us = 2^52 - a little) */
+    static const uint64_t lims[][3] = {
+        {3, 1000, 3},
+        {500001, 1000, 500001},
+        {142, 31, 18},
+        {7, 13, 7},
+        {1, 3600000, 1},
+        {1000, 1000, 1000},
+        {997, 60000, 5000},
+        {1, 1, 1},
+        {2515322407ULL, 3600000, 1250},
+        {13, 315360000000ULL, 14},
+    };
+    unsigned checked = 0, denied = 0;
+    for (size_t li = 0; li < sizeof lims / sizeof lims[0]; li++) {
+        uint64_t L = lims[li][0], W = lims[li][1] * 1000u, C = lims[li][2];
+        char key[64], what[32];
+        snprintf(what, sizeof what, "strict-bucket-%zu", li);
+        test_key(key, sizeof key, what);
+        struct sref ref = {L, W, C, 0};
+        uint64_t T_us = W / L + 1, now = 1800000000000000ULL + SRND() % W;
+        for (int i = 0; i < 400; i++) {
+            switch (SRND() % 6) {
+            case 0:
+                break;
+            case 1:
+                now += 1;
+                break;
+            case 2:
+                now += SRND() % (T_us + 1);
+                break;
+            case 3:
+                now += SRND() % (C * T_us / 3 + 1);
+                break;
+            case 4:
+                now += SRND() % (2 * C * T_us + 1);
+                break;
+            default:
+                now += SRND() % 1000;
+                break;
+            }
+            if (now > 4000000000000000ULL)
+                break; /* year 2096: Redis' clock in us stays far below 2^53 (year 2255) */
+            uint64_t cost = SRND() % 5 == 0 ? C + 1 : (SRND() % 4 == 0 ? 0 : 1 + SRND() % C);
+            rl_u128 CW = ref.C * ref.W, ts = (rl_u128)now * L;
+            rl_u128 z = ref.zs > ts ? ref.zs : ts, b0 = z - ts, b1 = b0 + (rl_u128)cost * W;
+            bool ok = cost <= C && b1 <= CW;
+            rl_u128 b = ok ? b1 : b0;
+            long long want[4] = {ok, (long long)((CW - b) / W), 0,
+                                 (long long)sdiv_ceil(b, L * 1000)};
+            if (!ok)
+                want[2] = cost <= C ? (long long)sdiv_ceil(b1 - CW, L * 1000) : -1;
+            redisReply *r = bucket_call(c, bucket, key, W, L, C, cost, now);
+            cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 4);
+            for (int k = 0; k < 4; k++)
+                cr_assert(r->element[k]->integer == want[k],
+                          "%" PRIu64 "/%" PRIu64 "us C %" PRIu64 ", op %d, cost %" PRIu64
+                          ": field %d is %lld, exact %lld",
+                          L, W, C, i, cost, k, r->element[k]->integer, want[k]);
+            freeReplyObject(r);
+            checked++;
+            if (ok && cost) {
+                ref.zs = z + (rl_u128)cost * W;
+                if (SRND() % 8 == 0) {
+                    /* the refund script gives back exactly cost x W / L */
+                    const char *argv[6] = {key, "0", "0", "0", "0", "600000"};
+                    char aw[24], al[24], ac[24];
+                    snprintf(aw, sizeof aw, "%" PRIu64, W);
+                    snprintf(al, sizeof al, "%" PRIu64, L);
+                    snprintf(ac, sizeof ac, "%" PRIu64, cost);
+                    argv[1] = aw, argv[2] = al, argv[4] = ac;
+                    cr_assert_eq(
+                        rl__redis_evalsha(c, rl__lua_bucket_refund, NULL, 1, 6, argv, NULL, &r), 0,
+                        "%s", rl_errmsg());
+                    freeReplyObject(r);
+                    rl_u128 back = (rl_u128)cost * W;
+                    ref.zs = ref.zs > back ? ref.zs - back : 0;
+                }
+            } else if (!ok && want[2] >= 0) {
+                /* never early: retry_after later the same request is admitted */
+                denied++;
+                redisReply *g = ok_cmd(c, true, "GET %s", key, NULL);
+                char saved[64] = "0";
+                if (g->type == REDIS_REPLY_STRING)
+                    snprintf(saved, sizeof saved, "%s", g->str);
+                freeReplyObject(g);
+                r = bucket_call(c, bucket, key, W, L, C, cost, now + (uint64_t)want[2] * 1000u);
+                cr_assert_eq(r->element[0]->integer, 1, "denied again retry_after later");
+                freeReplyObject(r);
+                ok_cmd(c, false, "SET %s %s", key, saved);
+            }
+        }
+    }
+    cr_expect_gt(denied, 100u, "few denials: the walk means little");
+    fprintf(stderr, "strict bucket script: %u checks, %u retries replayed\n", checked, denied);
+    free(bucket);
+    rl__redis_close(c);
+#undef SRND
+}
