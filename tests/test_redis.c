@@ -901,3 +901,59 @@ Test(redis, strict_bucket_script_is_exact)
     rl__redis_close(c);
 #undef SRND
 }
+
+/* GLOBAL's cluster bucket refills exactly (sync/global.lua, refill()): the function as embedded,
+ * run by Redis' Lua on random inputs and compared with exact integer arithmetic here. */
+extern const char rl__embed_global[];
+
+Test(redis, global_refill_is_exact)
+{
+    struct rl_redis_url u = env_url("RL_TEST_REDIS_URL");
+    struct rl_redis *c = must_connect(&u, 1000, 1000);
+    const char *a = strstr(rl__embed_global, "local function idiv(");
+    const char *b = strstr(rl__embed_global, "local function need(");
+    cr_assert(a && b && a < b, "global.lua defines idiv() and refill() before need()");
+    static const char tail[] = "local r = {refill(tonumber(ARGV[1]), tonumber(ARGV[2]), "
+                               "tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), "
+                               "tonumber(ARGV[6]))}\n"
+                               "return {string.format('%d', r[1]), string.format('%d', r[2])}\n";
+    size_t n = (size_t)(b - a) + sizeof tail;
+    char *src = malloc(n);
+    cr_assert_not_null(src);
+    snprintf(src, n, "%.*s%s", (int)(b - a), a, tail);
+    uint64_t seed = 0x12345;
+#define GRND() (seed = seed * 6364136223846793005ULL + 1442695040888963407ULL, seed >> 11)
+    for (int i = 0; i < 3000; i++) {
+        uint64_t L = 1 + GRND() % (i % 3 == 0 ? 10 : (i % 3 == 1 ? 1000000 : 100000000000ULL));
+        uint64_t W = 1000 + GRND() % (i % 2 ? 1000000 : 3600000000ULL); /* window, us */
+        int64_t cap = (int64_t)(GRND() % 100000), tk = cap - (int64_t)(GRND() % 5000) - 1;
+        if ((rl_u128)(cap - tk) * W >= (1ULL << 52))
+            continue; /* the exact range (beyond it: the double rate, documented) */
+        uint64_t tr = GRND() % W;
+        uint64_t el = GRND() % 8 == 0 ? 0 : GRND() % (4 * W + 1);
+        char s[6][24];
+        snprintf(s[0], sizeof s[0], "%" PRId64, tk);
+        snprintf(s[1], sizeof s[1], "%" PRId64, cap);
+        snprintf(s[2], sizeof s[2], "%" PRIu64, el);
+        snprintf(s[3], sizeof s[3], "%" PRIu64, tr);
+        snprintf(s[4], sizeof s[4], "%" PRIu64, L);
+        snprintf(s[5], sizeof s[5], "%" PRIu64, W);
+        const char *argv[6] = {s[0], s[1], s[2], s[3], s[4], s[5]};
+        redisReply *r = NULL;
+        cr_assert_eq(rl__redis_evalsha(c, src, NULL, 0, 6, argv, NULL, &r), 0, "%s", rl_errmsg());
+        long long add = atoll(r->element[0]->str), ntr = atoll(r->element[1]->str);
+        freeReplyObject(r);
+        /* exact: (el x L + tr) / W whole tokens, the rest kept; all of the room at most, the
+         * fraction thrown away with the rest */
+        rl_u128 num = (rl_u128)el * L + tr, room = (rl_u128)(cap - tk);
+        long long want_add = (long long)(num / W >= room ? room : num / W);
+        long long want_tr = num / W >= room ? 0 : (long long)(num % W);
+        cr_assert(add == want_add && ntr == want_tr,
+                  "refill(tk %" PRId64 ", cap %" PRId64 ", el %" PRIu64 " us, tr %" PRIu64
+                  ", %" PRIu64 " per %" PRIu64 " us) = %lld, %lld; exact %lld, %lld",
+                  tk, cap, el, tr, L, W, add, ntr, want_add, want_tr);
+    }
+#undef GRND
+    free(src);
+    rl__redis_close(c);
+}
