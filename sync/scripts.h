@@ -18,18 +18,17 @@
  * capacity is C * W. rl.c refuses a STRICT bucket with C * W > 2^52 (algo.c), so every value
  * here is an integer below 2^53, where Lua's doubles are exact; idiv() corrects the one
  * rounding of a double division. ARGV: W_us, L, C, cost, ttl_ms. */
-#define RL_LUA_IDIV                                                                            \
-    "local function idiv(a, b)\n"                                                              \
-    "  local q = math.floor(a / b)\n"                                                          \
-    "  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end\n"                \
-    "  return q\n"                                                                             \
-    "end\n"                                                                                    \
-    "local function zparse(s)\n"                                                               \
-    "  local zi, r = string.match(s or '0', '^(%-?%d+):?(%d*)$')\n"                             \
-    "  return tonumber(zi) or 0, tonumber(r) or 0\n"                                           \
+#define RL_LUA_IDIV                                                                                \
+    "local function idiv(a, b)\n"                                                                  \
+    "  local q = math.floor(a / b)\n"                                                              \
+    "  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end\n"                   \
+    "  return q\n"                                                                                 \
+    "end\n"                                                                                        \
+    "local function zparse(s)\n"                                                                   \
+    "  local zi, r = string.match(s or '0', '^(%-?%d+):?(%d*)$')\n"                                \
+    "  return tonumber(zi) or 0, tonumber(r) or 0\n"                                               \
     "end\n"
-static const char rl__lua_bucket[] =
-    RL_LUA_IDIV
+static const char rl__lua_bucket[] = RL_LUA_IDIV
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local W = tonumber(ARGV[1]); local L = tonumber(ARGV[2]); local C = tonumber(ARGV[3])\n"
@@ -107,8 +106,7 @@ static const char rl__lua_sliding_log[] =
 
 /* Refunds (a later layer of a layered check denied): give back what an allowed script took.
  * Same KEYS and ARGV as the check; they return 1. */
-static const char rl__lua_bucket_refund[] =
-    RL_LUA_IDIV
+static const char rl__lua_bucket_refund[] = RL_LUA_IDIV
     "local s = redis.call('GET', KEYS[1])\n"
     "if s then\n"
     "  local zi, r = zparse(s)\n"
