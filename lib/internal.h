@@ -31,7 +31,7 @@ __extension__ typedef unsigned __int128 rl_u128;
 
 #define RL_CACHELINE      64
 #define RL_MAGIC          0x31474553204c5221ULL /* "!RL SEG1" little-endian */
-#define RL_LAYOUT_VERSION 3u
+#define RL_LAYOUT_VERSION 4u /* 4: token bucket / GCRA states in exact-rate units */
 #define RL_HEADER_SIZE    4096u
 #define RL_SECRET_SIZE    192u
 #define RL_KEY_PREFIX     24u

@@ -120,9 +120,15 @@ void rl__strict_counts(const struct rl *rl, uint64_t *checks, uint64_t *fallback
 /* The Redis key prefix of (key, limit). */
 static void redis_key(const void *key, size_t keylen, const rl_limit *lim, char out[40])
 {
-    uint64_t f[5] = {lim->requests, lim->window_ms, lim->burst, (uint64_t)lim->algorithm,
-                     (uint64_t)lim->scope};
-    uint64_t h = XXH3_64bits_withSeed(key, keylen, XXH3_64bits(f, sizeof f));
+    /* f[5]: the state's format. The buckets' became "zi:r" (exact rates, issue 14): an older
+     * library reading it would see a full bucket, so the two formats live under other keys and
+     * during a rolling upgrade each generation counts on its own (as design.md "Upgrades"). */
+    uint64_t f[6] = {lim->requests, lim->window_ms, lim->burst, (uint64_t)lim->algorithm,
+                     (uint64_t)lim->scope, 0};
+    size_t nf = 5;
+    if (lim->algorithm == RL_TOKEN_BUCKET || lim->algorithm == RL_GCRA)
+        f[nf++] = 2;
+    uint64_t h = XXH3_64bits_withSeed(key, keylen, XXH3_64bits(f, nf * sizeof f[0]));
     snprintf(out, 40, "rl:{%016" PRIx64 "}", h);
 }
 
