@@ -53,11 +53,11 @@ Test(algorithms, token_bucket_basic)
 /* clang-format off */
 static const step tb_3_per_s[] = {
     A(0, 1, YES, 2, 0, 334),        /* backlog 333.33 ms -> 334 */
-    A(0, 2, YES, 0, 0, 1000),       /* backlog 999,999,999 ns <= tau */
-    A(0, 1, NO, 0, 334, 1000),      /* needs 1,333,333,332 - 999,999,999 ns */
-    A(333, 1, NO, 0, 1, 667),       /* 333,333 ns short */
-    A(334, 1, YES, 0, 0, 1000),     /* backlog 999,333,332 ns */
-    A(1333, 0, YES, 2, 0, 1),       /* 333,332 ns backlog left: 2.999 tokens -> 2 */
+    A(0, 2, YES, 0, 0, 1000),       /* backlog exactly 1000 ms = tau */
+    A(0, 1, NO, 0, 334, 1000),      /* needs 1,333.33 - 1000 ms */
+    A(333, 1, NO, 0, 1, 667),       /* 0.33 ms short */
+    A(334, 1, YES, 0, 0, 1000),     /* backlog 999.33 ms */
+    A(1333, 0, YES, 2, 0, 1),       /* 0.33 ms backlog left: 2.999 tokens -> 2 */
     A(1334, 0, YES, 3, 0, 0),       /* full */
 };
 /* clang-format on */
