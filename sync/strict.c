@@ -123,7 +123,8 @@ static void redis_key(const void *key, size_t keylen, const rl_limit *lim, char 
     /* f[5]: the state's format. The buckets' became "zi:r" (exact rates, issue 14): an older
      * library reading it would see a full bucket, so the two formats live under other keys and
      * during a rolling upgrade each generation counts on its own (as design.md "Upgrades"). */
-    uint64_t f[6] = {lim->requests, lim->window_ms, lim->burst, (uint64_t)lim->algorithm,
+    uint64_t f[6] = {lim->requests,        lim->window_ms,
+                     lim->burst,           (uint64_t)lim->algorithm,
                      (uint64_t)lim->scope, 0};
     size_t nf = 5;
     if (lim->algorithm == RL_TOKEN_BUCKET || lim->algorithm == RL_GCRA)
