@@ -20,6 +20,7 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -156,6 +157,22 @@ static int arg_u64(PyObject *o, const char *name, uint64_t *v)
         return -1;
     }
     *v = (uint64_t)x;
+    return 0;
+}
+
+/* An unsigned option (rl_options' unsigned fields): 0, None or absent keeps *v (the default);
+ * more than UINT_MAX is an error, never a silent truncation (2**32 ms would become 0). */
+static int arg_uint(PyObject *o, const char *name, unsigned *v)
+{
+    uint64_t x = 0;
+    if (arg_u64(o, name, &x) < 0)
+        return -1;
+    if (x > UINT_MAX) {
+        PyErr_Format(InvalidArgument, "%s: %R is out of range (0 .. %u)", name, o, UINT_MAX);
+        return -1;
+    }
+    if (x)
+        *v = (unsigned)x;
     return 0;
 }
 
@@ -671,21 +688,10 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
     }
     if (arg_u64(sync_ms, "sync_interval_ms", &self->o.sync_interval_ms) < 0)
         return -1;
-    v = 0;
-    if (arg_u64(pool, "redis_pool_size", &v) < 0)
+    if (arg_uint(pool, "redis_pool_size", &self->o.redis_pool_size) < 0 ||
+        arg_uint(cto, "redis_connect_timeout_ms", &self->o.redis_connect_timeout_ms) < 0 ||
+        arg_uint(rto, "redis_command_timeout_ms", &self->o.redis_command_timeout_ms) < 0)
         return -1;
-    if (v)
-        self->o.redis_pool_size = (unsigned)v;
-    v = 0;
-    if (arg_u64(cto, "redis_connect_timeout_ms", &v) < 0)
-        return -1;
-    if (v)
-        self->o.redis_connect_timeout_ms = (unsigned)v;
-    v = 0;
-    if (arg_u64(rto, "redis_command_timeout_ms", &v) < 0)
-        return -1;
-    if (v)
-        self->o.redis_command_timeout_ms = (unsigned)v;
     if (arg_u64(hosts, "cluster_hosts", &self->o.cluster_hosts) < 0)
         return -1;
     if (monitoring >= 0)

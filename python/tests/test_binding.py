@@ -223,3 +223,14 @@ def test_decision_for_renders_a_result(shm):
         assert not d.allowed
         assert d.headers()["X-RateLimit-Scope"] == "per_ip"
         assert json.loads(d.body())["rule"] == "GET:/x"
+
+
+def test_unsigned_options_out_of_range_raise(shm):
+    """redis_pool_size and the Redis timeouts are C `unsigned`: 2**32 must not wrap to 0 (a
+    command timeout of 0) or 2**32+1 to 1, silently."""
+    for opt in ("redis_pool_size", "redis_connect_timeout_ms", "redis_command_timeout_ms"):
+        with pytest.raises(rl.InvalidArgument, match=f"{opt}: 4294967296 is out of range"):
+            rl.Limiter(shm=shm, **{opt: 2**32})
+        with pytest.raises(rl.InvalidArgument, match=f"{opt}: 4294967297 is out of range"):
+            rl.Limiter(shm=shm, **{opt: 2**32 + 1})
+        rl.Limiter(shm=shm, **{opt: 2**32 - 1}).close()  # the largest value is accepted
