@@ -58,12 +58,13 @@ static PyObject *raise_rl(int rc, const char *what)
 static int parse_enum(PyObject *o, const char *(*name)(int), int count, const char *what)
 {
     if (PyLong_Check(o)) {
-        long v = PyLong_AsLong(o);
-        if (v >= 0 && v < count)
+        int overflow = 0;
+        long v = PyLong_AsLongAndOverflow(o, &overflow);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (!overflow && v >= 0 && v < count)
             return (int)v;
-        if (!PyErr_Occurred())
-            PyErr_Format(InvalidArgument, "%s: %ld is not a valid value (0..%d)", what, v,
-                         count - 1);
+        PyErr_Format(InvalidArgument, "%s: %R is not a valid value (0..%d)", what, o, count - 1);
         return -1;
     }
     if (PyUnicode_Check(o)) {
@@ -181,12 +182,13 @@ static int arg_window(PyObject *o, uint64_t *ms)
 {
     double s;
     if (PyLong_Check(o)) {
-        long long x = PyLong_AsLongLong(o);
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
         if (x == -1 && PyErr_Occurred())
             return -1;
-        if (x <= 0 || x > 10LL * 366 * 86400) {
+        if (overflow || x <= 0 || x > 10LL * 366 * 86400) {
             PyErr_Format(InvalidArgument,
-                         "window: %lld s is out of range (more than 0, at most 10 years)", x);
+                         "window: %R s is out of range (more than 0, at most 10 years)", o);
             return -1;
         }
         *ms = (uint64_t)x * 1000u;

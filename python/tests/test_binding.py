@@ -234,3 +234,19 @@ def test_unsigned_options_out_of_range_raise(shm):
         with pytest.raises(rl.InvalidArgument, match=f"{opt}: 4294967297 is out of range"):
             rl.Limiter(shm=shm, **{opt: 2**32 + 1})
         rl.Limiter(shm=shm, **{opt: 2**32 - 1}).close()  # the largest value is accepted
+
+
+def test_huge_ints_raise_invalid_argument_not_overflow_error(shm):
+    """A window or an algorithm/mode number beyond a C long is a bad argument like any other
+    out-of-range value (rl.InvalidArgument, a ValueError), not an OverflowError."""
+    with rl.Limiter(shm=shm) as lim:
+        for window in (2**63, -(2**63) - 1, 2**100):
+            with pytest.raises(rl.InvalidArgument, match="window: .* is out of range"):
+                lim.acquire("k", 1, window)
+        with pytest.raises(rl.InvalidArgument, match="algorithm: .* is not a valid value"):
+            lim.acquire("k", 1, 1, algorithm=2**64)
+        with pytest.raises(rl.InvalidArgument, match="mode: -1 is not a valid value"):
+            lim.acquire("k", 1, 1, mode=-1)
+        with pytest.raises(rl.InvalidArgument, match="scope: .* is not a valid value"):
+            rl._rl.decision_for(lim.acquire("k", 1, 1), scope=2**70)
+        assert lim.acquire("k2", 1, 10**6).allowed  # in range: still fine
