@@ -535,12 +535,14 @@ typedef struct {
  * process initialises the same new segment, at most ~5 s, once). NULL with an exception. */
 static rl_t *handle_get(HandleObject *self)
 {
-    if (self->rl)
-        return self->rl;
+    /* closed first: after close() while a call runs without the GIL, self->rl stays set until
+     * that call ends (handle_release), but no new call may start on it. */
     if (self->closed) {
         PyErr_SetString(PyExc_ValueError, "rl: operation on a closed Limiter");
         return NULL;
     }
+    if (self->rl)
+        return self->rl;
     rl_options o = self->o;
     if (self->from_env) {
         /* The environment first, then what the constructor was given wins. */

@@ -156,3 +156,58 @@ def test_strict_acquire_async_keeps_the_loop_running(redis_server, shm):
         assert lim.health()["strict_fallbacks"] >= 1
     finally:
         lim.close()
+
+
+def redis_has_unread_bytes(port):
+    """True when a connection to the (stopped) redis-server on `port` holds bytes it has not
+    read: a command is waiting for it (from /proc/net/tcp{,6}: local port, rx_queue)."""
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(f).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, queues = fields[1], fields[4]
+            if int(local.rsplit(":", 1)[1], 16) == port and int(queues.split(":")[1], 16) > 0:
+                return True
+    return False
+
+
+def test_close_while_a_strict_call_waits(redis_server, shm):
+    """close() while another thread waits on Redis without the GIL: the handle stays alive for
+    that call (it is freed when the call ends), but no new call may start on it."""
+    import rl
+
+    lim = rl.Limiter(shm=shm, redis_url=redis_server.url, redis_command_timeout_ms=20000,
+                     fallback="closed", from_env=False, no_sync=True)
+    out = {}
+    t = None
+    try:
+        assert lim.acquire("s", 10, 60, algorithm="fixed_window", mode="strict").remaining == 9
+        os.kill(redis_server.pid, signal.SIGSTOP)
+
+        def strict():
+            try:
+                out["r"] = lim.acquire("s", 10, 60, algorithm="fixed_window", mode="strict")
+            except Exception as e:  # noqa: BLE001 - reported by the assertion below
+                out["e"] = e
+
+        t = threading.Thread(target=strict)
+        t.start()
+        wait_for(lambda: redis_has_unread_bytes(redis_server.port), 30,
+                 "the STRICT command to reach the stopped redis-server")
+        lim.close()  # deferred: the STRICT call still runs on the handle
+        assert lim.closed and lim.opened
+        with pytest.raises(ValueError, match="closed"):
+            lim.acquire("k", 1, 1)
+        with pytest.raises(ValueError, match="closed"):
+            lim.check("GET", "/x")
+    finally:
+        os.kill(redis_server.pid, signal.SIGCONT)
+        if t is not None:
+            t.join(60)
+        lim.close()
+    assert "e" not in out, out
+    assert out["r"].allowed and out["r"].remaining == 8  # Redis answered the waiting call
+    assert not lim.opened  # the last call out closed the handle
