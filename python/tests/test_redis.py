@@ -211,3 +211,47 @@ def test_close_while_a_strict_call_waits(redis_server, shm):
     assert "e" not in out, out
     assert out["r"].allowed and out["r"].remaining == 8  # Redis answered the waiting call
     assert not lim.opened  # the last call out closed the handle
+
+
+def test_monitoring_reset_keeps_the_loop_running(redis_server, shm):
+    """POST /rate-limits/reset of a GLOBAL key waits on Redis (one round trip): with Redis
+    stopped, the event loop keeps running meanwhile (a coroutine ticking every 10 ms keeps
+    ticking), and the answer is 503 naming Redis, not a 500."""
+    import asyncio
+
+    import httpx
+    from fastapi import FastAPI
+
+    import rl
+    import rl.fastapi
+
+    lim = rl.Limiter(shm=shm, redis_url=redis_server.url, redis_command_timeout_ms=2000,
+                     from_env=False, no_sync=True)
+    app = FastAPI()
+    app.include_router(rl.fastapi.monitoring_router(lim, admin=lambda r: True))
+    body = {"key": "k", "requests": 10, "window": 60, "mode": "global"}
+    try:
+
+        async def main():
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                r = await c.post("/rate-limits/reset", json=body)
+                assert r.status_code == 200 and r.json() == {"reset": "k"}  # Redis up
+                os.kill(redis_server.pid, signal.SIGSTOP)
+                try:
+                    task = asyncio.create_task(c.post("/rate-limits/reset", json=body))
+                    ticks = 0
+                    while not task.done():
+                        await asyncio.sleep(0.01)
+                        ticks += 1
+                    return await task, ticks
+                finally:
+                    os.kill(redis_server.pid, signal.SIGCONT)
+
+        r, ticks = asyncio.run(main())
+        print(f"the event loop ticked {ticks} times while a reset waited on Redis")
+        assert ticks >= 10
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "redis_unavailable"
+    finally:
+        lim.close()
