@@ -33,9 +33,16 @@ static PyObject *InvalidArgument; /* rl.InvalidArgument (rl.Error, ValueError) *
 
 /* Raises the exception for rl's negative code `rc`, carrying rl_errmsg() (the calling thread's
  * message: call it on the thread that made the failing call, before any other rl call). */
+static PyObject *raise_rl_msg(int rc, const char *what, const char *msg);
+
 static PyObject *raise_rl(int rc, const char *what)
 {
-    const char *msg = rl_errmsg();
+    return raise_rl_msg(rc, what, rl_errmsg());
+}
+
+/* The same with a message taken earlier (by a call that ran without the GIL, on this thread). */
+static PyObject *raise_rl_msg(int rc, const char *what, const char *msg)
+{
     if (!msg || !*msg)
         msg = rl_strerror(rc);
     PyObject *type = (rc == -EINVAL || rc == -ERANGE || rc == -E2BIG) ? InvalidArgument : Error;
@@ -827,12 +834,11 @@ static PyObject *handle_reset(HandleObject *self, PyObject *const *args, Py_ssiz
     self->busy++;
     Py_BEGIN_ALLOW_THREADS rc = rl_reset(rl, key, (size_t)keylen, &lim);
     if (rc < 0)
-        key = rl_errmsg(); /* keep this thread's message: raise_rl reads it on another */
+        key = rl_errmsg(); /* this thread's message, before handle_release() may close */
     Py_END_ALLOW_THREADS;
     PyObject *ret = NULL;
     if (rc < 0)
-        PyErr_Format(rc == -EINVAL || rc == -ERANGE ? InvalidArgument : Error, "reset: %s",
-                     key && *key ? key : rl_strerror(rc));
+        raise_rl_msg(rc, "reset", key);
     else
         ret = Py_NewRef(Py_None);
     handle_release(self);
@@ -871,7 +877,7 @@ static PyObject *handle_check(HandleObject *self, PyObject *const *args, Py_ssiz
             msg = rl_errmsg();
         Py_END_ALLOW_THREADS;
         if (rc < 0)
-            PyErr_Format(InvalidArgument, "check: %s", msg && *msg ? msg : rl_strerror(rc));
+            raise_rl_msg(rc, "check", msg);
         handle_release(self);
     } else {
         rc = rl_check(rl, &req, &d->d);
@@ -944,9 +950,11 @@ static PyObject *handle_health(HandleObject *self, PyObject *unused)
     self->busy++;
     Py_BEGIN_ALLOW_THREADS rc = rl_health(rl, &h);
     Py_END_ALLOW_THREADS;
+    if (rc < 0) /* this OS thread made the call: its message is still there */
+        raise_rl(rc, "health");
     handle_release(self);
     if (rc < 0)
-        return PyErr_Format(Error, "health: %s", rl_strerror(rc));
+        return NULL;
     long long age = h.last_sync_age_ms == UINT64_MAX ? -1 : (long long)h.last_sync_age_ms;
     return Py_BuildValue(
         "{s:O,s:O,s:O,s:K,s:K,s:K,s:i,s:L,s:s,s:K,s:K,s:O,s:O,s:s}", "redis_configured",

@@ -250,3 +250,19 @@ def test_huge_ints_raise_invalid_argument_not_overflow_error(shm):
         with pytest.raises(rl.InvalidArgument, match="scope: .* is not a valid value"):
             rl._rl.decision_for(lim.acquire("k", 1, 1), scope=2**70)
         assert lim.acquire("k2", 1, 10**6).allowed  # in range: still fine
+
+
+def test_errors_of_gil_released_calls_carry_errno_and_message(shm):
+    """reset() runs without the GIL: its exceptions are rl.Error like every other one (.errno
+    the code, .strerror rl's message), the class chosen by the code. (check(nogil=True) and
+    health() share the path; no argument from Python makes them fail.)"""
+    import errno
+
+    with rl.Limiter(shm=shm) as lim:
+        with pytest.raises(rl.InvalidArgument) as e:
+            lim.reset("k", 0, 1)  # requests 0
+        assert e.value.errno == errno.EINVAL
+        assert e.value.strerror.startswith("reset: ") and "requests" in e.value.strerror
+        with pytest.raises(rl.Error) as e:
+            lim.reset("x" * 600, 1, 1)  # a key over RL_KEY_MAX
+        assert e.value.errno == errno.E2BIG and e.value.strerror.startswith("reset: ")
