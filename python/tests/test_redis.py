@@ -253,5 +253,9 @@ def test_monitoring_reset_keeps_the_loop_running(redis_server, shm):
         assert ticks >= 10
         assert r.status_code == 503, r.text
         assert r.json()["error"] == "redis_unavailable"
+        # rl's message wraps its cause once (the cause is not overwritten by the wrapper)
+        msg = r.json()["message"]
+        assert msg.count("rl_reset:") == 1, msg
+        assert "timed out" in msg or "Redis" in msg.split("deleted:", 1)[1], msg
     finally:
         lim.close()
