@@ -78,7 +78,9 @@ async def _call(fn: Optional[Getter], scope: Scope) -> Optional[str]:
     v = fn(scope)
     if inspect.isawaitable(v):
         v = await v
-    return v
+    # A user id is often an int: rl keys on its text. (Passed as is, check() would raise
+    # TypeError and fail_open would let every request through, unlimited.)
+    return v if v is None or isinstance(v, str) else str(v)
 
 
 class RateLimitMiddleware:

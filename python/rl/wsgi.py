@@ -16,6 +16,11 @@ from typing import Callable, Iterable, Optional
 from . import InvalidArgument, Limiter, client_ip
 
 
+def _text(v) -> Optional[str]:
+    """A user or tier as rl keys it: None, or its text (a user id is often an int)."""
+    return v if v is None or isinstance(v, str) else str(v)
+
+
 class RateLimitMiddleware:
     """WSGI middleware; the arguments mean what they mean for rl.asgi.RateLimitMiddleware, but
     user and tier are callables environ -> str | None."""
@@ -57,8 +62,8 @@ class RateLimitMiddleware:
             environ.get("REQUEST_METHOD", "GET"),
             path,
             self.client_ip(environ),
-            self.user(environ) if self.user else None,
-            self.tier(environ) if self.tier else None,
+            _text(self.user(environ)) if self.user else None,
+            _text(self.tier(environ)) if self.tier else None,
             1,
             lim.redis_configured,  # nogil: a STRICT layer may wait on Redis
         )

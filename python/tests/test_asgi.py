@@ -203,3 +203,28 @@ def test_fastapi_limit_scopes(lim):
     # a key of one's own
     assert [c.get("/k?k=a").status_code, c.get("/k?k=a").status_code,
             c.get("/k?k=b").status_code] == [200, 429, 200]
+
+
+def test_non_str_user_ids_are_limited_not_let_through(lim):
+    """A user callable returning an int id (the common case) is limited by that id: it must not
+    make check() raise TypeError, which fail_open would turn into no limit at all."""
+    c = TestClient(make_app(lim, user=lambda s: 42, tier=lambda s: "free"))
+    rs = [c.get("/api/items") for _ in range(12)]  # production free tier: 10/min per user
+    assert [r.status_code for r in rs].count(429) >= 1
+    assert rs[-1].json()["rule"].startswith("tier:free")
+    assert rs[0].headers["x-ratelimit-limit"] == "10"
+    # the WSGI middleware the same (it has no fail_open: a TypeError there was a 500)
+    flask = pytest.importorskip("flask")
+    from rl.wsgi import RateLimitMiddleware as WSGIMiddleware
+
+    app = flask.Flask("t")
+
+    @app.get("/api/items")
+    def items():
+        return {"items": []}
+
+    app.wsgi_app = WSGIMiddleware(app.wsgi_app, limiter=lim, user=lambda e: 43,
+                                  tier=lambda e: "free")
+    w = app.test_client()
+    codes = [w.get("/api/items").status_code for _ in range(12)]
+    assert set(codes) <= {200, 429} and codes.count(429) >= 1, codes
