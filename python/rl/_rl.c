@@ -1092,11 +1092,25 @@ static PyObject *handle_bypass(HandleObject *self, PyObject *args)
     if (!rl)
         return NULL;
     if (strcmp(op, "list") == 0) {
-        char buf[16384];
-        long n = rl_bypass_list(rl, k, buf, sizeof buf);
-        if (n < 0)
-            return raise_rl((int)n, "bypass list");
-        return PyUnicode_FromStringAndSize(buf, n < (long)sizeof buf ? n : (long)sizeof buf - 1);
+        /* rl_bypass_list() truncates to the buffer and returns the length the whole list needs:
+         * a longer list is asked for again with room for it (it may grow meanwhile). */
+        char small[4096], *buf = small;
+        size_t cap = sizeof small;
+        for (;;) {
+            long n = rl_bypass_list(rl, k, buf, cap);
+            if (n < 0 || (size_t)n < cap) {
+                PyObject *s =
+                    n < 0 ? raise_rl((int)n, "bypass list") : PyUnicode_FromStringAndSize(buf, n);
+                if (buf != small)
+                    PyMem_Free(buf);
+                return s;
+            }
+            if (buf != small)
+                PyMem_Free(buf);
+            cap = (size_t)n + 1;
+            if (!(buf = PyMem_Malloc(cap)))
+                return PyErr_NoMemory();
+        }
     }
     if (!value)
         return PyErr_Format(PyExc_TypeError, "bypass %s: needs a value", op);

@@ -266,3 +266,14 @@ def test_errors_of_gil_released_calls_carry_errno_and_message(shm):
         with pytest.raises(rl.Error) as e:
             lim.reset("x" * 600, 1, 1)  # a key over RL_KEY_MAX
         assert e.value.errno == errno.E2BIG and e.value.strerror.startswith("reset: ")
+
+
+def test_bypass_list_longer_than_16k_is_whole(shm):
+    """bypass_list() returns every entry, however long the list (it was cut at 16 KiB, the last
+    entry in half)."""
+    names = [f"user-{i:04d}-" + "x" * 40 for i in range(420)]  # ~21 KiB
+    with rl.Limiter(shm=shm) as lim:
+        for n in names:
+            lim.bypass_add("user", n)
+        got = lim.bypass_list("user")
+        assert sorted(got) == sorted(names), (len(got), got[-1:])
