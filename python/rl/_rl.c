@@ -583,12 +583,15 @@ static rl_t *handle_get(HandleObject *self)
     Py_END_ALLOW_THREADS;
     if (rc < 0) /* the open ran on this OS thread: rl_errmsg() has its message */
         return (rl_t *)raise_rl(rc, "rl.Limiter open");
-    if (self->rl || self->closed) { /* another thread opened or closed it meanwhile */
-        rl_close(&rl);
-        if (self->rl)
-            return self->rl;
-        PyErr_SetString(PyExc_ValueError, "rl: operation on a closed Limiter");
-        return NULL;
+    if (self->rl || self->closed) {           /* another thread opened or closed it meanwhile */
+        Py_BEGIN_ALLOW_THREADS rl_close(&rl); /* as in handle_dealloc */
+        Py_END_ALLOW_THREADS;
+        /* Only close() clears self->rl, and it sets closed first. */
+        if (self->closed || !self->rl) {
+            PyErr_SetString(PyExc_ValueError, "rl: operation on a closed Limiter");
+            return NULL;
+        }
+        return self->rl;
     }
     self->rl = rl;
     self->redis = o.redis_url != NULL && *o.redis_url;
@@ -720,8 +723,14 @@ static void handle_dealloc(HandleObject *self)
     PyObject_GC_UnTrack(self);
     if (self->weak)
         PyObject_ClearWeakRefs((PyObject *)self);
-    if (self->rl && self->busy == 0)
-        rl_close(&self->rl);
+    if (self->rl && self->busy == 0) {
+        /* rl_close() joins the sync thread, which may be in a Redis round trip (up to the
+         * command timeout): not with the GIL (nothing else can reach self any more). */
+        rl_t *rl = self->rl;
+        self->rl = NULL;
+        Py_BEGIN_ALLOW_THREADS rl_close(&rl);
+        Py_END_ALLOW_THREADS;
+    }
     Py_CLEAR(self->strs);
     Py_CLEAR(self->dict);
     Py_TYPE(self)->tp_free((PyObject *)self);

@@ -259,3 +259,41 @@ def test_monitoring_reset_keeps_the_loop_running(redis_server, shm):
         assert "timed out" in msg or "Redis" in msg.split("deleted:", 1)[1], msg
     finally:
         lim.close()
+
+
+def test_limiter_freed_while_sync_waits_on_redis_keeps_the_gil_free(redis_server, shm):
+    """A Limiter garbage-collected while its sync thread waits on a stopped Redis: rl_close()
+    joins that thread (up to the command timeout) without the GIL, so other Python threads run
+    meanwhile (a thread ticking every 10 ms keeps ticking)."""
+    import rl
+
+    lim = rl.Limiter(shm=shm, redis_url=redis_server.url, redis_command_timeout_ms=3000,
+                     sync_interval_ms=20, from_env=False)
+    assert lim.acquire("g", 100, 60, mode="global").allowed
+    wait_for(lambda: lim.health()["sync_rounds"] > 0, 30, "a GLOBAL sync round")
+    os.kill(redis_server.pid, signal.SIGSTOP)
+    stop = threading.Event()
+    ticks = [0]
+
+    def ticker():
+        while not stop.is_set():
+            time.sleep(0.01)
+            ticks[0] += 1
+
+    t = threading.Thread(target=ticker)
+    try:
+        wait_for(lambda: redis_has_unread_bytes(redis_server.port), 30,
+                 "the sync thread's round to reach the stopped redis-server")
+        t.start()
+        wait_for(lambda: ticks[0] > 0, 10, "the ticker to start")
+        before, t0 = ticks[0], time.monotonic()
+        del lim  # the last reference: dealloc, rl_close, the sync thread joined
+        waited, during = time.monotonic() - t0, ticks[0] - before
+    finally:
+        stop.set()
+        os.kill(redis_server.pid, signal.SIGCONT)
+        if t.is_alive():
+            t.join(10)
+    print(f"dealloc waited {waited:.2f} s; the other thread ticked {during} times")
+    assert waited >= 0.3, "the sync thread was not waiting on Redis: the test proves nothing"
+    assert during >= 10
