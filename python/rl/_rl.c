@@ -650,7 +650,9 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
                                      &sync_ms, &pool, &cto, &rto, &host_id, &hosts, &no_sync,
                                      &no_stats, &create, &from_env, &monitoring))
         return -1;
-    if (self->rl || self->closed) {
+    /* Once: the options point into self->strs, which a second __init__ would free under an
+     * rl_open() running without the GIL on another thread (handle_get). */
+    if (self->rl || self->closed || self->strs) {
         PyErr_SetString(PyExc_RuntimeError, "rl.Limiter: __init__ called twice");
         return -1;
     }

@@ -277,3 +277,14 @@ def test_bypass_list_longer_than_16k_is_whole(shm):
             lim.bypass_add("user", n)
         got = lim.bypass_list("user")
         assert sorted(got) == sorted(names), (len(got), got[-1:])
+
+
+def test_init_runs_once(shm):
+    """__init__ again (even before the segment is opened) is refused: it would free the option
+    strings an rl_open() on another thread may be reading, and silently re-point the Limiter."""
+    lim = rl.Limiter(shm=shm)
+    with pytest.raises(RuntimeError, match="__init__ called twice"):
+        lim.__init__(shm=shm + "-other")
+    assert lim.shm == shm
+    lim.acquire("k", 1, 1)
+    lim.close()
