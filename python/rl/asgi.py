@@ -72,6 +72,13 @@ class ClientIP:
             return peer or "unknown"
 
 
+def rl_path(path: str) -> str:
+    """The path as rl checks it: an ASGI or WSGI path is percent-decoded, so a client's "%00" is
+    a NUL there, which rl's C strings cannot carry (check() refuses it): it is checked as "%00"
+    again, so the request is limited like any other (the app still gets the path as sent)."""
+    return path.replace("\x00", "%00") if "\x00" in path else path
+
+
 async def _call(fn: Optional[Getter], scope: Scope) -> Optional[str]:
     if fn is None:
         return None
@@ -165,10 +172,11 @@ class RateLimitMiddleware:
         tier = await _call(self.tier, scope) if self.tier is not None else None
         try:
             lim = self.limiter
+            rpath = rl_path(path)
             if lim.redis_configured:
-                d = await self.decide(scope["method"], path, ip, user, tier)
+                d = await self.decide(scope["method"], rpath, ip, user, tier)
             else:  # no Redis: every layer counts in shared memory and never blocks
-                d = lim.check(scope["method"], path, ip, user, tier)
+                d = lim.check(scope["method"], rpath, ip, user, tier)
         except Exception:
             if not self.fail_open:
                 raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Optional
 
 from . import InvalidArgument, Limiter, client_ip
+from .asgi import rl_path
 
 
 def _text(v) -> Optional[str]:
@@ -60,7 +61,7 @@ class RateLimitMiddleware:
         lim = self.limiter
         d = lim.check(
             environ.get("REQUEST_METHOD", "GET"),
-            path,
+            rl_path(path),
             self.client_ip(environ),
             _text(self.user(environ)) if self.user else None,
             _text(self.tier(environ)) if self.tier else None,

@@ -228,3 +228,36 @@ def test_non_str_user_ids_are_limited_not_let_through(lim):
     w = app.test_client()
     codes = [w.get("/api/items").status_code for _ in range(12)]
     assert set(codes) <= {200, 429} and codes.count(429) >= 1, codes
+
+
+def test_nul_in_path_is_limited_not_let_through(lim):
+    """A client sending %00 in the path (an ASGI path is percent-decoded: "\\x00") must still be
+    limited: rl takes C strings, check() refused the path, and fail_open let every such request
+    through unlimited (a route with a path parameter still answers it)."""
+    lim.configure_endpoint("GET:/items/*", [{"requests": 2, "window": 60, "scope": "ip"}])
+    app = FastAPI()
+    app.add_middleware(RateLimitMiddleware, limiter=lim)
+
+    @app.get("/items/{name}")
+    def item(name: str):
+        return {"name": name}
+
+    c = TestClient(app)
+    rs = [c.get("/items/a%00b") for _ in range(4)]
+    assert [r.status_code for r in rs] == [200, 200, 429, 429], [r.text for r in rs]
+    assert rs[0].json() == {"name": "a\x00b"}  # the app still sees the path as sent
+
+    flask = pytest.importorskip("flask")
+    from rl.wsgi import RateLimitMiddleware as WSGIMiddleware
+
+    fapp = flask.Flask("t")
+
+    @fapp.get("/items/<name>")
+    def fitem(name):
+        return {"name": name}
+
+    fapp.wsgi_app = WSGIMiddleware(fapp.wsgi_app, limiter=lim)
+    w = fapp.test_client()
+    codes = [w.get("/items/c%00d", environ_base={"REMOTE_ADDR": "192.0.2.9"}).status_code
+             for _ in range(3)]
+    assert codes == [200, 200, 429], codes
