@@ -1165,9 +1165,21 @@ static PyObject *handle_get_attr(HandleObject *self, void *which)
         return PyBool_FromLong(self->rl != NULL);
     case 1:
         return PyBool_FromLong(self->closed);
-    case 2:
-        return PyBool_FromLong(
-            self->o.redis_url && *self->o.redis_url ? 1 : (self->rl ? self->redis : 0));
+    case 2: {
+        /* Before the first use too: the middleware and acquire_async() decide by it whether a
+         * check may wait on Redis, and the very first one (which opens) must not go inline on
+         * the event loop because REDIS_URL came from the environment, not the constructor. */
+        if (self->rl)
+            return PyBool_FromLong(self->redis);
+        if (self->o.redis_url && *self->o.redis_url)
+            Py_RETURN_TRUE;
+        if (!self->from_env)
+            Py_RETURN_FALSE;
+        rl_options e;
+        rl_options_init(&e);
+        (void)rl_options_from_env(&e); /* an invalid variable fails at open, with its message */
+        return PyBool_FromLong(e.redis_url && *e.redis_url);
+    }
     default: /* the name given to the constructor ("" when RL_SHM or the default applies) */
         if (self->strs && PyTuple_GET_ITEM(self->strs, 0) != Py_None)
             return Py_NewRef(PyTuple_GET_ITEM(self->strs, 0));

@@ -297,3 +297,36 @@ def test_limiter_freed_while_sync_waits_on_redis_keeps_the_gil_free(redis_server
     print(f"dealloc waited {waited:.2f} s; the other thread ticked {during} times")
     assert waited >= 0.3, "the sync thread was not waiting on Redis: the test proves nothing"
     assert during >= 10
+
+
+def test_redis_from_the_environment_counts_before_first_use(redis_server, shm, monkeypatch):
+    """REDIS_URL from the environment (how the apps are configured) makes redis_configured true
+    before the Limiter is opened, so the first STRICT acquire_async() (which opens it) runs in a
+    thread: with Redis stopped, the event loop keeps ticking meanwhile."""
+    import asyncio
+
+    import rl
+
+    monkeypatch.setenv("REDIS_URL", redis_server.url)
+    lim = rl.Limiter(shm=shm, redis_command_timeout_ms=1500, fallback="closed", no_sync=True)
+    assert not lim.opened and lim.redis_configured
+    assert not rl.Limiter(shm=shm, from_env=False).redis_configured
+    os.kill(redis_server.pid, signal.SIGSTOP)
+    try:
+
+        async def main():
+            ticks = 0
+            task = asyncio.create_task(
+                lim.acquire_async("s", 10, 60, algorithm="fixed_window", mode="strict"))
+            while not task.done():
+                await asyncio.sleep(0.01)
+                ticks += 1
+            return await task, ticks
+
+        res, ticks = asyncio.run(main())
+    finally:
+        os.kill(redis_server.pid, signal.SIGCONT)
+        lim.close()
+    print(f"the event loop ticked {ticks} times while the first STRICT acquire waited")
+    assert not res.allowed  # fallback closed: Redis did not answer
+    assert ticks >= 5  # inline on the loop, it ticks once at most (after the wait)
