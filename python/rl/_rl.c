@@ -1256,6 +1256,13 @@ static PyObject *mod_client_ip(PyObject *m, PyObject *args, PyObject *kw)
     const char *cidrs[64];
     size_t n = 0;
     PyObject *seq = NULL;
+    if (trusted && (PyUnicode_Check(trusted) || PyBytes_Check(trusted))) {
+        /* A str is a sequence too: its characters would be the CIDRs ("1", "0", "."). */
+        return PyErr_Format(PyExc_TypeError,
+                            "client_ip: trusted must be a list of CIDRs, not a %.20s: write "
+                            "[%R]",
+                            Py_TYPE(trusted)->tp_name, trusted);
+    }
     if (trusted && trusted != Py_None) {
         seq = PySequence_Fast(trusted, "client_ip: trusted must be a sequence of str");
         if (!seq)

@@ -47,15 +47,24 @@ def peer_address(scope: Scope) -> str:
     return str(client[0]) if client else ""
 
 
+def trusted_cidrs(trusted_proxies: Iterable[str]) -> tuple:
+    """The trusted proxies as a tuple, checked now (a bad CIDR, or one str instead of a list,
+    raises at start-up rather than at the first request)."""
+    if isinstance(trusted_proxies, (str, bytes)):
+        client_ip("127.0.0.1", None, trusted_proxies)  # raises TypeError naming the fix
+    trusted = tuple(trusted_proxies)
+    client_ip("127.0.0.1", None, trusted)
+    return trusted
+
+
 class ClientIP:
     """The client's address from an ASGI scope: the peer, or, when the peer is one of
     `trusted_proxies` (CIDRs), the right-most X-Forwarded-For entry that is not (rl_client_ip).
     A client that is not behind a trusted proxy cannot change its address with the header."""
 
     def __init__(self, trusted_proxies: Iterable[str] = (), header_name: str = "x-forwarded-for"):
-        self.trusted = tuple(trusted_proxies)
+        self.trusted = trusted_cidrs(trusted_proxies)
         self.header = header_name.lower().encode("latin-1")
-        client_ip("127.0.0.1", None, self.trusted)  # a bad CIDR raises here, at start-up
 
     def __call__(self, scope: Scope) -> str:
         peer = peer_address(scope)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Callable, Iterable, Optional
 
 from . import InvalidArgument, Limiter, client_ip
-from .asgi import rl_path
+from .asgi import rl_path, trusted_cidrs
 
 
 def _text(v) -> Optional[str]:
@@ -39,8 +39,7 @@ class RateLimitMiddleware:
     ):
         self.app = app
         self.limiter = limiter if limiter is not None else Limiter()
-        self.trusted = tuple(trusted_proxies)
-        client_ip("127.0.0.1", None, self.trusted)  # a bad CIDR raises here
+        self.trusted = trusted_cidrs(trusted_proxies)  # a bad CIDR raises here
         self.user = user
         self.tier = tier
         self.exempt_paths = tuple(exempt_paths)

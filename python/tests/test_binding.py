@@ -288,3 +288,20 @@ def test_init_runs_once(shm):
     assert lim.shm == shm
     lim.acquire("k", 1, 1)
     lim.close()
+
+
+def test_trusted_proxies_as_one_str_is_a_clear_type_error():
+    """trusted_proxies="10.0.0.0/8" (a str, not a list) names the mistake and its fix, instead
+    of complaining that the CIDR "1" is not an address."""
+    from rl.asgi import ClientIP
+
+    for bad in ("10.0.0.0/8", b"10.0.0.0/8"):
+        with pytest.raises(TypeError, match=r"trusted must be a list of CIDRs, not a (str|bytes)"):
+            rl.client_ip("10.1.2.3", "6.6.6.6", bad)
+    from rl.wsgi import RateLimitMiddleware as WSGIMiddleware
+
+    with pytest.raises(TypeError, match=r"write \['10.0.0.0/8'\]"):
+        ClientIP("10.0.0.0/8")
+    with pytest.raises(TypeError, match=r"write \['10.0.0.0/8'\]"):
+        WSGIMiddleware(None, limiter=rl.Limiter(), trusted_proxies="10.0.0.0/8")
+    assert rl.client_ip("10.1.2.3", "6.6.6.6", ("10.0.0.0/8",)) == "6.6.6.6"
