@@ -1011,9 +1011,16 @@ static PyObject *handle_load_config(HandleObject *self, PyObject *arg)
     rl_t *rl = handle_get(self);
     if (!rl)
         return NULL;
-    int rc = rl_load_config(rl, path);
+    /* Control plane: reads a file and may wait ~2 s for another process's writer lock. */
+    int rc;
+    self->busy++;
+    Py_BEGIN_ALLOW_THREADS rc = rl_load_config(rl, path);
+    Py_END_ALLOW_THREADS;
     if (rc < 0)
-        return raise_rl(rc, "load_config");
+        raise_rl(rc, "load_config");
+    handle_release(self);
+    if (rc < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -1036,17 +1043,20 @@ static PyObject *handle_configure_endpoint(HandleObject *self, PyObject *args)
     }
     rl_limit lims[RL_MAX_LAYERS];
     memset(lims, 0, sizeof lims);
+    /* The layer names point into str objects of the caller's dicts, which another thread may
+     * change while the GIL is released below: hold them. */
+    PyObject *names[RL_MAX_LAYERS] = {NULL};
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *d = PySequence_Fast_GET_ITEM(seq, i);
         if (!PyDict_Check(d)) {
-            Py_DECREF(seq);
-            return PyErr_Format(PyExc_TypeError, "configure_endpoint: layer %zd is not a dict", i);
+            PyErr_Format(PyExc_TypeError, "configure_endpoint: layer %zd is not a dict", i);
+            goto fail;
         }
         PyObject *r = PyDict_GetItemString(d, "requests"), *w = PyDict_GetItemString(d, "window");
         if (!r || !w) {
-            Py_DECREF(seq);
-            return PyErr_Format(InvalidArgument,
-                                "configure_endpoint: layer %zd needs requests and window", i);
+            PyErr_Format(InvalidArgument, "configure_endpoint: layer %zd needs requests and window",
+                         i);
+            goto fail;
         }
         PyObject *o;
         if (arg_u64(r, "requests", &lims[i].requests) < 0 ||
@@ -1071,18 +1081,31 @@ static PyObject *handle_configure_endpoint(HandleObject *self, PyObject *args)
                 goto fail;
             lims[i].mode = (rl_mode)x;
         }
-        if (arg_str(PyDict_GetItemString(d, "name"), "name", &lims[i].name) < 0)
+        names[i] = PyDict_GetItemString(d, "name");
+        Py_XINCREF(names[i]);
+        if (arg_str(names[i], "name", &lims[i].name) < 0)
             goto fail;
     }
     rl_t *rl = handle_get(self);
     if (!rl)
         goto fail;
-    int rc = rl_configure_endpoint(rl, pattern, lims, (size_t)n);
+    /* Control plane: may wait ~2 s for another process's writer lock. */
+    int rc;
+    self->busy++;
+    Py_BEGIN_ALLOW_THREADS rc = rl_configure_endpoint(rl, pattern, lims, (size_t)n);
+    Py_END_ALLOW_THREADS;
+    if (rc < 0)
+        raise_rl(rc, "configure_endpoint");
+    handle_release(self);
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_XDECREF(names[i]);
     Py_DECREF(seq);
     if (rc < 0)
-        return raise_rl(rc, "configure_endpoint");
+        return NULL;
     Py_RETURN_NONE;
 fail:
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_XDECREF(names[i]);
     Py_DECREF(seq);
     return NULL;
 }
@@ -1125,15 +1148,19 @@ static PyObject *handle_bypass(HandleObject *self, PyObject *args)
     }
     if (!value)
         return PyErr_Format(PyExc_TypeError, "bypass %s: needs a value", op);
-    int rc;
-    if (strcmp(op, "add") == 0)
-        rc = rl_bypass_add(rl, k, value);
-    else if (strcmp(op, "remove") == 0)
-        rc = rl_bypass_remove(rl, k, value);
-    else
+    int add = strcmp(op, "add") == 0;
+    if (!add && strcmp(op, "remove") != 0)
         return PyErr_Format(InvalidArgument, "bypass: unknown operation '%s'", op);
+    /* Control plane: may wait ~2 s for another process's writer lock. */
+    int rc;
+    self->busy++;
+    Py_BEGIN_ALLOW_THREADS rc = add ? rl_bypass_add(rl, k, value) : rl_bypass_remove(rl, k, value);
+    Py_END_ALLOW_THREADS;
     if (rc < 0)
-        return raise_rl(rc, "bypass");
+        raise_rl(rc, "bypass");
+    handle_release(self);
+    if (rc < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 

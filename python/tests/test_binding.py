@@ -4,6 +4,7 @@ import gc
 import json
 import os
 import threading
+import time
 
 import pytest
 
@@ -305,3 +306,54 @@ def test_trusted_proxies_as_one_str_is_a_clear_type_error():
     with pytest.raises(TypeError, match=r"write \['10.0.0.0/8'\]"):
         WSGIMiddleware(None, limiter=rl.Limiter(), trusted_proxies="10.0.0.0/8")
     assert rl.client_ip("10.1.2.3", "6.6.6.6", ("10.0.0.0/8",)) == "6.6.6.6"
+
+
+def test_control_plane_waits_for_the_writer_lock_without_the_gil(shm, tmp_path):
+    """configure_endpoint(), load_config() and bypass_add() wait up to ~2 s for another
+    process's rule-set writer lock (a byte lock on the segment file): without the GIL, so the
+    process's other threads run meanwhile (a thread ticking every 10 ms keeps ticking)."""
+    import fcntl
+
+    lim = rl.Limiter(shm=shm, environment="production")
+    lim.open()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(lim.config_dump())
+    fd = os.open("/dev/shm" + shm, os.O_RDWR)
+    stop = threading.Event()
+    ticks = [0]
+
+    def ticker():
+        while not stop.is_set():
+            time.sleep(0.01)
+            ticks[0] += 1
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    try:
+        # A record lock conflicts with librl's open-file-description lock on the same byte
+        # (even in this process): the writer lock is held by "another writer".
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 1)
+        for name, call in (
+            ("configure_endpoint",
+             lambda: lim.configure_endpoint("/x", [{"requests": 1, "window": 1, "name": "n"}])),
+            ("bypass", lambda: lim.bypass_add("user", "vip")),
+            ("load_config", lambda: lim.load_config(str(rules))),
+        ):
+            before, t0 = ticks[0], time.monotonic()
+            with pytest.raises(rl.Error) as e:
+                call()
+            waited, during = time.monotonic() - t0, ticks[0] - before
+            print(f"{name}: waited {waited:.2f} s for the lock; the other thread ticked {during}")
+            assert e.value.errno == 11 and "writing the rule set" in str(e.value), e.value
+            assert waited >= 0.5, "it did not wait for the lock: the test proves nothing"
+            assert during >= 10, name
+    finally:
+        stop.set()
+        t.join(10)
+        os.close(fd)
+        lim.close()
+    # the lock released: the same calls go through
+    with rl.Limiter(shm=shm) as lim:
+        lim.configure_endpoint("/x", [{"requests": 1, "window": 1, "name": "n"}])
+        lim.bypass_add("user", "vip")
+        lim.load_config(str(rules))
