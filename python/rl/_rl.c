@@ -10,8 +10,11 @@
  *
  * The GIL. LOCAL and GLOBAL decisions never block and take tens of nanoseconds: releasing and
  * re-taking the GIL would cost more than the decision, so they run with the GIL held. A STRICT
- * acquire, and a check called with nogil=True (what Limiter.check_async() does from a worker
- * thread), may wait on Redis up to the command timeout: they release the GIL around the call.
+ * acquire, reset(), health() and a check called with nogil=True (what Limiter.check_async() does
+ * from a worker thread) may wait on Redis up to the command timeout; configure_endpoint(),
+ * load_config() and bypass add/remove may wait ~2 s for another process's writer lock; rl_open()
+ * may wait while another process initialises the segment, and rl_close() joins the sync thread:
+ * all of them release the GIL around the call.
  * A handle counts the calls running without the GIL; close() while one runs defers the
  * rl_close() to the last of them, so a handle is never freed under a running call.
  */
