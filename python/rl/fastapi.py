@@ -95,6 +95,9 @@ def limit(
         raise InvalidArgument(22, f"limit: unknown algorithm {algorithm!r}")
     if mode not in ("local", "global", "strict"):
         raise InvalidArgument(22, f"limit: mode {mode!r} is not local, global or strict")
+    for what, v, least in (("burst", burst, 0), ("cost", cost, 1)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            raise InvalidArgument(22, f"limit: {what} {v!r} must be an int of at least {least}")
     rl_scope = {"ip": "ip", "user": "user", "global": "endpoint"}.get(scope, "descriptor")
 
     async def dependency(request: Request, response: Response) -> Decision:

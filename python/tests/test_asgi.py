@@ -261,3 +261,12 @@ def test_nul_in_path_is_limited_not_let_through(lim):
     codes = [w.get("/items/c%00d", environ_base={"REMOTE_ADDR": "192.0.2.9"}).status_code
              for _ in range(3)]
     assert codes == [200, 200, 429], codes
+
+
+def test_fastapi_limit_rejects_bad_burst_and_cost_at_definition():
+    """limit() promises bad arguments raise at import, not as a 500 at the first request."""
+    for kw in ({"cost": -1}, {"cost": 0}, {"cost": 1.5}, {"cost": "2"}, {"burst": -5},
+               {"burst": True}):
+        with pytest.raises(rl.InvalidArgument, match=f"limit: {next(iter(kw))} "):
+            rl.fastapi.limit("10/minute", **kw)
+    rl.fastapi.limit("10/minute", cost=3, burst=0)  # fine
