@@ -4,7 +4,7 @@ through Starlette's TestClient and Flask's test client (in process, real rl segm
 import json
 
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, WebSocket
 from starlette.testclient import TestClient
 
 import rl
@@ -270,3 +270,45 @@ def test_fastapi_limit_rejects_bad_burst_and_cost_at_definition():
         with pytest.raises(rl.InvalidArgument, match=f"limit: {next(iter(kw))} "):
             rl.fastapi.limit("10/minute", **kw)
     rl.fastapi.limit("10/minute", cost=3, burst=0)  # fine
+
+
+def test_lifespan_and_websocket_scopes_pass_through_untouched(lim):
+    """Only http scopes are checked: lifespan and websocket scopes reach the app as they came
+    (the same scope, receive and send objects), and rl counts nothing for them."""
+    import asyncio
+
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append((scope, receive, send))
+
+    mw = RateLimitMiddleware(app, limiter=lim)
+    before = lim.stats()["checks"]
+    for scope in ({"type": "lifespan", "asgi": {"version": "3.0"}},
+                  {"type": "websocket", "path": "/auth/login", "headers": [],
+                   "client": ("192.0.2.1", 1)}):
+        snapshot = dict(scope)
+
+        async def receive():
+            return {}
+
+        async def send(m):
+            pass
+
+        asyncio.run(mw(scope, receive, send))
+        s, r, w = seen[-1]
+        assert s is scope and s == snapshot and r is receive and w is send
+    assert lim.stats()["checks"] == before
+
+    # and a websocket route through the real stack still connects
+    fa = FastAPI()
+    fa.add_middleware(RateLimitMiddleware, limiter=lim)
+
+    @fa.websocket("/ws")
+    async def ws(sock: WebSocket):
+        await sock.accept()
+        await sock.send_text("hi")
+        await sock.close()
+
+    with TestClient(fa).websocket_connect("/ws") as c:
+        assert c.receive_text() == "hi"
