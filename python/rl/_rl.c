@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rl/rl.h>
 
@@ -536,6 +537,7 @@ typedef struct {
     int from_env;   /* apply rl_options_from_env() before the explicit options */
     int closed;     /* close() was called */
     long busy;      /* calls running without the GIL (guarded by the GIL) */
+    pid_t busy_pid; /* the process busy counts in (a forked child inherits none of them) */
     int redis;      /* opened with a redis_url */
     PyObject *weak; /* weakref list (rl.asgi keeps weak references) */
     PyObject *dict; /* subclass attributes */
@@ -599,6 +601,24 @@ static rl_t *handle_get(HandleObject *self)
     self->rl = rl;
     self->redis = o.redis_url != NULL && *o.redis_url;
     return rl;
+}
+
+/* The calls running without the GIL in this process: after fork() the child has only the
+ * forking thread, so what the parent's other threads were running is not the child's (it
+ * would defer the child's close() for ever). */
+static long handle_busy(HandleObject *self)
+{
+    if (self->busy && self->busy_pid != getpid())
+        self->busy = 0;
+    return self->busy;
+}
+
+/* Before a call that releases the GIL (handle_release() after it). */
+static void handle_enter(HandleObject *self)
+{
+    handle_busy(self);
+    self->busy_pid = getpid();
+    self->busy++;
 }
 
 static void handle_release(HandleObject *self)
@@ -728,7 +748,7 @@ static void handle_dealloc(HandleObject *self)
     PyObject_GC_UnTrack(self);
     if (self->weak)
         PyObject_ClearWeakRefs((PyObject *)self);
-    if (self->rl && self->busy == 0) {
+    if (self->rl && handle_busy(self) == 0) {
         /* rl_close() joins the sync thread, which may be in a Redis round trip (up to the
          * command timeout): not with the GIL (nothing else can reach self any more). */
         rl_t *rl = self->rl;
@@ -794,7 +814,7 @@ static PyObject *handle_acquire(HandleObject *self, PyObject *const *args, Py_ss
     if (lim.mode == RL_MODE_STRICT && self->redis) {
         /* One Redis round trip, bounded by the command timeout: without the GIL. The key may
          * point into a str's cached UTF-8: the caller's reference keeps it alive. */
-        self->busy++;
+        handle_enter(self);
         Py_BEGIN_ALLOW_THREADS rc = rl_acquire(rl, key, (size_t)keylen, &lim, cost, &res->r);
         Py_END_ALLOW_THREADS;
         if (rc < 0)
@@ -845,7 +865,7 @@ static PyObject *handle_reset(HandleObject *self, PyObject *const *args, Py_ssiz
     if (!rl)
         return NULL;
     int rc;
-    self->busy++;
+    handle_enter(self);
     Py_BEGIN_ALLOW_THREADS rc = rl_reset(rl, key, (size_t)keylen, &lim);
     if (rc < 0)
         key = rl_errmsg(); /* this thread's message, before handle_release() may close */
@@ -885,7 +905,7 @@ static PyObject *handle_check(HandleObject *self, PyObject *const *args, Py_ssiz
     int rc;
     if (nogil) {
         const char *msg = NULL;
-        self->busy++;
+        handle_enter(self);
         Py_BEGIN_ALLOW_THREADS rc = rl_check(rl, &req, &d->d);
         if (rc < 0)
             msg = rl_errmsg();
@@ -961,7 +981,7 @@ static PyObject *handle_health(HandleObject *self, PyObject *unused)
         return NULL;
     rl_health_info h;
     int rc;
-    self->busy++;
+    handle_enter(self);
     Py_BEGIN_ALLOW_THREADS rc = rl_health(rl, &h);
     Py_END_ALLOW_THREADS;
     if (rc < 0) /* this OS thread made the call: its message is still there */
@@ -1016,7 +1036,7 @@ static PyObject *handle_load_config(HandleObject *self, PyObject *arg)
         return NULL;
     /* Control plane: reads a file and may wait ~2 s for another process's writer lock. */
     int rc;
-    self->busy++;
+    handle_enter(self);
     Py_BEGIN_ALLOW_THREADS rc = rl_load_config(rl, path);
     Py_END_ALLOW_THREADS;
     if (rc < 0)
@@ -1094,7 +1114,7 @@ static PyObject *handle_configure_endpoint(HandleObject *self, PyObject *args)
         goto fail;
     /* Control plane: may wait ~2 s for another process's writer lock. */
     int rc;
-    self->busy++;
+    handle_enter(self);
     Py_BEGIN_ALLOW_THREADS rc = rl_configure_endpoint(rl, pattern, lims, (size_t)n);
     Py_END_ALLOW_THREADS;
     if (rc < 0)
@@ -1156,7 +1176,7 @@ static PyObject *handle_bypass(HandleObject *self, PyObject *args)
         return PyErr_Format(InvalidArgument, "bypass: unknown operation '%s'", op);
     /* Control plane: may wait ~2 s for another process's writer lock. */
     int rc;
-    self->busy++;
+    handle_enter(self);
     Py_BEGIN_ALLOW_THREADS rc = add ? rl_bypass_add(rl, k, value) : rl_bypass_remove(rl, k, value);
     Py_END_ALLOW_THREADS;
     if (rc < 0)
@@ -1171,7 +1191,7 @@ static PyObject *handle_close(HandleObject *self, PyObject *unused)
 {
     (void)unused;
     self->closed = 1;
-    if (self->rl && self->busy == 0) {
+    if (self->rl && handle_busy(self) == 0) {
         rl_t *rl = self->rl;
         self->rl = NULL;
         Py_BEGIN_ALLOW_THREADS rl_close(&rl);

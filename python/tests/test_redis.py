@@ -330,3 +330,43 @@ def test_redis_from_the_environment_counts_before_first_use(redis_server, shm, m
     print(f"the event loop ticked {ticks} times while the first STRICT acquire waited")
     assert not res.allowed  # fallback closed: Redis did not answer
     assert ticks >= 5  # inline on the loop, it ticks once at most (after the wait)
+
+
+def test_fork_while_a_strict_call_waits_child_can_close(redis_server, shm):
+    """fork() while another thread of the parent waits on Redis without the GIL: the child has
+    no such thread, so its close() detaches at once (it was deferred for ever, to the end of a
+    call that does not run in the child)."""
+    import rl
+
+    lim = rl.Limiter(shm=shm, redis_url=redis_server.url, redis_command_timeout_ms=20000,
+                     fallback="closed", from_env=False, no_sync=True)
+    t = None
+    try:
+        assert lim.acquire("s", 10, 60, algorithm="fixed_window", mode="strict").allowed
+        os.kill(redis_server.pid, signal.SIGSTOP)
+        t = threading.Thread(
+            target=lambda: lim.acquire("s", 10, 60, algorithm="fixed_window", mode="strict"))
+        t.start()
+        wait_for(lambda: redis_has_unread_bytes(redis_server.port), 30,
+                 "the STRICT command to reach the stopped redis-server")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                a = lim.acquire("local", 5, 60).remaining  # the inherited handle works
+                lim.close()
+                os.write(w, f"{a} {int(lim.opened)} {int(lim.closed)}".encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        out = os.read(r, 100).decode()
+        os.close(r)
+        os.waitpid(pid, 0)
+        assert out == "4 0 1", out  # the child's close() detached
+        assert lim.opened  # the parent's handle is still in use by its waiting thread
+    finally:
+        os.kill(redis_server.pid, signal.SIGCONT)
+        if t is not None:
+            t.join(60)
+        lim.close()
+    assert not lim.opened
