@@ -22,7 +22,7 @@ import inspect
 import logging
 from typing import Any, Awaitable, Callable, Iterable, Optional, Union
 
-from . import Decision, InvalidArgument, Limiter, client_ip
+from . import Decision, Limiter, client_ip
 
 log = logging.getLogger("rl")
 
@@ -75,7 +75,7 @@ class ClientIP:
                     xff = v.decode("latin-1") if xff is None else xff + "," + v.decode("latin-1")
         try:
             return client_ip(peer, xff, self.trusted)
-        except InvalidArgument:
+        except ValueError:  # InvalidArgument, or a NUL in the header
             # A peer that is not an address (a Unix socket, a test client) or a garbled header:
             # the peer as given, never a value the client chose.
             return peer or "unknown"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Optional
 
-from . import InvalidArgument, Limiter, client_ip
+from . import Limiter, client_ip
 from .asgi import rl_path, trusted_cidrs
 
 
@@ -50,7 +50,7 @@ class RateLimitMiddleware:
         xff = environ.get("HTTP_X_FORWARDED_FOR") if self.trusted else None
         try:
             return client_ip(peer, xff, self.trusted)
-        except InvalidArgument:
+        except ValueError:  # InvalidArgument, or a NUL in the header
             return peer or "unknown"
 
     def __call__(self, environ, start_response):

@@ -312,3 +312,19 @@ def test_lifespan_and_websocket_scopes_pass_through_untouched(lim):
 
     with TestClient(fa).websocket_connect("/ws") as c:
         assert c.receive_text() == "hi"
+
+
+def test_nul_in_forwarded_for_from_a_trusted_proxy_is_the_peer_not_a_500():
+    """A header with a NUL (a garbled or hostile X-Forwarded-For relayed by a trusted proxy) is
+    like any unparsable one: the client is the peer, never an exception out of the middleware."""
+    from rl.asgi import ClientIP
+    from rl.wsgi import RateLimitMiddleware as WSGIMiddleware
+
+    ip = ClientIP(["10.0.0.0/8"])
+    scope = {"client": ("10.1.2.3", 5555), "headers": [(b"x-forwarded-for", b"198.51.100.7\x00")]}
+    assert ip(scope) == "10.1.2.3"
+    w = WSGIMiddleware(None, limiter=rl.Limiter(), trusted_proxies=["10.0.0.0/8"])
+    assert w.client_ip({"REMOTE_ADDR": "10.1.2.3",
+                        "HTTP_X_FORWARDED_FOR": "198.51.100.7\x00"}) == "10.1.2.3"
+    assert w.client_ip({"REMOTE_ADDR": "10.1.2.3",
+                        "HTTP_X_FORWARDED_FOR": "198.51.100.7"}) == "198.51.100.7"
