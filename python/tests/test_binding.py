@@ -357,3 +357,64 @@ def test_control_plane_waits_for_the_writer_lock_without_the_gil(shm, tmp_path):
         lim.configure_endpoint("/x", [{"requests": 1, "window": 1, "name": "n"}])
         lim.bypass_add("user", "vip")
         lim.load_config(str(rules))
+
+
+def test_error_paths_leak_no_python_objects(shm, tmp_path):
+    """Every error path of the extension (bad arguments, rl's errors, closed handles) releases
+    what it took: tracemalloc sees Python memory flat over thousands of failing calls."""
+    import tracemalloc
+
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("version: 1\nendpoints: [{pattern: '/x', limits: [{requests: -5}]}]\n")
+    lim = rl.Limiter(shm=shm)
+    lim.open()
+    closed = rl.Limiter(shm=shm)
+    closed.close()
+    res = lim.acquire("k", 1, 1)
+    calls = [
+        lambda: lim.acquire("k", 0, 1),
+        lambda: lim.acquire("k", 1, 2**70),
+        lambda: lim.acquire("x" * 600, 1, 1),
+        lambda: lim.acquire("k", 1, 1, algorithm="leaky"),
+        lambda: lim.acquire("k", 1, 1, mode="strict"),  # no Redis
+        lambda: lim.acquire("k", 1, 1, nope=1),
+        lambda: lim.reset("k", 0, 1),
+        lambda: lim.check("GET", "/x\x00"),
+        lambda: lim.configure_endpoint("/x", [{"requests": 1, "window": 1, "name": "n"}, 5]),
+        lambda: lim.configure_endpoint("/x", [{"requests": 1, "window": 1, "scope": "planet"}]),
+        lambda: lim.configure_endpoint("/x", [{"requests": 0, "window": 1}]),
+        lambda: lim.load_config(str(bad_yaml)),
+        lambda: lim.bypass_remove("user", "nobody"),
+        lambda: lim.bypass_add("ip", "not-an-ip"),
+        lambda: closed.acquire("k", 1, 1),
+        lambda: rl.client_ip("not-an-ip"),
+        lambda: rl.client_ip("10.0.0.1", "1.2.3.4", ["10.0.0.0/99"]),
+        lambda: rl.client_ip("10.0.0.1", "1.2.3.4", "10.0.0.0/8"),
+        lambda: rl._rl.decision_for(res, scope="planet"),
+        lambda: rl.Limiter(shm="no-slash"),
+        lambda: rl.Limiter(shm=shm, redis_pool_size=2**40),
+        lambda: rl.check_config_file(str(bad_yaml)),
+    ]
+
+    def run(n):
+        for _ in range(n):
+            for c in calls:
+                try:
+                    c()
+                except (rl.Error, ValueError, TypeError):
+                    pass
+                else:
+                    raise AssertionError("a bad call succeeded")
+
+    tracemalloc.start()
+    try:
+        run(200)  # warm: caches, interned strings, free lists
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        run(2000)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        lim.close()
+    assert grown < 64 * 1024, f"Python memory grew by {grown} bytes over {2000 * len(calls)} failing calls"
