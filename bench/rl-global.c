@@ -21,14 +21,23 @@
  *      after the warm-up of 2 s, --quick 1 s, over what it admits after the warm-up). Plus the
  *      small hosts' kept % (skewed), the denied % (below) and the sync rounds per host per second
  *      (rl_health_info.sync_rounds).
+ *  1b. Floors (--only floors; issue 14's shapes). The hosts of 1., three shapes at each T, each
+ *      cell the worst of --runs (default 10; --quick 3) short runs on fresh keys: bursts in turn
+ *      (400 at once, one host every 0.4 s: 1000/s in all, an exact bucket is full before each
+ *      burst; runs of 7 s, utilisation after 3 s: a host's burst pattern is known to Redis from
+ *      its second burst on), small hosts (one host at 2000/s, three at 10/s: each small host's
+ *      admitted / attempts over the whole run and after 1 s), below (4 x 125/s: denied % over
+ *      the whole run and after 1 s); runs of 3 s (T = 1000 ms: 4 s, warm-up 2 s). The minimum
+ *      utilisation and small-host share, the maximum denied and over-admission, over the runs.
  *   2. Hot path. rl_acquire on one hot GLOBAL key whose lease never runs out (1e12 per
  *      1,000,000 ms = 1e9/s, burst 2^40) against the same on a LOCAL token-bucket key with the
  *      same limit, in one segment opened with Redis (its sync thread active, T = 100 ms), as
  *      rl-bench times it: each row calibrated to runs of ~150 ms (--quick: ~30 ms), then 5 runs
  *      each, LOCAL and GLOBAL alternating, timed with CLOCK_MONOTONIC around the whole loop;
  *      the median, the spread and the ratio GLOBAL / LOCAL.
- *   3. Sync cost. One host (segment of the default capacity, 65,536 keys), T = 100 ms, a load
- *      of 20,000 checks/s spread round-robin over 10,000 GLOBAL keys (100/s, burst 100 each:
+ *   3. Sync cost. One host (segment of the default capacity, 65,536 keys, or twice --cpu-keys),
+ *      T = 100 ms, a load of 20,000 checks/s spread round-robin over 10,000 GLOBAL keys (or 2 per
+ *      key per second over --cpu-keys) (100/s, burst 100 each:
  *      never denied) by one pacing thread; after a warm-up of 2 s (--quick: 1 s), 10 s
  *      (--quick: 3 s) of CPU time (utime + stime) of the thread named "rl-sync"
  *      (/proc/self/task/TID/stat) and of redis-server (/proc/PID/stat), in % of one core; with
@@ -45,7 +54,8 @@
  * ("/rl-global-<pid>-...") are unlinked and the server killed and reaped, its directory removed, at
  * exit and on SIGINT/SIGTERM/SIGHUP too. Progress goes to stderr, the report to stdout.
  *
- *   rl-global [--quick] [--markdown] [--only accuracy,hot,cpu,strict]
+ *   rl-global [--quick] [--markdown] [--only accuracy,floors,hot,cpu,strict] [--runs N] [--T MS]
+ *             [--cpu-keys N]
  */
 #include <dirent.h>
 #include <errno.h>
@@ -88,13 +98,15 @@
 #define FULL_RUN_NS  150000000ull
 #define QUICK_RUN_NS 30000000ull
 /* 3. sync cost */
-#define CPU_KEYS       10000u
-#define CPU_LOAD       20000.0 /* checks/s, round-robin over the keys */
+#define CPU_KEYS       10000u  /* --cpu-keys */
+#define CPU_LOAD       20000.0 /* checks/s, round-robin over the keys (2 per key per s) */
 #define CPU_T_MS       100
 #define CPU_SECS       10.0
 #define CPU_WARM       2.0
 #define CPU_QUICK_SECS 3.0
 #define CPU_QUICK_WARM 1.0
+static unsigned g_cpu_keys = CPU_KEYS;
+static double g_cpu_load = CPU_LOAD;
 /* 4. GLOBAL vs STRICT */
 #define X_THREADS   32
 #define X_ROW_NS    1000000000ull
@@ -471,6 +483,197 @@ static void accuracy_section(void)
 }
 
 /* -------------------------------------------------------------------------------------------- */
+/* 1b. Floors: the shapes of issue 14, each cell the minimum over many short runs                 */
+
+enum { F_TURNS, F_SMALL, F_BELOW, F_COUNT };
+
+static const char *const g_floor_label[F_COUNT] = {
+    [F_TURNS] = "bursts in turn (400 at once, a host every 0.4 s)",
+    [F_SMALL] = "small hosts (1 flat out at 2000/s + 3 x 10/s)",
+    [F_BELOW] = "below (4 x 125/s)",
+};
+static const char *const g_floor_tag[F_COUNT] = {"turns", "small", "fbelow"};
+
+#define FLOOR_RUNS      10
+#define FLOOR_SECS      3.0 /* a run at T = 10 and 100 ms */
+#define FLOOR_WARM      1.0
+#define FLOOR_SECS_LONG 4.0 /* ... at T = 1000 ms */
+#define FLOOR_WARM_LONG 2.0
+/* bursts in turn: runs 4 s longer, warm-up 2 s longer (each host bursts every 1.6 s; its
+ * pattern is known to Redis from its second burst on) */
+#define TURNS_EXTRA      4.0
+#define TARGET_SMALL_PCT 95.0
+
+struct fcell {
+    int runs;            /* measured */
+    double util_min;     /* turns: utilisation (after the warm-up), the worst run */
+    double small_min;    /* small: the worst small host's kept %, whole run, worst run */
+    double small_after;  /* ... after the warm-up */
+    double denied_max;   /* below: denied %, whole run, the worst run */
+    double denied_after; /* ... after the warm-up */
+    double over_max;     /* over-admission (run), the worst run */
+    double win_max;      /* ... worst 1 s window */
+};
+static struct fcell g_fcells[T_MAX][F_COUNT];
+static int g_floor_runs = FLOOR_RUNS;
+
+static void floor_demand(int shape, struct demand d[HOSTS])
+{
+    for (int i = 0; i < HOSTS; i++)
+        d[i] = (struct demand){.rate = 0, .from = 0, .to = 1e9};
+    switch (shape) {
+    case F_TURNS: /* 1000/s in all: an exact bucket stays full before each burst */
+        for (int i = 0; i < HOSTS; i++) {
+            d[i].burst_n = 400;
+            d[i].burst_every = 0.4 * HOSTS;
+            d[i].burst_at = 0.4 * i;
+        }
+        break;
+    case F_SMALL:
+        d[0].rate = 2000;
+        for (int i = 1; i < HOSTS; i++)
+            d[i].rate = 10;
+        break;
+    default:
+        for (int i = 0; i < HOSTS; i++)
+            d[i].rate = 125;
+        break;
+    }
+}
+
+/* One run of one floor cell on a fresh key; false when it could not run. */
+static bool run_floor(int ti, int shape, int run, double secs, double warm)
+{
+    struct fcell *c = &g_fcells[ti][shape];
+    rl_limit lim = {.requests = ACC_RATE, .window_ms = 1000, .burst = ACC_BURST};
+    lim.mode = RL_MODE_GLOBAL;
+    char key[64];
+    snprintf(key, sizeof key, "f-%ld-T%d-%s-%d", (long)g_owner, g_T[ti], g_floor_tag[shape], run);
+    struct demand d[HOSTS];
+    floor_demand(shape, d);
+    struct hostrun hr[HOSTS];
+    memset(hr, 0, sizeof hr);
+    pthread_t th[HOSTS];
+    int started = 0;
+    uint64_t t0 = mono_ns();
+    block_signals(true);
+    for (int i = 0; i < HOSTS; i++) {
+        hr[i] = (struct hostrun){.rl = g_rl[SEG_H0 + i],
+                                 .key = key,
+                                 .lim = &lim,
+                                 .d = d[i],
+                                 .secs = secs,
+                                 .t0 = t0,
+                                 .stop = &g_signal};
+        if (acc_host_alloc(&hr[i]) == NULL ||
+            pthread_create(&th[i], NULL, acc_host_main, &hr[i]) != 0) {
+            free(hr[i].att);
+            hr[i].att = NULL;
+            break;
+        }
+        started++;
+    }
+    block_signals(false);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    bool ok = started == HOSTS && g_signal == 0;
+    for (int i = 0; i < started; i++)
+        if (hr[i].error) {
+            fprintf(stderr, "rl-global: host %d: rl_acquire: %s: %s\n", i, rl_strerror(hr[i].error),
+                    hr[i].errmsg);
+            g_failed = true;
+            ok = false;
+        }
+    struct acc_outcome o;
+    if (ok && acc_measure(hr, HOSTS, &lim, secs, warm, &o) != 0) {
+        g_failed = true;
+        ok = false;
+    }
+    if (ok) {
+        if (c->runs == 0) {
+            c->util_min = c->small_min = c->small_after = 100.0;
+            c->denied_max = c->denied_after = c->over_max = c->win_max = 0;
+        }
+        c->runs++;
+        double kept = 100.0;
+        for (int i = 1; shape == F_SMALL && i < HOSTS; i++)
+            if (hr[i].attempts)
+                kept = fmin(kept, 100.0 * (double)hr[i].admitted / (double)hr[i].attempts);
+        /* progress: this run's figure */
+        fprintf(stderr, " %.1f",
+                shape == F_TURNS   ? o.util_pct
+                : shape == F_SMALL ? kept
+                                   : 100.0 * (double)(o.attempts - o.admitted) /
+                                         (double)(o.attempts ? o.attempts : 1));
+        c->util_min = fmin(c->util_min, o.util_pct);
+        c->over_max = fmax(c->over_max, o.over_pct);
+        c->win_max = fmax(c->win_max, o.win_pct);
+        double den =
+            o.attempts ? 100.0 * (double)(o.attempts - o.admitted) / (double)o.attempts : 0;
+        c->denied_max = fmax(c->denied_max, den);
+        uint64_t aa = 0, ad = 0;
+        for (int i = 0; i < HOSTS; i++) {
+            aa += hr[i].attempts_after;
+            ad += hr[i].admitted_after;
+        }
+        c->denied_after = fmax(c->denied_after, aa ? 100.0 * (double)(aa - ad) / (double)aa : 0.0);
+        for (int i = 1; shape == F_SMALL && i < HOSTS; i++) {
+            if (hr[i].attempts)
+                c->small_min =
+                    fmin(c->small_min, 100.0 * (double)hr[i].admitted / (double)hr[i].attempts);
+            if (hr[i].attempts_after)
+                c->small_after = fmin(c->small_after, 100.0 * (double)hr[i].admitted_after /
+                                                          (double)hr[i].attempts_after);
+        }
+    }
+    for (int i = 0; i < HOSTS; i++)
+        free(hr[i].att);
+    return ok;
+}
+
+static void floor_section(void)
+{
+    memset(g_fcells, 0, sizeof g_fcells);
+    for (int ti = 0; ti < g_nT; ti++) {
+        int T = g_T[ti];
+        double secs = T >= 1000 ? FLOOR_SECS_LONG : FLOOR_SECS;
+        double warm = T >= 1000 ? FLOOR_WARM_LONG : FLOOR_WARM;
+        fprintf(stderr, "rl-global: floors, T = %d ms: opening %d hosts\n", T, HOSTS);
+        bool open = true;
+        for (int i = 0; i < HOSTS && open; i++) {
+            char suffix[16];
+            snprintf(suffix, sizeof suffix, "f%d", i);
+            open = seg_open(SEG_H0 + i, suffix, ACC_CAPACITY, (uint64_t)T, 0, RL_FALLBACK_LOCAL,
+                            ACC_TIMEOUT_MS) == 0;
+        }
+        if (!open) {
+            g_failed = true;
+            for (int i = 0; i < HOSTS; i++)
+                seg_close(SEG_H0 + i);
+            return;
+        }
+        for (int s = 0; s < F_COUNT; s++) {
+            fprintf(stderr, "  T %4d ms  %-48s ", T, g_floor_label[s]);
+            double x = s == F_TURNS ? TURNS_EXTRA : 0;
+            for (int run = 0; run < g_floor_runs; run++) {
+                if (!run_floor(ti, s, run, secs + x, warm + x / 2))
+                    break;
+                fflush(stderr);
+                check_signal();
+            }
+            const struct fcell *c = &g_fcells[ti][s];
+            fprintf(stderr,
+                    " %d runs: util min %.1f%%, small min %.1f%% (after warm-up %.1f%%), "
+                    "denied max %.2f%% (after warm-up %.2f%%), over max %.3f%% / %.3f%%\n",
+                    c->runs, c->util_min, c->small_min, c->small_after, c->denied_max,
+                    c->denied_after, c->over_max, c->win_max);
+        }
+        for (int i = 0; i < HOSTS; i++)
+            seg_close(SEG_H0 + i);
+    }
+}
+
+/* -------------------------------------------------------------------------------------------- */
 /* 2. Hot path: GLOBAL against LOCAL on one hot key                                               */
 
 struct hot_row {
@@ -595,7 +798,7 @@ static void *loader_main(void *arg)
     uint64_t t0 = mono_ns(), sent = 0;
     size_t k = 0;
     while (!atomic_load_explicit(&l->stop, memory_order_relaxed) && g_signal == 0) {
-        uint64_t due = (uint64_t)((double)(mono_ns() - t0) / 1e9 * CPU_LOAD);
+        uint64_t due = (uint64_t)((double)(mono_ns() - t0) / 1e9 * g_cpu_load);
         uint64_t den = 0;
         for (; sent < due; sent++) {
             rl_result r;
@@ -606,7 +809,7 @@ static void *loader_main(void *arg)
                 return NULL;
             }
             den += !r.allowed;
-            if (++k == CPU_KEYS)
+            if (++k == g_cpu_keys)
                 k = 0;
         }
         atomic_store_explicit(&l->checks, sent, memory_order_relaxed);
@@ -672,13 +875,16 @@ static int sync_tids(pid_t *out, int max)
 static void cpu_section(bool quick)
 {
     double warm = quick ? CPU_QUICK_WARM : CPU_WARM, secs = quick ? CPU_QUICK_SECS : CPU_SECS;
-    fprintf(stderr, "rl-global: sync cost at %u keys, %.0f checks/s, T = %d ms\n", CPU_KEYS,
-            CPU_LOAD, CPU_T_MS);
+    fprintf(stderr, "rl-global: sync cost at %u keys, %.0f checks/s, T = %d ms\n", g_cpu_keys,
+            g_cpu_load, CPU_T_MS);
     pid_t before[16], after[16];
     int nb = sync_tids(before, 16);
     rl_options dflt;
     rl_options_init(&dflt);
-    if (seg_open(SEG_CPU, "cpu", dflt.capacity, CPU_T_MS, 0, RL_FALLBACK_LOCAL, 0) < 0) {
+    size_t cap = dflt.capacity;
+    while (cap < 2 * (size_t)g_cpu_keys)
+        cap *= 2;
+    if (seg_open(SEG_CPU, "cpu", cap, CPU_T_MS, 0, RL_FALLBACK_LOCAL, 0) < 0) {
         g_cpu.why = "rl_open failed (see stderr)";
         g_failed = true;
         return;
@@ -697,15 +903,15 @@ static void cpu_section(bool quick)
         if (tid == 0)
             sleep_ns(10000000);
     }
-    char(*keys)[16] = malloc(CPU_KEYS * sizeof *keys);
+    char(*keys)[16] = malloc(g_cpu_keys * sizeof *keys);
     if (tid == 0 || keys == NULL) {
         g_cpu.why = tid == 0 ? "no new thread named rl-sync" : "out of memory";
         free(keys);
         seg_close(SEG_CPU);
         return;
     }
-    for (unsigned i = 0; i < CPU_KEYS; i++)
-        snprintf(keys[i], sizeof keys[i], "k:%05u", i);
+    for (unsigned i = 0; i < g_cpu_keys; i++)
+        snprintf(keys[i], sizeof keys[i], "k:%07u", i);
     rl_limit lim = {.requests = 100, .window_ms = 1000, .burst = 100};
     lim.mode = RL_MODE_GLOBAL;
     struct loader l;
@@ -984,7 +1190,7 @@ struct facts {
     unsigned sections;
 };
 
-enum { S_ACC = 1, S_HOT = 2, S_CPU = 4, S_STRICT = 8, S_ALL = 15 };
+enum { S_ACC = 1, S_HOT = 2, S_CPU = 4, S_STRICT = 8, S_FLOOR = 16, S_ALL = 31 };
 
 static void print_header(const struct facts *f)
 {
@@ -1084,6 +1290,68 @@ static void print_accuracy(const struct facts *f)
     }
 }
 
+static void print_floors(const struct facts *f)
+{
+    const char *li = f->markdown ? "- " : "";
+    printf("\n%s1b. Floors: each cell the worst of %d runs\n\n", f->markdown ? "##### " : "",
+           g_floor_runs);
+    printf("%shosts, limit: as in 1.; one fresh key per run\n", li);
+    printf(
+        "%smethod:   runs of %.0f s (T = 1000 ms: %.0f s; bursts in turn %.0f s longer, "
+        "warm-up %.0f s longer); utilisation after %.0f s (%.0f s), "
+        "its minimum over the runs; small hosts: the worst small host's admitted / attempts "
+        "over the whole run (and after the warm-up), minimum over the runs; below: denied %% of "
+        "the whole run (and after the warm-up: the target), maximum over the runs; over-admission "
+        "as in 1., maximum over the runs\n",
+        li, FLOOR_SECS, FLOOR_SECS_LONG, TURNS_EXTRA, TURNS_EXTRA / 2, FLOOR_WARM, FLOOR_WARM_LONG);
+    printf("%stargets:  bursts in turn: utilisation >= %.0f %%; small hosts: each keeps >= %.0f %% "
+           "of its demand; below: <= %.1f %% denied; over-admission 0 (<= %.0f %%)\n\n",
+           li, TARGET_UTIL_PCT, TARGET_SMALL_PCT, TARGET_DENIED_BELOW, TARGET_OVER_PCT);
+    if (f->markdown) {
+        printf("| T | demand | runs | min utilisation | min small host kept (after warm-up) | "
+               "max denied (after warm-up) | max over-adm. run / worst 1 s | targets |\n");
+        printf("|--:|---|--:|--:|--:|--:|--:|---|\n");
+    } else {
+        printf("%7s %-50s %4s %8s %16s %8s %17s %s\n", "T", "demand", "runs", "util", "small kept",
+               "denied", "over run/1 s", "targets");
+    }
+    for (int ti = 0; ti < g_nT; ti++)
+        for (int sh = 0; sh < F_COUNT; sh++) {
+            const struct fcell *c = &g_fcells[ti][sh];
+            char T[16], util[16], kept[40], den[40], over[40], tg[64];
+            snprintf(T, sizeof T, "%d ms", g_T[ti]);
+            if (c->runs == 0) {
+                printf(f->markdown ? "| %s | %s | 0 | - | - | - | - | not measured |\n"
+                                   : "%7s %-50s not measured\n",
+                       T, g_floor_label[sh]);
+                continue;
+            }
+            snprintf(util, sizeof util, "%.1f %%", c->util_min);
+            if (sh == F_SMALL)
+                snprintf(kept, sizeof kept, "%.1f %% (%.1f %%)", c->small_min, c->small_after);
+            else
+                snprintf(kept, sizeof kept, "-");
+            snprintf(den, sizeof den, "%.2f %% (%.2f %%)", c->denied_max, c->denied_after);
+            snprintf(over, sizeof over, "%.3f / %.3f %%", c->over_max, c->win_max);
+            bool over_ok = c->over_max <= TARGET_OVER_PCT && c->win_max <= TARGET_OVER_PCT;
+            bool ok = sh == F_TURNS   ? c->util_min >= TARGET_UTIL_PCT
+                      : sh == F_SMALL ? c->small_min >= TARGET_SMALL_PCT
+                                      : c->denied_after <= TARGET_DENIED_BELOW;
+            snprintf(tg, sizeof tg, "%s%s", over_ok && ok ? "PASS" : "MISS",
+                     !over_ok ? ": over"
+                              : (!ok ? (sh == F_TURNS   ? ": util"
+                                        : sh == F_SMALL ? ": small"
+                                                        : ": denied")
+                                     : ""));
+            if (f->markdown)
+                printf("| %s | %s | %d | %s | %s | %s | %s | %s |\n", T, g_floor_label[sh], c->runs,
+                       sh == F_TURNS ? util : "-", kept, sh == F_BELOW ? den : "-", over, tg);
+            else
+                printf("%7s %-50s %4d %8s %16s %8s %17s %s\n", T, g_floor_label[sh], c->runs,
+                       sh == F_TURNS ? util : "-", kept, sh == F_BELOW ? den : "-", over, tg);
+        }
+}
+
 static void print_hot(const struct facts *f)
 {
     const char *li = f->markdown ? "- " : "";
@@ -1146,7 +1414,7 @@ static void print_cpu(const struct facts *f)
 {
     const char *li = f->markdown ? "- " : "";
     printf("\n%s3. Sync cost at %u active GLOBAL keys, T = %d ms\n\n", f->markdown ? "##### " : "",
-           CPU_KEYS, CPU_T_MS);
+           g_cpu_keys, CPU_T_MS);
     if (!g_cpu.measured) {
         printf("%snot measured: %s\n", li, g_cpu.why ? g_cpu.why : "not run");
         return;
@@ -1154,13 +1422,13 @@ static void print_cpu(const struct facts *f)
     printf("%ssetup:    one host (segment capacity %" PRIu64 ", %" PRIu64 " slots in use), "
            "T = %d ms; one thread checks %u keys round-robin, paced to %.0f checks/s (token "
            "bucket, GLOBAL, 100/s, burst 100 per key: never denied)\n",
-           li, g_cpu.capacity, g_cpu.slots_in_use, CPU_T_MS, CPU_KEYS, CPU_LOAD);
+           li, g_cpu.capacity, g_cpu.slots_in_use, CPU_T_MS, g_cpu_keys, g_cpu_load);
     printf("%smethod:   utime + stime over %.1f s after a warm-up of %.0f s: the thread named "
            "rl-sync (/proc/self/task/TID/stat) and redis-server (/proc/PID/stat, all its "
            "threads), in %% of one core\n",
            li, g_cpu.secs, f->quick ? CPU_QUICK_WARM : CPU_WARM);
     printf("%sload:     %.0f checks/s achieved (%.2f per key per second), %" PRIu64 " denied\n", li,
-           g_cpu.load, g_cpu.load / CPU_KEYS, g_cpu.denied);
+           g_cpu.load, g_cpu.load / g_cpu_keys, g_cpu.denied);
     printf("%ssync:     %.1f rounds/s, %.0f keys reported/s (%.0f per round), %.1f EVALSHA/s, "
            "%.0f us of Redis time per EVALSHA (%.1f us per key), %" PRIu64 " failed rounds\n\n",
            li, g_cpu.rounds, g_cpu.keys, g_cpu.rounds > 0 ? g_cpu.keys / g_cpu.rounds : 0.0,
@@ -1269,12 +1537,16 @@ static bool on_path(const char *prog)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: rl-global [--quick] [--markdown] [--only accuracy,hot,cpu,strict]\n"
+    fprintf(f, "usage: rl-global [--quick] [--markdown] [--only accuracy,floors,hot,cpu,strict] "
+               "[--runs N]\n"
                "  --quick     accuracy cells of 4 s at T = 100 ms only, shorter rows (~40 s in "
                "all;\n"
-               "              what `meson test --benchmark` runs); the full run takes ~7 min\n"
+               "              what `meson test --benchmark` runs); the full run takes ~14 min\n"
                "  --markdown  print the report as Markdown (for docs/benchmarks.md)\n"
                "  --only      run only these sections (comma-separated)\n"
+               "  --runs N    runs per floor cell (default 10; --quick 3)\n"
+               "  --T MS      the accuracy and floor cells at this sync interval only\n"
+               "  --cpu-keys N  the sync cost at N keys (default 10000; 2 checks per key per s)\n"
                "Needs redis-server on PATH (started privately on a free loopback port). "
                "Progress goes to\n"
                "stderr, the report to stdout. Exit 0 whenever it measured, 1 when an rl call "
@@ -1296,6 +1568,8 @@ static unsigned parse_sections(const char *s)
             m |= S_CPU;
         else if (strcmp(t, "strict") == 0)
             m |= S_STRICT;
+        else if (strcmp(t, "floors") == 0)
+            m |= S_FLOOR;
         else
             return 0;
     }
@@ -1307,6 +1581,8 @@ int main(int argc, char **argv)
     struct facts f;
     memset(&f, 0, sizeof f);
     f.sections = S_ALL;
+    bool runs_set = false;
+    int only_T = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--quick") == 0) {
             f.quick = true;
@@ -1315,7 +1591,28 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
             f.sections = parse_sections(argv[++i]);
             if (f.sections == 0) {
-                fprintf(stderr, "rl-global: --only takes accuracy, hot, cpu, strict\n");
+                fprintf(stderr, "rl-global: --only takes accuracy, floors, hot, cpu, strict\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--cpu-keys") == 0 && i + 1 < argc) {
+            long k = atol(argv[++i]);
+            if (k < 1 || k > 4000000) {
+                fprintf(stderr, "rl-global: --cpu-keys takes 1..4000000\n");
+                return 2;
+            }
+            g_cpu_keys = (unsigned)k;
+            g_cpu_load = 2.0 * (double)k;
+        } else if (strcmp(argv[i], "--T") == 0 && i + 1 < argc) {
+            only_T = atoi(argv[++i]);
+            if (only_T < 1 || only_T > 60000) {
+                fprintf(stderr, "rl-global: --T takes 1..60000 (ms)\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
+            g_floor_runs = atoi(argv[++i]);
+            runs_set = true;
+            if (g_floor_runs < 1 || g_floor_runs > 1000) {
+                fprintf(stderr, "rl-global: --runs takes 1..1000\n");
                 return 2;
             }
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -1334,9 +1631,15 @@ int main(int argc, char **argv)
         g_x_ns = X_QUICK_NS;
         g_nT = 1;
         g_T[0] = 100;
+        if (!runs_set)
+            g_floor_runs = 3;
     } else {
         g_nT = T_MAX;
         memcpy(g_T, g_T_full, sizeof g_T);
+    }
+    if (only_T) {
+        g_nT = 1;
+        g_T[0] = only_T;
     }
     read_first_line("/proc/loadavg", "", f.load, sizeof f.load);
     command_line(argc, argv, f.cmd, sizeof f.cmd); /* (no argument it accepts needs quotes) */
@@ -1366,6 +1669,9 @@ int main(int argc, char **argv)
     if (f.sections & S_ACC)
         accuracy_section();
     check_signal();
+    if (f.sections & S_FLOOR)
+        floor_section();
+    check_signal();
 
     /* The always-allow limit of rl-bench: 1e12 per 1,000,000 ms = 1e9/s, burst 2^40. */
     rl_limit allow = {.requests = 1000000000000ull, .window_ms = 1000000, .burst = 1ull << 40};
@@ -1388,6 +1694,8 @@ int main(int argc, char **argv)
     print_header(&f);
     if (f.sections & S_ACC)
         print_accuracy(&f);
+    if (f.sections & S_FLOOR)
+        print_floors(&f);
     if (f.sections & S_HOT)
         print_hot(&f);
     if (f.sections & S_CPU)

@@ -103,6 +103,14 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
                            "rl_options_init()",
                            o->size);
         memcpy(&opt, o, o->size);
+        /* Words a later version may give a meaning: a caller that set one (a newer header, or
+         * garbage in an uninitialised struct) is refused rather than silently misread. */
+        for (size_t i = 0; i < sizeof opt.reserved / sizeof opt.reserved[0]; i++)
+            if (opt.reserved[i])
+                return rl__err(-EINVAL,
+                               "rl_open: options.reserved[%zu] is %llu; it must stay zero "
+                               "(initialise options with rl_options_init())",
+                               i, (unsigned long long)opt.reserved[i]);
     }
     if (!opt.shm_name)
         opt.shm_name = DEFAULT_NAME;
@@ -116,6 +124,13 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
     if ((opt.mode & 0600) != 0600)
         return rl__err(-EINVAL, "rl_open: mode %o does not give the owner read and write",
                        (unsigned)opt.mode);
+    if ((opt.mode & 0002) && !(opt.flags & RL_OPEN_WORLD_WRITABLE))
+        return rl__err(-EPERM,
+                       "rl_open: mode %o lets every local user write the segment (rewrite its "
+                       "rules, its bypass list, its counters); share it through a group "
+                       "(mode 0660 and RL_OPEN_ALLOW_FOREIGN) or, if that is really meant, set "
+                       "RL_OPEN_WORLD_WRITABLE",
+                       (unsigned)opt.mode);
     if (opt.fallback < RL_FALLBACK_DEFAULT || opt.fallback > RL_FALLBACK_CLOSED)
         return rl__err(-EINVAL,
                        "rl_open: fallback %d is not RL_FALLBACK_DEFAULT, _LOCAL, _OPEN or _CLOSED",
@@ -126,8 +141,8 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
     if (opt.sync_interval_ms > 60000)
         return rl__err(-EINVAL, "rl_open: sync_interval_ms %llu is above 60000 (60 s)",
                        (unsigned long long)opt.sync_interval_ms);
-    if (opt.flags &
-        ~(unsigned)(RL_OPEN_NOCREATE | RL_OPEN_ALLOW_FOREIGN | RL_OPEN_NO_SYNC | RL_OPEN_NO_STATS))
+    if (opt.flags & ~(unsigned)(RL_OPEN_NOCREATE | RL_OPEN_ALLOW_FOREIGN | RL_OPEN_NO_SYNC |
+                                RL_OPEN_NO_STATS | RL_OPEN_WORLD_WRITABLE))
         return rl__err(-EINVAL, "rl_open: unknown flags 0x%x", opt.flags);
     if (opt.config_path) {
         /* Check the rule file before touching any segment: a bad file fails without leaving a

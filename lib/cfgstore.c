@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -56,10 +57,14 @@ int rl__cfg_lock(struct rl *rl)
         }
         if (waited >= WRITER_WAIT_MS) {
             pthread_mutex_unlock(&g_writers);
+            int pid = rl__lock_holder_pid(rl->fd, 1);
+            char who[48] = "another process";
+            if (pid > 0)
+                snprintf(who, sizeof who, "process %d", pid);
             return rl__err(-EAGAIN,
-                           "segment %s: another process has been writing the rule set for more "
-                           "than %d ms; try again",
-                           rl->name, WRITER_WAIT_MS);
+                           "segment %s: %s has been writing the rule set for more than %d ms; "
+                           "try again, and if it persists, that process is stuck: stop it",
+                           rl->name, who, WRITER_WAIT_MS);
         }
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);

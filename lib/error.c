@@ -24,6 +24,25 @@ int rl__err(int err, const char *fmt, ...)
     return err;
 }
 
+void rl__strcut(char *dst, size_t n, const char *src)
+{
+    if (!n)
+        return;
+    size_t len = strlen(src);
+    if (len < n) {
+        memcpy(dst, src, len + 1);
+        return;
+    }
+    /* Too long: the first n - 4 bytes and "...", so that a reader sees it was cut. */
+    size_t keep = n > 4 ? n - 4 : n - 1;
+    memcpy(dst, src, keep);
+    if (n > 4) {
+        memcpy(dst + keep, "...", 3);
+        keep += 3;
+    }
+    dst[keep] = '\0';
+}
+
 void rl__clear_err(void)
 {
     tl_msg[0] = '\0';

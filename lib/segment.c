@@ -20,6 +20,7 @@
  *     open (the kernel drops it when the process dies): rl_repair_segment() upgrades its own to
  *     an exclusive lock, which succeeds only when no other handle, in any process, is attached.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -27,7 +28,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 #define XXH_INLINE_ALL
@@ -37,6 +40,94 @@
 
 #define WAIT_TOTAL_MS 5000
 #define MAX_CAPACITY  (1ULL << 32)
+/* An attach-only opener that finds magic 0 and nobody holding the initialisation lock for this
+ * long is looking at a zero-filled file, not at a creator at work (a creator takes the lock
+ * microseconds after creating the file; 500 ms leaves room for a preempted one). */
+#define ABANDONED_MS 500
+
+/* Whether a lock line of /proc/locks or of an fdinfo file ("[lock:\t]N: OFDLCK ADVISORY WRITE
+ * PID MAJ:MIN:INODE START END") covers `byte` of the file (dev, ino); its pid into *pid. */
+static bool lock_line_covers(const char *line, dev_t dev, ino_t ino, off_t byte, int *pid)
+{
+    const char *p = strchr(line, ':');
+    if (strncmp(line, "lock:", 5) == 0)
+        p = strchr(line + 5, ':');
+    if (!p)
+        return false;
+    char kind[16], adv[16], rw[16], end[32];
+    unsigned maj, min;
+    unsigned long long i, start;
+    if (sscanf(p + 1, " %15s %15s %15s %d %x:%x:%llu %llu %31s", kind, adv, rw, pid, &maj, &min, &i,
+               &start, end) != 9)
+        return false;
+    return i == (unsigned long long)ino && maj == major(dev) && min == minor(dev) &&
+           start <= (unsigned long long)byte &&
+           (strcmp(end, "EOF") == 0 || strtoull(end, NULL, 10) >= (unsigned long long)byte);
+}
+
+int rl__lock_holder_pid(int fd, off_t byte)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return 0;
+    char line[256];
+    int pid = 0, found = 0;
+    /* /proc/locks names the process that took a lock, on kernels that fill in the pid of OFD
+     * locks; others print -1 there. */
+    FILE *f = fopen("/proc/locks", "re");
+    if (f) {
+        while (!found && fgets(line, sizeof line, f))
+            if (lock_line_covers(line, st.st_dev, st.st_ino, byte, &pid) && pid > 0)
+                found = pid;
+        fclose(f);
+    }
+    if (found)
+        return found;
+    /* Else the processes whose open files show the lock in /proc/PID/fdinfo/FD (those this
+     * user may read): an error path only, after a wait of seconds. */
+    DIR *procs = opendir("/proc");
+    if (!procs)
+        return 0;
+    struct dirent *pe;
+    while (!found && (pe = readdir(procs))) {
+        int p = atoi(pe->d_name);
+        if (p <= 0)
+            continue;
+        char dir[64];
+        snprintf(dir, sizeof dir, "/proc/%d/fdinfo", p);
+        DIR *fds = opendir(dir);
+        if (!fds)
+            continue;
+        struct dirent *fe;
+        while (!found && (fe = readdir(fds))) {
+            if (fe->d_name[0] == '.')
+                continue;
+            char path[128];
+            snprintf(path, sizeof path, "%s/%.32s", dir, fe->d_name);
+            FILE *fi = fopen(path, "re");
+            if (!fi)
+                continue;
+            while (!found && fgets(line, sizeof line, fi))
+                if (strncmp(line, "lock:", 5) == 0 &&
+                    lock_line_covers(line, st.st_dev, st.st_ino, byte, &pid) &&
+                    strstr(line, "WRITE"))
+                    found = p;
+            fclose(fi);
+        }
+        closedir(fds);
+    }
+    closedir(procs);
+    return found;
+}
+
+/* true when some process holds a lock on byte `byte` of fd that conflicts with a write lock. */
+static bool byte_locked(int fd, off_t byte)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    if (fcntl(fd, F_OFD_GETLK, &fl) < 0)
+        return true; /* cannot tell: keep waiting as before */
+    return fl.l_type != F_UNLCK;
+}
 
 int rl__validate_name(const char *name)
 {
@@ -267,6 +358,11 @@ static int open_fd(struct rl *rl, const rl_options *o, int *fd_out)
                 close(fd);
                 return sys_err(e, "fchmod", rl->name);
             }
+            if (o->mode & 0002) /* rl_open refuses this without RL_OPEN_WORLD_WRITABLE */
+                rl__log(RL_LOG_WARN,
+                        "segment %s: created world-writable (mode %o, RL_OPEN_WORLD_WRITABLE): "
+                        "every local user can rewrite its rules, bypass list and counters",
+                        rl->name, (unsigned)o->mode);
         } else if (errno == EEXIST) {
             fd = shm_open(rl->name, O_RDWR | O_CLOEXEC, 0);
         }
@@ -319,7 +415,7 @@ int rl__segment_open(struct rl *rl, const rl_options *o)
         r = sys_err(errno, "mmap", rl->name);
         goto out_fd;
     }
-    long waited = 0;
+    long waited = 0, unlocked_ms = 0;
     for (;;) {
         /* acquire: pairs with the release store of magic in initialise(). */
         uint64_t magic = atomic_load_explicit(&page->magic, memory_order_acquire);
@@ -360,11 +456,30 @@ int rl__segment_open(struct rl *rl, const rl_options *o)
                 break;
             }
         }
+        if (!byte_locked(fd, 0))
+            unlocked_ms++;
+        else
+            unlocked_ms = 0;
+        if (unlocked_ms >= ABANDONED_MS) {
+            /* Only an attach-only opener gets here (anybody else takes the lock and initialises
+             * the segment). */
+            r = rl__err(-EBADMSG,
+                        "segment %s is all zeros and no process is initialising it (a creator "
+                        "died before writing its header, or something else wrote the file); "
+                        "start a worker (it initialises the segment), or remove it with "
+                        "rl_unlink (rm /dev/shm%s) if nothing else uses the name",
+                        rl->name, rl->name);
+            break;
+        }
         if (waited >= WAIT_TOTAL_MS) {
+            char who[48] = "another process";
+            int holder = rl__lock_holder_pid(fd, 0); /* a scan of /proc: only now */
+            if (holder > 0)
+                snprintf(who, sizeof who, "process %d", holder);
             r = rl__err(-EAGAIN,
-                        "segment %s is being initialised by another process for more than %d "
-                        "ms; if that process is stuck, stop it and rl_unlink the segment",
-                        rl->name, WAIT_TOTAL_MS);
+                        "segment %s is being initialised by %s for more than %d ms; if that "
+                        "process is stuck, stop it and rl_unlink the segment",
+                        rl->name, who, WAIT_TOTAL_MS);
             break;
         }
         sleep_ms(1);

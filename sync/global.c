@@ -148,7 +148,7 @@ struct rl_global {
     bool running;
     _Atomic bool stop;
     pthread_mutex_t err_lock;
-    char err[128];
+    char err[512];          /* whole: rl_health() leaves it in rl_errmsg() */
     struct rl_global *next; /* the process's registry (fork) */
     /* batch buffers */
     struct bkey keys[BATCH];
@@ -633,10 +633,10 @@ static void *sync_main(void *arg)
 static int start_thread(struct rl_global *g)
 {
     atomic_store_explicit(&g->stop, false, memory_order_relaxed);
-    int r = pthread_create(&g->thread, NULL, sync_main, g);
+    /* All signals blocked: the host's signals stay the host's (lib/thread.c). */
+    int r = rl__thread_start(&g->thread, sync_main, g, "rl-sync");
     if (r)
         return rl__err(-r, "rl_open: cannot start the GLOBAL sync thread: %s", strerror(r));
-    pthread_setname_np(g->thread, "rl-sync"); /* top -H, /proc/PID/task/TID/comm */
     g->running = true;
     return 0;
 }
@@ -790,8 +790,10 @@ void rl__global_health(struct rl *rl, rl_health_info *out)
     if (g) {
         out->sync_leader_here = (lease & 0xffffffffu) == g->token;
         pthread_mutex_lock(&g->err_lock);
-        if (g->err[0] && !out->error[0])
-            snprintf(out->error, sizeof out->error, "%s", g->err);
+        if (g->err[0] && !out->error[0]) {
+            rl__strcut(out->error, sizeof out->error, g->err);
+            rl__err(0, "%s", g->err); /* the whole message (out->error may be cut) */
+        }
         pthread_mutex_unlock(&g->err_lock);
     }
 }

@@ -31,11 +31,12 @@
 #define ACC_PACE_US 500 /* a host thread's pacing step */
 
 /* A host's demand: `rate` requests per second from `from` to `to` seconds into the run, plus
- * bursts of `burst_n` at once every second at offset `burst_at` (burst_n 0: none). */
+ * bursts of `burst_n` at once every `burst_every` seconds (0: every second) at offset
+ * `burst_at` (burst_n 0: none). */
 struct demand {
     double rate, from, to;
     unsigned burst_n;
-    double burst_at;
+    double burst_at, burst_every;
 };
 
 /* One host's run: the caller fills in rl to t0 (and stop), acc_host_alloc() the record, the
@@ -66,7 +67,8 @@ static inline uint64_t acc_mono_ns(void)
 /* Allocates h->att for every attempt h->d may make in h->secs (NULL when out of memory). */
 static inline uint64_t *acc_host_alloc(struct hostrun *h)
 {
-    h->cap = (size_t)(h->secs * (h->d.rate + h->d.burst_n + 10) * 1.2) + 1000;
+    double every = h->d.burst_every > 0 ? h->d.burst_every : 1.0;
+    h->cap = (size_t)(h->secs * (h->d.rate + (h->d.burst_n + 10) / fmin(every, 1.0)) * 1.2) + 1000;
     h->att = calloc(h->cap, sizeof *h->att);
     return h->att;
 }
@@ -79,6 +81,7 @@ static inline void *acc_host_main(void *arg)
     size_t keylen = strlen(h->key);
     double sent = 0;
     unsigned bursts = 0;
+    double every = h->d.burst_every > 0 ? h->d.burst_every : 1.0;
     while (h->stop == NULL || *h->stop == 0) {
         uint64_t now = acc_mono_ns() - h->t0;
         double t = (double)now / 1e9;
@@ -92,7 +95,7 @@ static inline void *acc_host_main(void *arg)
             todo = (unsigned)(due - sent);
             sent += todo;
         }
-        if (h->d.burst_n && t >= bursts + h->d.burst_at) {
+        if (h->d.burst_n && t >= bursts * every + h->d.burst_at) {
             todo += h->d.burst_n;
             bursts++;
         }

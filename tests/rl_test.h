@@ -2,9 +2,9 @@
  * Shared helpers for the rl Criterion suites.
  *
  * Hermetic rules every suite follows:
- *  - each test opens its own segment under a unique name ("/rl-t-<pid>-<counter>"; Criterion
- *    runs every test in its own process, so the pid alone already separates tests and the
- *    counter separates several segments of one test);
+ *  - each test opens its own segment under a unique name ("/rl-t-[TAG-]PID-COUNTER", TAG being
+ *    scripts/test's RL_TEST_TAG; Criterion runs every test in its own process, so the pid alone
+ *    already separates tests and the counter separates several segments of one test);
  *  - the segment is closed and unlinked in the test's .fini, which Criterion also runs when an
  *    assertion fails;
  *  - times are fixed (rl_acquire_at from T0) wherever the test does not need the real clock.
@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -51,7 +52,15 @@ static inline uint64_t at_ms(int64_t ms)
 static inline const char *test_name_new(char *buf, size_t n)
 {
     static unsigned counter;
-    snprintf(buf, n, "/rl-t-%ld-%u", (long)getpid(), counter++);
+    /* RL_TEST_TAG (set by scripts/test, [A-Za-z0-9]): the run's segments carry it, so that a
+     * run's clean-up removes only its own leftovers, never those of a concurrent run. */
+    const char *tag = getenv("RL_TEST_TAG");
+    bool tagged = tag && *tag && strlen(tag) <= 16 &&
+                  strspn(tag, "abcdefghijklmnopqrstuvwxyz"
+                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              "0123456789") == strlen(tag);
+    snprintf(buf, n, "/rl-t-%s%s%ld-%u", tagged ? tag : "", tagged ? "-" : "", (long)getpid(),
+             counter++);
     /* A leftover of an earlier run whose test process had the same pid (a crash, a killed run)
      * would otherwise be attached instead of created. */
     rl_unlink(buf);

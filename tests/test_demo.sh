@@ -29,7 +29,7 @@ check() { # check NAME CMD...
 }
 
 tmp=$(mktemp -d)
-shm="/rl-test-demo-$$-$RANDOM"
+shm="/rl-test-demo-${RL_TEST_TAG:+$RL_TEST_TAG-}$$-$RANDOM" # RL_TEST_TAG: scripts/test's run
 server_pid=""
 cleanup() {
     if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
@@ -228,8 +228,9 @@ for k in $kids; do
 done
 check "no worker left behind" test $left -eq 0
 check "--unlink removed the segment" test ! -e "/dev/shm${shm}"
-check "rl-demo prints the limiter's time per request" grep -qE \
-    '^rl-demo: [0-9]+ requests, [0-9]+ ns per request in rl' "$tmp/server.log"
+check "rl-demo prints the limiter's time per request, and says it is wall time" grep -qE \
+    '^rl-demo: [0-9]+ requests, [0-9]+ ns per request in rl.*wall time.*upper bound' \
+    "$tmp/server.log"
 
 # --- --no-limiter ---------------------------------------------------------------------------
 start_server --no-limiter

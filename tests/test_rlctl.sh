@@ -11,15 +11,17 @@ set -u
 RLCTL=$1
 WORKER=$2
 CONFIGS=$3
-SEG=/rl-ctl-$$
-MISSING=/rl-ctl-$$-missing
+# RL_TEST_TAG (scripts/test): this run's segments are told apart from a concurrent run's.
+TAGP=${RL_TEST_TAG:+$RL_TEST_TAG-}
+SEG=/rl-ctl-$TAGP$$
+MISSING=/rl-ctl-$TAGP$$-missing
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rlctl-test.XXXXXX") || exit 1
 passed=0
 failed=0
 
 cleanup() {
-    rm -f "/dev/shm/rl-ctl-$$" "/dev/shm/rl-ctl-$$-missing" "/dev/shm/rl-ctl-$$-bad" \
-        "/dev/shm/rl-ctl-$$-rate"
+    rm -f "/dev/shm/rl-ctl-$TAGP$$" "/dev/shm/rl-ctl-$TAGP$$-missing" "/dev/shm/rl-ctl-$TAGP$$-bad" \
+        "/dev/shm/rl-ctl-$TAGP$$-rate"
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -50,6 +52,19 @@ run() {
         cat "$TMP/err"
         failed=$((failed + 1))
     fi
+}
+
+# wait_mapped PID SEGMENT: until process PID maps SEGMENT (it has attached), at most 10 s; a
+# poll, not a guess at how long an attach takes on a loaded machine.
+wait_mapped() {
+    i=0
+    while [ "$i" -lt 200 ]; do
+        grep -qs "/dev/shm$2\$" "/proc/$1/maps" && return 0
+        kill -0 "$1" 2>/dev/null || return 1
+        sleep 0.05
+        i=$((i + 1))
+    done
+    return 1
 }
 
 # expect_rc WHAT CODE CMD...: runs CMD and checks its exit code.
@@ -112,6 +127,19 @@ defaults:
   - {requests: 7, window: 1m, algorithm: fixed_window, scope: per_ip}
 EOF
 
+# --- the docs name only commands that exist (configuration.md once sent readers to `rlctl audit`)
+ROOT=$CONFIGS/../..
+bad_refs=""
+for c in $(cat "$ROOT"/docs/*.md "$ROOT"/README.md "$ROOT"/examples/*.yaml 2>/dev/null |
+    grep -oE '[`(]rlctl [a-z]+' | sed 's/^.rlctl //' | sort -u); do
+    "$RLCTL" "$c" --help >/dev/null 2>&1 || bad_refs="$bad_refs $c"
+done
+if [ -z "$bad_refs" ] && ls "$ROOT"/docs/*.md >/dev/null 2>&1; then
+    ok "every rlctl command the docs and examples name exists"
+else
+    fail "the docs or examples name rlctl commands that do not exist:$bad_refs"
+fi
+
 # --- no segment yet: usage and missing-segment errors -----------------------------------------
 expect_rc "--version" 0 "$RLCTL" --version
 expect_out "--version names rlctl" '^rlctl [0-9]'
@@ -132,9 +160,20 @@ expect_rc "get without KEY" 2 "$RLCTL" get --shm "$SEG"
 expect_rc "missing segment: status" 1 "$RLCTL" status --shm "$MISSING"
 expect_err "missing segment message" "no segment $MISSING \\(is a worker running\\? --shm NAME\\)"
 expect_rc "missing segment: health is down" 2 "$RLCTL" health --shm "$MISSING"
-expect_rc "bad segment name" 1 "$RLCTL" status --shm 'no-slash'
+expect_rc "bad segment name is a usage error" 2 "$RLCTL" status --shm 'no-slash'
 expect_err "bad segment name says what a name is" "A-Za-z0-9"
-if [ -e "/dev/shm/rl-ctl-$$-missing" ]; then
+expect_rc "bad segment name: health is a usage error too" 2 "$RLCTL" --shm bad health
+expect_err "health with a bad name says so" "'bad' is not a segment name"
+expect_rc "top --for nan" 2 "$RLCTL" top --for nan --shm "$SEG"
+expect_err "top --for nan points to top's help" "see rlctl top --help"
+expect_rc "serve --for 0" 2 "$RLCTL" serve --for 0 --shm "$SEG"
+expect_err "serve --for 0 points to serve's help" "see rlctl serve --help"
+expect_rc "missing segment: health text" 2 "$RLCTL" health --shm "$MISSING"
+expect_out "missing segment: health says why" "^$MISSING: down \\(no segment $MISSING"
+expect_rc "missing segment: health --json" 2 "$RLCTL" health --json --shm "$MISSING"
+expect_json "missing segment: health --json has a reason" \
+    "d['status'] == 'down' and 'no segment' in d['reason']"
+if [ -e "/dev/shm/rl-ctl-$TAGP$$-missing" ]; then
     fail "rlctl created a segment"
 else
     ok "rlctl never creates a segment"
@@ -144,11 +183,20 @@ fi
 {
     printf 'not an rl segment'
     head -c 8192 /dev/zero
-} >"/dev/shm/rl-ctl-$$-bad"
+} >"/dev/shm/rl-ctl-$TAGP$$-bad"
 expect_rc "garbage segment: status" 1 "$RLCTL" status --shm "$SEG-bad"
-expect_err "garbage segment message" "not an rl segment.*rm /dev/shm/rl-ctl-$$-bad"
+expect_err "garbage segment message" "not an rl segment.*rm /dev/shm/rl-ctl-$TAGP$$-bad"
 expect_rc "garbage segment: health is degraded" 1 "$RLCTL" health --shm "$SEG-bad"
-rm -f "/dev/shm/rl-ctl-$$-bad"
+rm -f "/dev/shm/rl-ctl-$TAGP$$-bad"
+
+# A zero-filled file (a creator that died before its header, or a stray file): named at once,
+# not blamed on "another process" after 5 s.
+head -c 65536 /dev/zero >"/dev/shm/rl-ctl-$TAGP$$-bad"
+expect_rc "zero-filled segment: status" 1 "$RLCTL" status --shm "$SEG-bad"
+expect_err "zero-filled segment message" "all zeros and no process is initialising it"
+expect_rc "zero-filled segment: health is degraded" 1 "$RLCTL" health --json --shm "$SEG-bad"
+expect_json "zero-filled segment: health's reason" "'all zeros' in d['reason']"
+rm -f "/dev/shm/rl-ctl-$TAGP$$-bad"
 
 # --- fill a segment --------------------------------------------------------------------------
 run "$WORKER" "$SEG" "$TMP/rules.yaml"
@@ -158,6 +206,15 @@ else
     fail "worker (exit $rc)"
     echo "$passed passed, $failed failed"
     exit 1
+fi
+# An invalid REDIS_URL is named as such, never blamed on the segment, and its password is not
+# repeated.
+REDIS_URL='redis://:pw-secret@127.0.0.1:99999/0' run "$RLCTL" status --shm "$SEG"
+if [ "$rc" -eq 1 ] && grep -q "REDIS_URL is invalid: .*port" "$TMP/err" &&
+    ! grep -q "cannot attach\|segment name\|pw-secret" "$TMP/err"; then
+    ok "invalid REDIS_URL: the message names REDIS_URL (exit 1)"
+else
+    fail "invalid REDIS_URL message (exit $rc)"
 fi
 
 # RL_SHM selects the segment.
@@ -190,7 +247,7 @@ expect_out "stats table: requests per minute" '^requests/minute +0 \(over the la
 "$WORKER" "$SEG-rate" "$TMP/rules.yaml" >/dev/null 2>&1
 "$RLCTL" stats --json --interval 2 --shm "$SEG-rate" >"$TMP/rate.json" 2>"$TMP/rate.err" &
 stats_pid=$!
-sleep 0.5
+wait_mapped "$stats_pid" "$SEG-rate"
 "$WORKER" "$SEG-rate" - >/dev/null 2>&1
 wait "$stats_pid"
 cp "$TMP/rate.json" "$TMP/out"
@@ -269,7 +326,7 @@ fi
 # of 5 per hour; at least 3 even when a window boundary falls between the two runs).
 "$RLCTL" tail -f --for 2 --json -n 1 --shm "$SEG" >"$TMP/follow" 2>"$TMP/follow.err" &
 tail_pid=$!
-sleep 0.5
+wait_mapped "$tail_pid" "$SEG"
 run "$WORKER" "$SEG" "$TMP/rules.yaml"
 wait "$tail_pid"
 tail_rc=$?
@@ -286,7 +343,7 @@ all(not r['allowed'] for r in d['records'])"
 # SIGTERM ends -f with exit 0.
 "$RLCTL" tail -f --shm "$SEG" >"$TMP/out" 2>"$TMP/err" &
 tail_pid=$!
-sleep 0.5
+wait_mapped "$tail_pid" "$SEG"
 kill -TERM "$tail_pid"
 wait "$tail_pid"
 tail_rc=$?
@@ -463,14 +520,29 @@ s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])')
 printf 's3cret-token\n' >"$TMP/token"
-"$RLCTL" serve --shm "$SEG" --listen "127.0.0.1:$PORT" --token-file "$TMP/token" --for 30 \
+chmod 600 "$TMP/token" # serve refuses a token file others can read
+"$RLCTL" serve --shm "$SEG" --listen "127.0.0.1:$PORT" --token-file "$TMP/token" --for 60 \
     >"$TMP/serve.out" 2>"$TMP/serve.err" &
 SERVE_PID=$!
-for _ in $(seq 100); do
-    python3 -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 1).close()" \
-        2>/dev/null && break
-    sleep 0.05
-done
+# Until serve accepts connections (one python3 polling: starting one per try costs ~1 s on a
+# loaded machine), at most 20 s, or serve exited.
+python3 - "$PORT" "$SERVE_PID" <<'PY'
+import os, socket, sys, time
+port, pid = int(sys.argv[1]), int(sys.argv[2])
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+        sys.exit(0)
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            sys.exit(1)
+        time.sleep(0.05)
+sys.exit(1)
+PY
+[ $? -eq 0 ] || sed 's/^/serve: /' "$TMP/serve.err"
 # http METHOD PATH [TOKEN [BODY]]: prints "STATUS" then the body into $TMP/out.
 http() {
     python3 - "$PORT" "$@" >"$TMP/out" 2>"$TMP/pyerr" <<'PY'
@@ -615,7 +687,7 @@ expect_json "check reports it" "d['sound'] is False and d['damaged_slots'] == 1 
 'key length 0' in d['problems'][0]"
 "$RLCTL" tail -f --for 10 --shm "$SEG" >/dev/null 2>&1 &
 holder=$!
-sleep 0.3
+wait_mapped "$holder" "$SEG"
 expect_rc "check --repair while a process maps it" 1 "$RLCTL" check --repair --shm "$SEG"
 expect_err "check --repair names the process" "pid $holder"
 kill "$holder" 2>/dev/null

@@ -16,7 +16,7 @@ if [ -z "${RL_TEST_REDIS_URL:-}" ]; then
     echo "skipped: run through scripts/test (RL_TEST_REDIS_URL unset)"
     exit 77
 fi
-SEG=/rl-ctlr-$$
+SEG=/rl-ctlr-${RL_TEST_TAG:+$RL_TEST_TAG-}$$ # RL_TEST_TAG: scripts/test's run
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rlctl-redis.XXXXXX")
 SERVE_PID=
 cleanup() {
@@ -102,8 +102,14 @@ else
     cat "$TMP/h.out"
 fi
 # The worker's GLOBAL keys reached Redis; reset removes the key's cluster-wide state.
-sleep 0.5
-before=$(admin KEYS 'rl:g:*' | grep -c 'rl:g:')
+# (the sync reports them within a round: poll, at most 10 s)
+i=0
+while [ "$i" -lt 100 ]; do
+    before=$(admin KEYS 'rl:g:*' | grep -c 'rl:g:')
+    [ "$before" -ge 2 ] && break
+    sleep 0.1
+    i=$((i + 1))
+done
 if [ "$before" -ge 2 ]; then ok "GLOBAL keys in Redis ($before)"; else fail "GLOBAL keys in Redis: $before"; fi
 # --rule finds GLOBAL keys too (a GLOBAL slot shows only its layer's 8-digit tag).
 REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" keys --rule default --json --shm "$SEG" >"$TMP/k.json" 2>&1

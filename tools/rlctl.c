@@ -27,7 +27,9 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <rl/rl.h>
 
@@ -56,6 +58,7 @@ struct opts {
     uint64_t for_seconds;
     bool has_for;
     bool all, yes;
+    const char *cmd;        /* the command's name (messages) */
     const char *listen;     /* serve: 127.0.0.1:PORT */
     const char *token_file; /* serve: the admin token's file (else RLCTL_ADMIN_TOKEN) */
     bool sync;              /* attach with a GLOBAL sync thread (serve, with REDIS_URL) */
@@ -153,6 +156,16 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     va_end(ap);
     fputs(" (rlctl --help lists commands and options)\n", stderr);
     return EXIT_USAGE;
+}
+
+/* What rl_open accepts as a name ("/" then 1..200 of [A-Za-z0-9._-]), checked before any
+ * attach so that a typo is a usage error (exit 2). */
+static bool valid_shm_name(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 2 && n <= 201 && s[0] == '/' &&
+           strspn(s + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+               n - 1;
 }
 
 static int parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
@@ -289,13 +302,13 @@ static int parse_opts(int argc, char **argv, int first, unsigned allowed, struct
         } else if ((allowed & F_N) && ((r = opt_value("-n", argc, argv, &i, &v)) != 0 ||
                                        (r = opt_value("--lines", argc, argv, &i, &v)) != 0)) {
             if (r < 0 || parse_u64("-n", v, 1, 1024, &o->n) != 0)
-                return usage_error("%s: see rlctl tail --help", "-n");
+                return usage_error("%s: see rlctl %s --help", "-n", o->cmd ? o->cmd : "tail");
         } else if ((allowed & F_FOLLOW) && (strcmp(a, "-f") == 0 || strcmp(a, "--follow") == 0)) {
             o->follow = true;
         } else if ((allowed & (F_FOR | F_SERVE)) &&
                    (r = opt_value("--for", argc, argv, &i, &v)) != 0) {
             if (r < 0 || parse_u64("--for", v, 1, 86400, &o->for_seconds) != 0)
-                return usage_error("%s: see rlctl tail --help", "--for");
+                return usage_error("%s: see rlctl %s --help", "--for", o->cmd ? o->cmd : "tail");
             o->has_for = true;
         } else if ((allowed & F_STATS) && strcmp(a, "--cluster") == 0) {
             o->cluster = true;
@@ -356,6 +369,16 @@ static int attach(const struct opts *o, rl_t **rl, int missing_code)
         return 0;
     char detail[512];
     snprintf(detail, sizeof detail, "%s", rl_errmsg());
+    if (ro.redis_url && strncmp(detail, "redis url: ", 11) == 0) {
+        /* The URL is what is wrong, not the segment (the message never repeats the URL: it may
+         * hold a password). */
+        fprintf(stderr,
+                "rlctl: REDIS_URL is invalid: %s\n"
+                "rlctl: fix or unset REDIS_URL (redis://[[USER]:PASSWORD@]HOST[:PORT][/DB], "
+                "unix:///PATH, redis-sentinel://..., redis-cluster://...; docs/configuration.md)\n",
+                detail + 11);
+        return EXIT_FAIL;
+    }
     char hint[256];
     hint[0] = '\0';
     switch (rc) {
@@ -617,7 +640,7 @@ static int read_denials(rl_t *rl, struct denials *d)
         return -ENOMEM;
     }
     uint64_t cursor = 0;
-    int r;
+    int r = 0; /* gcc -fsanitize=address -O2 cannot see the loop condition sets it */
     /* At most one ring's worth: under `audit: all` new records never stop coming. */
     while (d->records < AUDIT_RING &&
            (r = rl_audit_read(rl, &cursor, buf, AUDIT_RING - (size_t)d->records)) > 0) {
@@ -1609,12 +1632,26 @@ static int cmd_health(const struct opts *o)
     rl_health_info hi;
     memset(&hi, 0, sizeof hi);
     hi.last_sync_age_ms = UINT64_MAX;
+    char detail[512]; /* the whole Redis or attach error (hi.error is cut at 127 bytes) */
+    detail[0] = '\0';
+    const char *why_detail = ""; /* what follows the reason: the error behind it */
     if (rc != 0) {
         state = rc == 2 ? "down" : "degraded";
         code = rc == 2 ? 2 : 1;
+        /* attach() printed what and why to stderr; the reason also goes to stdout and JSON. */
+        snprintf(detail, sizeof detail, "%s", rl_errmsg());
+        if (rc == 2) {
+            snprintf(detail, sizeof detail, "no segment %s (is a worker running? --shm NAME)",
+                     o->shm);
+            why = detail;
+        } else {
+            why = "cannot attach the segment";
+            why_detail = detail;
+        }
     } else {
         damaged = rl_check_segment(rl, count_report, NULL);
         rl_health(rl, &hi);
+        snprintf(detail, sizeof detail, "%s", rl_errmsg());
         bool sync_in_use = hi.leader_pid != 0 || hi.last_sync_age_ms != UINT64_MAX;
         if (damaged != 0)
             why = "damaged slots";
@@ -1624,6 +1661,9 @@ static int cmd_health(const struct opts *o)
             why = "GLOBAL limits on their fallback";
         else if (hi.redis_may_evict)
             why = hi.warning;
+        if (why && (strcmp(why, "Redis unreachable") == 0 ||
+                    strcmp(why, "GLOBAL limits on their fallback") == 0))
+            why_detail = detail;
         state = why ? "degraded" : "ok";
         code = why ? 1 : 0;
         rl_close(&rl);
@@ -1635,8 +1675,12 @@ static int cmd_health(const struct opts *o)
         json_object_set_new(doc, "attached", json_boolean(rc == 0));
         if (rc == 0)
             json_object_set_new(doc, "damaged_slots", json_integer(damaged));
-        if (why)
-            json_object_set_new(doc, "reason", json_string(why));
+        if (why) {
+            /* "reason": what is wrong and, when there is one, the error behind it */
+            char reason[700];
+            snprintf(reason, sizeof reason, "%s%s%s", why, why_detail[0] ? ": " : "", why_detail);
+            json_object_set_new(doc, "reason", json_string(reason));
+        }
         json_object_set_new(doc, "redis",
                             json_string(!hi.redis_configured ? "not configured for rlctl"
                                         : hi.connected       ? "connected"
@@ -1655,7 +1699,7 @@ static int cmd_health(const struct opts *o)
         else if (rc == 0 && damaged < 0)
             fprintf(g_out, " (check failed: %s)", rl_strerror((int)damaged));
         else if (why)
-            fprintf(g_out, " (%s%s%s)", why, hi.error[0] ? ": " : "", hi.error);
+            fprintf(g_out, " (%s%s%s)", why, why_detail[0] ? ": " : "", why_detail);
         fputc('\n', g_out);
     }
     return code;
@@ -2140,7 +2184,22 @@ struct server {
     size_t token_len;
     uint64_t last_ns; /* the previous real-time sample */
     rl_stats_info last;
+    /* libmicrohttpd's own messages (refused connections: one per connection), rate-limited:
+     * at most one line per SERVE_LOG_EVERY_NS, then how many were suppressed. */
+    uint64_t log_next_ns;
+    unsigned long log_suppressed;
 };
+
+/* Connections: at most SERVE_MAX_CONN in all (fewer when the descriptor limit is lower) and
+ * SERVE_MAX_PER_IP from one address (beyond, a new connection is closed at once); one idle for
+ * SERVE_IDLE_S seconds is closed (a response that streams must send something, e.g. a
+ * heartbeat, more often than that). Each connection's buffer is SERVE_CONN_MEM bytes (requests
+ * are small: a POST body is at most 4 KiB), so all of them take at most 32 MiB. */
+#define SERVE_MAX_CONN     2048
+#define SERVE_MAX_PER_IP   64
+#define SERVE_IDLE_S       5
+#define SERVE_CONN_MEM     16384
+#define SERVE_LOG_EVERY_NS (10ull * 1000000000u)
 
 static uint64_t mono_now_ns(void)
 {
@@ -2254,6 +2313,62 @@ static enum MHD_Result answer_realtime(struct MHD_Connection *conn, struct serve
     return r;
 }
 
+/* `in` made safe for a log line: printable ASCII stays (a quote and a backslash get a
+ * backslash), anything else becomes \n, \r, \t or \xHH, so a request cannot forge a line or
+ * a field. Cut (ending "...") to fit out[n]. */
+static const char *log_escape(const char *in, char *out, size_t n)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+        char e[5];
+        if (*p == '\n')
+            snprintf(e, sizeof e, "\\n");
+        else if (*p == '\r')
+            snprintf(e, sizeof e, "\\r");
+        else if (*p == '\t')
+            snprintf(e, sizeof e, "\\t");
+        else if (*p == '"' || *p == '\\')
+            snprintf(e, sizeof e, "\\%c", *p);
+        else if (*p < 0x20 || *p >= 0x7f)
+            snprintf(e, sizeof e, "\\x%02x", *p);
+        else
+            snprintf(e, sizeof e, "%c", *p);
+        size_t k = strlen(e);
+        if (o + k + 4 > n) { /* room for "..." and the terminator */
+            snprintf(out + o, n - o, "...");
+            return out;
+        }
+        memcpy(out + o, e, k);
+        o += k;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* libmicrohttpd's messages ("Server reached connection limit...", once per refused
+ * connection): the first in each 10 s goes to stderr, the others are counted and the count is
+ * printed with the next one, so that a flood of connections cannot flood the log. */
+__attribute__((format(printf, 2, 0))) static void serve_log(void *cls, const char *fmt, va_list ap)
+{
+    struct server *sv = cls;
+    uint64_t now = mono_now_ns();
+    if (now < sv->log_next_ns) {
+        sv->log_suppressed++;
+        return;
+    }
+    sv->log_next_ns = now + SERVE_LOG_EVERY_NS;
+    char msg[512], safe[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    if (sv->log_suppressed)
+        fprintf(stderr, "rlctl serve: %s (and %lu similar messages in the last %llu s)\n",
+                log_escape(msg, safe, sizeof safe), sv->log_suppressed,
+                (unsigned long long)(SERVE_LOG_EVERY_NS / 1000000000u));
+    else
+        fprintf(stderr, "rlctl serve: %s\n", log_escape(msg, safe, sizeof safe));
+    sv->log_suppressed = 0;
+}
+
 struct post_ctx {
     char *body;
     size_t len;
@@ -2324,14 +2439,19 @@ static enum MHD_Result answer_reset(struct MHD_Connection *conn, struct server *
     int rc = cmd_reset(sv->rl, &o);
     g_out = stdout;
     fclose(m);
+    char safe_key[600]; /* the key came from the request: escaped (no forged log lines) */
     fprintf(stderr, "rlctl serve: %s reset %s%s%s (exit %d)\n", peer, all ? "every key" : "key \"",
-            all ? "" : key, all ? "" : "\"", rc);
+            all ? "" : log_escape(key, safe_key, sizeof safe_key), all ? "" : "\"", rc);
     json_decref(req);
     enum MHD_Result r = answer(conn, rc == EXIT_OK ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND,
                                "application/json", buf, len);
     free(buf);
     return r;
 }
+
+/* The dashboard page (tools/dashboard/dashboard.html, compiled in by scripts/embed.py): static,
+ * it polls the JSON and Prometheus routes below from the browser. */
+extern const char rl__embed_dashboard[];
 
 static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const char *url,
                                const char *method, const char *version, const char *upload,
@@ -2370,6 +2490,9 @@ static enum MHD_Result on_http(void *cls, struct MHD_Connection *conn, const cha
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return answer_error(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET, HEAD or POST");
     static const char ep[] = "/rate-limits/metrics/endpoint/";
+    if (strcmp(url, "/") == 0)
+        return answer(conn, MHD_HTTP_OK, "text/html; charset=utf-8", rl__embed_dashboard,
+                      strlen(rl__embed_dashboard));
     if (strcmp(url, "/health") == 0 || strcmp(url, "/rate-limits/health") == 0)
         return answer_cmd(conn, sv, cmd_health_rl, true, MHD_HTTP_SERVICE_UNAVAILABLE);
     if (strcmp(url, "/metrics") == 0)
@@ -2412,12 +2535,44 @@ static int load_token(struct server *sv, const struct opts *o)
 {
     const char *t = getenv("RLCTL_ADMIN_TOKEN");
     char buf[sizeof sv->token];
-    if (o->token_file) {
-        FILE *f = fopen(o->token_file, "r");
+    const char *path = o->token_file;
+    char cred[4096];
+    const char *creds = getenv("CREDENTIALS_DIRECTORY");
+    if (!path && !t && creds && *creds) {
+        /* systemd: LoadCredential=rlctl-admin-token:/etc/rl/admin-token */
+        snprintf(cred, sizeof cred, "%s/rlctl-admin-token", creds);
+        if (access(cred, F_OK) == 0)
+            path = cred;
+    }
+    if (path) {
+        FILE *f = fopen(path, "r");
         if (!f) {
-            fprintf(stderr, "rlctl serve: --token-file %s: %s\n", o->token_file, strerror(errno));
+            fprintf(stderr, "rlctl serve: --token-file %s: %s\n", path, strerror(errno));
             return EXIT_FAIL;
         }
+        /* As ssh with its keys: a token others can read (or replace) is no secret. */
+        struct stat st;
+        if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+            fprintf(stderr, "rlctl serve: --token-file %s: not a regular file\n", path);
+            fclose(f);
+            return EXIT_FAIL;
+        }
+        if (st.st_mode & 0006) {
+            fprintf(stderr,
+                    "rlctl serve: --token-file %s is %s by other users (mode %04o): refusing "
+                    "it. Make it the service user's alone: chmod 600 %s (or use systemd "
+                    "credentials: LoadCredential=rlctl-admin-token:FILE)\n",
+                    path, (st.st_mode & 0004) ? "readable" : "writable",
+                    (unsigned)(st.st_mode & 07777), path);
+            fclose(f);
+            return EXIT_FAIL;
+        }
+        if (st.st_mode & 0060)
+            fprintf(stderr,
+                    "rlctl serve: warning: --token-file %s is %s by its group (mode %04o): "
+                    "every member can reset counters; chmod 600 %s unless that is meant\n",
+                    path, (st.st_mode & 0040) ? "readable" : "writable",
+                    (unsigned)(st.st_mode & 07777), path);
         size_t n = fread(buf, 1, sizeof buf - 1, f);
         fclose(f);
         while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
@@ -2435,20 +2590,38 @@ static int load_token(struct server *sv, const struct opts *o)
     return EXIT_OK;
 }
 
-static int cmd_serve(rl_t *rl, const struct opts *o)
+/* --listen ADDRESS:PORT (default 127.0.0.1:9090) into *sa; 0 or EXIT_USAGE after a message.
+ * Checked before attaching: a typo is a usage error whatever the segment's state. */
+static int parse_listen(const char *listen_at, struct sockaddr_in *sa)
 {
-    const char *listen_at = o->listen ? o->listen : "127.0.0.1:9090";
     char host[64];
     unsigned port = 0;
     const char *colon = strrchr(listen_at, ':');
-    if (!colon || (size_t)(colon - listen_at) >= sizeof host || colon == listen_at ||
-        sscanf(colon + 1, "%u", &port) != 1 || port == 0 || port > 65535)
-        return usage_error("--listen wants ADDRESS:PORT, e.g. 127.0.0.1:9090, not '%s'", listen_at);
+    /* The port: 1 to 5 digits and nothing else ("9x", "+9091", " 9091" are refused). */
+    size_t digits = colon ? strspn(colon + 1, "0123456789") : 0;
+    if (colon && digits >= 1 && digits <= 5 && colon[1 + digits] == '\0')
+        port = (unsigned)strtoul(colon + 1, NULL, 10);
+    if (!colon || (size_t)(colon - listen_at) >= sizeof host || colon == listen_at || port == 0 ||
+        port > 65535)
+        return usage_error("--listen wants ADDRESS:PORT, PORT 1 to 65535 in digits, e.g. "
+                           "127.0.0.1:9090, not '%s'",
+                           listen_at);
     memcpy(host, listen_at, (size_t)(colon - listen_at));
     host[colon - listen_at] = '\0';
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1)
         return usage_error("--listen: '%s' is not an IPv4 address", host);
+    return 0;
+}
+
+static int cmd_serve(rl_t *rl, const struct opts *o)
+{
+    const char *listen_at = o->listen ? o->listen : "127.0.0.1:9090";
+    struct sockaddr_in sa;
+    if (parse_listen(listen_at, &sa) != 0)
+        return EXIT_USAGE;
     struct server sv = {.rl = rl, .o = *o, .last_ns = mono_now_ns()};
     sv.o.has_interval = true; /* /rate-limits/metrics answers at once: rates are /real-time's */
     sv.o.interval_s = 0;
@@ -2456,11 +2629,33 @@ static int cmd_serve(rl_t *rl, const struct opts *o)
     if (rc != EXIT_OK)
         return rc;
     rl_stats(rl, &sv.last);
-    /* One internal thread answers every request in turn: the report commands write to g_out. */
+    /* Descriptors for SERVE_MAX_CONN connections plus rl's own: raise the soft limit towards
+     * the hard one if needed, else serve fewer connections. */
+    unsigned max_conn = SERVE_MAX_CONN;
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+        rlim_t want = SERVE_MAX_CONN + 64;
+        if (nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < want) {
+            nofile.rlim_cur =
+                nofile.rlim_max == RLIM_INFINITY || nofile.rlim_max > want ? want : nofile.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &nofile);
+            getrlimit(RLIMIT_NOFILE, &nofile);
+        }
+        if (nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur < want)
+            max_conn = nofile.rlim_cur > 128 ? (unsigned)(nofile.rlim_cur - 64) : 64;
+    }
+    /* One internal thread answers every request in turn (the report commands write to g_out),
+     * waiting with epoll (MHD_USE_AUTO: epoll on Linux, else poll), never select(): select()
+     * cannot watch a descriptor above 1023, so 1,024 idle connections made /health
+     * unreachable. Limits and the idle timeout: SERVE_*. */
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, on_http,
-        &sv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_NOTIFY_COMPLETED, on_done,
-        NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, ntohs(sa.sin_port),
+        NULL, NULL, on_http, &sv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)SERVE_IDLE_S, MHD_OPTION_CONNECTION_LIMIT, max_conn,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVE_CONN_MEM,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)SERVE_MAX_PER_IP, MHD_OPTION_EXTERNAL_LOGGER,
+        serve_log, &sv, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "rlctl serve: cannot listen on %s (in use? permission?)\n", listen_at);
         return EXIT_FAIL;
@@ -2525,7 +2720,10 @@ static const struct command commands[] = {
      "  The monitoring REST endpoints (default 127.0.0.1:9090) until SIGINT or SIGTERM:\n"
      "  GET /health, /metrics (Prometheus), /rate-limits/metrics, /rate-limits/metrics/real-time,\n"
      "  /rate-limits/config, /rate-limits/health; POST /rate-limits/reset {\"key\": K} or\n"
-     "  {\"all\": true} with Authorization: Bearer TOKEN (--token-file or RLCTL_ADMIN_TOKEN).\n"},
+     "  {\"all\": true} with Authorization: Bearer TOKEN (--token-file or RLCTL_ADMIN_TOKEN;\n"
+     "  else $CREDENTIALS_DIRECTORY/rlctl-admin-token, systemd's LoadCredential=).\n"
+     "  --token-file must not be readable by others (refused; its group: a warning).\n"
+     "  Connections: at most 2048, 64 per client address; idle ones close after 5 s.\n"},
     {"bypass", F_BYPASS,
      "rlctl bypass add --ip ADDRESS|CIDR | --user NAME [--shm NAME] [--json]\n"
      "rlctl bypass rm --ip ADDRESS|CIDR | --user NAME [--shm NAME] [--json]\n"
@@ -2600,6 +2798,7 @@ int main(int argc, char **argv)
         return usage_error("unknown command '%s'", name);
     if (o.cluster && !(cmd->flags & F_STATS))
         return usage_error("--cluster is an option of stats (rlctl stats --cluster)");
+    o.cmd = cmd->name;
     int rc = parse_opts(argc, argv, ci + 1, cmd->flags, &o);
     if (rc != 0)
         return rc;
@@ -2641,12 +2840,22 @@ int main(int argc, char **argv)
         if (strcmp(action, "check") == 0)
             return cmd_config_check(&o);
     }
+    /* A segment name that cannot be one is a bad value (exit 2), not a missing or unhealthy
+     * segment. */
+    if (!valid_shm_name(o.shm))
+        return usage_error("--shm (or RL_SHM) '%s' is not a segment name: '/' then 1 to 200 of "
+                           "[A-Za-z0-9._-], e.g. /rl-default",
+                           o.shm);
     if (strcmp(name, "health") == 0)
         return cmd_health(&o);
     if (o.has_since && !o.cluster)
         return usage_error("--since needs --cluster: the segment counts since its creation; the "
                            "per-minute history is in Redis (ENABLE_RATE_LIMIT_MONITORING)");
 
+    struct sockaddr_in listen_sa;
+    if (strcmp(name, "serve") == 0 &&
+        parse_listen(o.listen ? o.listen : "127.0.0.1:9090", &listen_sa) != 0)
+        return EXIT_USAGE;
     rl_t *rl = NULL;
     o.sync = strcmp(name, "serve") == 0;
     rc = attach(&o, &rl, EXIT_FAIL);

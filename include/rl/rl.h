@@ -54,6 +54,12 @@ enum {
      *  monitoring rollups miss its decisions): saves the one relaxed add per check that the
      *  counters cost (docs/benchmarks.md measures it). */
     RL_OPEN_NO_STATS = 1u << 3,
+    /** Allows a rl_options.mode that lets others write (o+w, e.g. 0666). Without it rl_open
+     *  refuses such a mode (-EPERM): any local user could then rewrite the segment's rules, its
+     *  bypass list and its counters, i.e. switch every limit off. Share a segment between users
+     *  through a group instead (mode 0660, RL_OPEN_ALLOW_FOREIGN). With it, creating such a
+     *  segment logs a warning (RL_LOG_WARN). */
+    RL_OPEN_WORLD_WRITABLE = 1u << 4,
 };
 
 /**
@@ -65,7 +71,8 @@ typedef struct rl_options {
     size_t size;          /**< sizeof(rl_options) as compiled by the caller; set by init */
     const char *shm_name; /**< "/rl-default" by default; "/" then 1..200 of [A-Za-z0-9._-] */
     size_t capacity;      /**< keys the segment is guaranteed to hold; 65536 by default */
-    mode_t mode;          /**< permission bits of a new segment; 0600 by default */
+    mode_t mode;          /**< permission bits of a new segment; 0600 by default; o+w needs
+                           *   RL_OPEN_WORLD_WRITABLE */
     unsigned flags;       /**< RL_OPEN_* bits; 0 by default */
     /** YAML rule file to publish when the segment has no rule set yet (RL_CONFIG); NULL: the
      *  preset of `environment`. A segment that already has rules keeps them: replace them with
@@ -107,7 +114,7 @@ typedef struct rl_options {
      *  the segment name, so that a host that restarts (even on a new segment) finds its own
      *  leases again. Must be unique in the cluster: set it where host names are not. */
     const char *host_id;
-    uint64_t reserved[7]; /**< must stay zero */
+    uint64_t reserved[7]; /**< must stay zero: rl_open refuses a non-zero word (-EINVAL) */
 } rl_options;
 
 /** Values of rl_options.fallback. */
@@ -148,6 +155,25 @@ RL_API int rl_options_from_env(rl_options *o);
  *
  * The handle may be used by any number of threads at once. After fork() the child may use an
  * inherited handle at once (the mapping is shared); it may also rl_close() it and open again.
+ *
+ * o == NULL means the defaults of rl_options_init(): the segment "/rl-default", created when
+ * missing, mode 0600, no Redis. A program that shares the host with others should name its own
+ * segment. Options with a non-zero reserved word are refused (-EINVAL).
+ *
+ * Threads rl starts (rl never starts one anywhere else):
+ *  - one GLOBAL sync thread ("rl-sync") per handle opened with a redis_url and without
+ *    RL_OPEN_NO_SYNC, started by rl_open() and joined by rl_close(). It runs the sync rounds,
+ *    the leader election and the monitoring pushes (docs/design.md); the STRICT pool and every
+ *    other call run on the caller's thread. A handle without redis_url starts no thread.
+ *  - Every rl thread blocks all signals for its whole life (set around pthread_create; the
+ *    caller's mask is restored before rl_open returns), so a process-directed signal (SIGTERM,
+ *    SIGHUP, SIGCHLD, ...) always goes to one of the host's own threads, and a host that waits
+ *    for signals (sigsuspend, sigwaitinfo, epoll_pwait, signalfd) sees every one.
+ *  - fork(): the child has no rl thread (POSIX copies only the forking thread). The child's
+ *    first GLOBAL check through an inherited handle starts its sync thread again (with a new
+ *    identity: the parent's lease stays the parent's); a child that makes no GLOBAL check
+ *    starts none. A handle opened in a master process before fork (nginx) therefore costs the
+ *    master one thread, and each worker gets its own.
  */
 RL_API int rl_open(rl_t **out, const rl_options *o);
 
@@ -164,7 +190,9 @@ RL_API int rl_unlink(const char *shm_name);
 /* Limits and decisions                                                                           */
 
 typedef enum {
-    RL_TOKEN_BUCKET = 0,   /**< capacity `burst`, refill `requests` per `window_ms`, starts full */
+    /** capacity `burst`, refill exactly `requests` per `window_ms` (no rounding of the rate;
+     *  docs/design.md section 6 says what is exact), starts full */
+    RL_TOKEN_BUCKET = 0,
     RL_SLIDING_WINDOW = 1, /**< weighted two-window counter: `requests` per sliding `window_ms` */
     RL_FIXED_WINDOW = 2,   /**< `requests` per window aligned to multiples of `window_ms` */
     RL_GCRA = 3,           /**< redis-cell conventions: limit = burst + 1 (burst 0: = requests) */
@@ -536,7 +564,8 @@ typedef struct rl_health_info {
     uint64_t breaker_trips;      /**< times the circuit breaker opened */
     pid_t leader_pid;            /**< the GLOBAL sync leader (0: none yet) */
     uint64_t last_sync_age_ms;   /**< since the last GLOBAL sync (UINT64_MAX: never) */
-    char error[128];             /**< the last Redis error, "" if none */
+    char error[128];             /**< the last Redis error, "" if none; cut at 127 bytes:
+                                  *   the whole message is rl_errmsg() after rl_health() */
     uint64_t leader_epoch;       /**< bumped by every leader takeover (fencing) */
     uint64_t sync_rounds;        /**< sync rounds Redis answered (whole segment) */
     uint64_t sync_keys;          /**< keys reported to Redis (whole segment) */
@@ -555,6 +584,9 @@ typedef struct rl_health_info {
 /**
  * Fills *out; with Redis configured it PINGs through the STRICT pool, so it may block up to the
  * command timeout. Returns 0 (see out->connected for the answer) or -EINVAL. Any thread.
+ * After it returns 0, rl_errmsg() holds out->error whole (a Redis error can be longer than the
+ * struct's 128 bytes: URLs, socket paths, ACL messages), "" when there is none, until this
+ * thread's next rl call.
  */
 RL_API int rl_health(rl_t *rl, rl_health_info *out);
 
