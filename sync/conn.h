@@ -31,8 +31,22 @@
  * -EAGAIN without touching the network. A successful connect resets it.
  *
  * The handshake on every (re)connect: AUTH (user and password, or password alone), SELECT db
- * (when not 0), PING, and for sentinel URLs ROLE (must be "master"). The handshake runs under
- * the connect timeout, commands under the command timeout.
+ * (when not 0), PING, and for sentinel URLs ROLE (must be "master").
+ *
+ * Time bounds (deadlines, not timeouts: nothing a peer sends or withholds stretches them; the
+ * sockets are non-blocking and every wait is a poll(2) against CLOCK_MONOTONIC):
+ *   - a connect, its handshake and (sentinel) the master's discovery, all together, end at
+ *     connect_ms from the connect's start; a command (send and reply) at command_ms from its
+ *     start; a pipelined get_reply at command_ms from its own start;
+ *   - every call through an entry point of this header (a command, an EVALSHA with its SCRIPT
+ *     LOAD and NOSCRIPT retry, a cluster call with its CLUSTER SLOTS refresh and redirects, a
+ *     get_reply) also ends at its call deadline: connect_ms + command_ms from the call's start,
+ *     or an earlier one the caller set with rl__redis_set_deadline.
+ *   Only name resolution (getaddrinfo of a host name: /etc/hosts, DNS) is outside the bound;
+ *   numeric addresses and unix sockets resolve nothing.
+ * Replies are refused (-ECONNRESET) beyond RL_REDIS_REPLY_MAX bytes: a bulk length or array
+ * count that announces more is refused when its header arrives.
+ *   -ECANCELED     the cancel fd became readable (rl__redis_set_cancel)
  *
  * SIGPIPE: never raised by these calls (blocked around hiredis's writes, see conn.c); a
  * write to a reset connection is -ECONNRESET.
@@ -94,6 +108,15 @@ int rl__redis_connect(const struct rl_redis_url *u, unsigned connect_ms, unsigne
  * -EINVAL, -ENOTSUP or -ENOMEM. */
 int rl__redis_new(const struct rl_redis_url *u, unsigned connect_ms, unsigned command_ms,
                   struct rl_redis **out);
+
+/* The deadline (CLOCK_MONOTONIC ns, rl__mono_ns) of the calls that follow on c, until set to 0
+ * again: every exchange stops there whatever its own budget (see "Time bounds"). 0: each
+ * entry point gets connect_ms + command_ms from its start. */
+void rl__redis_set_deadline(struct rl_redis *c, uint64_t deadline_ns);
+
+/* A file descriptor that, once readable, makes every exchange on c fail at once with
+ * -ECANCELED (an eventfd a closing handle writes to); -1: none (the default). Not owned. */
+void rl__redis_set_cancel(struct rl_redis *c, int fd);
 
 /* Closes (QUIT is not sent) and frees. NULL is a no-op. */
 void rl__redis_close(struct rl_redis *c);
@@ -192,5 +215,6 @@ void rl__pool_stats(struct rl_redis_pool *p, struct rl_pool_stats *out);
 #define RL_CLUSTER_MAX_REDIRECTS 5u
 #define RL_CLUSTER_REFRESH_MS    100u
 #define RL_CLUSTER_TRYAGAIN_MS   25u
+#define RL_REDIS_REPLY_MAX       (4u << 20) /* bytes one reply may announce (4 MiB) */
 
 #endif
