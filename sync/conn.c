@@ -94,7 +94,11 @@ struct rl_redis {
     struct rx rx;      /* ctx's stream */
     uint64_t call_dl;  /* monotonic ns: the current call's deadline (0: none yet) */
     int cancel_fd;     /* readable: leave every exchange at once (-ECANCELED); -1: none */
-    pid_t pid;         /* the process that opened ctx */
+    void (*hook)(
+        void *); /* called every hook_ns while an exchange waits (rl__redis_set_wait_hook) */
+    void *hook_arg;
+    uint64_t hook_ns;
+    pid_t pid; /* the process that opened ctx */
     char where[WHERE_MAX];
 
     /* Backoff after failed connects. */
@@ -227,6 +231,11 @@ static int cancel_fd_of(const struct rl_redis *c)
     return c->parent ? c->parent->cancel_fd : c->cancel_fd;
 }
 
+static const struct rl_redis *hook_of(const struct rl_redis *c)
+{
+    return c->parent ? c->parent : c;
+}
+
 /* Starts a call: sets c's call deadline (connect + command budgets from now) unless one binds
  * it already; true when this call set it (and end_call clears it). */
 static bool begin_call(struct rl_redis *c)
@@ -271,15 +280,24 @@ static int make_nonblocking(redisContext *ctx)
     return 0;
 }
 
-/* Waits until fd is ready for ev, the deadline passes (-ETIMEDOUT) or cancel_fd is readable
- * (-ECANCELED). EINTR (a signal to this thread) just waits again for the time left. */
-static int wait_fd(int fd, short ev, int cancel_fd, uint64_t dl)
+/* Waits until fd is ready for ev, the deadline passes (-ETIMEDOUT) or c's cancel fd is
+ * readable (-ECANCELED), calling c's wait hook every hook_ns meanwhile. EINTR (a signal to this
+ * thread) just waits again for the time left. */
+static int wait_fd(const struct rl_redis *c, int fd, short ev, uint64_t dl)
 {
+    int cancel_fd = cancel_fd_of(c);
+    const struct rl_redis *h = hook_of(c);
+    uint64_t hook_at = h->hook ? rl__mono_ns() + h->hook_ns : 0;
     for (;;) {
         uint64_t now = rl__mono_ns();
         if (now >= dl)
             return -ETIMEDOUT;
-        uint64_t ms = (dl - now + MS_NS - 1) / MS_NS;
+        if (hook_at && now >= hook_at) {
+            h->hook(h->hook_arg);
+            hook_at = now + h->hook_ns;
+        }
+        uint64_t until = hook_at && hook_at < dl ? hook_at : dl;
+        uint64_t ms = until > now ? (until - now + MS_NS - 1) / MS_NS : 0;
         struct pollfd pf[2] = {{.fd = fd, .events = ev}, {.fd = cancel_fd, .events = POLLIN}};
         int n = poll(pf, cancel_fd >= 0 ? 2 : 1, ms > 60000 ? 60000 : (int)ms);
         if (n < 0 && errno != EINTR)
@@ -344,7 +362,6 @@ static int exchange(const struct rl_redis *c, redisContext *ctx, struct rx *x, c
 {
     uint64_t start = rl__mono_ns();
     unsigned budget = dl > start ? (unsigned)((dl - start + MS_NS / 2) / MS_NS) : 0;
-    int cfd = cancel_fd_of(c);
     *out = NULL;
     int done = 0;
     while (!done) {
@@ -353,7 +370,7 @@ static int exchange(const struct rl_redis *c, redisContext *ctx, struct rx *x, c
                            ctx->errstr[0] ? ctx->errstr : "connection lost");
         if (done)
             break;
-        int rc = wait_fd(ctx->fd, POLLOUT, cfd, dl);
+        int rc = wait_fd(c, ctx->fd, POLLOUT, dl);
         if (rc == -ETIMEDOUT)
             return rl__err(rc,
                            "Redis at %s: could not send %s within %u ms (the peer does not "
@@ -375,7 +392,7 @@ static int exchange(const struct rl_redis *c, redisContext *ctx, struct rx *x, c
             *out = r;
             return 0;
         }
-        int rc = wait_fd(ctx->fd, POLLIN, cfd, dl);
+        int rc = wait_fd(c, ctx->fd, POLLIN, dl);
         if (rc == -ETIMEDOUT) {
             if (got)
                 return rl__err(rc,
@@ -1161,6 +1178,15 @@ void rl__redis_set_cancel(struct rl_redis *c, int fd)
 {
     if (c)
         c->cancel_fd = fd;
+}
+
+void rl__redis_set_wait_hook(struct rl_redis *c, void (*fn)(void *), void *arg, uint64_t every_ns)
+{
+    if (c) {
+        c->hook = every_ns ? fn : NULL;
+        c->hook_arg = arg;
+        c->hook_ns = every_ns;
+    }
 }
 
 /* ---- Redis Cluster ------------------------------------------------------------------------- */
@@ -2127,6 +2153,8 @@ int rl__pool_get(struct rl_redis_pool *p, struct rl_redis **out)
     p->idle[i] = p->idle[--p->nidle];
     c->in_use = true;
     c->probe = probe;
+    /* One bound for the caller's whole use, the wait above included (conn.h, "Time bounds"). */
+    c->call_dl = now + ((uint64_t)c->connect_ms + c->command_ms) * MS_NS;
     if (probe)
         reset_backoff(c); /* the breaker already spaced the attempts */
     pthread_mutex_unlock(&p->mu);
@@ -2141,6 +2169,7 @@ void rl__pool_put(struct rl_redis_pool *p, struct rl_redis *c)
     if (c->pending || c->lost)
         drop_ctx(c); /* unread replies: the stream is not reusable */
     c->lost = 0;
+    c->call_dl = 0;
     pthread_mutex_lock(&p->mu);
     if (c->probe) { /* the probe ran no command: the next caller probes */
         c->probe = false;

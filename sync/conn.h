@@ -118,6 +118,11 @@ void rl__redis_set_deadline(struct rl_redis *c, uint64_t deadline_ns);
  * -ECANCELED (an eventfd a closing handle writes to); -1: none (the default). Not owned. */
 void rl__redis_set_cancel(struct rl_redis *c, int fd);
 
+/* fn(arg) is called about every every_ns while an exchange on c waits for the peer (on the
+ * calling thread, between polls; fn must not use c). The GLOBAL sync thread keeps its fallback
+ * going with it. fn NULL or every_ns 0: none. */
+void rl__redis_set_wait_hook(struct rl_redis *c, void (*fn)(void *), void *arg, uint64_t every_ns);
+
 /* Closes (QUIT is not sent) and frees. NULL is a no-op. */
 void rl__redis_close(struct rl_redis *c);
 
@@ -181,7 +186,9 @@ int rl__pool_open(const struct rl_redis_url *u, unsigned size, unsigned connect_
 
 /* A connection for the calling thread's exclusive use until rl__pool_put. Waits at most the
  * command timeout for one to be free, then -EAGAIN; -EAGAIN at once while the breaker is open.
- * The connection may be unconnected: the first command connects it. */
+ * The connection may be unconnected: the first command connects it. Its call deadline (see
+ * "Time bounds") is connect_ms + command_ms from this call's start, for everything done with
+ * it until rl__pool_put: one STRICT check, rl_health, rl_reset each end within that bound. */
 int rl__pool_get(struct rl_redis_pool *p, struct rl_redis **out);
 
 /* Gives a connection back (a broken one too: it reconnects on next use). NULL is a no-op. */
