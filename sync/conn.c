@@ -281,22 +281,25 @@ static int make_nonblocking(redisContext *ctx)
 }
 
 /* Waits until fd is ready for ev, the deadline passes (-ETIMEDOUT) or c's cancel fd is
- * readable (-ECANCELED), calling c's wait hook every hook_ns meanwhile. EINTR (a signal to this
+ * readable (-ECANCELED), calling c's wait hook every hook_ns meanwhile (*hook_at: when next,
+ * kept by the caller across the waits of one exchange, so that a peer trickling bytes faster
+ * than hook_ns does not starve the hook; 0: from now). EINTR (a signal to this
  * thread) just waits again for the time left. */
-static int wait_fd(const struct rl_redis *c, int fd, short ev, uint64_t dl)
+static int wait_fd(const struct rl_redis *c, int fd, short ev, uint64_t dl, uint64_t *hook_at)
 {
     int cancel_fd = cancel_fd_of(c);
     const struct rl_redis *h = hook_of(c);
-    uint64_t hook_at = h->hook ? rl__mono_ns() + h->hook_ns : 0;
+    if (h->hook && !*hook_at)
+        *hook_at = rl__mono_ns() + h->hook_ns;
     for (;;) {
         uint64_t now = rl__mono_ns();
         if (now >= dl)
             return -ETIMEDOUT;
-        if (hook_at && now >= hook_at) {
+        if (h->hook && now >= *hook_at) {
             h->hook(h->hook_arg);
-            hook_at = now + h->hook_ns;
+            *hook_at = now + h->hook_ns;
         }
-        uint64_t until = hook_at && hook_at < dl ? hook_at : dl;
+        uint64_t until = h->hook && *hook_at < dl ? *hook_at : dl;
         uint64_t ms = until > now ? (until - now + MS_NS - 1) / MS_NS : 0;
         struct pollfd pf[2] = {{.fd = fd, .events = ev}, {.fd = cancel_fd, .events = POLLIN}};
         int n = poll(pf, cancel_fd >= 0 ? 2 : 1, ms > 60000 ? 60000 : (int)ms);
@@ -360,7 +363,7 @@ static int rx_scan(struct rx *x, const char *p, size_t n, long long *announced)
 static int exchange(const struct rl_redis *c, redisContext *ctx, struct rx *x, const char *where,
                     const char *what, uint64_t dl, void **out)
 {
-    uint64_t start = rl__mono_ns();
+    uint64_t start = rl__mono_ns(), hook_at = 0;
     unsigned budget = dl > start ? (unsigned)((dl - start + MS_NS / 2) / MS_NS) : 0;
     *out = NULL;
     int done = 0;
@@ -370,7 +373,7 @@ static int exchange(const struct rl_redis *c, redisContext *ctx, struct rx *x, c
                            ctx->errstr[0] ? ctx->errstr : "connection lost");
         if (done)
             break;
-        int rc = wait_fd(c, ctx->fd, POLLOUT, dl);
+        int rc = wait_fd(c, ctx->fd, POLLOUT, dl, &hook_at);
         if (rc == -ETIMEDOUT)
             return rl__err(rc,
                            "Redis at %s: could not send %s within %u ms (the peer does not "
@@ -392,7 +395,7 @@ static int exchange(const struct rl_redis *c, redisContext *ctx, struct rx *x, c
             *out = r;
             return 0;
         }
-        int rc = wait_fd(c, ctx->fd, POLLIN, dl);
+        int rc = wait_fd(c, ctx->fd, POLLIN, dl, &hook_at);
         if (rc == -ETIMEDOUT) {
             if (got)
                 return rl__err(rc,

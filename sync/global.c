@@ -407,6 +407,8 @@ static void fallback_round(struct rl_global *g, uint64_t now)
         g->fallback_ns = g->fallback_start_ns = now;
         return;
     }
+    if (now < g->fallback_ns)
+        return; /* a time read before the last refill (another caller): nothing new */
     /* The credit since the start, in whole units, minus what earlier rounds gave: fractions
      * carry over from round to round (a share below one unit per round still accrues). */
     uint64_t prev = g->fallback_ns - g->fallback_start_ns, cur = now - g->fallback_start_ns;
@@ -630,7 +632,7 @@ static void *sync_main(void *arg)
                 /* relaxed: a flag the checks read (OPEN admits while it is set). */
                 atomic_store_explicit(&h->sync_failing, 1, memory_order_relaxed);
                 if (rl->fallback == RL_FALLBACK_LOCAL)
-                    fallback_round(g, now);
+                    fallback_round(g, rl__clock(rl)); /* now: the round may have waited */
             } else {
                 if (g->failing)
                     rl__log(RL_LOG_INFO, "segment %s: GLOBAL sync resumed", rl->name);
