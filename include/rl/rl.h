@@ -291,7 +291,8 @@ RL_API int rl_refund(rl_t *rl, const void *key, size_t keylen, const rl_limit *l
  * Decisions racing a reset land before or after it, never half-way. A key not in the table is
  * a no-op for the segment (Redis is still cleared). Blocks on Redis for STRICT and GLOBAL (one
  * round trip, within redis_connect_timeout_ms + redis_command_timeout_ms; -EAGAIN, -ETIMEDOUT,
- * ... when Redis cannot answer: the segment part is done anyway). Any thread; allocates nothing on the LOCAL path.
+ * ... when Redis cannot answer: the segment part is done anyway). Any thread; allocates nothing
+ * on the LOCAL path.
  */
 RL_API int rl_reset(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim);
 
