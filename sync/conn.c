@@ -361,7 +361,7 @@ static int rx_scan(struct rx *x, const char *p, size_t n, long long *announced)
  * budget), -ENOMEM. After an error the stream is unusable: the caller closes ctx.
  */
 static int exchange(const struct rl_redis *c, redisContext *ctx, struct rx *x, const char *where,
-                    const char *what, uint64_t dl, void **out)
+                    const char *what, uint64_t dl, const char *kind, unsigned kind_ms, void **out)
 {
     uint64_t start = rl__mono_ns(), hook_at = 0;
     unsigned budget = dl > start ? (unsigned)((dl - start + MS_NS / 2) / MS_NS) : 0;
@@ -376,9 +376,9 @@ static int exchange(const struct rl_redis *c, redisContext *ctx, struct rx *x, c
         int rc = wait_fd(c, ctx->fd, POLLOUT, dl, &hook_at);
         if (rc == -ETIMEDOUT)
             return rl__err(rc,
-                           "Redis at %s: could not send %s within %u ms (the peer does not "
-                           "read)",
-                           where, what, budget);
+                           "Redis at %s: could not send %s within %u ms (%s budget %u ms: the "
+                           "peer does not read)",
+                           where, what, budget, kind, kind_ms);
         if (rc == -ECANCELED)
             return rl__err(rc, "Redis at %s: %s cancelled (the handle is closing)", where, what);
         if (rc < 0)
@@ -400,9 +400,10 @@ static int exchange(const struct rl_redis *c, redisContext *ctx, struct rx *x, c
             if (got)
                 return rl__err(rc,
                                "Redis at %s: the reply to %s was still incomplete after %u ms "
-                               "(%zu bytes received: the peer is too slow)",
-                               where, what, budget, got);
-            return rl__err(rc, "Redis at %s: no reply to %s within %u ms", where, what, budget);
+                               "(%s budget %u ms; %zu bytes received: the peer is too slow)",
+                               where, what, budget, kind, kind_ms, got);
+            return rl__err(rc, "Redis at %s: no reply to %s within %u ms (%s budget %u ms)", where,
+                           what, budget, kind, kind_ms);
         }
         if (rc == -ECANCELED)
             return rl__err(rc, "Redis at %s: %s cancelled (the handle is closing)", where, what);
@@ -561,7 +562,7 @@ static int raw_cmd(const struct rl_redis *c, redisContext *ctx, struct rx *x, co
     struct pipe_guard g;
     pipe_block(&g);
     void *r = NULL;
-    int rc = exchange(c, ctx, x, where, argv[0], dl, &r);
+    int rc = exchange(c, ctx, x, where, argv[0], dl, "connect", c->connect_ms, &r);
     pipe_restore(&g, rc != 0);
     *out = r;
     return rc;
@@ -1042,7 +1043,8 @@ static int cmd_exchange(struct rl_redis *c, const char *what, redisReply **r)
     struct pipe_guard g;
     pipe_block(&g);
     void *v = NULL;
-    int rc = exchange(c, c->ctx, &c->rx, c->where, what, cmd_deadline(c), &v);
+    int rc =
+        exchange(c, c->ctx, &c->rx, c->where, what, cmd_deadline(c), "command", c->command_ms, &v);
     pipe_restore(&g, rc != 0);
     *r = v;
     return rc;
