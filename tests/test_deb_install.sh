@@ -20,7 +20,7 @@ set -euo pipefail
 debdir=$(cd "${1:?usage: test_deb_install.sh DEBDIR}" && pwd)
 suite=bookworm
 include=systemd,gcc,libc6-dev,pkg-config,libyaml-dev,liburcu-dev,libhiredis-dev,libxxhash-dev
-include+=,libjansson4,libmicrohttpd12,libjemalloc2,man-db
+include+=,libjansson4,libmicrohttpd12,libjemalloc2,man-db,nginx,python3
 cache=${RL_DEBROOT_CACHE:-/var/cache/rl-debroot}
 
 if ((EUID != 0)); then
