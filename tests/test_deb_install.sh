@@ -3,13 +3,15 @@
 # developer would: rlctl, rl-demo, the man pages, the rl user of sysusers.d, the admin token the
 # postinst makes, rl-serve.service through `systemd-analyze verify`, a program built with
 # `pkg-config --cflags --libs rl` (and one linked statically with --static) that fills a segment
-# rlctl then reads, and `rlctl serve` run as the user rl answering / and /metrics.
+# rlctl then reads, `rlctl serve` run as the user rl answering / and /metrics, Debian's nginx
+# with the module libnginx-mod-http-rl enabled (`nginx -t`, then a real nginx whose rl_req zone
+# answers 429 past its burst), and python3-rl's `import rl` deciding real requests.
 #
 #   tests/test_deb_install.sh DEBDIR
 #
 # DEBDIR holds the .debs of scripts/deb. The root is made by debootstrap (bookworm, minbase, with
-# gcc, pkg-config, systemd and the libraries' packages) from the Debian mirror of apt's sources,
-# and cached in $RL_DEBROOT_CACHE (default /var/cache/rl-debroot; about 500 MB, two minutes to
+# gcc, pkg-config, systemd, nginx, python3 and the libraries' packages) from the Debian mirror of apt's sources,
+# and cached in $RL_DEBROOT_CACHE (default /var/cache/rl-debroot; about 550 MB, a few minutes to
 # make): each run copies the cached root into a temporary directory, installs there and deletes
 # the copy. Everything runs in a mount namespace of its own (proc and a private /dev/shm tmpfs
 # inside the root vanish with it). Needs root (chroot, mount): exits 77 ("skipped: ...") when it
@@ -20,7 +22,7 @@ set -euo pipefail
 debdir=$(cd "${1:?usage: test_deb_install.sh DEBDIR}" && pwd)
 suite=bookworm
 include=systemd,gcc,libc6-dev,pkg-config,libyaml-dev,liburcu-dev,libhiredis-dev,libxxhash-dev
-include+=,libjansson4,libmicrohttpd12,libjemalloc2,man-db
+include+=,libjansson4,libmicrohttpd12,libjemalloc2,man-db,nginx,python3
 cache=${RL_DEBROOT_CACHE:-/var/cache/rl-debroot}
 
 if ((EUID != 0)); then
@@ -146,8 +148,11 @@ check() { # check WHAT CMD...: CMD exits 0
     if "$@" >/tmp/t/out 2>&1; then ok "$what"; else fail "$what (exit $?: $*)"; fi
 }
 want_version=$1
+# No maintainer script may start a daemon here (the root shares the host's network): nginx's
+# trigger and invoke-rc.d ask policy-rc.d, which refuses.
+printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
 
-check "apt installs librl0, librl-dev, rl-tools from the .debs" \
+check "apt installs librl0, librl-dev, rl-tools, libnginx-mod-http-rl, python3-rl from the .debs" \
     apt-get install -y --no-install-recommends /tmp/debs/*.deb
 [ "$(dpkg-query -W -f '${Status}' rl-tools 2>/dev/null)" = "install ok installed" ] &&
     ok "dpkg: rl-tools installed" || fail "dpkg: rl-tools not installed"
@@ -195,7 +200,7 @@ seg=/rl-debserve-$$
 get() { # get PATH: the whole HTTP/1.0 answer into /tmp/t/http
     exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
     printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$1" >&3
-    cat <&3 >/tmp/t/http
+    timeout 20 cat <&3 >/tmp/t/http
     exec 3<&-
 }
 check "the program as user rl makes $seg" runuser -u rl -- ./use_rl "$seg" rules.yaml
@@ -234,16 +239,102 @@ check "systemd-analyze security rl-serve.service (offline) parses" \
     sh -c 'systemd-analyze security --offline=yes /lib/systemd/system/rl-serve.service >/tmp/t/sec 2>&1; tail -n 1 /tmp/t/sec; grep -q "Overall exposure level" /tmp/t/sec'
 [ -s /tmp/t/sec ] && tail -n 1 /tmp/t/sec
 
-check "apt purges the three packages" apt-get purge -y rl-tools librl-dev librl0
+# libnginx-mod-http-rl: the nginx ABI it depends on is the one the root's nginx provides, and its
+# postinst enabled the module the way Debian's libnginx-mod-* do (a link in modules-enabled).
+abi=$(dpkg-query -W -f '${Depends}' libnginx-mod-http-rl | grep -o 'nginx-abi-[0-9a-z.+~-]*')
+check "libnginx-mod-http-rl depends on $abi, which the root's nginx provides" \
+    sh -c "[ -n '$abi' ] && dpkg-query -W -f '\${Provides}' nginx | grep -qw '$abi'"
+check "the postinst enabled the module: modules-enabled/50-mod-http-rl.conf" \
+    sh -c 'readlink /etc/nginx/modules-enabled/50-mod-http-rl.conf | grep -q "/usr/share/nginx/modules-available/mod-http-rl.conf$" &&
+        grep -q "^load_module modules/ngx_http_rl_module.so;" /etc/nginx/modules-enabled/50-mod-http-rl.conf'
+check "the module links the installed librl.so.0" \
+    sh -c 'ldd /usr/lib/nginx/modules/ngx_http_rl_module.so | grep -Eq "librl.so.0 => (/usr)?/lib/"'
+check "nginx -t loads the module with Debian's nginx.conf" nginx -t
+# A real nginx on a free loopback port, loading the module through the package's enabled snippet:
+# one zone of 1 request per minute with burst=2 answers 3 requests 200 and the 4th 429 (the
+# location serves a static file: `return` would answer before rl_req's phase). The workers run as
+# www-data and own the segment (mode 0600: rl refuses a world-writable 0666), so rlctl reads it
+# as www-data.
+nport=$3
+nseg=/rl-debngx-$$
+mkdir -p /tmp/t/www /tmp/t/ngx && echo hello >/tmp/t/www/hello.txt
+cat >/tmp/t/nginx.conf <<NGX
+user www-data;
+worker_processes 1;
+pid /tmp/t/ngx/nginx.pid;
+error_log /tmp/t/ngx/error.log info;
+include /etc/nginx/modules-enabled/*.conf;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path /tmp/t/ngx/body;
+    rl_req_zone \$binary_remote_addr zone=one:1m rate=1r/m shm=$nseg;
+    server {
+        listen 127.0.0.1:$nport;
+        root /tmp/t/www;
+        location / { rl_req zone=one burst=2 nodelay; rl_req_status 429; }
+    }
+}
+NGX
+check "nginx -t -c nginx.conf (an rl_req zone)" nginx -t -c /tmp/t/nginx.conf
+nginx -c /tmp/t/nginx.conf -g 'daemon off;' >/tmp/t/ngx/stdout 2>&1 &
+ngx_pid=$!
+for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$nport") 2>/dev/null && break
+    sleep 0.1
+done
+codes=
+for _ in 1 2 3 4; do
+    codes="$codes $(port=$nport get /hello.txt && sed -n '1s/^HTTP\/1.[01] \([0-9]*\).*/\1/p' /tmp/t/http)"
+done
+if [ "$codes" = " 200 200 200 429" ]; then
+    ok "nginx with the packaged module: 4 requests through rl_req burst=2 answer$codes"
+else
+    cat /tmp/t/ngx/error.log /tmp/t/ngx/stdout >/tmp/t/out 2>/dev/null
+    fail "nginx rl_req: answers$codes, expected 200 200 200 429"
+fi
+kill "$ngx_pid" 2>/dev/null
+wait "$ngx_pid" 2>/dev/null
+rm -f "/dev/shm/$nseg"
+
+# python3-rl: the binding of the package, byte-compiled by dh_python3's postinst, deciding real
+# requests in a segment of its own: 3 per hour, so 3 allowed then 2 denied.
+pseg=/rl-debpy-$$
+cat >/tmp/t/use_rl.py <<'PY'
+import sys
+import rl
+
+print(rl.__file__, rl.version())
+with rl.Limiter(shm=sys.argv[1]) as lim:
+    got = [bool(lim.acquire("user:42", requests=3, window=3600, algorithm="fixed_window"))
+           for _ in range(5)]
+    r = lim.acquire("user:42", requests=3, window=3600, algorithm="fixed_window")
+print(got, r.remaining, r.retry_after > 0)
+assert got == [True, True, True, False, False], got
+assert not r and r.remaining == 0 and r.retry_after > 0
+rl.unlink(sys.argv[1])
+PY
+check "python3: import rl (the package's, in dist-packages) and 5 acquires: 3 allowed, 2 denied" \
+    sh -c "cd / && env -i PATH=\$PATH python3 /tmp/t/use_rl.py $pseg && grep -q '^/usr/lib/python3/dist-packages/rl/__init__.py ' /tmp/t/out"
+[ -s /tmp/t/out ] && head -n 2 /tmp/t/out
+rm -f "/dev/shm/$pseg"
+
+check "apt purges the five packages" apt-get purge -y python3-rl libnginx-mod-http-rl rl-tools librl-dev librl0
 check "purge removed /etc/rl/admin-token" test ! -e /etc/rl/admin-token
-check "nothing of rl is left in /usr" sh -c '! ls /usr/bin/rlctl /usr/include/rl /usr/lib/*/librl.so.0 2>/dev/null | grep -q .'
+check "purge removed the module's link in modules-enabled" \
+    sh -c '! ls /etc/nginx/modules-enabled/ | grep -q mod-http-rl'
+check "nginx -t still passes without the module" nginx -t
+check "nothing of rl is left in /usr" \
+    sh -c '! ls /usr/bin/rlctl /usr/include/rl /usr/lib/*/librl.so.0 /usr/lib/nginx/modules/ngx_http_rl_module.so /usr/lib/python3/dist-packages/rl 2>/dev/null | grep -q .'
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
 SH
 
 version=$(dpkg-deb -f "$(ls "$debdir"/rl-tools_*.deb | head -n 1)" Version)
 # A free loopback port for rlctl serve inside the root (the root shares this network).
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+nport=$(free_port)
 # A mount namespace of our own: proc and /dev/shm inside the root vanish when it exits.
 unshare --mount --propagation private --fork bash -c '
     set -e
@@ -251,5 +342,5 @@ unshare --mount --propagation private --fork bash -c '
     mount -t proc proc "$R/proc"
     mkdir -p "$R/dev/shm"
     mount -t tmpfs -o mode=1777,size=64m tmpfs "$R/dev/shm"
-    chroot "$R" /bin/bash /tmp/t/checks.sh "$2" "$3"
-' sh "$R" "$version" "$port"
+    chroot "$R" /bin/bash /tmp/t/checks.sh "$2" "$3" "$4"
+' sh "$R" "$version" "$port" "$nport"
