@@ -14,8 +14,11 @@
  *  another word and steps down; batches it had in flight carry its old epoch, which Redis
  *  refuses per key (fencing). rl_close() of a leader frees the lease for an immediate takeover.
  *
- *  Rounds. Every interval T, and early when a check was denied for want of lease (the futex
- *  word in the header; at most once per 10 ms), the leader scans the slots, picks the GLOBAL
+ *  Rounds. Every interval T, early when a check was denied for want of lease (the futex
+ *  word in the header; at most once per 10 ms), and, when T > 100 ms, a demand round every
+ *  F = min(T, 100 ms) that reports only the slots with demand (so a key with demand is served
+ *  within F whatever T; the checks never wake the leader on an allow: it polls instead, and a
+ *  round with nothing to report sends nothing), the leader scans the slots, picks the GLOBAL
  *  slots Redis must hear of (new, denied, released, half of their lease used, or asked to report
  *  every round; and every R/3 any slot holding a lease, so that Redis does not reclaim it as a
  *  dead host's; docs/design.md section 10 has the rule and why), and sends them in batches

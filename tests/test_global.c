@@ -184,12 +184,17 @@ static const char *unique_key(char *buf, size_t n, const char *what)
     return buf;
 }
 
-static void open_hosts(int n, int fallback)
+static void open_hosts_T(int n, int fallback, uint64_t sync_ms)
 {
     char url[64];
     redis_url(url, sizeof url);
     for (int i = 0; i < n; i++)
-        host_open(i, url, fallback, 100, 0);
+        host_open(i, url, fallback, sync_ms, 0);
+}
+
+static void open_hosts(int n, int fallback)
+{
+    open_hosts_T(n, fallback, 100);
 }
 
 /* ---- accuracy ------------------------------------------------------------------------------ */
@@ -270,9 +275,9 @@ Test(global, sharp_bursts_in_turn)
 /* Issue 14's shapes. CI asserts what must always hold: the bound, and that no host is starved to
  * zero; the floors (>= 95 %, the minimum over >= 10 runs) are scheduling-dependent and measured
  * by bench/rl-global's floors table (docs/benchmarks.md). */
-Test(global, bursts_in_turn_below_the_rate)
+static void bursts_in_turn(uint64_t sync_ms)
 {
-    open_hosts(4, RL_FALLBACK_LOCAL);
+    open_hosts_T(4, RL_FALLBACK_LOCAL, sync_ms);
     rl_limit l = global_limit(1000, 1000);
     /* Each host in turn sends 400 at once, a host every 0.4 s (1000/s in all): larger than an
      * equal share of the burst; an exact bucket stays full before each burst. */
@@ -288,9 +293,21 @@ Test(global, bursts_in_turn_below_the_rate)
                      i, WARMUP_S);
 }
 
-Test(global, small_hosts_beside_one_flat_out)
+Test(global, bursts_in_turn_below_the_rate)
 {
-    open_hosts(4, RL_FALLBACK_LOCAL);
+    bursts_in_turn(100);
+}
+
+/* At T = 1 s the demand rounds (every 100 ms, sync/global.c) serve the keys with demand: the
+ * bound holds as at any T, and no host is starved. */
+Test(global, bursts_in_turn_at_1s)
+{
+    bursts_in_turn(1000);
+}
+
+static void small_hosts(uint64_t sync_ms)
+{
+    open_hosts_T(4, RL_FALLBACK_LOCAL, sync_ms);
     rl_limit l = global_limit(1000, 1000);
     /* One host flat out (2000/s, twice the limit), three at 10/s. */
     struct demand d[4] = {{.rate = 2000, .to = 1e9},
@@ -306,6 +323,16 @@ Test(global, small_hosts_beside_one_flat_out)
                     hr[i].attempts);
         cr_expect_gt(hr[i].admitted_after, 0, "small host %d starved after %.0f s", i, WARMUP_S);
     }
+}
+
+Test(global, small_hosts_beside_one_flat_out)
+{
+    small_hosts(100);
+}
+
+Test(global, small_hosts_beside_one_flat_out_at_1s)
+{
+    small_hosts(1000);
 }
 
 Test(global, host_joining_and_leaving)
