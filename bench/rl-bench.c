@@ -392,6 +392,7 @@ enum {
     R_A,
     R_B,
     R_B_DENY,
+    R_B_ODD,
     R_E,
     R_E_PF,
     R_C_1K,
@@ -411,6 +412,7 @@ static row g_rows[R_COUNT] = {
     [R_B] = {"(b)", "rl_acquire, 1 hot key, allowed", .floor = R_A, .target = TGT_RATIO_MAX,
              .target_value = TARGET_HOT_RATIO},
     [R_B_DENY] = {"(b')", "rl_acquire, 1 hot key, denied", .floor = R_A},
+    [R_B_ODD] = {"(b\")", "rl_acquire, 1 hot key, allowed, W/L not whole", .floor = R_A},
     [R_E] = {"(e)", "cold floor: CAS on random line + clock", .floor = -1},
     [R_E_PF] = {"(e')", "cold floor, line prefetched before clock", .floor = R_E},
     [R_C_1K] = {"(c)", "rl_acquire, 1,000 keys, random", .floor = R_E},
@@ -1647,6 +1649,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "rl-bench: first acquire of the denied key: %s (%s), allowed %d\n",
                 rl_strerror(rc), rc ? rl_errmsg() : "", (int)res.allowed);
     measure(R_B_DENY, loop_acquire_hot, &c, EXPECT_ALL_DENIED);
+
+    /* (b") as (b) on a rate whose window is not a multiple of it (999,999,999,999 per 1,000 s):
+     * the exact-rate arithmetic off the nanosecond grid (docs/design.md section 6). */
+    rl_limit allow_odd = {.requests = 999999999999ull, .window_ms = 1000000, .burst = 1ull << 40};
+    c.lim = &allow_odd;
+    c.key = "user:hot-odd";
+    c.keylen = strlen(c.key);
+    measure(R_B_ODD, loop_acquire_hot, &c, EXPECT_ALL_ALLOWED);
 
     /* ---- rl_check rows: (f), (f'), (g) ---- */
     check_facts cf;

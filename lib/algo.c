@@ -9,9 +9,10 @@
  * (a stale or corrupted value can cost a key some tokens, never wrap arithmetic or crash).
  *
  * Encodings:
- *  - token bucket and GCRA: v = Z - base, Z the "full time" (GCRA's theoretical arrival time):
- *    the bucket holds C - max(0, Z - t) / T tokens at time t. No integer token count, so no
- *    fractional refill is ever lost between updates.
+ *  - token bucket and GCRA: v = Z, the "full time" (GCRA's theoretical arrival time) in units
+ *    of u = W / (L * T) ns since the base, T = floor(W / L): at time t (t / u units) the bucket
+ *    holds C - max(0, Z - t / u) / T tokens; a request is exactly T units, so the rate is
+ *    exactly L per W and no fractional refill is ever lost or gained (lib/bucket.h).
  *  - fixed window: v = I * L + used, I the window index since the base. A value v with
  *    I * L < v <= (I + 1) * L means `used = v - I * L` in window I, so (I, L) and (I + 1, 0) are
  *    the same number and no division is needed to tell the current window from an old one.
@@ -26,6 +27,7 @@
 #define MAX_WINDOW_MS        (10ULL * 366 * 24 * 3600 * 1000) /* 10 years */
 #define MAX_BURST            (1ULL << 40)
 #define MAX_TAU              (1ULL << 59)
+#define STRICT_MAX_CW        (1ULL << 52)
 #define SLIDING_MAX_REQUESTS ((1ULL << 22) - 1)
 
 static int common_params(const rl_limit *lim, struct rl_params *p)
@@ -49,8 +51,34 @@ static int common_params(const rl_limit *lim, struct rl_params *p)
     p->algo = lim->algorithm;
     p->W = window_ns;
     p->L = lim->requests;
-    p->T = window_ns / lim->requests; /* >= 1; rounded down: see design.md */
+    /* Token bucket / GCRA: T units per request, the unit u = W / (L * T) ns in [1, 2), so that
+     * a request is exactly T units and the rate exactly L per W (design.md section 6). */
+    p->T = window_ns / lim->requests; /* >= 1 */
+    p->LT = lim->requests * p->T;     /* <= W */
+    /* Prefer a unit whose grid holds every whole microsecond, else every whole millisecond: a
+     * draw on a full bucket at such a time is then exact (design.md section 6). That needs
+     * W / g | L * T, so L * T a multiple of lcm(L, W / g) (<= W). */
+    if (p->LT != window_ns) {
+        for (uint64_t g = 1000; g <= NS_PER_MS; g *= 1000) {
+            uint64_t a = lim->requests, b = window_ns / g, x = a, y = b;
+            while (y) {
+                uint64_t r = x % y;
+                x = y;
+                y = r;
+            }
+            rl_u128 lcm = (rl_u128)(a / x) * b;
+            if (lcm <= window_ns) {
+                p->LT = (uint64_t)(window_ns / lcm * lcm);
+                p->T = p->LT / lim->requests;
+                break;
+            }
+        }
+    }
     p->T_inv = UINT64_MAX / p->T;
+    p->unit_ns = p->LT == window_ns;
+    rl_u128 inv = ((rl_u128)p->LT << 64) / window_ns;
+    p->u_inv = inv > UINT64_MAX ? UINT64_MAX : (uint64_t)inv;
+    p->u_frac = (uint64_t)(((rl_u128)(window_ns - p->LT) << 64) / p->LT);
     p->base_idx = RL_TIME_BASE_NS / window_ns;
     return 0;
 }
@@ -64,7 +92,13 @@ static int bucket_params_capacity(const rl_limit *lim, struct rl_params *p, uint
                        "limit: burst %llu x %llu ns per request exceeds 2^59 ns; "
                        "lower the burst or the window",
                        (unsigned long long)capacity, (unsigned long long)p->T);
-    (void)lim;
+    /* STRICT's Lua twin keeps C x W_us exactly in a double (sync/scripts.h). */
+    if (lim->mode == RL_MODE_STRICT && (rl_u128)capacity * lim->window_ms * 1000u > STRICT_MAX_CW)
+        return rl__err(-ERANGE,
+                       "limit: a STRICT token bucket holds capacity x window in microseconds "
+                       "exactly up to 2^52 (Redis Lua numbers are doubles); %llu x %llu ms is "
+                       "more: lower the burst or the window, or use GLOBAL mode",
+                       (unsigned long long)capacity, (unsigned long long)lim->window_ms);
     p->limit = capacity;
     p->tau = capacity * p->T;
     return 0;
@@ -94,7 +128,7 @@ static uint64_t bucket_refund(const struct rl_params *p, uint64_t v, uint64_t *a
     (void)t, (void)aux;
     if (cost > p->limit)
         cost = p->limit;
-    uint64_t back = cost * p->T;
+    uint64_t back = cost * p->T; /* exactly what the draw added */
     v &= RL_VAL_MASK;
     return v > back ? v - back : 0;
 }
@@ -102,11 +136,12 @@ static uint64_t bucket_refund(const struct rl_params *p, uint64_t v, uint64_t *a
 static bool bucket_is_fresh(const struct rl_params *p, uint64_t v, uint64_t aux, uint64_t t,
                             uint64_t *idle)
 {
-    (void)p, (void)aux;
-    uint64_t z = RL_TIME_BASE_NS + (v & RL_VAL_MASK);
-    if (z > t)
+    (void)aux;
+    bool on_grid;
+    uint64_t tr = t - RL_TIME_BASE_NS, z = v & RL_VAL_MASK;
+    if (z > rl__ns_to_units(p, tr, &on_grid))
         return false;
-    *idle = t - z;
+    *idle = tr - rl__units_to_ns_ceil(p, z); /* z * u <= tr */
     return true;
 }
 

@@ -33,7 +33,7 @@ __extension__ typedef unsigned __int128 rl_u128;
 
 #define RL_CACHELINE      64
 #define RL_MAGIC          0x31474553204c5221ULL /* "!RL SEG1" little-endian */
-#define RL_LAYOUT_VERSION 3u
+#define RL_LAYOUT_VERSION 4u /* 4: token bucket / GCRA states in exact-rate units */
 #define RL_HEADER_SIZE    4096u
 #define RL_SECRET_SIZE    192u
 #define RL_KEY_PREFIX     24u
@@ -223,10 +223,16 @@ struct rl_ep_ctr {
 /* Derived, process-local parameters of a limit (never stored in the segment). */
 struct rl_params {
     rl_algorithm algo;
-    uint64_t limit;    /* what rl_result.limit reports */
-    uint64_t T;        /* token bucket / GCRA: ns per request */
-    uint64_t T_inv;    /* floor((2^64 - 1) / T), for rl__div_T() */
-    uint64_t tau;      /* token bucket / GCRA: C * T */
+    uint64_t limit; /* what rl_result.limit reports */
+    uint64_t T;     /* token bucket / GCRA: state units per request, floor(W / L) >= 1 */
+    uint64_t T_inv; /* floor((2^64 - 1) / T), for rl__div_T() */
+    uint64_t tau;   /* token bucket / GCRA: C * T, the capacity in state units */
+    /* Token bucket / GCRA state unit u = W / (L * T) ns, in [1, 2) (exactly 1 when L divides
+     * W): one request is exactly T units, so refill is exact (design.md section 6). */
+    uint64_t LT;       /* L * T (<= W): u = W / LT */
+    uint64_t u_inv;    /* floor(2^64 * LT / W), capped at 2^64 - 1: ns -> units */
+    uint64_t u_frac;   /* floor(2^64 * (W - LT) / LT): units -> ns, u = 1 + u_frac / 2^64 */
+    bool unit_ns;      /* W == LT: the unit is the nanosecond */
     uint64_t W;        /* windows: window length in ns */
     uint64_t L;        /* windows: requests per window */
     uint64_t base_idx; /* windows: RL_TIME_BASE_NS / W */
@@ -404,6 +410,45 @@ static inline uint64_t rl__div_T(const struct rl_params *p, uint64_t x)
     while ((rl_u128)(q + 1) * p->T <= x)
         q++;
     return q;
+}
+
+/* Nanoseconds since RL_TIME_BASE_NS -> whole token bucket units (floor), exactly: *on_grid
+ * says whether ns * LT / W is an integer. A multiply by the precomputed reciprocal gives the
+ * quotient or one less (the reciprocal is low by < 1 and ns < 2^64); one exact check fixes it. */
+static inline uint64_t rl__ns_to_units(const struct rl_params *p, uint64_t ns, bool *on_grid)
+{
+    if (p->unit_ns) {
+        *on_grid = true;
+        return ns;
+    }
+    uint64_t q = (uint64_t)(((rl_u128)ns * p->u_inv) >> 64);
+    rl_u128 x = (rl_u128)ns * p->LT, qw = (rl_u128)q * p->W;
+    while (qw + p->W <= x) {
+        q++;
+        qw += p->W;
+    }
+    *on_grid = qw == x;
+    return q;
+}
+
+/* ceil(x * u) in ns, exactly, for x < 2^62 units: x * u = x + x * (W - LT) / LT. */
+static inline uint64_t rl__units_to_ns_ceil(const struct rl_params *p, uint64_t x)
+{
+    if (p->unit_ns)
+        return x;
+    uint64_t q = (uint64_t)(((rl_u128)x * p->u_frac) >> 64);
+    rl_u128 a = (rl_u128)x * (p->W - p->LT), ql = (rl_u128)q * p->LT;
+    while (ql + p->LT <= a) {
+        q++;
+        ql += p->LT;
+    }
+    return x + q + (ql != a);
+}
+
+/* ceil(n * window / requests) ns: the exact time n requests take to refill (n <= capacity). */
+static inline uint64_t rl__tokens_ns_ceil(const struct rl_params *p, uint64_t n)
+{
+    return rl__units_to_ns_ceil(p, n * p->T);
 }
 
 /* GLOBAL sync (sync/global.c). */

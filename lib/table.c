@@ -309,7 +309,7 @@ static void keyref_init_global(const struct rl *rl, struct keyref *k, const void
     /* relaxed: a hint; any value gives a valid (if differently sized) grant. */
     uint64_t n = atomic_load_explicit(&rl->hdr->sync_hosts, memory_order_relaxed);
     n = n ? n : 1;
-    uint64_t per_s = p->T ? 1000000000u / p->T : 0;
+    uint64_t per_s = (uint64_t)((rl_u128)p->L * 1000000000u / p->W); /* the exact rate, per s */
     k->ceiling = (p->limit + per_s) / 100u / n;
 }
 
@@ -702,10 +702,11 @@ static void global_result(const struct rl_params *p, uint64_t c, uint64_t k, uin
     out->remaining = k > c ? k - c : 0;
     if (out->remaining > p->limit)
         out->remaining = p->limit;
-    /* The cluster's bucket refills one unit per T: a denied caller may fit after cost x T. */
-    uint64_t need = (cost ? cost : 1) * p->T;
+    /* The cluster's bucket refills exactly `requests` per window: a denied caller may fit
+     * after the time cost units take, rounded up (never early on the cluster's refill). */
+    uint64_t need = rl__tokens_ns_ceil(p, cost ? (cost < p->limit ? cost : p->limit) : 1);
     out->retry_after_ms = allowed ? 0 : rl__ceil_ms(need);
-    out->reset_after_ms = rl__ceil_ms((p->limit - out->remaining) * p->T);
+    out->reset_after_ms = rl__ceil_ms(rl__tokens_ns_ceil(p, p->limit - out->remaining));
 }
 
 static __attribute__((noinline)) int global_acquire(struct rl *rl, const void *key, size_t keylen,

@@ -1,7 +1,8 @@
 -- rl GLOBAL sync: one batch of one host's GLOBAL keys, atomically (docs/design.md section 10).
 --
 -- Each key is one hash, KEYS[i] = "rl:g:{<group>}:<cluster id>", holding the cluster's token bucket
--- (tk tokens, ts last refill, microseconds of Redis' TIME) and per host x:
+-- (tk tokens, ts last refill, microseconds of Redis' TIME, tr the refill's remainder in units of
+-- 1/window_us token: the refill is exact) and per host x:
 --   G:x granted (the ceiling Redis knows), U:x consumption reported, I:x slot incarnation,
 --   r:x demand rate (units/us, EWMA), p:x decayed peak demand per sync, t:x last seen,
 --   bt:x bp:x bs:x bc:x bn:x the host's bursts (the last one's start, the interval and size
@@ -32,6 +33,30 @@ local T, R = tonumber(ARGV[4]), tonumber(ARGV[5])
 local H, TAU, PTAU = 2, 3 * T, 2000000
 local out = {1}
 local nmax = 1
+
+-- floor(a / b) for integers below 2^53 (a double division, corrected once)
+local function idiv(a, b)
+  local q = math.floor(a / b)
+  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end
+  return q
+end
+
+-- The bucket's refill over el microseconds at Lq per Wq us, exactly (docs/design.md section
+-- 10): whole tokens, the remainder kept in tr (units of 1/Wq token), and never above the room
+-- cap - tk (what would pass it is thrown away, fraction included, as a full bucket's is).
+-- Returns (tokens added, new tr). Exact while room x Wq < 2^52 (every integer below 2^53);
+-- beyond that (or on a non-integer tk) the double rate, as before.
+local function refill(tk, cap, el, tr, Lq, Wq)
+  local room = cap - tk
+  if el < 0 then el = 0 end
+  if tk ~= math.floor(tk) or room * Wq >= 4503599627370496 or Lq >= 4503599627370496 then
+    return math.min(cap, tk + Lq / Wq * el) - tk, 0
+  end
+  if el >= idiv(room * Wq - tr + Lq - 1, Lq) then return room, 0 end
+  local num = el * Lq + tr
+  local whole = idiv(num, Wq)
+  return whole, num - whole * Wq
+end
 
 -- A host's need: what it should hold until it can next be served, H x its demand over a
 -- round (rate, or its peak per report). A periodic burster (at least two bursts, each report's
@@ -92,8 +117,8 @@ for i = 1, #KEYS do
     L, rel = tonumber(string.sub(q, 1, c - 1)), tonumber(string.sub(q, c + 1))
     want = 1
   else
-    local tk, ts = tonumber(f.tk), tonumber(f.ts)
-    if not tk then tk, ts = B, now end
+    local tk, ts, tr = tonumber(f.tk), tonumber(f.ts), tonumber(f.tr or '0')
+    if not tk then tk, ts, tr = B, now, 0 end
     -- live hosts; a host silent for R gives its lease back
     local hosts, held, needs, rates, pend = {}, {}, {}, {}, {}
     local sumO = 0
@@ -137,8 +162,10 @@ for i = 1, #KEYS do
     local cap = B - sumO - myO
     local add = 0
     if tk < cap then
-      add = math.min(cap, tk + rate * (now - ts)) - tk
+      add, tr = refill(tk, cap, now - ts, tr, tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7]))
       tk = tk + add
+    else
+      tr = 0
     end
     if f['I:' .. h] ~= inc then
       -- a new incarnation of this host's slot: an old one's unused lease comes back (a slot is
@@ -281,7 +308,7 @@ for i = 1, #KEYS do
        O + L > B / (#hosts + 1) then
       want = 1
     end
-    local set = {'tk', tk, 'ts', now, 'G:' .. h, G, 'U:' .. h, U, 'I:' .. h, inc, 'r:' .. h, r,
+    local set = {'tk', tk, 'ts', now, 'tr', tr, 'G:' .. h, G, 'U:' .. h, U, 'I:' .. h, inc, 'r:' .. h, r,
                  'p:' .. h, p, 't:' .. h, now, 'e:' .. h, ep, 's:' .. h, sq,
                  'q:' .. h, L .. ',' .. rel, 'rb:' .. h, rb}
     if bt then

@@ -2,7 +2,8 @@
  * The STRICT mode's Lua scripts: every check is one atomic script in Redis (EVALSHA), exact
  * cluster-wide. They are the Redis twins of lib/algo.c's algorithms, with two differences forced
  * by Lua (numbers are doubles, exact only up to 2^53): time is in microseconds, taken from the
- * Redis server's TIME (one clock for the whole cluster), and T = floor(window_us / requests).
+ * Redis server's TIME (one clock for the whole cluster), and the bucket keeps its fractional
+ * microsecond exactly as a second integer (below).
  *
  * Every script returns {allowed (0/1), remaining, retry_after_ms (-1 = never), reset_after_ms}
  * and sets a TTL on every key it writes (ARGV ttl_ms), so Redis memory stays bounded.
@@ -11,27 +12,46 @@
 #ifndef RL_SYNC_SCRIPTS_H
 #define RL_SYNC_SCRIPTS_H
 
-/* Token bucket and GCRA: KEYS[1] holds the full time Z in microseconds (a string).
- * ARGV: T_us, tau_us, cost, ttl_ms. */
-static const char rl__lua_bucket[] =
+/* Token bucket and GCRA, exact: KEYS[1] holds the full time Z = zi + r / L microseconds as the
+ * string "zi:r" (0 <= r < L; a plain "zi" from an older version reads as r = 0). Everything is
+ * kept times L, in integers: the backlog b = (Z - now) * L, a request adds exactly W, the
+ * capacity is C * W. rl.c refuses a STRICT bucket with C * W > 2^52 (algo.c), so every value
+ * here is an integer below 2^53, where Lua's doubles are exact; idiv() corrects the one
+ * rounding of a double division. ARGV: W_us, L, C, cost, ttl_ms. */
+#define RL_LUA_IDIV                                                                                \
+    "local function idiv(a, b)\n"                                                                  \
+    "  local q = math.floor(a / b)\n"                                                              \
+    "  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end\n"                   \
+    "  return q\n"                                                                                 \
+    "end\n"                                                                                        \
+    "local function zparse(s)\n"                                                                   \
+    "  local zi, r = string.match(s or '0', '^(%-?%d+):?(%d*)$')\n"                                \
+    "  return tonumber(zi) or 0, tonumber(r) or 0\n"                                               \
+    "end\n"
+static const char rl__lua_bucket[] = RL_LUA_IDIV
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
-    "local T = tonumber(ARGV[1]); local tau = tonumber(ARGV[2])\n"
-    "local cost = tonumber(ARGV[3]); local ttl = tonumber(ARGV[4])\n"
-    "local z = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "if z < now then z = now end\n"
-    "if z > now + tau then z = now + tau end\n"
-    "local backlog = z - now\n"
-    "local inc = cost * T\n"
-    "if inc <= tau and backlog + inc <= tau then\n"
-    "  if cost > 0 then redis.call('SET', KEYS[1], string.format('%d', z + inc), 'PX', ttl) end\n"
-    "  return {1, math.floor((tau - backlog - inc) / T), 0, math.ceil((backlog + inc) / 1000)}\n"
+    "local W = tonumber(ARGV[1]); local L = tonumber(ARGV[2]); local C = tonumber(ARGV[3])\n"
+    "local cost = tonumber(ARGV[4]); local ttl = tonumber(ARGV[5])\n"
+    "local zi, r = zparse(redis.call('GET', KEYS[1]))\n"
+    "local CW = C * W\n"
+    "local b = 0\n"
+    "if zi >= now then b = (zi - now) * L + r end\n"
+    "if b > CW then b = CW end\n"
+    "local inc = cost * W\n"
+    "if inc <= CW and b + inc <= CW then\n"
+    "  local nb = b + inc\n"
+    "  if cost > 0 then\n"
+    "    local q = idiv(nb, L)\n"
+    "    redis.call('SET', KEYS[1], string.format('%d:%d', now + q, nb - q * L), 'PX', ttl)\n"
+    "  end\n"
+    "  return {1, idiv(CW - nb, W), 0, -idiv(-nb, L * 1000)}\n"
     "end\n"
     "local retry = -1\n"
-    "if inc <= tau then retry = math.ceil((backlog + inc - tau) / 1000) end\n"
+    "if inc <= CW then retry = -idiv(-(b + inc - CW), L * 1000) end\n"
     "local rem = 0\n"
-    "if backlog < tau then rem = math.floor((tau - backlog) / T) end\n"
-    "return {0, rem, retry, math.ceil(backlog / 1000)}\n";
+    "if b < CW then rem = idiv(CW - b, W) end\n"
+    "return {0, rem, retry, -idiv(-b, L * 1000)}\n";
 
 /* Fixed window: KEYS[1] is the key's prefix; the window's count lives in KEYS[1]..':'..index.
  * ARGV: W_ms, L, cost, ttl_ms. Windows are aligned to multiples of W since the epoch. */
@@ -86,12 +106,16 @@ static const char rl__lua_sliding_log[] =
 
 /* Refunds (a later layer of a layered check denied): give back what an allowed script took.
  * Same KEYS and ARGV as the check; they return 1. */
-static const char rl__lua_bucket_refund[] =
-    "local z = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-    "local back = tonumber(ARGV[3]) * tonumber(ARGV[1])\n"
-    "if z > 0 then\n"
-    "  z = z - back; if z < 0 then z = 0 end\n"
-    "  redis.call('SET', KEYS[1], string.format('%d', z), 'PX', tonumber(ARGV[4]))\n"
+static const char rl__lua_bucket_refund[] = RL_LUA_IDIV
+    "local s = redis.call('GET', KEYS[1])\n"
+    "if s then\n"
+    "  local zi, r = zparse(s)\n"
+    "  local L = tonumber(ARGV[2])\n"
+    "  local x = r - tonumber(ARGV[4]) * tonumber(ARGV[1])\n"
+    "  local q = idiv(x, L)\n"
+    "  zi = zi + q; r = x - q * L\n"
+    "  if zi < 0 then zi, r = 0, 0 end\n"
+    "  redis.call('SET', KEYS[1], string.format('%d:%d', zi, r), 'PX', tonumber(ARGV[5]))\n"
     "end\n"
     "return 1\n";
 

@@ -120,9 +120,16 @@ void rl__strict_counts(const struct rl *rl, uint64_t *checks, uint64_t *fallback
 /* The Redis key prefix of (key, limit). */
 static void redis_key(const void *key, size_t keylen, const rl_limit *lim, char out[40])
 {
-    uint64_t f[5] = {lim->requests, lim->window_ms, lim->burst, (uint64_t)lim->algorithm,
-                     (uint64_t)lim->scope};
-    uint64_t h = XXH3_64bits_withSeed(key, keylen, XXH3_64bits(f, sizeof f));
+    /* f[5]: the state's format. The buckets' became "zi:r" (exact rates, issue 14): an older
+     * library reading it would see a full bucket, so the two formats live under other keys and
+     * during a rolling upgrade each generation counts on its own (as design.md "Upgrades"). */
+    uint64_t f[6] = {lim->requests,        lim->window_ms,
+                     lim->burst,           (uint64_t)lim->algorithm,
+                     (uint64_t)lim->scope, 0};
+    size_t nf = 5;
+    if (lim->algorithm == RL_TOKEN_BUCKET || lim->algorithm == RL_GCRA)
+        f[nf++] = 2;
+    uint64_t h = XXH3_64bits_withSeed(key, keylen, XXH3_64bits(f, nf * sizeof f[0]));
     snprintf(out, 40, "rl:{%016" PRIx64 "}", h);
 }
 
@@ -135,24 +142,24 @@ static uint64_t ttl_ms(const rl_limit *lim)
 static int run_script(struct rl_redis *c, const char *rkey, const rl_limit *lim,
                       const struct rl_params *p, uint64_t cost, bool refund, rl_result *out)
 {
-    char k1[48], k2[48], a[4][24];
-    const char *argv[6];
+    char k1[48], k2[48], a[5][24];
+    const char *argv[7];
     const char *src;
-    int nkeys = 1;
+    int nkeys = 1, nargs = 4;
     uint64_t window_us = lim->window_ms * 1000u;
     snprintf(k1, sizeof k1, "%s", rkey);
     argv[0] = k1;
     switch (lim->algorithm) {
     case RL_TOKEN_BUCKET:
-    case RL_GCRA: {
-        uint64_t T = window_us / lim->requests;
-        if (T == 0)
-            T = 1;
+    case RL_GCRA:
+        /* Exact: W, L and the capacity C; the script keeps Z times L in integers below 2^53
+         * (C * W_us <= 2^52, checked when the limit was made: algo.c). */
         src = refund ? rl__lua_bucket_refund : rl__lua_bucket;
-        snprintf(a[0], sizeof a[0], "%" PRIu64, T);
-        snprintf(a[1], sizeof a[1], "%" PRIu64, T * p->limit);
+        snprintf(a[0], sizeof a[0], "%" PRIu64, window_us);
+        snprintf(a[1], sizeof a[1], "%" PRIu64, lim->requests);
+        snprintf(a[2], sizeof a[2], "%" PRIu64, p->limit);
+        nargs = 5;
         break;
-    }
     case RL_FIXED_WINDOW:
         src = refund ? rl__lua_fixed_refund : rl__lua_fixed;
         snprintf(a[0], sizeof a[0], "%" PRIu64, lim->window_ms);
@@ -169,12 +176,15 @@ static int run_script(struct rl_redis *c, const char *rkey, const rl_limit *lim,
         snprintf(a[1], sizeof a[1], "%" PRIu64, lim->requests);
         break;
     }
-    snprintf(a[2], sizeof a[2], "%" PRIu64, cost);
-    snprintf(a[3], sizeof a[3], "%" PRIu64, ttl_ms(lim));
-    for (int i = 0; i < 4; i++)
+    if (refund && cost > p->limit &&
+        (lim->algorithm == RL_TOKEN_BUCKET || lim->algorithm == RL_GCRA))
+        cost = p->limit; /* a draw never exceeds the capacity */
+    snprintf(a[nargs - 2], sizeof a[0], "%" PRIu64, cost);
+    snprintf(a[nargs - 1], sizeof a[0], "%" PRIu64, ttl_ms(lim));
+    for (int i = 0; i < nargs; i++)
         argv[nkeys + i] = a[i];
     redisReply *rep = NULL;
-    int r = rl__redis_evalsha(c, src, NULL, nkeys, nkeys + 4, argv, NULL, &rep);
+    int r = rl__redis_evalsha(c, src, NULL, nkeys, nkeys + nargs, argv, NULL, &rep);
     if (r < 0)
         return r;
     if (refund) {

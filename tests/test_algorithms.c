@@ -47,17 +47,17 @@ Test(algorithms, token_bucket_basic)
 }
 
 /*
- * 3 per 1000 ms: T = 333,333,333 ns (rounded down), tau = 999,999,999 ns. Fractions of a token
- * must neither be lost nor rounded in the caller's favour.
+ * 3 per 1000 ms: a request is exactly 333,333,333.3 ns of refill, tau = 1000 ms. Fractions of a
+ * token must neither be lost nor rounded in the caller's favour.
  */
 /* clang-format off */
 static const step tb_3_per_s[] = {
     A(0, 1, YES, 2, 0, 334),        /* backlog 333.33 ms -> 334 */
-    A(0, 2, YES, 0, 0, 1000),       /* backlog 999,999,999 ns <= tau */
-    A(0, 1, NO, 0, 334, 1000),      /* needs 1,333,333,332 - 999,999,999 ns */
-    A(333, 1, NO, 0, 1, 667),       /* 333,333 ns short */
-    A(334, 1, YES, 0, 0, 1000),     /* backlog 999,333,332 ns */
-    A(1333, 0, YES, 2, 0, 1),       /* 333,332 ns backlog left: 2.999 tokens -> 2 */
+    A(0, 2, YES, 0, 0, 1000),       /* backlog exactly 1000 ms = tau */
+    A(0, 1, NO, 0, 334, 1000),      /* needs 1,333.33 - 1000 ms */
+    A(333, 1, NO, 0, 1, 667),       /* 0.33 ms short */
+    A(334, 1, YES, 0, 0, 1000),     /* backlog 999.33 ms */
+    A(1333, 0, YES, 2, 0, 1),       /* 0.33 ms backlog left: 2.999 tokens -> 2 */
     A(1334, 0, YES, 3, 0, 0),       /* full */
 };
 /* clang-format on */
@@ -740,7 +740,7 @@ __extension__ typedef unsigned __int128 u128;
 
 typedef struct model_key {
     bool present;
-    uint64_t z;         /* bucket: full time, absolute ns */
+    u128 zs;            /* bucket: full time, absolute ns, times L (exact) */
     uint64_t idx, a, b; /* windows: stored index; fixed: a = count; sliding: a = prev, b = cur */
 } model_key;
 
@@ -768,7 +768,7 @@ static model_lim model_params(const rl_limit *l)
         m.C = (l->burst ? l->burst : l->requests - 1) + 1;
     else
         m.C = l->requests;
-    m.tau = m.C * m.T;
+    m.tau = (uint64_t)(((u128)m.C * m.W + m.L - 1) / m.L); /* ns to refill C, rounded up */
     return m;
 }
 
@@ -778,24 +778,24 @@ static rl_result model_acquire(const model_lim *m, model_key *k, uint64_t cost, 
     memset(&r, 0, sizeof r);
     r.limit = m->C;
     if (m->algo == RL_TOKEN_BUCKET || m->algo == RL_GCRA) {
-        u128 z = k->present ? k->z : 0;
-        if (z < t)
-            z = t;
-        if (z > (u128)t + m->tau)
-            z = (u128)t + m->tau;
-        u128 nz = z + (u128)cost * m->T;
-        if (nz - t <= m->tau) {
+        /* The exact bucket: times L, so a request is exactly W and the capacity C * W. */
+        const u128 L = m->L, CW = (u128)m->C * m->W, ts = (u128)t * L, Lms = L * NS_MS;
+        u128 z = k->present ? k->zs : 0;
+        if (z < ts)
+            z = ts;
+        u128 nz = z + (u128)cost * m->W;
+        if (cost <= m->C && nz - ts <= CW) {
             r.allowed = true;
-            r.remaining = (uint64_t)((m->tau - (nz - t)) / m->T);
-            r.reset_after_ms = ceil_ms(nz - t);
+            r.remaining = (uint64_t)((CW - (nz - ts)) / m->W);
+            r.reset_after_ms = (uint64_t)((nz - ts + Lms - 1) / Lms);
             if (cost) {
                 k->present = true;
-                k->z = (uint64_t)nz;
+                k->zs = nz;
             }
         } else {
-            r.remaining = (uint64_t)((m->tau - (z - t)) / m->T);
-            r.reset_after_ms = ceil_ms(z - t);
-            r.retry_after_ms = (u128)cost * m->T <= m->tau ? ceil_ms(nz - t - m->tau) : NEVER;
+            r.remaining = (uint64_t)((CW - (z - ts)) / m->W);
+            r.reset_after_ms = (uint64_t)((z - ts + Lms - 1) / Lms);
+            r.retry_after_ms = cost <= m->C ? (uint64_t)((nz - ts - CW + Lms - 1) / Lms) : NEVER;
         }
     } else if (m->algo == RL_FIXED_WINDOW) {
         uint64_t I = t / m->W;
@@ -862,8 +862,9 @@ static bool model_refund(const model_lim *m, model_key *k, uint64_t cost, uint64
     if (!k->present)
         return true;
     if (m->algo == RL_TOKEN_BUCKET || m->algo == RL_GCRA) {
+        u128 back = (u128)(cost < m->C ? cost : m->C) * m->W;
         if (apply)
-            k->z = (u128)k->z >= (u128)cost * m->T ? k->z - cost * m->T : 0;
+            k->zs = k->zs >= back ? k->zs - back : 0;
         return true;
     }
     uint64_t I = t / m->W;
@@ -997,6 +998,11 @@ Test(algorithms, random_sequences_match_model)
                 }
                 refund = prng_below(&seed, 8) == 0 && model_refund(&m, &mk[j], cost, t, false);
             }
+            /* Buckets draw exactly on whole microseconds (their unit grid holds them for every
+             * limit here); between them a full bucket's start may round up by < 2 ns, which
+             * test_exact.c bounds against an exact bucket. */
+            if (m.algo == RL_TOKEN_BUCKET || m.algo == RL_GCRA)
+                t -= t % 1000;
             if (refund) {
                 refund_at(g_rl, keys[j], &l, cost, t);
                 model_refund(&m, &mk[j], cost, t, true);

@@ -743,3 +743,217 @@ Test(redis, sentinel_failover_reresolves)
     rl__redis_close(fresh);
     rl__redis_close(c);
 }
+
+/* ---- STRICT's exact token bucket script (sync/scripts.h) ---------------------------------------
+ *
+ * The script as rl runs it, but with Redis' clock (TIME) replaced by a time the test passes in
+ * ARGV[6..7] (seconds, microseconds), so that a random walk can be compared with an exact
+ * reference: the bucket's full time times L in integers, as in tests/test_exact.c, in
+ * microseconds. Every field must agree (STRICT keeps its fraction of a microsecond exactly, as
+ * "zi:r"), a denied request retried retry_after later is admitted, refunds give back exactly.
+ */
+#include "scripts.h"
+
+static char *with_test_clock(const char *src)
+{
+    static const char tline[] = "local t = redis.call('TIME')\n";
+    const char *at = strstr(src, tline);
+    cr_assert_not_null(at, "the script reads TIME");
+    static const char mine[] = "local t = {ARGV[6], ARGV[7]}\n";
+    size_t n = strlen(src) + sizeof mine;
+    char *out = malloc(n);
+    cr_assert_not_null(out);
+    snprintf(out, n, "%.*s%s%s", (int)(at - src), src, mine, at + sizeof tline - 1);
+    return out;
+}
+
+struct sref {
+    rl_u128 L, W, C, zs; /* zs: full time in us, times L */
+};
+
+static redisReply *bucket_call(struct rl_redis *c, const char *src, const char *key, uint64_t W,
+                               uint64_t L, uint64_t C, uint64_t cost, uint64_t now_us)
+{
+    char a[7][24];
+    snprintf(a[0], sizeof a[0], "%" PRIu64, W);
+    snprintf(a[1], sizeof a[1], "%" PRIu64, L);
+    snprintf(a[2], sizeof a[2], "%" PRIu64, C);
+    snprintf(a[3], sizeof a[3], "%" PRIu64, cost);
+    snprintf(a[4], sizeof a[4], "%d", 600000);
+    snprintf(a[5], sizeof a[5], "%" PRIu64, now_us / 1000000u);
+    snprintf(a[6], sizeof a[6], "%" PRIu64, now_us % 1000000u);
+    const char *argv[8] = {key, a[0], a[1], a[2], a[3], a[4], a[5], a[6]};
+    redisReply *r = NULL;
+    int rc = rl__redis_evalsha(c, src, NULL, 1, 8, argv, NULL, &r);
+    cr_assert_eq(rc, 0, "bucket script: %d %s", rc, rl_errmsg());
+    return r;
+}
+
+static uint64_t sdiv_ceil(rl_u128 a, rl_u128 b)
+{
+    return (uint64_t)((a + b - 1) / b);
+}
+
+Test(redis, strict_bucket_script_is_exact)
+{
+    struct rl_redis_url u = env_url("RL_TEST_REDIS_URL");
+    struct rl_redis *c = must_connect(&u, 1000, 1000);
+    char *bucket = with_test_clock(rl__lua_bucket);
+    uint64_t seed = 0x5eed5eedULL;
+#define SRND() (seed = seed * 6364136223846793005ULL + 1442695040888963407ULL, seed >> 17)
+    /* requests, window ms, capacity: windows not multiples of the count, and the edge of the
+     * 2^52 range (C x W_us = 2^52 - a little) */
+    static const uint64_t lims[][3] = {
+        {3, 1000, 3},
+        {500001, 1000, 500001},
+        {142, 31, 18},
+        {7, 13, 7},
+        {1, 3600000, 1},
+        {1000, 1000, 1000},
+        {997, 60000, 5000},
+        {1, 1, 1},
+        {2515322407ULL, 3600000, 1250},
+        {13, 315360000000ULL, 14},
+    };
+    unsigned checked = 0, denied = 0;
+    for (size_t li = 0; li < sizeof lims / sizeof lims[0]; li++) {
+        uint64_t L = lims[li][0], W = lims[li][1] * 1000u, C = lims[li][2];
+        char key[64], what[32];
+        snprintf(what, sizeof what, "strict-bucket-%zu", li);
+        test_key(key, sizeof key, what);
+        struct sref ref = {L, W, C, 0};
+        uint64_t T_us = W / L + 1, now = 1800000000000000ULL + SRND() % W;
+        for (int i = 0; i < 400; i++) {
+            switch (SRND() % 6) {
+            case 0:
+                break;
+            case 1:
+                now += 1;
+                break;
+            case 2:
+                now += SRND() % (T_us + 1);
+                break;
+            case 3:
+                now += SRND() % (C * T_us / 3 + 1);
+                break;
+            case 4:
+                now += SRND() % (2 * C * T_us + 1);
+                break;
+            default:
+                now += SRND() % 1000;
+                break;
+            }
+            if (now > 4000000000000000ULL)
+                break; /* year 2096: Redis' clock in us stays far below 2^53 (year 2255) */
+            uint64_t cost = SRND() % 5 == 0 ? C + 1 : (SRND() % 4 == 0 ? 0 : 1 + SRND() % C);
+            rl_u128 CW = ref.C * ref.W, ts = (rl_u128)now * L;
+            rl_u128 z = ref.zs > ts ? ref.zs : ts, b0 = z - ts, b1 = b0 + (rl_u128)cost * W;
+            bool ok = cost <= C && b1 <= CW;
+            rl_u128 b = ok ? b1 : b0;
+            long long want[4] = {ok, (long long)((CW - b) / W), 0,
+                                 (long long)sdiv_ceil(b, L * 1000)};
+            if (!ok)
+                want[2] = cost <= C ? (long long)sdiv_ceil(b1 - CW, L * 1000) : -1;
+            redisReply *r = bucket_call(c, bucket, key, W, L, C, cost, now);
+            cr_assert(r && r->type == REDIS_REPLY_ARRAY && r->elements == 4);
+            for (int k = 0; k < 4; k++)
+                cr_assert(r->element[k]->integer == want[k],
+                          "%" PRIu64 "/%" PRIu64 "us C %" PRIu64 ", op %d, cost %" PRIu64
+                          ": field %d is %lld, exact %lld",
+                          L, W, C, i, cost, k, r->element[k]->integer, want[k]);
+            freeReplyObject(r);
+            checked++;
+            if (ok && cost) {
+                ref.zs = z + (rl_u128)cost * W;
+                if (SRND() % 8 == 0) {
+                    /* the refund script gives back exactly cost x W / L */
+                    const char *argv[6] = {key, "0", "0", "0", "0", "600000"};
+                    char aw[24], al[24], ac[24];
+                    snprintf(aw, sizeof aw, "%" PRIu64, W);
+                    snprintf(al, sizeof al, "%" PRIu64, L);
+                    snprintf(ac, sizeof ac, "%" PRIu64, cost);
+                    argv[1] = aw, argv[2] = al, argv[4] = ac;
+                    cr_assert_eq(
+                        rl__redis_evalsha(c, rl__lua_bucket_refund, NULL, 1, 6, argv, NULL, &r), 0,
+                        "%s", rl_errmsg());
+                    freeReplyObject(r);
+                    rl_u128 back = (rl_u128)cost * W;
+                    ref.zs = ref.zs > back ? ref.zs - back : 0;
+                }
+            } else if (!ok && want[2] >= 0) {
+                /* never early: retry_after later the same request is admitted */
+                denied++;
+                redisReply *g = ok_cmd(c, true, "GET %s", key, NULL);
+                char saved[64] = "0";
+                if (g->type == REDIS_REPLY_STRING)
+                    snprintf(saved, sizeof saved, "%s", g->str);
+                freeReplyObject(g);
+                r = bucket_call(c, bucket, key, W, L, C, cost, now + (uint64_t)want[2] * 1000u);
+                cr_assert_eq(r->element[0]->integer, 1, "denied again retry_after later");
+                freeReplyObject(r);
+                ok_cmd(c, false, "SET %s %s", key, saved);
+            }
+        }
+    }
+    cr_expect_gt(denied, 100u, "few denials: the walk means little");
+    fprintf(stderr, "strict bucket script: %u checks, %u retries replayed\n", checked, denied);
+    free(bucket);
+    rl__redis_close(c);
+#undef SRND
+}
+
+/* GLOBAL's cluster bucket refills exactly (sync/global.lua, refill()): the function as embedded,
+ * run by Redis' Lua on random inputs and compared with exact integer arithmetic here. */
+extern const char rl__embed_global[];
+
+Test(redis, global_refill_is_exact)
+{
+    struct rl_redis_url u = env_url("RL_TEST_REDIS_URL");
+    struct rl_redis *c = must_connect(&u, 1000, 1000);
+    const char *a = strstr(rl__embed_global, "local function idiv(");
+    const char *b = strstr(rl__embed_global, "local function need(");
+    cr_assert(a && b && a < b, "global.lua defines idiv() and refill() before need()");
+    static const char tail[] = "local r = {refill(tonumber(ARGV[1]), tonumber(ARGV[2]), "
+                               "tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), "
+                               "tonumber(ARGV[6]))}\n"
+                               "return {string.format('%d', r[1]), string.format('%d', r[2])}\n";
+    size_t n = (size_t)(b - a) + sizeof tail;
+    char *src = malloc(n);
+    cr_assert_not_null(src);
+    snprintf(src, n, "%.*s%s", (int)(b - a), a, tail);
+    uint64_t seed = 0x12345;
+#define GRND() (seed = seed * 6364136223846793005ULL + 1442695040888963407ULL, seed >> 11)
+    for (int i = 0; i < 3000; i++) {
+        uint64_t L = 1 + GRND() % (i % 3 == 0 ? 10 : (i % 3 == 1 ? 1000000 : 100000000000ULL));
+        uint64_t W = 1000 + GRND() % (i % 2 ? 1000000 : 3600000000ULL); /* window, us */
+        int64_t cap = (int64_t)(GRND() % 100000), tk = cap - (int64_t)(GRND() % 5000) - 1;
+        if ((rl_u128)(cap - tk) * W >= (1ULL << 52))
+            continue; /* the exact range (beyond it: the double rate, documented) */
+        uint64_t tr = GRND() % W;
+        uint64_t el = GRND() % 8 == 0 ? 0 : GRND() % (4 * W + 1);
+        char s[6][24];
+        snprintf(s[0], sizeof s[0], "%" PRId64, tk);
+        snprintf(s[1], sizeof s[1], "%" PRId64, cap);
+        snprintf(s[2], sizeof s[2], "%" PRIu64, el);
+        snprintf(s[3], sizeof s[3], "%" PRIu64, tr);
+        snprintf(s[4], sizeof s[4], "%" PRIu64, L);
+        snprintf(s[5], sizeof s[5], "%" PRIu64, W);
+        const char *argv[6] = {s[0], s[1], s[2], s[3], s[4], s[5]};
+        redisReply *r = NULL;
+        cr_assert_eq(rl__redis_evalsha(c, src, NULL, 0, 6, argv, NULL, &r), 0, "%s", rl_errmsg());
+        long long add = atoll(r->element[0]->str), ntr = atoll(r->element[1]->str);
+        freeReplyObject(r);
+        /* exact: (el x L + tr) / W whole tokens, the rest kept; all of the room at most, the
+         * fraction thrown away with the rest */
+        rl_u128 num = (rl_u128)el * L + tr, room = (rl_u128)(cap - tk);
+        long long want_add = (long long)(num / W >= room ? room : num / W);
+        long long want_tr = num / W >= room ? 0 : (long long)(num % W);
+        cr_assert(add == want_add && ntr == want_tr,
+                  "refill(tk %" PRId64 ", cap %" PRId64 ", el %" PRIu64 " us, tr %" PRIu64
+                  ", %" PRIu64 " per %" PRIu64 " us) = %lld, %lld; exact %lld, %lld",
+                  tk, cap, el, tr, L, W, add, ntr, want_add, want_tr);
+    }
+#undef GRND
+    free(src);
+    rl__redis_close(c);
+}

@@ -18,8 +18,9 @@
 #include <time.h>
 
 /* The layout version this library writes (lib/internal.h RL_LAYOUT_VERSION; 2 since the GLOBAL
- * sync fields joined the header, 3 since the endpoint counters). */
-#define SEG_LAYOUT 3u
+ * sync fields joined the header, 3 since the endpoint counters, 4 since the token bucket's state
+ * is in exact-rate units). */
+#define SEG_LAYOUT 4u
 
 TestSuite(segment, .init = seg_setup, .fini = seg_teardown);
 

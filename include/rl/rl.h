@@ -190,7 +190,9 @@ RL_API int rl_unlink(const char *shm_name);
 /* Limits and decisions                                                                           */
 
 typedef enum {
-    RL_TOKEN_BUCKET = 0,   /**< capacity `burst`, refill `requests` per `window_ms`, starts full */
+    /** capacity `burst`, refill exactly `requests` per `window_ms` (no rounding of the rate;
+     *  docs/design.md section 6 says what is exact), starts full */
+    RL_TOKEN_BUCKET = 0,
     RL_SLIDING_WINDOW = 1, /**< weighted two-window counter: `requests` per sliding `window_ms` */
     RL_FIXED_WINDOW = 2,   /**< `requests` per window aligned to multiples of `window_ms` */
     RL_GCRA = 3,           /**< redis-cell conventions: limit = burst + 1 (burst 0: = requests) */
