@@ -446,7 +446,8 @@ static void fallback_round(struct rl_global *g, uint64_t now)
  * demand, every F between the regular rounds when T > F, for the slots with demand only. */
 enum round_kind { ROUND_REGULAR, ROUND_EARLY, ROUND_DEMAND };
 
-/* One round: 0, or a negative code when Redis could not be used. */
+/* One round: 0, 1 for a demand round that had nothing to report (and sent nothing), or a
+ * negative code when Redis could not be used. */
 static int sync_round(struct rl_global *g, uint64_t now, enum round_kind kind)
 {
     bool early = kind != ROUND_REGULAR;
@@ -551,6 +552,8 @@ static int sync_round(struct rl_global *g, uint64_t now, enum round_kind kind)
                  (int)getpid(), g->epoch, g->T_ns / 1000000u);
         r = rl__redis_cmd(g->conn, NULL, "SET %s %s PX %" PRIu64, key, val, 3 * g->R_ns / 1000000u);
     }
+    if (r == 0 && kind == ROUND_DEMAND && !sent)
+        return 1; /* Redis was not asked: this says nothing of whether it answers */
     struct rl_shm_header *h = rl->hdr;
     if (r == 0) {
         if (hosts)
@@ -613,7 +616,9 @@ static void *sync_main(void *arg)
             int r = sync_round(g, now, kind);
             if (kind == ROUND_EARLY && r == 0 && g->granted == 0)
                 quiet_until = now + (g->T_ns < QUIET_MAX_NS ? g->T_ns : QUIET_MAX_NS);
-            if (r == -ESTALE) {
+            if (r == 1) {
+                /* an empty demand round: no news of Redis, the state stays as it was */
+            } else if (r == -ESTALE) {
                 rl__log(RL_LOG_WARN,
                         "segment %s: Redis refused epoch %" PRIu64 ": another leader took over",
                         rl->name, g->epoch);

@@ -455,6 +455,34 @@ Test(global, redis_killed_then_fallback_then_resync)
     cr_expect_gt(got, 0, "CLOSED admits again once synced and the debt is repaid");
 }
 
+/* At T = 1 s the leader runs a demand round every 100 ms between the regular rounds; one with
+ * nothing to report sends nothing, so it must not pass for a round Redis answered: the failure
+ * stays reported (and the fallback on) from the first failed round to the next. */
+Test(global, failure_stays_reported_between_rounds_at_1s)
+{
+    char url[64];
+    redis_url(url, sizeof url);
+    rl_t *h = host_open(0, url, RL_FALLBACK_OPEN, 1000, 0);
+    wait_synced(h, 1, 10000);
+    redis_kill();
+    rl_health_info hi;
+    int polls = 0;
+    for (int i = 0; i < 1000; i++, usleep(10000)) {
+        cr_assert_eq(rl_health(h, &hi), 0);
+        if (!polls && !(hi.global_fallback && hi.error[0]))
+            continue; /* the first failed round is yet to come (or to finish) */
+        polls++;
+        cr_assert(hi.global_fallback, "fallback off after %" PRIu64 " failed rounds",
+                  hi.sync_errors);
+        cr_assert_neq(hi.error[0], '\0', "error cleared after %" PRIu64 " failed rounds",
+                      hi.sync_errors);
+        if (hi.sync_errors >= 2)
+            break;
+    }
+    cr_expect_geq(hi.sync_errors, 2, "a second failed round within 10 s");
+    cr_log_info("failure reported at %d polls between the first two failed rounds", polls);
+}
+
 Test(global, host_started_while_redis_is_down)
 {
     redis_kill();
