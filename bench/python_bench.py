@@ -90,10 +90,18 @@ class Redis:
 
 
 def micro(redis, quick):
+    shm = f"/rl-pybench-{os.getpid()}"
+    try:
+        return _micro(redis, quick, shm)
+    finally:  # also when a measurement fails: no segment left in /dev/shm
+        rl.unlink(shm)
+        rl.unlink(shm + "-r")
+
+
+def _micro(redis, quick, shm):
     n = 20_000 if quick else 200_000
     nr = 2_000 if quick else 10_000
     rows = []
-    shm = f"/rl-pybench-{os.getpid()}"
     lim = rl.Limiter(shm=shm, environment="production", from_env=False)
     big = 4_000_000  # per hour: never denies here: the cost of a decision, not of a denial
 
@@ -161,8 +169,6 @@ def micro(redis, quick):
         rs.reset()
     lim.close()
     rlim.close()
-    rl.unlink(shm)
-    rl.unlink(shm + "-r")
     rows += asgi_rows(n // 4)
     return rows
 

@@ -12,10 +12,15 @@ static _Thread_local char tl_msg[512];
 
 int rl__err(int err, const char *fmt, ...)
 {
+    /* Formatted aside, then copied: callers wrap the cause with rl__err(r, "...: %s",
+     * rl_errmsg()), and vsnprintf() into the buffer it reads from is undefined (glibc writes
+     * the prefix over the cause before it reads it). */
+    char buf[sizeof tl_msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tl_msg, sizeof tl_msg, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(tl_msg, buf, sizeof tl_msg);
     return err;
 }
 

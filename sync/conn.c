@@ -1,10 +1,25 @@
 /*
  * Redis connections over hiredis's synchronous API, and the pool: the contract is in conn.h.
  *
- * Timeouts are socket options (SO_RCVTIMEO/SO_SNDTIMEO via redisSetTimeout): a blocking read
- * that times out fails with EAGAIN, which hiredis reports as REDIS_ERR_IO. After any I/O error
- * the state of the stream is unknown (a late reply would be read as the answer to the next
- * command), so the connection is closed, never reused.
+ * Deadlines, not timeouts. hiredis only formats commands (its output buffer) and parses
+ * replies (its reader); every byte goes through exchange() below: the socket is non-blocking,
+ * and each write and read waits in poll(2) for at most what is left until an absolute
+ * CLOCK_MONOTONIC deadline. A per-read timeout (SO_RCVTIMEO) would be reset by every byte, so
+ * a peer that trickles one byte per 50 ms would hold a call forever; a deadline cannot be
+ * stretched by anything the peer does. The deadlines (conn.h, "Time bounds"): a connect and
+ * its handshake end at min(call deadline, start + connect_ms), a command at min(call
+ * deadline, start + command_ms), and every call through conn.h's entry points gets a call
+ * deadline of connect_ms + command_ms unless its caller set an earlier one.
+ *
+ * Replies have a byte budget (RL_REDIS_REPLY_MAX): hiredis 0.14 would wait for, and allocate,
+ * whatever a bulk length or an array count announces. Every byte read is first run through a
+ * small RESP header scanner (struct rx): a "$N" above the budget or a "*N" that cannot fit in
+ * it is refused as soon as its header arrives, before hiredis sees it.
+ *
+ * The poll also watches the connection's cancel fd (rl__redis_set_cancel): a sync thread whose
+ * handle closes leaves its exchange at once (-ECANCELED). After any I/O error the state of the
+ * stream is unknown (a late reply would be read as the answer to the next command), so the
+ * connection is closed, never reused.
  *
  * SIGPIPE: hiredis writes with write(2), and a write to a peer that reset the connection raises
  * SIGPIPE, whose default action kills the process. A library must not do that to its host, so
@@ -14,7 +29,10 @@
  * an application that ignores or blocks SIGPIPE itself.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -61,11 +79,26 @@ struct cluster {
     uint64_t refreshed_at;        /* monotonic ns of the last refresh attempt */
 };
 
+/* What rl has read of one stream: a RESP header scanner that runs ahead of hiredis's reader
+ * (see the top of this file). */
+struct rx {
+    uint64_t skip; /* bytes of a bulk string's payload (and its CRLF) still to pass over */
+    unsigned line; /* bytes of the current header line so far (0: at the start of an item) */
+    char head[24]; /* its first bytes */
+};
+
 struct rl_redis {
     struct rl_redis_url url;
     unsigned connect_ms, command_ms;
     redisContext *ctx; /* NULL: not connected */
-    pid_t pid;         /* the process that opened ctx */
+    struct rx rx;      /* ctx's stream */
+    uint64_t call_dl;  /* monotonic ns: the current call's deadline (0: none yet) */
+    int cancel_fd;     /* readable: leave every exchange at once (-ECANCELED); -1: none */
+    void (*hook)(
+        void *); /* called every hook_ns while an exchange waits (rl__redis_set_wait_hook) */
+    void *hook_arg;
+    uint64_t hook_ns;
+    pid_t pid; /* the process that opened ctx */
     char where[WHERE_MAX];
 
     /* Backoff after failed connects. */
@@ -180,6 +213,238 @@ static void pipe_restore(struct pipe_guard *g, bool failed)
     errno = saved;
 }
 
+/* ---- deadline-bound I/O ------------------------------------------------------------------ */
+
+static uint64_t min_dl(uint64_t a, uint64_t b)
+{
+    return a && (!b || a < b) ? a : b;
+}
+
+/* The call deadline that binds c (a cluster node: its cluster connection's). */
+static uint64_t call_dl(const struct rl_redis *c)
+{
+    return c->parent ? c->parent->call_dl : c->call_dl;
+}
+
+static int cancel_fd_of(const struct rl_redis *c)
+{
+    return c->parent ? c->parent->cancel_fd : c->cancel_fd;
+}
+
+static const struct rl_redis *hook_of(const struct rl_redis *c)
+{
+    return c->parent ? c->parent : c;
+}
+
+/* Starts a call: sets c's call deadline (connect + command budgets from now) unless one binds
+ * it already; true when this call set it (and end_call clears it). */
+static bool begin_call(struct rl_redis *c)
+{
+    if (call_dl(c))
+        return false;
+    c->call_dl = rl__mono_ns() + ((uint64_t)c->connect_ms + c->command_ms) * MS_NS;
+    return true;
+}
+
+static void end_call(struct rl_redis *c, bool owned)
+{
+    if (owned)
+        c->call_dl = 0;
+}
+
+/* The deadline of one exchange (a command) or of one connect, starting now. */
+static uint64_t cmd_deadline(const struct rl_redis *c)
+{
+    return min_dl(call_dl(c), rl__mono_ns() + (uint64_t)c->command_ms * MS_NS);
+}
+
+static uint64_t connect_deadline(const struct rl_redis *c)
+{
+    return min_dl(call_dl(c), rl__mono_ns() + (uint64_t)c->connect_ms * MS_NS);
+}
+
+static unsigned left_ms(uint64_t dl)
+{
+    uint64_t now = rl__mono_ns();
+    return now >= dl ? 0u : (unsigned)((dl - now + MS_NS - 1) / MS_NS);
+}
+
+/* Makes a connected context's socket non-blocking and takes the blocking flag off hiredis (so
+ * that its buffer functions treat EAGAIN as "later"); only exchange() does I/O on it. */
+static int make_nonblocking(redisContext *ctx)
+{
+    int fl = fcntl(ctx->fd, F_GETFL);
+    if (fl < 0 || fcntl(ctx->fd, F_SETFL, fl | O_NONBLOCK) < 0)
+        return -errno;
+    ctx->flags &= ~REDIS_BLOCK;
+    return 0;
+}
+
+/* Waits until fd is ready for ev, the deadline passes (-ETIMEDOUT) or c's cancel fd is
+ * readable (-ECANCELED), calling c's wait hook every hook_ns meanwhile (*hook_at: when next,
+ * kept by the caller across the waits of one exchange, so that a peer trickling bytes faster
+ * than hook_ns does not starve the hook; 0: from now). EINTR (a signal to this
+ * thread) just waits again for the time left. */
+static int wait_fd(const struct rl_redis *c, int fd, short ev, uint64_t dl, uint64_t *hook_at)
+{
+    int cancel_fd = cancel_fd_of(c);
+    const struct rl_redis *h = hook_of(c);
+    if (h->hook && !*hook_at)
+        *hook_at = rl__mono_ns() + h->hook_ns;
+    for (;;) {
+        uint64_t now = rl__mono_ns();
+        if (now >= dl)
+            return -ETIMEDOUT;
+        if (h->hook && now >= *hook_at) {
+            h->hook(h->hook_arg);
+            *hook_at = now + h->hook_ns;
+        }
+        uint64_t until = h->hook && *hook_at < dl ? *hook_at : dl;
+        uint64_t ms = until > now ? (until - now + MS_NS - 1) / MS_NS : 0;
+        struct pollfd pf[2] = {{.fd = fd, .events = ev}, {.fd = cancel_fd, .events = POLLIN}};
+        int n = poll(pf, cancel_fd >= 0 ? 2 : 1, ms > 60000 ? 60000 : (int)ms);
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        if (n > 0 && cancel_fd >= 0 && pf[1].revents)
+            return -ECANCELED;
+        if (n > 0 && pf[0].revents)
+            return 0; /* ready, or an error/hang-up that the read or write will name */
+    }
+}
+
+/* Runs the header scanner over freshly read bytes: -EMSGSIZE (message set by the caller from
+ * *announced) when a header announces more than the budget. */
+static int rx_scan(struct rx *x, const char *p, size_t n, long long *announced)
+{
+    size_t i = 0;
+    while (i < n) {
+        if (x->skip) {
+            size_t take = n - i < x->skip ? n - i : (size_t)x->skip;
+            x->skip -= take;
+            i += take;
+            continue;
+        }
+        char ch = p[i++];
+        if (x->line < sizeof x->head)
+            x->head[x->line] = ch;
+        x->line++;
+        if (ch != '\n')
+            continue;
+        char type = x->head[0];
+        unsigned len = x->line;
+        x->line = 0;
+        if (type != '$' && type != '*')
+            continue; /* simple strings, errors, integers: no payload; hiredis checks the rest */
+        if (len > sizeof x->head)
+            return *announced = LLONG_MAX, -EMSGSIZE; /* a length of 20+ digits */
+        char num[sizeof x->head];
+        memcpy(num, x->head + 1, len - 1);
+        num[len - 1] = '\0';
+        long long v = strtoll(num, NULL, 10);
+        if (type == '$' && v > (long long)RL_REDIS_REPLY_MAX)
+            return *announced = v, -EMSGSIZE;
+        /* An element takes 3 bytes at least ("+\r\n"): a count that cannot fit is refused
+         * before hiredis allocates an array for it. */
+        if (type == '*' && v > (long long)(RL_REDIS_REPLY_MAX / 3))
+            return *announced = v, -EMSGSIZE;
+        if (type == '$' && v >= 0)
+            x->skip = (uint64_t)v + 2;
+    }
+    return 0;
+}
+
+/*
+ * One exchange on ctx: sends what hiredis has buffered (ctx->obuf), then reads until one
+ * reply is complete, all by dl. 0 and *out (any reply type, errors included), or a negative
+ * code with the message set: -ETIMEDOUT (dl passed: silent, trickling or not reading),
+ * -ECANCELED (c's cancel fd), -ECONNRESET (reset, closed, garbage, or a reply over the byte
+ * budget), -ENOMEM. After an error the stream is unusable: the caller closes ctx.
+ */
+static int exchange(const struct rl_redis *c, redisContext *ctx, struct rx *x, const char *where,
+                    const char *what, uint64_t dl, const char *kind, unsigned kind_ms, void **out)
+{
+    uint64_t start = rl__mono_ns(), hook_at = 0;
+    unsigned budget = dl > start ? (unsigned)((dl - start + MS_NS / 2) / MS_NS) : 0;
+    *out = NULL;
+    int done = 0;
+    while (!done) {
+        if (redisBufferWrite(ctx, &done) != REDIS_OK)
+            return rl__err(-ECONNRESET, "Redis at %s: sending %s failed: %s", where, what,
+                           ctx->errstr[0] ? ctx->errstr : "connection lost");
+        if (done)
+            break;
+        int rc = wait_fd(c, ctx->fd, POLLOUT, dl, &hook_at);
+        if (rc == -ETIMEDOUT)
+            return rl__err(rc,
+                           "Redis at %s: could not send %s within %u ms (%s budget %u ms: the "
+                           "peer does not read)",
+                           where, what, budget, kind, kind_ms);
+        if (rc == -ECANCELED)
+            return rl__err(rc, "Redis at %s: %s cancelled (the handle is closing)", where, what);
+        if (rc < 0)
+            return rl__err(-ECONNRESET, "Redis at %s: poll: %s", where, strerror(-rc));
+    }
+    size_t got = 0;
+    for (;;) {
+        void *r = NULL;
+        if (redisGetReplyFromReader(ctx, &r) != REDIS_OK)
+            return rl__err(ctx->err == REDIS_ERR_OOM ? -ENOMEM : -ECONNRESET,
+                           "Redis at %s: bad reply to %s (%s): is a Redis server there?", where,
+                           what, ctx->errstr);
+        if (r) {
+            *out = r;
+            return 0;
+        }
+        int rc = wait_fd(c, ctx->fd, POLLIN, dl, &hook_at);
+        if (rc == -ETIMEDOUT) {
+            if (got)
+                return rl__err(rc,
+                               "Redis at %s: the reply to %s was still incomplete after %u ms "
+                               "(%s budget %u ms; %zu bytes received: the peer is too slow)",
+                               where, what, budget, kind, kind_ms, got);
+            return rl__err(rc, "Redis at %s: no reply to %s within %u ms (%s budget %u ms)", where,
+                           what, budget, kind, kind_ms);
+        }
+        if (rc == -ECANCELED)
+            return rl__err(rc, "Redis at %s: %s cancelled (the handle is closing)", where, what);
+        if (rc < 0)
+            return rl__err(-ECONNRESET, "Redis at %s: poll: %s", where, strerror(-rc));
+        char buf[16384];
+        ssize_t n = read(ctx->fd, buf, sizeof buf);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            continue;
+        if (n < 0)
+            return rl__err(-ECONNRESET, "Redis at %s: reading the reply to %s failed: %s", where,
+                           what, strerror(errno));
+        if (n == 0)
+            return rl__err(-ECONNRESET, "Redis at %s: the server closed the connection during %s%s",
+                           where, what, got ? " (reply cut short)" : "");
+        got += (size_t)n;
+        long long announced = 0;
+        if (rx_scan(x, buf, (size_t)n, &announced) < 0 || got > 2 * RL_REDIS_REPLY_MAX)
+            return rl__err(-ECONNRESET,
+                           "Redis at %s: the reply to %s announces %lld bytes or elements, "
+                           "more than rl's budget of %u bytes per reply: refused (is a Redis "
+                           "server there?)",
+                           where, what, announced ? announced : (long long)got,
+                           (unsigned)RL_REDIS_REPLY_MAX);
+        if (redisReaderFeed(ctx->reader, buf, (size_t)n) != REDIS_OK)
+            return rl__err(-ENOMEM, "Redis at %s: out of memory reading the reply to %s", where,
+                           what);
+    }
+}
+
+/* The command's name for messages: argv[0], or a format's first word. */
+static const char *cmd_name(const char *s, char out[24])
+{
+    size_t n = strcspn(s, " %");
+    if (n >= 24)
+        n = 23;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    return out;
+}
+
 /* The errno behind a hiredis I/O error: recovered from the text hiredis made of it (strerror,
  * same locale), else errno as the failing call left it. */
 static int io_errno(const redisContext *ctx, int saved)
@@ -287,44 +552,42 @@ static int reply_err(const struct rl_redis *c, const char *where, const redisRep
 
 /* ---- connecting ---------------------------------------------------------------------------- */
 
-/* A command on a raw context: 0 and *out (any reply type) or an I/O error's code and message. */
-static int raw_cmd(redisContext *ctx, const char *where, unsigned timeout_ms, redisReply **out,
-                   int argc, const char **argv)
+/* A command on a raw context by dl: 0 and *out (any reply type) or an I/O error's code and
+ * message. */
+static int raw_cmd(const struct rl_redis *c, redisContext *ctx, struct rx *x, const char *where,
+                   uint64_t dl, redisReply **out, int argc, const char **argv)
 {
+    if (redisAppendCommandArgv(ctx, argc, argv, NULL) != REDIS_OK)
+        return rl__err(-ENOMEM, "redis: out of memory");
     struct pipe_guard g;
     pipe_block(&g);
-    redisReply *r = redisCommandArgv(ctx, argc, argv, NULL);
-    int saved = errno;
-    pipe_restore(&g, r == NULL);
-    if (!r) {
-        int rc = ctx_code(ctx, saved, false);
-        if (rc == -ETIMEDOUT)
-            return rl__err(rc, "Redis at %s: no reply to %s within %u ms", where, argv[0],
-                           timeout_ms);
-        return rl__err(rc, "Redis at %s: %s failed: %s", where, argv[0],
-                       ctx->errstr[0] ? ctx->errstr : "connection lost");
-    }
+    void *r = NULL;
+    int rc = exchange(c, ctx, x, where, argv[0], dl, "connect", c->connect_ms, &r);
+    pipe_restore(&g, rc != 0);
     *out = r;
-    return 0;
+    return rc;
 }
 
-/* A socket to host:port (path: a unix socket), with the connect timeout on its commands. */
+/* A socket to host:port (path: a unix socket), connected by dl and made non-blocking. */
 static int open_socket(const struct rl_redis *c, const char *host, int port, const char *path,
-                       const char *where, redisContext **out)
+                       const char *where, uint64_t dl, redisContext **out)
 {
-    struct timeval tv = ms_tv(c->connect_ms);
+    *out = NULL;
+    unsigned ms = left_ms(dl);
+    if (ms == 0)
+        return rl__err(-ETIMEDOUT, "cannot connect to Redis at %s: no time left (%u ms budget)",
+                       where, c->connect_ms);
+    struct timeval tv = ms_tv(ms);
     errno = 0;
     redisContext *ctx =
         path ? redisConnectUnixWithTimeout(path, tv) : redisConnectWithTimeout(host, port, tv);
     int saved = errno;
-    *out = NULL;
     if (!ctx)
         return rl__err(-ENOMEM, "out of memory connecting to Redis at %s", where);
     if (ctx->err) {
         int rc = ctx_code(ctx, saved, true);
         if (rc == -ETIMEDOUT)
-            rl__err(rc, "cannot connect to Redis at %s: timed out after %u ms", where,
-                    c->connect_ms);
+            rl__err(rc, "cannot connect to Redis at %s: timed out after %u ms", where, ms);
         else if (rc == -ECONNREFUSED)
             rl__err(rc, "cannot connect to Redis at %s: %s (is the server running there?)", where,
                     ctx->errstr);
@@ -333,9 +596,10 @@ static int open_socket(const struct rl_redis *c, const char *host, int port, con
         redisFree(ctx);
         return rc;
     }
-    if (redisSetTimeout(ctx, tv) != REDIS_OK) {
-        int rc =
-            rl__err(-ECONNRESET, "Redis at %s: cannot set socket timeouts: %s", where, ctx->errstr);
+    int e = make_nonblocking(ctx);
+    if (e) {
+        int rc = rl__err(-ECONNRESET, "Redis at %s: cannot make the socket non-blocking: %s", where,
+                         strerror(-e));
         redisFree(ctx);
         return rc;
     }
@@ -343,7 +607,8 @@ static int open_socket(const struct rl_redis *c, const char *host, int port, con
     return 0;
 }
 
-static int auth(const struct rl_redis *c, redisContext *ctx, const char *where)
+static int auth(const struct rl_redis *c, redisContext *ctx, struct rx *x, const char *where,
+                uint64_t dl)
 {
     const struct rl_redis_url *u = &c->url;
     const char *argv[3] = {"AUTH", u->user, u->password};
@@ -353,7 +618,7 @@ static int auth(const struct rl_redis *c, redisContext *ctx, const char *where)
         argc = 2;
     }
     redisReply *r = NULL;
-    int rc = raw_cmd(ctx, where, c->connect_ms, &r, argc, argv);
+    int rc = raw_cmd(c, ctx, x, where, dl, &r, argc, argv);
     if (rc)
         return rc;
     if (r->type == REDIS_REPLY_ERROR) {
@@ -368,19 +633,19 @@ static int auth(const struct rl_redis *c, redisContext *ctx, const char *where)
 }
 
 /* AUTH, SELECT, PING, and ROLE when the server must be a master. */
-static int handshake(const struct rl_redis *c, redisContext *ctx, const char *where,
-                     bool want_master)
+static int handshake(const struct rl_redis *c, redisContext *ctx, struct rx *x, const char *where,
+                     uint64_t dl, bool want_master)
 {
     const struct rl_redis_url *u = &c->url;
     redisReply *r;
     int rc;
-    if (u->password[0] && (rc = auth(c, ctx, where)) != 0)
+    if (u->password[0] && (rc = auth(c, ctx, x, where, dl)) != 0)
         return rc;
     if (u->db != 0) {
         char db[16];
         snprintf(db, sizeof db, "%d", u->db);
         const char *argv[2] = {"SELECT", db};
-        if ((rc = raw_cmd(ctx, where, c->connect_ms, &r, 2, argv)) != 0)
+        if ((rc = raw_cmd(c, ctx, x, where, dl, &r, 2, argv)) != 0)
             return rc;
         if (r->type == REDIS_REPLY_ERROR) {
             rc = reply_code(r);
@@ -396,7 +661,7 @@ static int handshake(const struct rl_redis *c, redisContext *ctx, const char *wh
     }
     {
         const char *argv[1] = {"PING"};
-        if ((rc = raw_cmd(ctx, where, c->connect_ms, &r, 1, argv)) != 0)
+        if ((rc = raw_cmd(c, ctx, x, where, dl, &r, 1, argv)) != 0)
             return rc;
         if (r->type == REDIS_REPLY_ERROR)
             rc = reply_err(c, where, r);
@@ -406,7 +671,7 @@ static int handshake(const struct rl_redis *c, redisContext *ctx, const char *wh
     }
     if (want_master) {
         const char *argv[1] = {"ROLE"};
-        if ((rc = raw_cmd(ctx, where, c->connect_ms, &r, 1, argv)) != 0)
+        if ((rc = raw_cmd(c, ctx, x, where, dl, &r, 1, argv)) != 0)
             return rc;
         if (r->type == REDIS_REPLY_ERROR) {
             rc = reply_err(c, where, r);
@@ -427,19 +692,20 @@ static int handshake(const struct rl_redis *c, redisContext *ctx, const char *wh
 }
 
 /* Asks one sentinel for the master's address. */
-static int ask_sentinel(const struct rl_redis *c, redisContext *s, const char *swhere, char *host,
-                        size_t hostlen, int *port)
+static int ask_sentinel(const struct rl_redis *c, redisContext *s, const char *swhere, uint64_t dl,
+                        char *host, size_t hostlen, int *port)
 {
     const char *argv[3] = {"SENTINEL", "get-master-addr-by-name", c->url.master};
     redisReply *r;
-    int rc = raw_cmd(s, swhere, c->connect_ms, &r, 3, argv);
+    struct rx x = {0};
+    int rc = raw_cmd(c, s, &x, swhere, dl, &r, 3, argv);
     if (rc)
         return rc;
     if (r->type == REDIS_REPLY_ERROR && has_prefix(r->str, "NOAUTH") && c->url.password[0]) {
         /* A sentinel with requirepass: it takes the URL's credentials too. */
         freeReplyObject(r);
-        if ((rc = auth(c, s, swhere)) != 0 ||
-            (rc = raw_cmd(s, swhere, c->connect_ms, &r, 3, argv)) != 0)
+        if ((rc = auth(c, s, &x, swhere, dl)) != 0 ||
+            (rc = raw_cmd(c, s, &x, swhere, dl, &r, 3, argv)) != 0)
             return rc;
     }
     if (r->type == REDIS_REPLY_ERROR) {
@@ -474,30 +740,34 @@ static bool is_config_error(int rc)
     return rc == -EACCES || rc == -EPERM || rc == -EINVAL || rc == -ENOMEM;
 }
 
-/* Resolves the master through the sentinels (each in turn, a few rounds) and connects to it. */
-static int connect_sentinel(struct rl_redis *c, redisContext **out)
+/* Resolves the master through the sentinels (each in turn, a few rounds) and connects to it,
+ * all by dl. */
+static int connect_sentinel(struct rl_redis *c, uint64_t dl, redisContext **out)
 {
     const struct rl_redis_url *u = &c->url;
     char last[MSG_MAX] = "no sentinel in REDIS_URL";
     int last_rc = -EHOSTUNREACH;
-    for (unsigned round = 0; round < RL_REDIS_SENTINEL_ROUNDS; round++) {
-        if (round > 0)
-            sleep_ms(100);
-        for (size_t i = 0; i < u->nhosts; i++) {
+    for (unsigned round = 0; round < RL_REDIS_SENTINEL_ROUNDS && left_ms(dl); round++) {
+        if (round > 0) {
+            unsigned ms = left_ms(dl);
+            sleep_ms(ms < 100 ? ms : 100);
+        }
+        for (size_t i = 0; i < u->nhosts && left_ms(dl); i++) {
             char swhere[WHERE_MAX], mwhere[WHERE_MAX], host[256];
             int port = 0, rc;
             redisContext *s, *m;
             fmt_where(swhere, sizeof swhere, u->hosts[i].host, u->hosts[i].port);
-            rc = open_socket(c, u->hosts[i].host, u->hosts[i].port, NULL, swhere, &s);
+            rc = open_socket(c, u->hosts[i].host, u->hosts[i].port, NULL, swhere, dl, &s);
             if (rc == 0) {
-                rc = ask_sentinel(c, s, swhere, host, sizeof host, &port);
+                rc = ask_sentinel(c, s, swhere, dl, host, sizeof host, &port);
                 redisFree(s);
             }
             if (rc == 0) {
                 fmt_where(mwhere, sizeof mwhere, host, port);
-                rc = open_socket(c, host, port, NULL, mwhere, &m);
+                struct rx mx = {0};
+                rc = open_socket(c, host, port, NULL, mwhere, dl, &m);
                 if (rc == 0) {
-                    rc = handshake(c, m, mwhere, true);
+                    rc = handshake(c, m, &mx, mwhere, dl, true);
                     if (rc == 0) {
                         snprintf(c->where, sizeof c->where, "%s", mwhere);
                         *out = m;
@@ -517,22 +787,24 @@ static int connect_sentinel(struct rl_redis *c, redisContext **out)
     /* A replica where the master should be, every time: no master now (mid-failover). */
     if (last_rc == -EROFS)
         last_rc = -EHOSTUNREACH;
-    return rl__err(last_rc, "no sentinel gave a reachable master '%s' after %u rounds; last: %s",
-                   u->master, RL_REDIS_SENTINEL_ROUNDS, last);
+    return rl__err(last_rc,
+                   "no sentinel gave a reachable master '%s' within %u rounds or %u ms; last: %s",
+                   u->master, RL_REDIS_SENTINEL_ROUNDS, c->connect_ms, last);
 }
 
-static int connect_direct(struct rl_redis *c, redisContext **out)
+static int connect_direct(struct rl_redis *c, uint64_t dl, redisContext **out)
 {
     const struct rl_redis_url *u = &c->url;
     redisContext *ctx;
     int rc;
     if (u->kind == RL_REDIS_UNIX)
-        rc = open_socket(c, NULL, 0, u->path, c->where, &ctx);
+        rc = open_socket(c, NULL, 0, u->path, c->where, dl, &ctx);
     else
-        rc = open_socket(c, u->hosts[0].host, u->hosts[0].port, NULL, c->where, &ctx);
+        rc = open_socket(c, u->hosts[0].host, u->hosts[0].port, NULL, c->where, dl, &ctx);
     if (rc)
         return rc;
-    if ((rc = handshake(c, ctx, c->where, false)) != 0) {
+    memset(&c->rx, 0, sizeof c->rx);
+    if ((rc = handshake(c, ctx, &c->rx, c->where, dl, false)) != 0) {
         redisFree(ctx);
         return rc;
     }
@@ -548,6 +820,7 @@ static void drop_ctx(struct rl_redis *c)
     if (c->ctx)
         redisFree(c->ctx); /* close(2) only: no QUIT */
     c->ctx = NULL;
+    memset(&c->rx, 0, sizeof c->rx);
     c->pending = 0;
     c->drop_after = false;
 }
@@ -579,14 +852,10 @@ static int ensure(struct rl_redis *c)
                        " ms; last error: %s",
                        c->where, (uint64_t)((c->retry_at - now + MS_NS - 1) / MS_NS), c->last_msg);
     redisContext *ctx = NULL;
-    int rc = c->url.kind == RL_REDIS_SENTINEL ? connect_sentinel(c, &ctx) : connect_direct(c, &ctx);
-    if (rc == 0) {
-        if (redisSetTimeout(ctx, ms_tv(c->command_ms)) != REDIS_OK) {
-            rc = rl__err(-ECONNRESET, "Redis at %s: cannot set socket timeouts: %s", c->where,
-                         ctx->errstr);
-            redisFree(ctx);
-        }
-    }
+    uint64_t dl = connect_deadline(c);
+    memset(&c->rx, 0, sizeof c->rx);
+    int rc = c->url.kind == RL_REDIS_SENTINEL ? connect_sentinel(c, dl, &ctx)
+                                              : connect_direct(c, dl, &ctx);
     if (rc == 0) {
         if (c->streak)
             rl__log(RL_LOG_INFO, "redis: reconnected to %s after %u failed attempts", c->where,
@@ -655,6 +924,7 @@ static int new_conn(const struct rl_redis_url *u, unsigned connect_ms, unsigned 
         c->url.nhosts = RL_REDIS_MAX_HOSTS;
     c->connect_ms = connect_ms ? connect_ms : RL_REDIS_CONNECT_MS_DEF;
     c->command_ms = command_ms ? command_ms : RL_REDIS_COMMAND_MS_DEF;
+    c->cancel_fd = -1;
     c->rng = rl__mono_ns() ^ (uint64_t)(uintptr_t)c ^ ((uint64_t)getpid() << 32);
     if (!c->rng)
         c->rng = 1;
@@ -685,7 +955,10 @@ int rl__redis_connect(const struct rl_redis_url *u, unsigned connect_ms, unsigne
     int rc = new_conn(u, connect_ms, command_ms, &c);
     if (rc)
         return rc;
-    if ((rc = ensure(c)) != 0) {
+    bool own = begin_call(c);
+    rc = ensure(c);
+    end_call(c, own);
+    if (rc != 0) {
         rl__redis_close(c);
         return rc;
     }
@@ -751,24 +1024,30 @@ const char *rl__redis_where(const struct rl_redis *c)
 
 static int take_reply(struct rl_redis *c, redisReply *r, redisReply **reply);
 
-/* After a reply (r, or NULL and the saved errno for an I/O error): the code, with *reply set
- * on success. */
-static int finish(struct rl_redis *c, redisReply *r, int saved, redisReply **reply)
+/* After an exchange (rc 0 and its reply r, or an I/O error's code with the message set): the
+ * code, with *reply set on success; an I/O error closes the connection. */
+static int finish(struct rl_redis *c, redisReply *r, int rc, redisReply **reply)
 {
-    if (!r) {
-        int rc = ctx_code(c->ctx, saved, false);
-        if (rc == -ETIMEDOUT)
-            rl__err(rc, "Redis at %s: no reply within %u ms (command timeout)", c->where,
-                    c->command_ms);
-        else
-            rl__err(rc, "Redis at %s: connection lost: %s", c->where,
-                    c->ctx->errstr[0] ? c->ctx->errstr : "closed");
+    if (rc) {
         drop_ctx(c);
         pool_report(c, rc);
         return rc;
     }
     pool_report(c, 0); /* the server answered */
     return take_reply(c, r, reply);
+}
+
+/* Sends c's buffered command(s) and reads one reply, by the command deadline. */
+static int cmd_exchange(struct rl_redis *c, const char *what, redisReply **r)
+{
+    struct pipe_guard g;
+    pipe_block(&g);
+    void *v = NULL;
+    int rc =
+        exchange(c, c->ctx, &c->rx, c->where, what, cmd_deadline(c), "command", c->command_ms, &v);
+    pipe_restore(&g, rc != 0);
+    *r = v;
+    return rc;
 }
 
 /* The reply half of finish(): an error reply's code and message (READONLY: the connection is
@@ -817,12 +1096,14 @@ static int vcmd(struct rl_redis *c, redisReply **reply, const char *fmt, va_list
     int rc = cmd_precheck(c, reply);
     if (rc)
         return rc;
-    struct pipe_guard g;
-    pipe_block(&g);
-    redisReply *r = redisvCommand(c->ctx, fmt, ap);
-    int saved = errno;
-    pipe_restore(&g, r == NULL);
-    return finish(c, r, saved, reply);
+    int st = redisvAppendCommand(c->ctx, fmt, ap);
+    if (st != REDIS_OK)
+        return rl__err(c->ctx->err == REDIS_ERR_OOM ? -ENOMEM : -EINVAL,
+                       "redis: cannot format the command '%s'", fmt);
+    char name[24];
+    redisReply *r = NULL;
+    rc = cmd_exchange(c, cmd_name(fmt, name), &r);
+    return finish(c, r, rc, reply);
 }
 
 int rl__redis_cmd(struct rl_redis *c, redisReply **reply, const char *fmt, ...)
@@ -831,10 +1112,12 @@ int rl__redis_cmd(struct rl_redis *c, redisReply **reply, const char *fmt, ...)
         *reply = NULL;
     if (!c || !fmt)
         return rl__err(-EINVAL, "redis: %s", !c ? "no connection" : "no command");
+    bool own = begin_call(c);
     va_list ap;
     va_start(ap, fmt);
     int rc = c->cl ? cluster_vcmd(c, NULL, 0, false, reply, fmt, ap) : vcmd(c, reply, fmt, ap);
     va_end(ap);
+    end_call(c, own);
     return rc;
 }
 
@@ -848,11 +1131,31 @@ int rl__redis_cmd_key(struct rl_redis *c, const void *key, size_t keylen, redisR
                        !c     ? "no connection"
                        : !fmt ? "no command"
                               : "NULL key with a non-zero length");
+    bool own = begin_call(c);
     va_list ap;
     va_start(ap, fmt);
     int rc = c->cl ? cluster_vcmd(c, key, keylen, true, reply, fmt, ap) : vcmd(c, reply, fmt, ap);
     va_end(ap);
+    end_call(c, own);
     return rc;
+}
+
+static int cmd_argv(struct rl_redis *c, redisReply **reply, int argc, const char **argv,
+                    const size_t *argvlen)
+{
+    if (c && c->cl)
+        return cluster_argv(c, SLOT_GUESS, argc, argv, argvlen, reply, NULL);
+    int rc = cmd_precheck(c, reply);
+    if (rc)
+        return rc;
+    if (redisAppendCommandArgv(c->ctx, argc, argv, argvlen) != REDIS_OK)
+        return rl__err(-ENOMEM, "redis: out of memory");
+    char name[24];
+    size_t n = argvlen ? argvlen[0] : strlen(argv[0]);
+    snprintf(name, sizeof name, "%.*s", (int)(n < 23 ? n : 23), argv[0]);
+    redisReply *r = NULL;
+    rc = cmd_exchange(c, name, &r);
+    return finish(c, r, rc, reply);
 }
 
 int rl__redis_cmd_argv(struct rl_redis *c, redisReply **reply, int argc, const char **argv,
@@ -862,17 +1165,33 @@ int rl__redis_cmd_argv(struct rl_redis *c, redisReply **reply, int argc, const c
         *reply = NULL;
     if (argc < 1 || !argv)
         return rl__err(-EINVAL, "redis: empty command");
-    if (c && c->cl)
-        return cluster_argv(c, SLOT_GUESS, argc, argv, argvlen, reply, NULL);
-    int rc = cmd_precheck(c, reply);
-    if (rc)
-        return rc;
-    struct pipe_guard g;
-    pipe_block(&g);
-    redisReply *r = redisCommandArgv(c->ctx, argc, argv, argvlen);
-    int saved = errno;
-    pipe_restore(&g, r == NULL);
-    return finish(c, r, saved, reply);
+    if (!c)
+        return rl__err(-EINVAL, "redis: no connection");
+    bool own = begin_call(c);
+    int rc = cmd_argv(c, reply, argc, argv, argvlen);
+    end_call(c, own);
+    return rc;
+}
+
+void rl__redis_set_deadline(struct rl_redis *c, uint64_t deadline_ns)
+{
+    if (c)
+        c->call_dl = deadline_ns;
+}
+
+void rl__redis_set_cancel(struct rl_redis *c, int fd)
+{
+    if (c)
+        c->cancel_fd = fd;
+}
+
+void rl__redis_set_wait_hook(struct rl_redis *c, void (*fn)(void *), void *arg, uint64_t every_ns)
+{
+    if (c) {
+        c->hook = every_ns ? fn : NULL;
+        c->hook_arg = arg;
+        c->hook_ns = every_ns;
+    }
 }
 
 /* ---- Redis Cluster ------------------------------------------------------------------------- */
@@ -1292,27 +1611,28 @@ static int node_send(struct rl_redis *n, bool asking, const char *cmd, size_t le
     int rc = cmd_precheck(n, NULL);
     if (rc)
         return rc;
-    void *a = NULL, *r = NULL;
-    struct pipe_guard g;
-    pipe_block(&g);
     int st = asking ? redisAppendCommand(n->ctx, "ASKING") : REDIS_OK;
     if (st == REDIS_OK)
         st = redisAppendFormattedCommand(n->ctx, cmd, len);
-    if (st == REDIS_OK && asking)
-        st = redisGetReply(n->ctx, &a);
-    if (st == REDIS_OK)
-        st = redisGetReply(n->ctx, &r);
-    int saved = errno;
-    pipe_restore(&g, st != REDIS_OK);
-    if (st != REDIS_OK) {
+    if (st != REDIS_OK)
+        return rl__err(-ENOMEM, "redis: out of memory");
+    redisReply *a = NULL, *r = NULL;
+    struct word w[1] = {{NULL, 0}};
+    char name[24] = "command";
+    if (formatted_words(cmd, len, w, 1) == 1)
+        snprintf(name, sizeof name, "%.*s", (int)(w[0].n < 23 ? w[0].n : 23), w[0].p);
+    if (asking)
+        rc = cmd_exchange(n, "ASKING", &a);
+    if (rc == 0)
+        rc = cmd_exchange(n, name, &r);
+    if (rc) {
         freeReplyObject(a);
-        return finish(n, NULL, saved, NULL);
+        return finish(n, NULL, rc, NULL);
     }
-    pool_report(n, 0); /* the server answered */
-    redisReply *ar = a;
-    if (ar && ar->type == REDIS_REPLY_ERROR) { /* ASKING refused (an ACL without +asking) */
+    pool_report(n, 0);                       /* the server answered */
+    if (a && a->type == REDIS_REPLY_ERROR) { /* ASKING refused (an ACL without +asking) */
         freeReplyObject(r);
-        return take_reply(n, ar, NULL);
+        return take_reply(n, a, NULL);
     }
     freeReplyObject(a);
     *out = r;
@@ -1553,8 +1873,24 @@ static int evalsha_once(struct rl_redis *c, int slot, const char *sha, int nkeys
     return rc;
 }
 
+static int evalsha(struct rl_redis *c, const char *script_src, const char *sha1_hex, int nkeys,
+                   int argc, const char **argv, const size_t *argvlen, redisReply **reply);
+
 int rl__redis_evalsha(struct rl_redis *c, const char *script_src, const char *sha1_hex, int nkeys,
                       int argc, const char **argv, const size_t *argvlen, redisReply **reply)
+{
+    if (reply)
+        *reply = NULL;
+    if (!c)
+        return rl__err(-EINVAL, "redis: evalsha: bad arguments");
+    bool own = begin_call(c);
+    int rc = evalsha(c, script_src, sha1_hex, nkeys, argc, argv, argvlen, reply);
+    end_call(c, own);
+    return rc;
+}
+
+static int evalsha(struct rl_redis *c, const char *script_src, const char *sha1_hex, int nkeys,
+                   int argc, const char **argv, const size_t *argvlen, redisReply **reply)
 {
     if (reply)
         *reply = NULL;
@@ -1614,7 +1950,10 @@ static int append_precheck(struct rl_redis *c)
                                  "connection: send the commands one at a time");
     if (c->pending == 0) {
         c->lost = 0;
-        return ensure(c);
+        bool own = begin_call(c);
+        int rc = ensure(c);
+        end_call(c, own);
+        return rc;
     }
     return 0;
 }
@@ -1666,22 +2005,20 @@ int rl__redis_get_reply(struct rl_redis *c, redisReply **reply)
     }
     if (!c->pending || !c->ctx)
         return rl__err(-EINVAL, "redis: no pipelined reply to read");
-    void *r = NULL;
-    struct pipe_guard g;
-    pipe_block(&g);
-    int st = redisGetReply(c->ctx, &r);
-    int saved = errno;
-    pipe_restore(&g, st != REDIS_OK);
-    if (st != REDIS_OK) {
+    bool own = begin_call(c);
+    redisReply *r = NULL;
+    int rc = cmd_exchange(c, "a pipelined command", &r);
+    end_call(c, own);
+    if (rc) {
         unsigned rest = c->pending - 1;
-        int rc = finish(c, NULL, saved, NULL);
+        rc = finish(c, NULL, rc, NULL);
         c->lost = rest;
         c->lost_err = rc;
         snprintf(c->last_msg, sizeof c->last_msg, "%s", rl_errmsg());
         return rc;
     }
     c->pending--;
-    int rc = finish(c, r, saved, reply);
+    rc = finish(c, r, 0, reply);
     if (c->pending == 0 && c->drop_after)
         drop_ctx(c);
     return rc;
@@ -1821,6 +2158,8 @@ int rl__pool_get(struct rl_redis_pool *p, struct rl_redis **out)
     p->idle[i] = p->idle[--p->nidle];
     c->in_use = true;
     c->probe = probe;
+    /* One bound for the caller's whole use, the wait above included (conn.h, "Time bounds"). */
+    c->call_dl = now + ((uint64_t)c->connect_ms + c->command_ms) * MS_NS;
     if (probe)
         reset_backoff(c); /* the breaker already spaced the attempts */
     pthread_mutex_unlock(&p->mu);
@@ -1835,6 +2174,7 @@ void rl__pool_put(struct rl_redis_pool *p, struct rl_redis *c)
     if (c->pending || c->lost)
         drop_ctx(c); /* unread replies: the stream is not reusable */
     c->lost = 0;
+    c->call_dl = 0;
     pthread_mutex_lock(&p->mu);
     if (c->probe) { /* the probe ran no command: the next caller probes */
         c->probe = false;

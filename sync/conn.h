@@ -31,8 +31,22 @@
  * -EAGAIN without touching the network. A successful connect resets it.
  *
  * The handshake on every (re)connect: AUTH (user and password, or password alone), SELECT db
- * (when not 0), PING, and for sentinel URLs ROLE (must be "master"). The handshake runs under
- * the connect timeout, commands under the command timeout.
+ * (when not 0), PING, and for sentinel URLs ROLE (must be "master").
+ *
+ * Time bounds (deadlines, not timeouts: nothing a peer sends or withholds stretches them; the
+ * sockets are non-blocking and every wait is a poll(2) against CLOCK_MONOTONIC):
+ *   - a connect, its handshake and (sentinel) the master's discovery, all together, end at
+ *     connect_ms from the connect's start; a command (send and reply) at command_ms from its
+ *     start; a pipelined get_reply at command_ms from its own start;
+ *   - every call through an entry point of this header (a command, an EVALSHA with its SCRIPT
+ *     LOAD and NOSCRIPT retry, a cluster call with its CLUSTER SLOTS refresh and redirects, a
+ *     get_reply) also ends at its call deadline: connect_ms + command_ms from the call's start,
+ *     or an earlier one the caller set with rl__redis_set_deadline.
+ *   Only name resolution (getaddrinfo of a host name: /etc/hosts, DNS) is outside the bound;
+ *   numeric addresses and unix sockets resolve nothing.
+ * Replies are refused (-ECONNRESET) beyond RL_REDIS_REPLY_MAX bytes: a bulk length or array
+ * count that announces more is refused when its header arrives.
+ *   -ECANCELED     the cancel fd became readable (rl__redis_set_cancel)
  *
  * SIGPIPE: never raised by these calls (blocked around hiredis's writes, see conn.c); a
  * write to a reset connection is -ECONNRESET.
@@ -94,6 +108,20 @@ int rl__redis_connect(const struct rl_redis_url *u, unsigned connect_ms, unsigne
  * -EINVAL, -ENOTSUP or -ENOMEM. */
 int rl__redis_new(const struct rl_redis_url *u, unsigned connect_ms, unsigned command_ms,
                   struct rl_redis **out);
+
+/* The deadline (CLOCK_MONOTONIC ns, rl__mono_ns) of the calls that follow on c, until set to 0
+ * again: every exchange stops there whatever its own budget (see "Time bounds"). 0: each
+ * entry point gets connect_ms + command_ms from its start. */
+void rl__redis_set_deadline(struct rl_redis *c, uint64_t deadline_ns);
+
+/* A file descriptor that, once readable, makes every exchange on c fail at once with
+ * -ECANCELED (an eventfd a closing handle writes to); -1: none (the default). Not owned. */
+void rl__redis_set_cancel(struct rl_redis *c, int fd);
+
+/* fn(arg) is called about every every_ns while an exchange on c waits for the peer (on the
+ * calling thread, between polls; fn must not use c). The GLOBAL sync thread keeps its fallback
+ * going with it. fn NULL or every_ns 0: none. */
+void rl__redis_set_wait_hook(struct rl_redis *c, void (*fn)(void *), void *arg, uint64_t every_ns);
 
 /* Closes (QUIT is not sent) and frees. NULL is a no-op. */
 void rl__redis_close(struct rl_redis *c);
@@ -158,7 +186,9 @@ int rl__pool_open(const struct rl_redis_url *u, unsigned size, unsigned connect_
 
 /* A connection for the calling thread's exclusive use until rl__pool_put. Waits at most the
  * command timeout for one to be free, then -EAGAIN; -EAGAIN at once while the breaker is open.
- * The connection may be unconnected: the first command connects it. */
+ * The connection may be unconnected: the first command connects it. Its call deadline (see
+ * "Time bounds") is connect_ms + command_ms from this call's start, for everything done with
+ * it until rl__pool_put: one STRICT check, rl_health, rl_reset each end within that bound. */
 int rl__pool_get(struct rl_redis_pool *p, struct rl_redis **out);
 
 /* Gives a connection back (a broken one too: it reconnects on next use). NULL is a no-op. */
@@ -192,5 +222,6 @@ void rl__pool_stats(struct rl_redis_pool *p, struct rl_pool_stats *out);
 #define RL_CLUSTER_MAX_REDIRECTS 5u
 #define RL_CLUSTER_REFRESH_MS    100u
 #define RL_CLUSTER_TRYAGAIN_MS   25u
+#define RL_REDIS_REPLY_MAX       (4u << 20) /* bytes one reply may announce (4 MiB) */
 
 #endif

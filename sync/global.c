@@ -56,6 +56,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -149,6 +150,9 @@ struct rl_global {
     bool monitor;               /* ENABLE_RATE_LIMIT_MONITORING: push rollups (sync/monitor.c) */
     bool monitor_failing;       /* the last push failed (logged once) */
     uint64_t monitor_ttl_ms, monitor_next_ns;
+    uint64_t connect_ns, command_ns; /* the Redis budgets (rl_options) */
+    bool failing;                    /* the last round failed: the fallback is on */
+    int cancel_fd;                   /* eventfd: rl_close() cuts the thread's exchange short */
     pthread_t thread;
     bool running;
     _Atomic bool stop;
@@ -328,12 +332,16 @@ static int send_batch(struct rl_global *g, uint64_t now, uint64_t *hosts)
     redisReply *rep = NULL;
     int r = 0;
     /* A timeout leaves us not knowing whether the script ran: retry once with the same
-     * sequence; Redis answers a batch it already applied from its record. */
+     * sequence; Redis answers a batch it already applied from its record. Both attempts share
+     * one deadline (connect + command budgets): a stuck peer holds a round that long at most,
+     * and the fallback goes on meanwhile (stuck_hook). */
+    rl__redis_set_deadline(g->conn, rl__mono_ns() + g->connect_ns + g->command_ns);
     for (int attempt = 0; attempt < 2; attempt++) {
         r = rl__redis_evalsha(g->conn, rl__embed_global, NULL, (int)n, (int)a, g->argv, NULL, &rep);
         if (r != -ETIMEDOUT && r != -ECONNRESET)
             break;
     }
+    rl__redis_set_deadline(g->conn, 0);
     g->nkeys = 0;
     if (r < 0)
         return r;
@@ -406,6 +414,8 @@ static void fallback_round(struct rl_global *g, uint64_t now)
         g->fallback_ns = g->fallback_start_ns = now;
         return;
     }
+    if (now < g->fallback_ns)
+        return; /* a time read before the last refill (another caller): nothing new */
     /* The credit since the start, in whole units, minus what earlier rounds gave: fractions
      * carry over from round to round (a share below one unit per round still accrues). */
     uint64_t prev = g->fallback_ns - g->fallback_start_ns, cur = now - g->fallback_start_ns;
@@ -440,6 +450,25 @@ static void fallback_round(struct rl_global *g, uint64_t now)
             atomic_compare_exchange_strong_explicit(&s->ceiling, &K, nk, memory_order_release,
                                                     memory_order_relaxed);
     }
+}
+
+/* Called by sync/conn.c while an exchange of the sync thread waits on Redis: the fallback is
+ * driven by time, not by the leader's I/O. While the rounds fail (the fallback is on) a stuck
+ * exchange still refills the LOCAL fallback every T, and the leader keeps its heartbeat so no
+ * other process takes over a lease just because this one waits. */
+static void stuck_hook(void *arg)
+{
+    struct rl_global *g = arg;
+    struct rl_shm_header *h = g->rl->hdr;
+    uint64_t now = rl__clock(g->rl);
+    /* acquire: as in lead(). */
+    uint64_t lease = atomic_load_explicit(&h->sync_lease, memory_order_acquire);
+    if (!g->epoch || lease != (g->epoch << 32 | g->token))
+        return;
+    /* relaxed: a liveness stamp, as in lead(). */
+    atomic_store_explicit(&h->sync_heartbeat_ns, now, memory_order_relaxed);
+    if (g->failing && g->rl->fallback == RL_FALLBACK_LOCAL)
+        fallback_round(g, now);
 }
 
 /* The kinds of round: every T; early, when a check was denied for want of lease (a kick);
@@ -590,7 +619,6 @@ static void *sync_main(void *arg)
     struct rl *rl = g->rl;
     struct rl_shm_header *h = rl->hdr;
     uint64_t next = 0, next_demand = 0, quiet_until = 0;
-    bool failing = false;
     bool demand_rounds = g->F_ns < g->T_ns;
     /* acquire: pairs with the release increment by a kicking check. */
     uint32_t seen = atomic_load_explicit(&h->sync_futex, memory_order_acquire);
@@ -626,18 +654,20 @@ static void *sync_main(void *arg)
             } else if (r < 0) {
                 atomic_fetch_add_explicit(&h->sync_errors, 1, memory_order_relaxed);
                 set_err(g, rl_errmsg());
-                if (!failing)
+                if (r == -ECANCELED && atomic_load_explicit(&g->stop, memory_order_acquire))
+                    break; /* rl_close() cut the exchange short: not Redis' failure */
+                if (!g->failing)
                     rl__log(RL_LOG_WARN, "segment %s: GLOBAL sync failed: %s", rl->name,
                             rl_errmsg());
-                failing = true;
+                g->failing = true;
                 /* relaxed: a flag the checks read (OPEN admits while it is set). */
                 atomic_store_explicit(&h->sync_failing, 1, memory_order_relaxed);
                 if (rl->fallback == RL_FALLBACK_LOCAL)
-                    fallback_round(g, now);
+                    fallback_round(g, rl__clock(rl)); /* now: the round may have waited */
             } else {
-                if (failing)
+                if (g->failing)
                     rl__log(RL_LOG_INFO, "segment %s: GLOBAL sync resumed", rl->name);
-                failing = false;
+                g->failing = false;
                 atomic_store_explicit(&h->sync_failing, 0, memory_order_relaxed);
                 set_err(g, "");
                 if (g->monitor && regular && now >= g->monitor_next_ns) {
@@ -656,7 +686,7 @@ static void *sync_main(void *arg)
             futex_wait_ns(&h->sync_futex, seen, wait);
         seen = atomic_load_explicit(&h->sync_futex, memory_order_acquire);
     }
-    if (g->monitor && g->epoch && !failing)
+    if (g->monitor && g->epoch && !g->failing)
         monitor_push(g); /* a leader that closes hands over what it counted */
     resign(g);
     return NULL;
@@ -683,6 +713,10 @@ static void atfork_child(void)
         g->epoch = 0;       /* the parent's lease is the parent's */
         g->token = new_token();
         g->nkeys = 0;
+        /* The eventfd is shared with the parent: its rl_close() must not cancel our I/O. */
+        close(g->cancel_fd);
+        g->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* -1: close waits the budget */
+        rl__redis_set_cancel(g->conn, g->cancel_fd);
     }
     atomic_store_explicit(&rl__sync_forked, 1, memory_order_relaxed);
 }
@@ -728,6 +762,12 @@ int rl__global_open(struct rl *rl, const rl_options *o)
     g->R_ns = 3 * g->T_ns > RECLAIM_MIN_NS ? 3 * g->T_ns : RECLAIM_MIN_NS;
     g->lease_ns = 3 * g->T_ns > LEASE_MIN_NS ? 3 * g->T_ns : LEASE_MIN_NS;
     g->hosts_hint = o->cluster_hosts;
+    g->connect_ns = (uint64_t)(o->redis_connect_timeout_ms ? o->redis_connect_timeout_ms
+                                                           : RL_REDIS_CONNECT_MS_DEF) *
+                    1000000u;
+    g->command_ns = (uint64_t)(o->redis_command_timeout_ms ? o->redis_command_timeout_ms
+                                                           : RL_REDIS_COMMAND_MS_DEF) *
+                    1000000u;
     g->cluster = u.kind == RL_REDIS_CLUSTER;
     g->monitor = o->monitoring;
     g->monitor_ttl_ms = (uint64_t)o->metrics_retention_days * 86400000u;
@@ -753,6 +793,17 @@ int rl__global_open(struct rl *rl, const rl_options *o)
         free(g);
         return r;
     }
+    g->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (g->cancel_fd < 0) {
+        r = rl__err(-errno, "rl_open: cannot create the sync thread's eventfd: %s",
+                    strerror(errno));
+        rl__redis_close(g->conn);
+        free(g);
+        return r;
+    }
+    rl__redis_set_cancel(g->conn, g->cancel_fd);
+    /* Every T (at least every 10 ms) while an exchange waits: see stuck_hook. */
+    rl__redis_set_wait_hook(g->conn, stuck_hook, g, g->T_ns > 10000000u ? g->T_ns : 10000000u);
     rl->global = g;
     pthread_once(&g_once, atfork_install);
     pthread_mutex_lock(&g_lock);
@@ -764,6 +815,7 @@ int rl__global_open(struct rl *rl, const rl_options *o)
     pthread_mutex_unlock(&g_lock);
     if (r < 0) {
         rl__redis_close(g->conn);
+        close(g->cancel_fd);
         free(g);
         rl->global = NULL;
     }
@@ -787,11 +839,28 @@ void rl__global_close(struct rl *rl)
         /* Wake our thread (and, harmlessly, any other process's sync thread). */
         atomic_fetch_add_explicit(&rl->hdr->sync_futex, 1, memory_order_release);
         rl__futex_wake(&rl->hdr->sync_futex);
-        pthread_join(g->thread, NULL);
+        /* A thread idle or in a quick exchange ends by itself (a leader hands over its
+         * monitoring counts first); one that waits on Redis longer than the command budget is
+         * cut short through the eventfd its polls watch. rl_close() thus returns within the
+         * command budget plus the thread's exit (rl.h). */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t at = (uint64_t)ts.tv_nsec + g->command_ns;
+        ts.tv_sec += (time_t)(at / 1000000000u);
+        ts.tv_nsec = (long)(at % 1000000000u);
+        if (pthread_timedjoin_np(g->thread, NULL, &ts) != 0) {
+            uint64_t one = 1;
+            if (g->cancel_fd >= 0 && write(g->cancel_fd, &one, sizeof one) < 0)
+                rl__log(RL_LOG_WARN, "segment %s: cannot wake the sync thread: %s", rl->name,
+                        strerror(errno));
+            pthread_join(g->thread, NULL);
+        }
     } else {
         resign(g);
     }
     rl__redis_close(g->conn);
+    if (g->cancel_fd >= 0)
+        close(g->cancel_fd);
     pthread_mutex_destroy(&g->err_lock);
     free(g->ents);
     free(g->cand);

@@ -102,7 +102,14 @@ typedef struct rl_options {
      *  (RL_FALLBACK). RL_FALLBACK_DEFAULT (the default): the rule set's `sync.fallback`, else
      *  LOCAL. */
     int fallback;
-    /** Redis connect and command timeouts in ms (defaults 200 and 100). */
+    /** Redis budgets in ms (defaults 200 and 100): deadlines, not per-read timeouts, so no peer
+     *  can stretch them (trickling bytes, announcing huge replies, not reading). A connect with
+     *  its handshake (AUTH, SELECT, PING; sentinel discovery) ends at redis_connect_timeout_ms,
+     *  a command at redis_command_timeout_ms. Every call into Redis ends within their SUM from
+     *  its start (300 ms by default): one STRICT check (reconnect, script load, NOSCRIPT retry
+     *  and the wait for a pooled connection included), rl_health, rl_reset, rl_explain's STRICT
+     *  layers (each), one GLOBAL sync batch. Outside the bound: name resolution of a host
+     *  name in REDIS_URL (getaddrinfo; a numeric address or unix socket resolves nothing). */
     unsigned redis_connect_timeout_ms;
     unsigned redis_command_timeout_ms;
     /** Hosts expected to share GLOBAL limits (RL_CLUSTER_HOSTS; 0 = unknown): the LOCAL
@@ -177,7 +184,12 @@ RL_API int rl_options_from_env(rl_options *o);
  */
 RL_API int rl_open(rl_t **out, const rl_options *o);
 
-/** Detaches and frees *rl, then sets *rl to NULL. NULL or *rl == NULL is a no-op. */
+/**
+ * Detaches and frees *rl, then sets *rl to NULL. NULL or *rl == NULL is a no-op. Blocks only to
+ * join the handle's GLOBAL sync thread: at most redis_command_timeout_ms (100 ms by default),
+ * even while that thread waits on an unresponsive Redis (its exchange is then cancelled), plus
+ * the thread's exit; a leader that is not stuck first pushes its monitoring counts.
+ */
 RL_API void rl_close(rl_t **rl);
 
 /**
@@ -281,7 +293,9 @@ typedef struct rl_result {
  * only when all of it is available, else nothing is consumed. cost 0 peeks.
  *
  * Any thread; never blocks; never allocates; lock-free (a failed CAS means another request
- * made progress).
+ * made progress). Except a STRICT limit (lim->mode RL_MODE_STRICT): one Redis round trip that
+ * returns within redis_connect_timeout_ms + redis_command_timeout_ms of the call (300 ms by
+ * default) whatever Redis does, answered by the fallback when Redis cannot answer in time.
  */
 RL_API int rl_acquire(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim, uint64_t cost,
                       rl_result *out);
@@ -304,8 +318,9 @@ RL_API int rl_refund(rl_t *rl, const void *key, size_t keylen, const rl_limit *l
  * (GLOBAL: the cluster-wide bucket restarts full for every host; leases hosts hold stay theirs).
  * Decisions racing a reset land before or after it, never half-way. A key not in the table is
  * a no-op for the segment (Redis is still cleared). Blocks on Redis for STRICT and GLOBAL (one
- * round trip within the command timeout; -EAGAIN, -ETIMEDOUT, ... when Redis cannot answer: the
- * segment part is done anyway). Any thread; allocates nothing on the LOCAL path.
+ * round trip, within redis_connect_timeout_ms + redis_command_timeout_ms; -EAGAIN, -ETIMEDOUT,
+ * ... when Redis cannot answer: the segment part is done anyway). Any thread; allocates nothing
+ * on the LOCAL path.
  */
 RL_API int rl_reset(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim);
 
@@ -582,8 +597,10 @@ typedef struct rl_health_info {
 } rl_health_info;
 
 /**
- * Fills *out; with Redis configured it PINGs through the STRICT pool, so it may block up to the
- * command timeout. Returns 0 (see out->connected for the answer) or -EINVAL. Any thread.
+ * Fills *out; with Redis configured it asks Redis (INFO memory) through the STRICT pool, so it
+ * may block up to redis_connect_timeout_ms + redis_command_timeout_ms (300 ms by default), also
+ * while the sync thread waits on Redis. Returns 0 (see out->connected for the answer) or
+ * -EINVAL. Any thread.
  * After it returns 0, rl_errmsg() holds out->error whole (a Redis error can be longer than the
  * struct's 128 bytes: URLs, socket paths, ACL messages), "" when there is none, until this
  * thread's next rl call.

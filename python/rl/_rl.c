@@ -10,8 +10,11 @@
  *
  * The GIL. LOCAL and GLOBAL decisions never block and take tens of nanoseconds: releasing and
  * re-taking the GIL would cost more than the decision, so they run with the GIL held. A STRICT
- * acquire, and a check called with nogil=True (what Limiter.check_async() does from a worker
- * thread), may wait on Redis up to the command timeout: they release the GIL around the call.
+ * acquire, reset(), health() and a check called with nogil=True (what Limiter.check_async() does
+ * from a worker thread) may wait on Redis up to the command timeout; configure_endpoint(),
+ * load_config() and bypass add/remove may wait ~2 s for another process's writer lock; rl_open()
+ * may wait while another process initialises the segment, and rl_close() joins the sync thread:
+ * all of them release the GIL around the call.
  * A handle counts the calls running without the GIL; close() while one runs defers the
  * rl_close() to the last of them, so a handle is never freed under a running call.
  */
@@ -20,10 +23,12 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rl/rl.h>
 
@@ -32,9 +37,16 @@ static PyObject *InvalidArgument; /* rl.InvalidArgument (rl.Error, ValueError) *
 
 /* Raises the exception for rl's negative code `rc`, carrying rl_errmsg() (the calling thread's
  * message: call it on the thread that made the failing call, before any other rl call). */
+static PyObject *raise_rl_msg(int rc, const char *what, const char *msg);
+
 static PyObject *raise_rl(int rc, const char *what)
 {
-    const char *msg = rl_errmsg();
+    return raise_rl_msg(rc, what, rl_errmsg());
+}
+
+/* The same with a message taken earlier (by a call that ran without the GIL, on this thread). */
+static PyObject *raise_rl_msg(int rc, const char *what, const char *msg)
+{
     if (!msg || !*msg)
         msg = rl_strerror(rc);
     PyObject *type = (rc == -EINVAL || rc == -ERANGE || rc == -E2BIG) ? InvalidArgument : Error;
@@ -57,12 +69,13 @@ static PyObject *raise_rl(int rc, const char *what)
 static int parse_enum(PyObject *o, const char *(*name)(int), int count, const char *what)
 {
     if (PyLong_Check(o)) {
-        long v = PyLong_AsLong(o);
-        if (v >= 0 && v < count)
+        int overflow = 0;
+        long v = PyLong_AsLongAndOverflow(o, &overflow);
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        if (!overflow && v >= 0 && v < count)
             return (int)v;
-        if (!PyErr_Occurred())
-            PyErr_Format(InvalidArgument, "%s: %ld is not a valid value (0..%d)", what, v,
-                         count - 1);
+        PyErr_Format(InvalidArgument, "%s: %R is not a valid value (0..%d)", what, o, count - 1);
         return -1;
     }
     if (PyUnicode_Check(o)) {
@@ -159,17 +172,34 @@ static int arg_u64(PyObject *o, const char *name, uint64_t *v)
     return 0;
 }
 
+/* An unsigned option (rl_options' unsigned fields): 0, None or absent keeps *v (the default);
+ * more than UINT_MAX is an error, never a silent truncation (2**32 ms would become 0). */
+static int arg_uint(PyObject *o, const char *name, unsigned *v)
+{
+    uint64_t x = 0;
+    if (arg_u64(o, name, &x) < 0)
+        return -1;
+    if (x > UINT_MAX) {
+        PyErr_Format(InvalidArgument, "%s: %R is out of range (0 .. %u)", name, o, UINT_MAX);
+        return -1;
+    }
+    if (x)
+        *v = (unsigned)x;
+    return 0;
+}
+
 /* A window in seconds (int or float, > 0) into whole milliseconds. */
 static int arg_window(PyObject *o, uint64_t *ms)
 {
     double s;
     if (PyLong_Check(o)) {
-        long long x = PyLong_AsLongLong(o);
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(o, &overflow);
         if (x == -1 && PyErr_Occurred())
             return -1;
-        if (x <= 0 || x > 10LL * 366 * 86400) {
+        if (overflow || x <= 0 || x > 10LL * 366 * 86400) {
             PyErr_Format(InvalidArgument,
-                         "window: %lld s is out of range (more than 0, at most 10 years)", x);
+                         "window: %R s is out of range (more than 0, at most 10 years)", o);
             return -1;
         }
         *ms = (uint64_t)x * 1000u;
@@ -507,6 +537,7 @@ typedef struct {
     int from_env;   /* apply rl_options_from_env() before the explicit options */
     int closed;     /* close() was called */
     long busy;      /* calls running without the GIL (guarded by the GIL) */
+    pid_t busy_pid; /* the process busy counts in (a forked child inherits none of them) */
     int redis;      /* opened with a redis_url */
     PyObject *weak; /* weakref list (rl.asgi keeps weak references) */
     PyObject *dict; /* subclass attributes */
@@ -516,12 +547,14 @@ typedef struct {
  * process initialises the same new segment, at most ~5 s, once). NULL with an exception. */
 static rl_t *handle_get(HandleObject *self)
 {
-    if (self->rl)
-        return self->rl;
+    /* closed first: after close() while a call runs without the GIL, self->rl stays set until
+     * that call ends (handle_release), but no new call may start on it. */
     if (self->closed) {
         PyErr_SetString(PyExc_ValueError, "rl: operation on a closed Limiter");
         return NULL;
     }
+    if (self->rl)
+        return self->rl;
     rl_options o = self->o;
     if (self->from_env) {
         /* The environment first, then what the constructor was given wins. */
@@ -555,16 +588,37 @@ static rl_t *handle_get(HandleObject *self)
     Py_END_ALLOW_THREADS;
     if (rc < 0) /* the open ran on this OS thread: rl_errmsg() has its message */
         return (rl_t *)raise_rl(rc, "rl.Limiter open");
-    if (self->rl || self->closed) { /* another thread opened or closed it meanwhile */
-        rl_close(&rl);
-        if (self->rl)
-            return self->rl;
-        PyErr_SetString(PyExc_ValueError, "rl: operation on a closed Limiter");
-        return NULL;
+    if (self->rl || self->closed) {           /* another thread opened or closed it meanwhile */
+        Py_BEGIN_ALLOW_THREADS rl_close(&rl); /* as in handle_dealloc */
+        Py_END_ALLOW_THREADS;
+        /* Only close() clears self->rl, and it sets closed first. */
+        if (self->closed || !self->rl) {
+            PyErr_SetString(PyExc_ValueError, "rl: operation on a closed Limiter");
+            return NULL;
+        }
+        return self->rl;
     }
     self->rl = rl;
     self->redis = o.redis_url != NULL && *o.redis_url;
     return rl;
+}
+
+/* The calls running without the GIL in this process: after fork() the child has only the
+ * forking thread, so what the parent's other threads were running is not the child's (it
+ * would defer the child's close() for ever). */
+static long handle_busy(HandleObject *self)
+{
+    if (self->busy && self->busy_pid != getpid())
+        self->busy = 0;
+    return self->busy;
+}
+
+/* Before a call that releases the GIL (handle_release() after it). */
+static void handle_enter(HandleObject *self)
+{
+    handle_busy(self);
+    self->busy_pid = getpid();
+    self->busy++;
 }
 
 static void handle_release(HandleObject *self)
@@ -619,7 +673,9 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
                                      &sync_ms, &pool, &cto, &rto, &host_id, &hosts, &no_sync,
                                      &no_stats, &create, &from_env, &monitoring))
         return -1;
-    if (self->rl || self->closed) {
+    /* Once: the options point into self->strs, which a second __init__ would free under an
+     * rl_open() running without the GIL on another thread (handle_get). */
+    if (self->rl || self->closed || self->strs) {
         PyErr_SetString(PyExc_RuntimeError, "rl.Limiter: __init__ called twice");
         return -1;
     }
@@ -671,21 +727,10 @@ static int handle_init(HandleObject *self, PyObject *args, PyObject *kw)
     }
     if (arg_u64(sync_ms, "sync_interval_ms", &self->o.sync_interval_ms) < 0)
         return -1;
-    v = 0;
-    if (arg_u64(pool, "redis_pool_size", &v) < 0)
+    if (arg_uint(pool, "redis_pool_size", &self->o.redis_pool_size) < 0 ||
+        arg_uint(cto, "redis_connect_timeout_ms", &self->o.redis_connect_timeout_ms) < 0 ||
+        arg_uint(rto, "redis_command_timeout_ms", &self->o.redis_command_timeout_ms) < 0)
         return -1;
-    if (v)
-        self->o.redis_pool_size = (unsigned)v;
-    v = 0;
-    if (arg_u64(cto, "redis_connect_timeout_ms", &v) < 0)
-        return -1;
-    if (v)
-        self->o.redis_connect_timeout_ms = (unsigned)v;
-    v = 0;
-    if (arg_u64(rto, "redis_command_timeout_ms", &v) < 0)
-        return -1;
-    if (v)
-        self->o.redis_command_timeout_ms = (unsigned)v;
     if (arg_u64(hosts, "cluster_hosts", &self->o.cluster_hosts) < 0)
         return -1;
     if (monitoring >= 0)
@@ -703,8 +748,14 @@ static void handle_dealloc(HandleObject *self)
     PyObject_GC_UnTrack(self);
     if (self->weak)
         PyObject_ClearWeakRefs((PyObject *)self);
-    if (self->rl && self->busy == 0)
-        rl_close(&self->rl);
+    if (self->rl && handle_busy(self) == 0) {
+        /* rl_close() joins the sync thread, which may be in a Redis round trip (up to the
+         * command timeout): not with the GIL (nothing else can reach self any more). */
+        rl_t *rl = self->rl;
+        self->rl = NULL;
+        Py_BEGIN_ALLOW_THREADS rl_close(&rl);
+        Py_END_ALLOW_THREADS;
+    }
     Py_CLEAR(self->strs);
     Py_CLEAR(self->dict);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -763,7 +814,7 @@ static PyObject *handle_acquire(HandleObject *self, PyObject *const *args, Py_ss
     if (lim.mode == RL_MODE_STRICT && self->redis) {
         /* One Redis round trip, bounded by the command timeout: without the GIL. The key may
          * point into a str's cached UTF-8: the caller's reference keeps it alive. */
-        self->busy++;
+        handle_enter(self);
         Py_BEGIN_ALLOW_THREADS rc = rl_acquire(rl, key, (size_t)keylen, &lim, cost, &res->r);
         Py_END_ALLOW_THREADS;
         if (rc < 0)
@@ -814,15 +865,14 @@ static PyObject *handle_reset(HandleObject *self, PyObject *const *args, Py_ssiz
     if (!rl)
         return NULL;
     int rc;
-    self->busy++;
+    handle_enter(self);
     Py_BEGIN_ALLOW_THREADS rc = rl_reset(rl, key, (size_t)keylen, &lim);
     if (rc < 0)
-        key = rl_errmsg(); /* keep this thread's message: raise_rl reads it on another */
+        key = rl_errmsg(); /* this thread's message, before handle_release() may close */
     Py_END_ALLOW_THREADS;
     PyObject *ret = NULL;
     if (rc < 0)
-        PyErr_Format(rc == -EINVAL || rc == -ERANGE ? InvalidArgument : Error, "reset: %s",
-                     key && *key ? key : rl_strerror(rc));
+        raise_rl_msg(rc, "reset", key);
     else
         ret = Py_NewRef(Py_None);
     handle_release(self);
@@ -855,13 +905,13 @@ static PyObject *handle_check(HandleObject *self, PyObject *const *args, Py_ssiz
     int rc;
     if (nogil) {
         const char *msg = NULL;
-        self->busy++;
+        handle_enter(self);
         Py_BEGIN_ALLOW_THREADS rc = rl_check(rl, &req, &d->d);
         if (rc < 0)
             msg = rl_errmsg();
         Py_END_ALLOW_THREADS;
         if (rc < 0)
-            PyErr_Format(InvalidArgument, "check: %s", msg && *msg ? msg : rl_strerror(rc));
+            raise_rl_msg(rc, "check", msg);
         handle_release(self);
     } else {
         rc = rl_check(rl, &req, &d->d);
@@ -931,12 +981,14 @@ static PyObject *handle_health(HandleObject *self, PyObject *unused)
         return NULL;
     rl_health_info h;
     int rc;
-    self->busy++;
+    handle_enter(self);
     Py_BEGIN_ALLOW_THREADS rc = rl_health(rl, &h);
     Py_END_ALLOW_THREADS;
+    if (rc < 0) /* this OS thread made the call: its message is still there */
+        raise_rl(rc, "health");
     handle_release(self);
     if (rc < 0)
-        return PyErr_Format(Error, "health: %s", rl_strerror(rc));
+        return NULL;
     long long age = h.last_sync_age_ms == UINT64_MAX ? -1 : (long long)h.last_sync_age_ms;
     return Py_BuildValue(
         "{s:O,s:O,s:O,s:K,s:K,s:K,s:i,s:L,s:s,s:K,s:K,s:O,s:O,s:s}", "redis_configured",
@@ -982,9 +1034,16 @@ static PyObject *handle_load_config(HandleObject *self, PyObject *arg)
     rl_t *rl = handle_get(self);
     if (!rl)
         return NULL;
-    int rc = rl_load_config(rl, path);
+    /* Control plane: reads a file and may wait ~2 s for another process's writer lock. */
+    int rc;
+    handle_enter(self);
+    Py_BEGIN_ALLOW_THREADS rc = rl_load_config(rl, path);
+    Py_END_ALLOW_THREADS;
     if (rc < 0)
-        return raise_rl(rc, "load_config");
+        raise_rl(rc, "load_config");
+    handle_release(self);
+    if (rc < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -1007,17 +1066,20 @@ static PyObject *handle_configure_endpoint(HandleObject *self, PyObject *args)
     }
     rl_limit lims[RL_MAX_LAYERS];
     memset(lims, 0, sizeof lims);
+    /* The layer names point into str objects of the caller's dicts, which another thread may
+     * change while the GIL is released below: hold them. */
+    PyObject *names[RL_MAX_LAYERS] = {NULL};
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *d = PySequence_Fast_GET_ITEM(seq, i);
         if (!PyDict_Check(d)) {
-            Py_DECREF(seq);
-            return PyErr_Format(PyExc_TypeError, "configure_endpoint: layer %zd is not a dict", i);
+            PyErr_Format(PyExc_TypeError, "configure_endpoint: layer %zd is not a dict", i);
+            goto fail;
         }
         PyObject *r = PyDict_GetItemString(d, "requests"), *w = PyDict_GetItemString(d, "window");
         if (!r || !w) {
-            Py_DECREF(seq);
-            return PyErr_Format(InvalidArgument,
-                                "configure_endpoint: layer %zd needs requests and window", i);
+            PyErr_Format(InvalidArgument, "configure_endpoint: layer %zd needs requests and window",
+                         i);
+            goto fail;
         }
         PyObject *o;
         if (arg_u64(r, "requests", &lims[i].requests) < 0 ||
@@ -1042,18 +1104,31 @@ static PyObject *handle_configure_endpoint(HandleObject *self, PyObject *args)
                 goto fail;
             lims[i].mode = (rl_mode)x;
         }
-        if (arg_str(PyDict_GetItemString(d, "name"), "name", &lims[i].name) < 0)
+        names[i] = PyDict_GetItemString(d, "name");
+        Py_XINCREF(names[i]);
+        if (arg_str(names[i], "name", &lims[i].name) < 0)
             goto fail;
     }
     rl_t *rl = handle_get(self);
     if (!rl)
         goto fail;
-    int rc = rl_configure_endpoint(rl, pattern, lims, (size_t)n);
+    /* Control plane: may wait ~2 s for another process's writer lock. */
+    int rc;
+    handle_enter(self);
+    Py_BEGIN_ALLOW_THREADS rc = rl_configure_endpoint(rl, pattern, lims, (size_t)n);
+    Py_END_ALLOW_THREADS;
+    if (rc < 0)
+        raise_rl(rc, "configure_endpoint");
+    handle_release(self);
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_XDECREF(names[i]);
     Py_DECREF(seq);
     if (rc < 0)
-        return raise_rl(rc, "configure_endpoint");
+        return NULL;
     Py_RETURN_NONE;
 fail:
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_XDECREF(names[i]);
     Py_DECREF(seq);
     return NULL;
 }
@@ -1074,23 +1149,41 @@ static PyObject *handle_bypass(HandleObject *self, PyObject *args)
     if (!rl)
         return NULL;
     if (strcmp(op, "list") == 0) {
-        char buf[16384];
-        long n = rl_bypass_list(rl, k, buf, sizeof buf);
-        if (n < 0)
-            return raise_rl((int)n, "bypass list");
-        return PyUnicode_FromStringAndSize(buf, n < (long)sizeof buf ? n : (long)sizeof buf - 1);
+        /* rl_bypass_list() truncates to the buffer and returns the length the whole list needs:
+         * a longer list is asked for again with room for it (it may grow meanwhile). */
+        char small[4096], *buf = small;
+        size_t cap = sizeof small;
+        for (;;) {
+            long n = rl_bypass_list(rl, k, buf, cap);
+            if (n < 0 || (size_t)n < cap) {
+                PyObject *s =
+                    n < 0 ? raise_rl((int)n, "bypass list") : PyUnicode_FromStringAndSize(buf, n);
+                if (buf != small)
+                    PyMem_Free(buf);
+                return s;
+            }
+            if (buf != small)
+                PyMem_Free(buf);
+            cap = (size_t)n + 1;
+            if (!(buf = PyMem_Malloc(cap)))
+                return PyErr_NoMemory();
+        }
     }
     if (!value)
         return PyErr_Format(PyExc_TypeError, "bypass %s: needs a value", op);
-    int rc;
-    if (strcmp(op, "add") == 0)
-        rc = rl_bypass_add(rl, k, value);
-    else if (strcmp(op, "remove") == 0)
-        rc = rl_bypass_remove(rl, k, value);
-    else
+    int add = strcmp(op, "add") == 0;
+    if (!add && strcmp(op, "remove") != 0)
         return PyErr_Format(InvalidArgument, "bypass: unknown operation '%s'", op);
+    /* Control plane: may wait ~2 s for another process's writer lock. */
+    int rc;
+    handle_enter(self);
+    Py_BEGIN_ALLOW_THREADS rc = add ? rl_bypass_add(rl, k, value) : rl_bypass_remove(rl, k, value);
+    Py_END_ALLOW_THREADS;
     if (rc < 0)
-        return raise_rl(rc, "bypass");
+        raise_rl(rc, "bypass");
+    handle_release(self);
+    if (rc < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -1098,7 +1191,7 @@ static PyObject *handle_close(HandleObject *self, PyObject *unused)
 {
     (void)unused;
     self->closed = 1;
-    if (self->rl && self->busy == 0) {
+    if (self->rl && handle_busy(self) == 0) {
         rl_t *rl = self->rl;
         self->rl = NULL;
         Py_BEGIN_ALLOW_THREADS rl_close(&rl);
@@ -1122,9 +1215,21 @@ static PyObject *handle_get_attr(HandleObject *self, void *which)
         return PyBool_FromLong(self->rl != NULL);
     case 1:
         return PyBool_FromLong(self->closed);
-    case 2:
-        return PyBool_FromLong(
-            self->o.redis_url && *self->o.redis_url ? 1 : (self->rl ? self->redis : 0));
+    case 2: {
+        /* Before the first use too: the middleware and acquire_async() decide by it whether a
+         * check may wait on Redis, and the very first one (which opens) must not go inline on
+         * the event loop because REDIS_URL came from the environment, not the constructor. */
+        if (self->rl)
+            return PyBool_FromLong(self->redis);
+        if (self->o.redis_url && *self->o.redis_url)
+            Py_RETURN_TRUE;
+        if (!self->from_env)
+            Py_RETURN_FALSE;
+        rl_options e;
+        rl_options_init(&e);
+        (void)rl_options_from_env(&e); /* an invalid variable fails at open, with its message */
+        return PyBool_FromLong(e.redis_url && *e.redis_url);
+    }
     default: /* the name given to the constructor ("" when RL_SHM or the default applies) */
         if (self->strs && PyTuple_GET_ITEM(self->strs, 0) != Py_None)
             return Py_NewRef(PyTuple_GET_ITEM(self->strs, 0));
@@ -1201,6 +1306,13 @@ static PyObject *mod_client_ip(PyObject *m, PyObject *args, PyObject *kw)
     const char *cidrs[64];
     size_t n = 0;
     PyObject *seq = NULL;
+    if (trusted && (PyUnicode_Check(trusted) || PyBytes_Check(trusted))) {
+        /* A str is a sequence too: its characters would be the CIDRs ("1", "0", "."). */
+        return PyErr_Format(PyExc_TypeError,
+                            "client_ip: trusted must be a list of CIDRs, not a %.20s: write "
+                            "[%R]",
+                            Py_TYPE(trusted)->tp_name, trusted);
+    }
     if (trusted && trusted != Py_None) {
         seq = PySequence_Fast(trusted, "client_ip: trusted must be a sequence of str");
         if (!seq)

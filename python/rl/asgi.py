@@ -22,7 +22,7 @@ import inspect
 import logging
 from typing import Any, Awaitable, Callable, Iterable, Optional, Union
 
-from . import Decision, InvalidArgument, Limiter, client_ip
+from . import Decision, Limiter, client_ip
 
 log = logging.getLogger("rl")
 
@@ -47,15 +47,24 @@ def peer_address(scope: Scope) -> str:
     return str(client[0]) if client else ""
 
 
+def trusted_cidrs(trusted_proxies: Iterable[str]) -> tuple:
+    """The trusted proxies as a tuple, checked now (a bad CIDR, or one str instead of a list,
+    raises at start-up rather than at the first request)."""
+    if isinstance(trusted_proxies, (str, bytes)):
+        client_ip("127.0.0.1", None, trusted_proxies)  # raises TypeError naming the fix
+    trusted = tuple(trusted_proxies)
+    client_ip("127.0.0.1", None, trusted)
+    return trusted
+
+
 class ClientIP:
     """The client's address from an ASGI scope: the peer, or, when the peer is one of
     `trusted_proxies` (CIDRs), the right-most X-Forwarded-For entry that is not (rl_client_ip).
     A client that is not behind a trusted proxy cannot change its address with the header."""
 
     def __init__(self, trusted_proxies: Iterable[str] = (), header_name: str = "x-forwarded-for"):
-        self.trusted = tuple(trusted_proxies)
+        self.trusted = trusted_cidrs(trusted_proxies)
         self.header = header_name.lower().encode("latin-1")
-        client_ip("127.0.0.1", None, self.trusted)  # a bad CIDR raises here, at start-up
 
     def __call__(self, scope: Scope) -> str:
         peer = peer_address(scope)
@@ -66,10 +75,17 @@ class ClientIP:
                     xff = v.decode("latin-1") if xff is None else xff + "," + v.decode("latin-1")
         try:
             return client_ip(peer, xff, self.trusted)
-        except InvalidArgument:
+        except ValueError:  # InvalidArgument, or a NUL in the header
             # A peer that is not an address (a Unix socket, a test client) or a garbled header:
             # the peer as given, never a value the client chose.
             return peer or "unknown"
+
+
+def rl_path(path: str) -> str:
+    """The path as rl checks it: an ASGI or WSGI path is percent-decoded, so a client's "%00" is
+    a NUL there, which rl's C strings cannot carry (check() refuses it): it is checked as "%00"
+    again, so the request is limited like any other (the app still gets the path as sent)."""
+    return path.replace("\x00", "%00") if "\x00" in path else path
 
 
 async def _call(fn: Optional[Getter], scope: Scope) -> Optional[str]:
@@ -78,7 +94,9 @@ async def _call(fn: Optional[Getter], scope: Scope) -> Optional[str]:
     v = fn(scope)
     if inspect.isawaitable(v):
         v = await v
-    return v
+    # A user id is often an int: rl keys on its text. (Passed as is, check() would raise
+    # TypeError and fail_open would let every request through, unlimited.)
+    return v if v is None or isinstance(v, str) else str(v)
 
 
 class RateLimitMiddleware:
@@ -163,10 +181,11 @@ class RateLimitMiddleware:
         tier = await _call(self.tier, scope) if self.tier is not None else None
         try:
             lim = self.limiter
+            rpath = rl_path(path)
             if lim.redis_configured:
-                d = await self.decide(scope["method"], path, ip, user, tier)
+                d = await self.decide(scope["method"], rpath, ip, user, tier)
             else:  # no Redis: every layer counts in shared memory and never blocks
-                d = lim.check(scope["method"], path, ip, user, tier)
+                d = lim.check(scope["method"], rpath, ip, user, tier)
         except Exception:
             if not self.fail_open:
                 raise

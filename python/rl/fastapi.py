@@ -24,8 +24,9 @@ from typing import Awaitable, Callable, Optional, Union
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
-from . import Decision, InvalidArgument, Limiter, parse_rate
+from . import Decision, Error, InvalidArgument, Limiter, parse_rate
 from ._rl import decision_for
 from .asgi import ClientIP
 
@@ -94,6 +95,9 @@ def limit(
         raise InvalidArgument(22, f"limit: unknown algorithm {algorithm!r}")
     if mode not in ("local", "global", "strict"):
         raise InvalidArgument(22, f"limit: mode {mode!r} is not local, global or strict")
+    for what, v, least in (("burst", burst, 0), ("cost", cost, 1)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < least:
+            raise InvalidArgument(22, f"limit: {what} {v!r} must be an int of at least {least}")
     rl_scope = {"ip": "ip", "user": "user", "global": "endpoint"}.get(scope, "descriptor")
 
     async def dependency(request: Request, response: Response) -> Decision:
@@ -198,12 +202,18 @@ def monitoring_router(
             return JSONResponse({"error": "forbidden", "message": "admin only"}, status_code=403)
         try:
             body = await request.json()
-            lim().reset(body["key"], body["requests"], body["window"], body.get("burst", 0),
-                        body.get("algorithm"), body.get("mode"))
-        except (KeyError, TypeError, ValueError) as e:
+            args = (body["key"], body["requests"], body["window"], body.get("burst", 0),
+                    body.get("algorithm"), body.get("mode"))
+            # A GLOBAL or STRICT key is deleted in Redis too: one round trip, up to the command
+            # timeout. In a worker thread (the GIL released), never on the event loop.
+            await run_in_threadpool(lim().reset, *args)
+        except (KeyError, TypeError, ValueError) as e:  # rl.InvalidArgument is a ValueError
             return JSONResponse({"error": "bad_request", "message": str(e),
                                  "expected": {"key": "str", "requests": "int",
                                               "window": "seconds"}}, status_code=400)
+        except Error as e:  # Redis could not answer (the segment part is done anyway)
+            return JSONResponse({"error": "redis_unavailable", "message": e.strerror},
+                                status_code=503)
         return {"reset": body["key"]}
 
     return router

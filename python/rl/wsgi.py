@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Optional
 
-from . import InvalidArgument, Limiter, client_ip
+from . import Limiter, client_ip
+from .asgi import rl_path, trusted_cidrs
+
+
+def _text(v) -> Optional[str]:
+    """A user or tier as rl keys it: None, or its text (a user id is often an int)."""
+    return v if v is None or isinstance(v, str) else str(v)
 
 
 class RateLimitMiddleware:
@@ -33,8 +39,7 @@ class RateLimitMiddleware:
     ):
         self.app = app
         self.limiter = limiter if limiter is not None else Limiter()
-        self.trusted = tuple(trusted_proxies)
-        client_ip("127.0.0.1", None, self.trusted)  # a bad CIDR raises here
+        self.trusted = trusted_cidrs(trusted_proxies)  # a bad CIDR raises here
         self.user = user
         self.tier = tier
         self.exempt_paths = tuple(exempt_paths)
@@ -45,7 +50,7 @@ class RateLimitMiddleware:
         xff = environ.get("HTTP_X_FORWARDED_FOR") if self.trusted else None
         try:
             return client_ip(peer, xff, self.trusted)
-        except InvalidArgument:
+        except ValueError:  # InvalidArgument, or a NUL in the header
             return peer or "unknown"
 
     def __call__(self, environ, start_response):
@@ -55,10 +60,10 @@ class RateLimitMiddleware:
         lim = self.limiter
         d = lim.check(
             environ.get("REQUEST_METHOD", "GET"),
-            path,
+            rl_path(path),
             self.client_ip(environ),
-            self.user(environ) if self.user else None,
-            self.tier(environ) if self.tier else None,
+            _text(self.user(environ)) if self.user else None,
+            _text(self.tier(environ)) if self.tier else None,
             1,
             lim.redis_configured,  # nogil: a STRICT layer may wait on Redis
         )

@@ -4,7 +4,7 @@ through Starlette's TestClient and Flask's test client (in process, real rl segm
 import json
 
 import pytest
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, WebSocket
 from starlette.testclient import TestClient
 
 import rl
@@ -203,3 +203,128 @@ def test_fastapi_limit_scopes(lim):
     # a key of one's own
     assert [c.get("/k?k=a").status_code, c.get("/k?k=a").status_code,
             c.get("/k?k=b").status_code] == [200, 429, 200]
+
+
+def test_non_str_user_ids_are_limited_not_let_through(lim):
+    """A user callable returning an int id (the common case) is limited by that id: it must not
+    make check() raise TypeError, which fail_open would turn into no limit at all."""
+    c = TestClient(make_app(lim, user=lambda s: 42, tier=lambda s: "free"))
+    rs = [c.get("/api/items") for _ in range(12)]  # production free tier: 10/min per user
+    assert [r.status_code for r in rs].count(429) >= 1
+    assert rs[-1].json()["rule"].startswith("tier:free")
+    assert rs[0].headers["x-ratelimit-limit"] == "10"
+    # the WSGI middleware the same (it has no fail_open: a TypeError there was a 500)
+    flask = pytest.importorskip("flask")
+    from rl.wsgi import RateLimitMiddleware as WSGIMiddleware
+
+    app = flask.Flask("t")
+
+    @app.get("/api/items")
+    def items():
+        return {"items": []}
+
+    app.wsgi_app = WSGIMiddleware(app.wsgi_app, limiter=lim, user=lambda e: 43,
+                                  tier=lambda e: "free")
+    w = app.test_client()
+    codes = [w.get("/api/items").status_code for _ in range(12)]
+    assert set(codes) <= {200, 429} and codes.count(429) >= 1, codes
+
+
+def test_nul_in_path_is_limited_not_let_through(lim):
+    """A client sending %00 in the path (an ASGI path is percent-decoded: "\\x00") must still be
+    limited: rl takes C strings, check() refused the path, and fail_open let every such request
+    through unlimited (a route with a path parameter still answers it)."""
+    lim.configure_endpoint("GET:/items/*", [{"requests": 2, "window": 60, "scope": "ip"}])
+    app = FastAPI()
+    app.add_middleware(RateLimitMiddleware, limiter=lim)
+
+    @app.get("/items/{name}")
+    def item(name: str):
+        return {"name": name}
+
+    c = TestClient(app)
+    rs = [c.get("/items/a%00b") for _ in range(4)]
+    assert [r.status_code for r in rs] == [200, 200, 429, 429], [r.text for r in rs]
+    assert rs[0].json() == {"name": "a\x00b"}  # the app still sees the path as sent
+
+    flask = pytest.importorskip("flask")
+    from rl.wsgi import RateLimitMiddleware as WSGIMiddleware
+
+    fapp = flask.Flask("t")
+
+    @fapp.get("/items/<name>")
+    def fitem(name):
+        return {"name": name}
+
+    fapp.wsgi_app = WSGIMiddleware(fapp.wsgi_app, limiter=lim)
+    w = fapp.test_client()
+    codes = [w.get("/items/c%00d", environ_base={"REMOTE_ADDR": "192.0.2.9"}).status_code
+             for _ in range(3)]
+    assert codes == [200, 200, 429], codes
+
+
+def test_fastapi_limit_rejects_bad_burst_and_cost_at_definition():
+    """limit() promises bad arguments raise at import, not as a 500 at the first request."""
+    for kw in ({"cost": -1}, {"cost": 0}, {"cost": 1.5}, {"cost": "2"}, {"burst": -5},
+               {"burst": True}):
+        with pytest.raises(rl.InvalidArgument, match=f"limit: {next(iter(kw))} "):
+            rl.fastapi.limit("10/minute", **kw)
+    rl.fastapi.limit("10/minute", cost=3, burst=0)  # fine
+
+
+def test_lifespan_and_websocket_scopes_pass_through_untouched(lim):
+    """Only http scopes are checked: lifespan and websocket scopes reach the app as they came
+    (the same scope, receive and send objects), and rl counts nothing for them."""
+    import asyncio
+
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append((scope, receive, send))
+
+    mw = RateLimitMiddleware(app, limiter=lim)
+    before = lim.stats()["checks"]
+    for scope in ({"type": "lifespan", "asgi": {"version": "3.0"}},
+                  {"type": "websocket", "path": "/auth/login", "headers": [],
+                   "client": ("192.0.2.1", 1)}):
+        snapshot = dict(scope)
+
+        async def receive():
+            return {}
+
+        async def send(m):
+            pass
+
+        asyncio.run(mw(scope, receive, send))
+        s, r, w = seen[-1]
+        assert s is scope and s == snapshot and r is receive and w is send
+    assert lim.stats()["checks"] == before
+
+    # and a websocket route through the real stack still connects
+    fa = FastAPI()
+    fa.add_middleware(RateLimitMiddleware, limiter=lim)
+
+    @fa.websocket("/ws")
+    async def ws(sock: WebSocket):
+        await sock.accept()
+        await sock.send_text("hi")
+        await sock.close()
+
+    with TestClient(fa).websocket_connect("/ws") as c:
+        assert c.receive_text() == "hi"
+
+
+def test_nul_in_forwarded_for_from_a_trusted_proxy_is_the_peer_not_a_500():
+    """A header with a NUL (a garbled or hostile X-Forwarded-For relayed by a trusted proxy) is
+    like any unparsable one: the client is the peer, never an exception out of the middleware."""
+    from rl.asgi import ClientIP
+    from rl.wsgi import RateLimitMiddleware as WSGIMiddleware
+
+    ip = ClientIP(["10.0.0.0/8"])
+    scope = {"client": ("10.1.2.3", 5555), "headers": [(b"x-forwarded-for", b"198.51.100.7\x00")]}
+    assert ip(scope) == "10.1.2.3"
+    w = WSGIMiddleware(None, limiter=rl.Limiter(), trusted_proxies=["10.0.0.0/8"])
+    assert w.client_ip({"REMOTE_ADDR": "10.1.2.3",
+                        "HTTP_X_FORWARDED_FOR": "198.51.100.7\x00"}) == "10.1.2.3"
+    assert w.client_ip({"REMOTE_ADDR": "10.1.2.3",
+                        "HTTP_X_FORWARDED_FOR": "198.51.100.7"}) == "198.51.100.7"

@@ -4,6 +4,7 @@ import gc
 import json
 import os
 import threading
+import time
 
 import pytest
 
@@ -223,3 +224,197 @@ def test_decision_for_renders_a_result(shm):
         assert not d.allowed
         assert d.headers()["X-RateLimit-Scope"] == "per_ip"
         assert json.loads(d.body())["rule"] == "GET:/x"
+
+
+def test_unsigned_options_out_of_range_raise(shm):
+    """redis_pool_size and the Redis timeouts are C `unsigned`: 2**32 must not wrap to 0 (a
+    command timeout of 0) or 2**32+1 to 1, silently."""
+    for opt in ("redis_pool_size", "redis_connect_timeout_ms", "redis_command_timeout_ms"):
+        with pytest.raises(rl.InvalidArgument, match=f"{opt}: 4294967296 is out of range"):
+            rl.Limiter(shm=shm, **{opt: 2**32})
+        with pytest.raises(rl.InvalidArgument, match=f"{opt}: 4294967297 is out of range"):
+            rl.Limiter(shm=shm, **{opt: 2**32 + 1})
+        rl.Limiter(shm=shm, **{opt: 2**32 - 1}).close()  # the largest value is accepted
+
+
+def test_huge_ints_raise_invalid_argument_not_overflow_error(shm):
+    """A window or an algorithm/mode number beyond a C long is a bad argument like any other
+    out-of-range value (rl.InvalidArgument, a ValueError), not an OverflowError."""
+    with rl.Limiter(shm=shm) as lim:
+        for window in (2**63, -(2**63) - 1, 2**100):
+            with pytest.raises(rl.InvalidArgument, match="window: .* is out of range"):
+                lim.acquire("k", 1, window)
+        with pytest.raises(rl.InvalidArgument, match="algorithm: .* is not a valid value"):
+            lim.acquire("k", 1, 1, algorithm=2**64)
+        with pytest.raises(rl.InvalidArgument, match="mode: -1 is not a valid value"):
+            lim.acquire("k", 1, 1, mode=-1)
+        with pytest.raises(rl.InvalidArgument, match="scope: .* is not a valid value"):
+            rl._rl.decision_for(lim.acquire("k", 1, 1), scope=2**70)
+        assert lim.acquire("k2", 1, 10**6).allowed  # in range: still fine
+
+
+def test_errors_of_gil_released_calls_carry_errno_and_message(shm):
+    """reset() runs without the GIL: its exceptions are rl.Error like every other one (.errno
+    the code, .strerror rl's message), the class chosen by the code. (check(nogil=True) and
+    health() share the path; no argument from Python makes them fail.)"""
+    import errno
+
+    with rl.Limiter(shm=shm) as lim:
+        with pytest.raises(rl.InvalidArgument) as e:
+            lim.reset("k", 0, 1)  # requests 0
+        assert e.value.errno == errno.EINVAL
+        assert e.value.strerror.startswith("reset: ") and "requests" in e.value.strerror
+        with pytest.raises(rl.Error) as e:
+            lim.reset("x" * 600, 1, 1)  # a key over RL_KEY_MAX
+        assert e.value.errno == errno.E2BIG and e.value.strerror.startswith("reset: ")
+
+
+def test_bypass_list_longer_than_16k_is_whole(shm):
+    """bypass_list() returns every entry, however long the list (it was cut at 16 KiB, the last
+    entry in half)."""
+    names = [f"user-{i:04d}-" + "x" * 40 for i in range(420)]  # ~21 KiB
+    with rl.Limiter(shm=shm) as lim:
+        for n in names:
+            lim.bypass_add("user", n)
+        got = lim.bypass_list("user")
+        assert sorted(got) == sorted(names), (len(got), got[-1:])
+
+
+def test_init_runs_once(shm):
+    """__init__ again (even before the segment is opened) is refused: it would free the option
+    strings an rl_open() on another thread may be reading, and silently re-point the Limiter."""
+    lim = rl.Limiter(shm=shm)
+    with pytest.raises(RuntimeError, match="__init__ called twice"):
+        lim.__init__(shm=shm + "-other")
+    assert lim.shm == shm
+    lim.acquire("k", 1, 1)
+    lim.close()
+
+
+def test_trusted_proxies_as_one_str_is_a_clear_type_error():
+    """trusted_proxies="10.0.0.0/8" (a str, not a list) names the mistake and its fix, instead
+    of complaining that the CIDR "1" is not an address."""
+    from rl.asgi import ClientIP
+
+    for bad in ("10.0.0.0/8", b"10.0.0.0/8"):
+        with pytest.raises(TypeError, match=r"trusted must be a list of CIDRs, not a (str|bytes)"):
+            rl.client_ip("10.1.2.3", "6.6.6.6", bad)
+    from rl.wsgi import RateLimitMiddleware as WSGIMiddleware
+
+    with pytest.raises(TypeError, match=r"write \['10.0.0.0/8'\]"):
+        ClientIP("10.0.0.0/8")
+    with pytest.raises(TypeError, match=r"write \['10.0.0.0/8'\]"):
+        WSGIMiddleware(None, limiter=rl.Limiter(), trusted_proxies="10.0.0.0/8")
+    assert rl.client_ip("10.1.2.3", "6.6.6.6", ("10.0.0.0/8",)) == "6.6.6.6"
+
+
+def test_control_plane_waits_for_the_writer_lock_without_the_gil(shm, tmp_path):
+    """configure_endpoint(), load_config() and bypass_add() wait up to ~2 s for another
+    process's rule-set writer lock (a byte lock on the segment file): without the GIL, so the
+    process's other threads run meanwhile (a thread ticking every 10 ms keeps ticking)."""
+    import fcntl
+
+    lim = rl.Limiter(shm=shm, environment="production")
+    lim.open()
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(lim.config_dump())
+    fd = os.open("/dev/shm" + shm, os.O_RDWR)
+    stop = threading.Event()
+    ticks = [0]
+
+    def ticker():
+        while not stop.is_set():
+            time.sleep(0.01)
+            ticks[0] += 1
+
+    t = threading.Thread(target=ticker)
+    t.start()
+    try:
+        # A record lock conflicts with librl's open-file-description lock on the same byte
+        # (even in this process): the writer lock is held by "another writer".
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 1)
+        for name, call in (
+            ("configure_endpoint",
+             lambda: lim.configure_endpoint("/x", [{"requests": 1, "window": 1, "name": "n"}])),
+            ("bypass", lambda: lim.bypass_add("user", "vip")),
+            ("load_config", lambda: lim.load_config(str(rules))),
+        ):
+            before, t0 = ticks[0], time.monotonic()
+            with pytest.raises(rl.Error) as e:
+                call()
+            waited, during = time.monotonic() - t0, ticks[0] - before
+            print(f"{name}: waited {waited:.2f} s for the lock; the other thread ticked {during}")
+            assert e.value.errno == 11 and "writing the rule set" in str(e.value), e.value
+            assert waited >= 0.5, "it did not wait for the lock: the test proves nothing"
+            assert during >= 10, name
+    finally:
+        stop.set()
+        t.join(10)
+        os.close(fd)
+        lim.close()
+    # the lock released: the same calls go through
+    with rl.Limiter(shm=shm) as lim:
+        lim.configure_endpoint("/x", [{"requests": 1, "window": 1, "name": "n"}])
+        lim.bypass_add("user", "vip")
+        lim.load_config(str(rules))
+
+
+def test_error_paths_leak_no_python_objects(shm, tmp_path):
+    """Every error path of the extension (bad arguments, rl's errors, closed handles) releases
+    what it took: tracemalloc sees Python memory flat over thousands of failing calls."""
+    import tracemalloc
+
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("version: 1\nendpoints: [{pattern: '/x', limits: [{requests: -5}]}]\n")
+    lim = rl.Limiter(shm=shm)
+    lim.open()
+    closed = rl.Limiter(shm=shm)
+    closed.close()
+    res = lim.acquire("k", 1, 1)
+    calls = [
+        lambda: lim.acquire("k", 0, 1),
+        lambda: lim.acquire("k", 1, 2**70),
+        lambda: lim.acquire("x" * 600, 1, 1),
+        lambda: lim.acquire("k", 1, 1, algorithm="leaky"),
+        lambda: lim.acquire("k", 1, 1, mode="strict"),  # no Redis
+        lambda: lim.acquire("k", 1, 1, nope=1),
+        lambda: lim.reset("k", 0, 1),
+        lambda: lim.check("GET", "/x\x00"),
+        lambda: lim.configure_endpoint("/x", [{"requests": 1, "window": 1, "name": "n"}, 5]),
+        lambda: lim.configure_endpoint("/x", [{"requests": 1, "window": 1, "scope": "planet"}]),
+        lambda: lim.configure_endpoint("/x", [{"requests": 0, "window": 1}]),
+        lambda: lim.load_config(str(bad_yaml)),
+        lambda: lim.bypass_remove("user", "nobody"),
+        lambda: lim.bypass_add("ip", "not-an-ip"),
+        lambda: closed.acquire("k", 1, 1),
+        lambda: rl.client_ip("not-an-ip"),
+        lambda: rl.client_ip("10.0.0.1", "1.2.3.4", ["10.0.0.0/99"]),
+        lambda: rl.client_ip("10.0.0.1", "1.2.3.4", "10.0.0.0/8"),
+        lambda: rl._rl.decision_for(res, scope="planet"),
+        lambda: rl.Limiter(shm="no-slash"),
+        lambda: rl.Limiter(shm=shm, redis_pool_size=2**40),
+        lambda: rl.check_config_file(str(bad_yaml)),
+    ]
+
+    def run(n):
+        for _ in range(n):
+            for c in calls:
+                try:
+                    c()
+                except (rl.Error, ValueError, TypeError):
+                    pass
+                else:
+                    raise AssertionError("a bad call succeeded")
+
+    tracemalloc.start()
+    try:
+        run(200)  # warm: caches, interned strings, free lists
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        run(2000)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        lim.close()
+    assert grown < 64 * 1024, f"Python memory grew by {grown} bytes over {2000 * len(calls)} failing calls"
