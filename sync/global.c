@@ -14,8 +14,11 @@
  *  another word and steps down; batches it had in flight carry its old epoch, which Redis
  *  refuses per key (fencing). rl_close() of a leader frees the lease for an immediate takeover.
  *
- *  Rounds. Every interval T, and early when a check was denied for want of lease (the futex
- *  word in the header; at most once per 10 ms), the leader scans the slots, picks the GLOBAL
+ *  Rounds. Every interval T, early when a check was denied for want of lease (the futex
+ *  word in the header; at most once per 10 ms), and, when T > 100 ms, a demand round every
+ *  F = min(T, 100 ms) that reports only the slots with demand (so a key with demand is served
+ *  within F whatever T; the checks never wake the leader on an allow: it polls instead, and a
+ *  round with nothing to report sends nothing), the leader scans the slots, picks the GLOBAL
  *  slots Redis must hear of (new, denied, released, half of their lease used, or asked to report
  *  every round; and every R/3 any slot holding a lease, so that Redis does not reclaim it as a
  *  dead host's; docs/design.md section 10 has the rule and why), and sends them in batches
@@ -75,6 +78,7 @@ extern const char rl__embed_global[]; /* sync/global.lua, embedded at build time
 #define ARGS_HEAD      5u
 #define LEASE_MIN_NS   300000000ULL   /* a leader's lease: max(3 T, 300 ms) */
 #define QUIET_MAX_NS   100000000ULL   /* a fruitless early round mutes kicks this long at most */
+#define FAST_NS        100000000ULL   /* demand rounds: at most one per min(T, 100 ms) */
 #define RECLAIM_MIN_NS 15000000000ULL /* Redis reclaims a silent host's lease: max(3 T, 15 s) */
 
 _Atomic int rl__sync_forked;
@@ -130,13 +134,14 @@ struct rl_global {
     struct rl *rl;
     struct rl_redis *conn; /* the sync thread's own connection */
     uint64_t T_ns, R_ns, lease_ns;
-    uint64_t hosts_hint;        /* RL_CLUSTER_HOSTS / rl_options.cluster_hosts (0: unknown) */
-    char host[17];              /* host id: 16 hex digits, from the segment's secret */
-    char hostname[64];          /* gethostname(), for the registry */
-    uint32_t token;             /* ours in the lease word */
-    uint64_t epoch;             /* != 0 while we lead */
-    uint64_t seq;               /* batches sent in this epoch */
-    uint64_t fallback_ns;       /* last LOCAL-fallback refill (0: not in fallback) */
+    uint64_t F_ns;        /* the demand cadence min(T, FAST_NS): active slots report this often */
+    uint64_t hosts_hint;  /* RL_CLUSTER_HOSTS / rl_options.cluster_hosts (0: unknown) */
+    char host[17];        /* host id: 16 hex digits, from the segment's secret */
+    char hostname[64];    /* gethostname(), for the registry */
+    uint32_t token;       /* ours in the lease word */
+    uint64_t epoch;       /* != 0 while we lead */
+    uint64_t seq;         /* batches sent in this epoch */
+    uint64_t fallback_ns; /* last LOCAL-fallback refill (0: not in fallback) */
     uint64_t fallback_start_ns; /* when the LOCAL fallback started (its credit's time base) */
     uint64_t granted;           /* units Redis granted in the current round */
     struct gent *ents;          /* [nslots], allocated when first leading */
@@ -315,7 +320,9 @@ static int send_batch(struct rl_global *g, uint64_t now, uint64_t *hosts)
     snprintf(g->hbuf[0], sizeof g->hbuf[0], "%s", g->host);
     snprintf(g->hbuf[1], sizeof g->hbuf[1], "%" PRIu64, g->epoch);
     snprintf(g->hbuf[2], sizeof g->hbuf[2], "%" PRIu64, g->seq);
-    snprintf(g->hbuf[3], sizeof g->hbuf[3], "%" PRIu64, g->T_ns / 1000u);
+    /* The script's T is the host's reaction time: the demand cadence F (active slots are
+     * reported at least that often), which is T itself up to 100 ms. */
+    snprintf(g->hbuf[3], sizeof g->hbuf[3], "%" PRIu64, g->F_ns / 1000u);
     snprintf(g->hbuf[4], sizeof g->hbuf[4], "%" PRIu64, g->R_ns / 1000u);
     for (unsigned i = 0; i < ARGS_HEAD; i++)
         g->argv[a++] = g->hbuf[i];
@@ -464,9 +471,15 @@ static void stuck_hook(void *arg)
         fallback_round(g, now);
 }
 
-/* One round: 0, or a negative code when Redis could not be used. */
-static int sync_round(struct rl_global *g, uint64_t now, bool early)
+/* The kinds of round: every T; early, when a check was denied for want of lease (a kick);
+ * demand, every F between the regular rounds when T > F, for the slots with demand only. */
+enum round_kind { ROUND_REGULAR, ROUND_EARLY, ROUND_DEMAND };
+
+/* One round: 0, 1 for a demand round that had nothing to report (and sent nothing), or a
+ * negative code when Redis could not be used. */
+static int sync_round(struct rl_global *g, uint64_t now, enum round_kind kind)
 {
+    bool early = kind != ROUND_REGULAR;
     struct rl *rl = g->rl;
     if (!g->ents) {
         g->ents = calloc(rl->nslots, sizeof *g->ents);
@@ -517,8 +530,13 @@ static int sync_round(struct rl_global *g, uint64_t now, bool early)
          * a lease or unreported consumption (else Redis reclaims the lease as a dead host's).
          * A slot comfortably inside its lease stays quiet: Redis' view of its outstanding lease
          * is then an overestimate, which only makes the pool smaller, never the limit larger. */
-        if (early)
+        if (kind == ROUND_EARLY)
             send = dden > 0 && C + 1 > K;
+        else if (kind == ROUND_DEMAND)
+            /* Everything a regular round reports but the keep-alive: demand (new, denied,
+             * half the lease used, asked to report every round) and leases given back. */
+            send = !known || dden > 0 || e->flush || e->want || (C != U && C + 1 > K) ||
+                   (C != U && 2 * (K > C ? K - C : 0) <= (K > U ? K - U : 0));
         else
             send = !known || dden > 0 || e->flush || e->want || (C != U && C + 1 > K) ||
                    (C != U && 2 * (K > C ? K - C : 0) <= (K > U ? K - U : 0)) ||
@@ -554,7 +572,7 @@ static int sync_round(struct rl_global *g, uint64_t now, bool early)
     if (r == 0 && g->nkeys)
         r = send_batch(g, now, &hosts);
     g->nkeys = 0;
-    if (r == 0 && (!early || !sent)) {
+    if (r == 0 && (kind == ROUND_REGULAR || (kind == ROUND_EARLY && !sent))) {
         /* The host registry (rlctl, operators): one key per host, alive while it syncs. Also
          * the round's proof that Redis answers when there was nothing to report. */
         char key[48], val[200];
@@ -563,6 +581,8 @@ static int sync_round(struct rl_global *g, uint64_t now, bool early)
                  (int)getpid(), g->epoch, g->T_ns / 1000000u);
         r = rl__redis_cmd(g->conn, NULL, "SET %s %s PX %" PRIu64, key, val, 3 * g->R_ns / 1000000u);
     }
+    if (r == 0 && kind == ROUND_DEMAND && !sent)
+        return 1; /* Redis was not asked: this says nothing of whether it answers */
     struct rl_shm_header *h = rl->hdr;
     if (r == 0) {
         if (hosts)
@@ -598,24 +618,35 @@ static void *sync_main(void *arg)
     struct rl_global *g = arg;
     struct rl *rl = g->rl;
     struct rl_shm_header *h = rl->hdr;
-    uint64_t next = 0, quiet_until = 0;
+    uint64_t next = 0, next_demand = 0, quiet_until = 0;
+    bool demand_rounds = g->F_ns < g->T_ns;
     /* acquire: pairs with the release increment by a kicking check. */
     uint32_t seen = atomic_load_explicit(&h->sync_futex, memory_order_acquire);
     while (!atomic_load_explicit(&g->stop, memory_order_acquire)) {
         uint64_t now = rl__clock(rl);
         bool regular = now >= next;
+        enum round_kind kind = regular                               ? ROUND_REGULAR
+                               : demand_rounds && now >= next_demand ? ROUND_DEMAND
+                                                                     : ROUND_EARLY;
         if (regular)
             next = now + g->T_ns;
+        /* Demand rounds: with T above FAST_NS, every F between the regular rounds the slots
+         * with demand report (nothing else: a round with nothing to report sends nothing), so
+         * that a host reacts to a burst, a newcomer or a lease running low within F, not T. */
+        if (kind != ROUND_EARLY)
+            next_demand = now + g->F_ns;
         /* An early round that Redis answered with nothing (the cluster's buckets are empty)
          * mutes the kicks for min(T, 100 ms): denials under over-demand then cost few round
          * trips, and a long T does not leave a host without lease for a whole period. */
-        bool skip = !regular && now < quiet_until;
+        bool skip = kind == ROUND_EARLY && now < quiet_until;
         if (!skip && lead(g, now)) {
             g->granted = 0;
-            int r = sync_round(g, now, !regular);
-            if (!regular && r == 0 && g->granted == 0)
+            int r = sync_round(g, now, kind);
+            if (kind == ROUND_EARLY && r == 0 && g->granted == 0)
                 quiet_until = now + (g->T_ns < QUIET_MAX_NS ? g->T_ns : QUIET_MAX_NS);
-            if (r == -ESTALE) {
+            if (r == 1) {
+                /* an empty demand round: no news of Redis, the state stays as it was */
+            } else if (r == -ESTALE) {
                 rl__log(RL_LOG_WARN,
                         "segment %s: Redis refused epoch %" PRIu64 ": another leader took over",
                         rl->name, g->epoch);
@@ -646,7 +677,8 @@ static void *sync_main(void *arg)
             }
         }
         now = rl__clock(rl);
-        uint64_t wait = next > now ? next - now : 0;
+        uint64_t due = demand_rounds && next_demand < next ? next_demand : next;
+        uint64_t wait = due > now ? due - now : 0;
         if (!wait)
             continue;
         uint32_t cur = atomic_load_explicit(&h->sync_futex, memory_order_acquire);
@@ -726,6 +758,7 @@ int rl__global_open(struct rl *rl, const rl_options *o)
         return rl__err(-ENOMEM, "rl_open: out of memory");
     g->rl = rl;
     g->T_ns = o->sync_interval_ms * 1000000u;
+    g->F_ns = g->T_ns < FAST_NS ? g->T_ns : FAST_NS;
     g->R_ns = 3 * g->T_ns > RECLAIM_MIN_NS ? 3 * g->T_ns : RECLAIM_MIN_NS;
     g->lease_ns = 3 * g->T_ns > LEASE_MIN_NS ? 3 * g->T_ns : LEASE_MIN_NS;
     g->hosts_hint = o->cluster_hosts;

@@ -14,7 +14,9 @@
 -- under its G, which was debited from tk when granted. So the hosts together never admit more
 -- than one exact bucket of (rate, B) would; see the proof in docs/design.md.
 --
--- ARGV: host, epoch, seq, T_us (the host's sync interval), R_us (silent-host reclaim), then 9
+-- ARGV: host, epoch, seq, T_us (the host's reaction time: its sync interval, or with one above
+-- 100 ms its demand-round cadence of 100 ms, at which every slot with demand reports), R_us
+-- (silent-host reclaim), then 9
 -- per key: incarnation, K (ceiling), C (consumed), Ka (the G the host last heard of), den
 -- (denied attempts since its last report), requests, window_us, B (burst), ttl_ms.
 -- Returns {hosts, L1, rel1, want1, L2, ...}: L units granted (ceiling += L), rel units to hand

@@ -184,12 +184,17 @@ static const char *unique_key(char *buf, size_t n, const char *what)
     return buf;
 }
 
-static void open_hosts(int n, int fallback)
+static void open_hosts_T(int n, int fallback, uint64_t sync_ms)
 {
     char url[64];
     redis_url(url, sizeof url);
     for (int i = 0; i < n; i++)
-        host_open(i, url, fallback, 100, 0);
+        host_open(i, url, fallback, sync_ms, 0);
+}
+
+static void open_hosts(int n, int fallback)
+{
+    open_hosts_T(n, fallback, 100);
 }
 
 /* ---- accuracy ------------------------------------------------------------------------------ */
@@ -270,9 +275,9 @@ Test(global, sharp_bursts_in_turn)
 /* Issue 14's shapes. CI asserts what must always hold: the bound, and that no host is starved to
  * zero; the floors (>= 95 %, the minimum over >= 10 runs) are scheduling-dependent and measured
  * by bench/rl-global's floors table (docs/benchmarks.md). */
-Test(global, bursts_in_turn_below_the_rate)
+static void bursts_in_turn(uint64_t sync_ms)
 {
-    open_hosts(4, RL_FALLBACK_LOCAL);
+    open_hosts_T(4, RL_FALLBACK_LOCAL, sync_ms);
     rl_limit l = global_limit(1000, 1000);
     /* Each host in turn sends 400 at once, a host every 0.4 s (1000/s in all): larger than an
      * equal share of the burst; an exact bucket stays full before each burst. */
@@ -288,9 +293,21 @@ Test(global, bursts_in_turn_below_the_rate)
                      i, WARMUP_S);
 }
 
-Test(global, small_hosts_beside_one_flat_out)
+Test(global, bursts_in_turn_below_the_rate)
 {
-    open_hosts(4, RL_FALLBACK_LOCAL);
+    bursts_in_turn(100);
+}
+
+/* At T = 1 s the demand rounds (every 100 ms, sync/global.c) serve the keys with demand: the
+ * bound holds as at any T, and no host is starved. */
+Test(global, bursts_in_turn_at_1s)
+{
+    bursts_in_turn(1000);
+}
+
+static void small_hosts(uint64_t sync_ms)
+{
+    open_hosts_T(4, RL_FALLBACK_LOCAL, sync_ms);
     rl_limit l = global_limit(1000, 1000);
     /* One host flat out (2000/s, twice the limit), three at 10/s. */
     struct demand d[4] = {{.rate = 2000, .to = 1e9},
@@ -306,6 +323,16 @@ Test(global, small_hosts_beside_one_flat_out)
                     hr[i].attempts);
         cr_expect_gt(hr[i].admitted_after, 0, "small host %d starved after %.0f s", i, WARMUP_S);
     }
+}
+
+Test(global, small_hosts_beside_one_flat_out)
+{
+    small_hosts(100);
+}
+
+Test(global, small_hosts_beside_one_flat_out_at_1s)
+{
+    small_hosts(1000);
 }
 
 Test(global, host_joining_and_leaving)
@@ -426,6 +453,34 @@ Test(global, redis_killed_then_fallback_then_resync)
     cr_log_info("CLOSED admits again %" PRIu64 " ms after the resync",
                 (uint64_t)((mono_ns() - t0) / NS_MS));
     cr_expect_gt(got, 0, "CLOSED admits again once synced and the debt is repaid");
+}
+
+/* At T = 1 s the leader runs a demand round every 100 ms between the regular rounds; one with
+ * nothing to report sends nothing, so it must not pass for a round Redis answered: the failure
+ * stays reported (and the fallback on) from the first failed round to the next. */
+Test(global, failure_stays_reported_between_rounds_at_1s)
+{
+    char url[64];
+    redis_url(url, sizeof url);
+    rl_t *h = host_open(0, url, RL_FALLBACK_OPEN, 1000, 0);
+    wait_synced(h, 1, 10000);
+    redis_kill();
+    rl_health_info hi;
+    int polls = 0;
+    for (int i = 0; i < 1000; i++, usleep(10000)) {
+        cr_assert_eq(rl_health(h, &hi), 0);
+        if (!polls && !(hi.global_fallback && hi.error[0]))
+            continue; /* the first failed round is yet to come (or to finish) */
+        polls++;
+        cr_assert(hi.global_fallback, "fallback off after %" PRIu64 " failed rounds",
+                  hi.sync_errors);
+        cr_assert_neq(hi.error[0], '\0', "error cleared after %" PRIu64 " failed rounds",
+                      hi.sync_errors);
+        if (hi.sync_errors >= 2)
+            break;
+    }
+    cr_expect_geq(hi.sync_errors, 2, "a second failed round within 10 s");
+    cr_log_info("failure reported at %d polls between the first two failed rounds", polls);
 }
 
 Test(global, host_started_while_redis_is_down)
