@@ -5,8 +5,8 @@
 #     series made for it, none on a healthy host's series
 #   - every alert has a test where it fires and is checked silent on the healthy host
 #   - every metric the rules and the Grafana dashboard use is one rlctl serve's /metrics exports
-#     (the names in tools/rlctl.c), and every dashboard query is valid PromQL (promtool checks
-#     them as recording rules, Grafana's $variables replaced)
+#     (the names in tools/rlctl/metrics.c), and every dashboard query is valid PromQL (promtool
+#     checks them as recording rules, Grafana's $variables replaced)
 #
 #   tests/test_alerts.sh
 #
@@ -47,8 +47,8 @@ import json, re, sys, yaml
 root, out = sys.argv[1], sys.argv[2]
 rules = yaml.safe_load(open(root + "/examples/prometheus/rl-alerts.yml"))
 tests = yaml.safe_load(open(root + "/examples/prometheus/rl-alerts.test.yml"))
-src = open(root + "/tools/rlctl.c").read()
-exported = set(re.findall(r'metric\("(rl_\w+)"', src)) | set(re.findall(r'# TYPE (rl_\w+)', src))
+src = open(root + "/tools/rlctl/metrics.c").read()
+exported = set(re.findall(r'\{"(rl_\w+)", "(?:counter|gauge)"', src))
 failed = 0
 def fail(msg):
     global failed

@@ -5,9 +5,10 @@
  *  - Redis credentials never reach the log (rl_set_log at DEBUG), rl_errmsg(), rl_health() or
  *    the configuration dump while the library fails to reach Redis (tests/test_url.c covers the
  *    parser's and redactor's messages, test_global.c and test_redis.c a refused AUTH);
- *  - the admin token of `rlctl serve` is compared in constant time: token_ok() of tools/rlctl.c
- *    (compiled into this test, its main renamed) takes as long for a token wrong in its first
- *    byte as for one wrong in its last (an early-exit compare is ~50 times faster on the first);
+ *  - the admin token of `rlctl serve` is compared in constant time: token_ok() of
+ *    tools/rlctl/serve.c (linked in from rlctl's internal archive) takes as long for a token
+ *    wrong in its first byte as for one wrong in its last (an early-exit compare is ~50 times
+ *    faster on the first);
  *  - user-controlled strings (rule file values, file names, keys) are data, never a format:
  *    conversions such as %n and %s come back verbatim in the messages;
  *  - an over-long key gets -E2BIG with a message that says what the bound is.
@@ -16,17 +17,13 @@
  * segments and names (test_segment.c), header values without CR or LF (test_format.c), hash
  * flooding (test_flood.c), key length (test_algorithms.c: the codes).
  */
-#define main rlctl_main
-int rlctl_main(int argc, char **argv);
-#include "../tools/rlctl.c"
-#undef main
-
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #include "rl_test.h"
+#include "rlctl.h"
 
 #include "redis_private.h"
 
