@@ -26,6 +26,7 @@
 
 #include "internal.h"
 #include "ip.h"
+#include "pattern.h"
 #include "rules.h"
 
 #define CONFIG_FILE_MAX (1u << 20) /* bytes a rule file may have */

@@ -46,6 +46,7 @@
 #include "cfgstore.h"
 #include "internal.h"
 #include "ip.h"
+#include "pattern.h"
 #include "rules.h"
 
 #define PATH_BUCKETS    1024
@@ -64,79 +65,6 @@ const char *rl__preset_yaml(const char *environment)
     if (strcmp(environment, "development") == 0)
         return rl__embed_development;
     return NULL;
-}
-
-/* ---- patterns -------------------------------------------------------------------------------- */
-
-/* Splits "[METHOD:]GLOB": a ':' before the first '/' separates a method. */
-static void pattern_split(const char *p, const char **method, size_t *mlen, const char **glob)
-{
-    const char *slash = strchr(p, '/');
-    const char *colon = strchr(p, ':');
-    if (colon && (!slash || colon < slash)) {
-        *method = p;
-        *mlen = (size_t)(colon - p);
-        *glob = colon + 1;
-    } else {
-        *method = NULL;
-        *mlen = 0;
-        *glob = p;
-    }
-}
-
-int rl__pattern_check(const char *pattern)
-{
-    if (!pattern || !*pattern)
-        return rl__err(-EINVAL, "pattern is empty; expected \"[METHOD:]/path\", e.g. "
-                                "\"POST:/auth/login\" or \"/api/*\"");
-    size_t n = strlen(pattern);
-    if (n > RL_KEY_MAX)
-        return rl__err(-EINVAL, "pattern is %zu bytes long; at most %d are allowed", n, RL_KEY_MAX);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)pattern[i] <= 0x20 || (unsigned char)pattern[i] >= 0x7f)
-            return rl__err(-EINVAL, "pattern \"%.64s\": byte %zu is a space or not printable ASCII",
-                           pattern, i);
-    const char *method, *glob;
-    size_t mlen;
-    pattern_split(pattern, &method, &mlen, &glob);
-    if (method) {
-        if (mlen == 0)
-            return rl__err(-EINVAL, "pattern \"%.64s\": empty method before ':'", pattern);
-        bool star = mlen == 1 && method[0] == '*';
-        for (size_t i = 0; i < mlen && !star; i++)
-            if (method[i] < 'A' || method[i] > 'Z')
-                return rl__err(-EINVAL,
-                               "pattern \"%.64s\": the method must be upper-case letters (GET, "
-                               "POST, ...) or '*'",
-                               pattern);
-    }
-    if (!*glob)
-        return rl__err(-EINVAL, "pattern \"%.64s\": no path after the method", pattern);
-    if (glob[0] != '/' && glob[0] != '*')
-        return rl__err(-EINVAL, "pattern \"%.64s\": the path must start with '/' or '*'", pattern);
-    return 0;
-}
-
-bool rl__glob_match(const char *g, size_t gl, const char *s, size_t sl)
-{
-    size_t gi = 0, si = 0, star = (size_t)-1, mark = 0;
-    while (si < sl) {
-        if (gi < gl && g[gi] == '*') {
-            star = gi++;
-            mark = si;
-        } else if (gi < gl && (g[gi] == '?' || g[gi] == s[si])) {
-            gi++;
-            si++;
-        } else if (star != (size_t)-1) {
-            gi = star + 1;
-            si = ++mark;
-        } else {
-            return false;
-        }
-    }
-    while (gi < gl && g[gi] == '*')
-        gi++;
-    return gi == gl;
 }
 
 /* ---- the compiled rule set ------------------------------------------------------------------- */
@@ -291,7 +219,7 @@ static int rt_build(struct rl *rl, struct rl_ruleset *rs, uint64_t gen, struct r
         struct rt_rule *ru = &rt->rules[i];
         const struct rl_rule *src = &rs->rules[i];
         ru->pattern = src->pattern;
-        pattern_split(src->pattern, &ru->method, &ru->mlen, &ru->glob);
+        rl__pattern_split(src->pattern, &ru->method, &ru->mlen, &ru->glob);
         if (ru->mlen == 1 && ru->method[0] == '*')
             ru->mlen = 0;
         ru->glen = strlen(ru->glob);

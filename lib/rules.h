@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pattern.h"
 #include "rl.h"
 
 /* One layer: a limit plus what rl_check needs. lim.name and lim.descriptor alias the owned
@@ -110,11 +111,7 @@ int rl__ruleset_set_rule(struct rl_ruleset *rs, const char *pattern, const rl_li
  * NULL for an unknown name. The text of examples/<name>.yaml, compiled in. */
 const char *rl__preset_yaml(const char *environment);
 
-/* Patterns: "[METHOD:]GLOB" where METHOD is [A-Z]+ or "*", GLOB starts with '/' or '*', and
- * '*' matches any run of characters (including '/'), '?' exactly one. Returns 0 or -EINVAL
- * with a message. */
-int rl__pattern_check(const char *pattern);
-bool rl__glob_match(const char *glob, size_t glen, const char *s, size_t slen);
+/* Patterns (rl__pattern_check, rl__glob_match): pattern.h. */
 
 /* Names <-> enums (config and headers). -1 / NULL when unknown. */
 int rl__algorithm_from_name(const char *s);
