@@ -283,7 +283,10 @@ def main():
 
         # Chromium logs every non-2xx answer: the wrong token's 403 above is the one expected.
         severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE" and
-                  not ("/rate-limits/reset" in e.get("message", "") and "403" in e.get("message", ""))]
+                  not ("/rate-limits/reset" in e.get("message", "") and "403" in e.get("message", ""))
+                  # /health answers 503 while the limiter is degraded (the seed's health check;
+                  # a slow sanitized worker can be, for a moment): the page shows it, it is no error
+                  and not ("/health " in e.get("message", "") and "503" in e.get("message", ""))]
         expect(not severe, "no errors in the browser console%s"
                % (": %s" % severe[:3] if severe else ""))
         driver.save_screenshot(os.path.join(logdir, "dashboard-final.png"))
