@@ -1054,6 +1054,8 @@ static int cmd_exchange(struct rl_redis *c, const char *what, redisReply **r)
  * dropped), or 0 with *reply set (r freed when reply is NULL). */
 static int take_reply(struct rl_redis *c, redisReply *r, redisReply **reply)
 {
+    if (!r) /* rc 0 always comes with a reply: a guard, never taken */
+        return -EPROTO;
     if (r->type == REDIS_REPLY_ERROR) {
         int rc = reply_err(c, c->where, r);
         freeReplyObject(r);
