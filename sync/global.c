@@ -164,8 +164,8 @@ struct rl_global {
     unsigned nkeys;
     char kbuf[BATCH][48];
     char abuf[BATCH][ARGS_PER_KEY][24];
-    char hbuf[ARGS_HEAD][24];
-    const char *argv[BATCH * (1 + ARGS_PER_KEY) + ARGS_HEAD];
+    char hbuf[ARGS_HEAD + 1][24];
+    const char *argv[BATCH * (1 + ARGS_PER_KEY) + ARGS_HEAD + 1];
     /* limit cache for one scan: lid -> (GLOBAL?, params) */
     uint64_t lc_round;
     struct glim {
@@ -329,6 +329,10 @@ static int send_batch(struct rl_global *g, uint64_t now, uint64_t *hosts)
     for (unsigned i = 0; i < n; i++)
         for (unsigned j = 0; j < ARGS_PER_KEY; j++)
             g->argv[a++] = g->abuf[i][j];
+    /* Last, the host's clock when the slots were read: Redis measures demand rates on it, so
+     * that batches it runs together (held up in a stopped server) are still taken apart. */
+    snprintf(g->hbuf[ARGS_HEAD], sizeof g->hbuf[ARGS_HEAD], "%" PRIu64, now / 1000u);
+    g->argv[a++] = g->hbuf[ARGS_HEAD];
     redisReply *rep = NULL;
     int r = 0;
     /* A timeout leaves us not knowing whether the script ran: retry once with the same

@@ -9,6 +9,7 @@
 --   EWMAs, the last one's size so far, count; see need),
 --   rb:x its demand rate outside bursts (EWMA),
 --   e:x s:x q:x the last (epoch, sequence) processed and its answer "L,rel" (fencing, retries),
+--   h:x the host's own clock at its last report (rates are measured on it: see dt below),
 --   c:x the part of tk credited to x (refill shared at fair rates; tk = common + credits).
 -- Invariant kept: tk + sum over hosts of max(0, G - U) <= B, and every unit a host admits lies
 -- under its G, which was debited from tk when granted. So the hosts together never admit more
@@ -18,7 +19,8 @@
 -- 100 ms its demand-round cadence of 100 ms, at which every slot with demand reports), R_us
 -- (silent-host reclaim), then 9
 -- per key: incarnation, K (ceiling), C (consumed), Ka (the G the host last heard of), den
--- (denied attempts since its last report), requests, window_us, B (burst), ttl_ms.
+-- (denied attempts since its last report), requests, window_us, B (burst), ttl_ms; and last,
+-- optionally, the host's monotonic clock in microseconds when it read its slots.
 -- Returns {hosts, L1, rel1, want1, L2, ...}: L units granted (ceiling += L), rel units to hand
 -- back (ceiling -= rel, never below consumed), want = 1 while the host's demand is not zero
 -- (report this key every round, even without a lease), L = -1: refused, the epoch is not the
@@ -31,6 +33,12 @@ end
 local h, ep, sq = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local T, R = tonumber(ARGV[4]), tonumber(ARGV[5])
 local H, TAU, PTAU = 2, 3 * T, 2000000
+-- The host's clock (optional: absent, rates are measured on Redis' TIME alone). A demand rate
+-- is attempts over the time between two reports as the host took them: batches that reach
+-- Redis together (queued in a stopped server, or behind a stalled link, then run at once) are
+-- then still as far apart as they were taken, not 1 us apart, which would make every one of
+-- them look like a burst.
+local hclock = tonumber(ARGV[6 + 9 * #KEYS])
 local out = {1}
 local nmax = 1
 
@@ -132,7 +140,7 @@ for i = 1, #KEYS do
           tk = tk + Ox
           redis.call('HDEL', k, 'G:' .. x, 'U:' .. x, 'I:' .. x, 'r:' .. x, 'p:' .. x,
                      't:' .. x, 'e:' .. x, 's:' .. x, 'q:' .. x, 'c:' .. x, 'bt:' .. x,
-                     'bp:' .. x, 'bs:' .. x, 'bn:' .. x, 'rb:' .. x, 'bc:' .. x)
+                     'bp:' .. x, 'bs:' .. x, 'bn:' .. x, 'rb:' .. x, 'bc:' .. x, 'h:' .. x)
         elseif x ~= h then
           hosts[#hosts + 1] = x
           held[x] = Ox
@@ -190,6 +198,8 @@ for i = 1, #KEYS do
     local att = adm + den
     local dt = T
     if tl then dt = math.max(1, now - tl) end
+    local hl = tonumber(f['h:' .. h])
+    if hclock and hl and hclock > hl then dt = hclock - hl end
     local inst = att / dt
     -- a burst: this report's attempts at least 4 x what the rate so far gives over dt (and 2);
     -- reports of one burst (an early round, then a regular one) count once
@@ -200,6 +210,15 @@ for i = 1, #KEYS do
       tonumber(f['bc:' .. h])
     local isb = att >= 2 and att >= 4 * (r or 0) * dt
     local inb = bt and now - bt < math.max(4 * T, 0.5 * (bp or 0))
+    if inb and now - bt > 4 * T and
+       att >= math.max(2, 4 * (rb or 0) * dt, (bs or bc or 0) / 8) then
+      -- a "burst" that goes on for more than four rounds at a good part of its size per report
+      -- is steady demand (or a burst detected where reports arrived together): the host is no
+      -- periodic burster, whose need outside its bursts (rb) would otherwise starve it until
+      -- the next burst it is not going to send
+      redis.call('HDEL', k, 'bt:' .. h, 'bp:' .. h, 'bs:' .. h, 'bn:' .. h, 'bc:' .. h)
+      bt, bp, bs, bn, bc, inb, isb = nil, nil, nil, nil, nil, false, false
+    end
     if inb then
       bc = (bc or 0) + att
     elseif isb then
@@ -311,6 +330,10 @@ for i = 1, #KEYS do
     local set = {'tk', tk, 'ts', now, 'tr', tr, 'G:' .. h, G, 'U:' .. h, U, 'I:' .. h, inc, 'r:' .. h, r,
                  'p:' .. h, p, 't:' .. h, now, 'e:' .. h, ep, 's:' .. h, sq,
                  'q:' .. h, L .. ',' .. rel, 'rb:' .. h, rb}
+    if hclock then
+      set[#set + 1] = 'h:' .. h
+      set[#set + 1] = ARGV[6 + 9 * #KEYS] -- as sent: a double would print 1e14 and up rounded
+    end
     if bt then
       set[#set + 1] = 'bt:' .. h
       set[#set + 1] = bt
