@@ -256,6 +256,28 @@ struct keyref {
     uint32_t lid;
 };
 
+/* kp = the key's first len < 24 bytes, zero-padded, without a call to memcpy (a variable size
+ * is a call through the PLT on the hot path): overlapping loads of constant size. */
+static inline void key_prefix(uint64_t kp[3], const unsigned char *b, size_t len)
+{
+    unsigned char buf[24] = {0};
+    if (len >= 16) {
+        memcpy(buf, b, 16);
+        memcpy(buf + len - 8, b + len - 8, 8);
+    } else if (len >= 8) {
+        memcpy(buf, b, 8);
+        memcpy(buf + len - 8, b + len - 8, 8);
+    } else if (len >= 4) {
+        memcpy(buf, b, 4);
+        memcpy(buf + len - 4, b + len - 4, 4);
+    } else if (len > 0) {
+        buf[0] = b[0];
+        buf[len / 2] = b[len / 2];
+        buf[len - 1] = b[len - 1];
+    }
+    memcpy(kp, buf, 24);
+}
+
 /* Everything but the hash: h is the key's keyed 64-bit hash. */
 static inline void keyref_fill(const struct rl *rl, struct keyref *k, uint64_t h, const void *key,
                                size_t len, uint32_t lid)
@@ -273,16 +295,15 @@ static inline void keyref_fill(const struct rl *rl, struct keyref *k, uint64_t h
         memcpy(&k->kp[1], b + 8, 8);
         memcpy(&k->kp[2], b + 16, 8);
     } else {
-        k->kp[0] = k->kp[1] = k->kp[2] = 0;
-        memcpy(k->kp, b, len);
+        key_prefix(k->kp, b, len);
     }
     k->home = (uint64_t)(((rl_u128)h * rl->nslots) >> 64);
     k->ceiling = 0;
     k->lid = lid;
 }
 
-static void keyref_init(const struct rl *rl, struct keyref *k, const void *key, size_t len,
-                        uint32_t lid)
+static inline __attribute__((always_inline)) void
+keyref_init(const struct rl *rl, struct keyref *k, const void *key, size_t len, uint32_t lid)
 {
     keyref_fill(rl, k, XXH3_64bits_withSecret(key, len, rl->hdr->secret, RL_SECRET_SIZE), key, len,
                 lid);
@@ -621,8 +642,8 @@ static int insert(struct rl *rl, const struct keyref *k, uint64_t t, uint64_t *i
 
 /* FOUND: *idx is the key's slot and *word its exact LIVE control word; NOT_FOUND (only when
  * !create); or a negative code. */
-static int locate(struct rl *rl, const struct keyref *k, uint64_t t, bool create, uint64_t *idx,
-                  uint64_t *word)
+static __attribute__((noinline)) int locate_slow(struct rl *rl, const struct keyref *k, uint64_t t,
+                                                 bool create, uint64_t *idx, uint64_t *word)
 {
     for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
         int r = find(rl, k, idx, word);
@@ -639,6 +660,22 @@ static int locate(struct rl *rl, const struct keyref *k, uint64_t t, bool create
             return r;
     }
     return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+}
+
+/* The slot of key k (FOUND, NOT_FOUND, or an error), made when `create`. The common case, the
+ * key live in its home slot, is inline: it is find()'s first step (d = 0 is always probed). */
+static inline int locate(struct rl *rl, const struct keyref *k, uint64_t t, bool create,
+                         uint64_t *idx, uint64_t *word)
+{
+    struct rl_slot *s = &rl->slots[k->home];
+    /* acquire: as in find() (pairs with the release CAS PENDING -> LIVE in insert()). */
+    uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
+    if (__builtin_expect(is_live_of(c, k) && slot_holds(s, k), 1)) {
+        *idx = k->home;
+        *word = c;
+        return FOUND;
+    }
+    return locate_slow(rl, k, t, create, idx, word);
 }
 
 static int key_check(const void *key, size_t keylen)
