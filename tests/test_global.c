@@ -125,8 +125,7 @@ static struct acc_outcome run_hosts(int n, const char *key, const rl_limit *lim,
     int started = acc_run_hosts(hr, n);
     if (started != n) {
         acc_hosts_free(hr, started);
-        cr_assert_fail("only %d of %d host threads started (out of memory or threads)", started,
-                       n);
+        cr_assert_fail("only %d of %d host threads started (out of memory or threads)", started, n);
     }
     for (int i = 0; i < n; i++)
         if (hr[i].error) {

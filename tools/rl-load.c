@@ -345,7 +345,8 @@ int main(int argc, char **argv)
             if (parse_uint_arg("rl-load", "-c", next, 1, LOAD_MAX_CONC, &cfg.c) < 0)
                 return 2;
         } else if (strcmp(a, "--timeout") == 0) {
-            if (parse_uint_arg("rl-load", "--timeout", next, 1, LOAD_MAX_TIMEOUT, &cfg.timeout_s) < 0)
+            if (parse_uint_arg("rl-load", "--timeout", next, 1, LOAD_MAX_TIMEOUT, &cfg.timeout_s) <
+                0)
                 return 2;
         } else if (strcmp(a, "-H") == 0) {
             if (nheaders == LOAD_MAX_HEADERS || !strchr(next, ':') || strpbrk(next, "\r\n")) {
