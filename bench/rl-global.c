@@ -327,6 +327,13 @@ static int g_nT;
 static int g_T[T_MAX];
 static double g_acc_secs = ACC_SECS, g_acc_warm = ACC_WARM;
 
+/* Closes the host segments (those open) and removes them. */
+static void hosts_close(void)
+{
+    for (int i = 0; i < HOSTS; i++)
+        seg_close(SEG_H0 + i);
+}
+
 /* The HOSTS hosts on key at once (host i: segment SEG_H0 + i, demand d[i]) for secs seconds,
  * recorded into hr (free with acc_hosts_free()); stops early on a signal. false when a host did
  * not start or its rl_acquire failed (said on stderr; a failed call also sets g_failed) or a
@@ -422,24 +429,30 @@ static bool run_cell(int ti, int pat)
     return ok;
 }
 
+/* Opens the HOSTS host segments (SEG_H0 + i, "<tag><i>") with sync interval T ms; false, with
+ * none left open and g_failed set, when one could not be opened. */
+static bool hosts_open(const char *tag, int T)
+{
+    for (int i = 0; i < HOSTS; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof suffix, "%s%d", tag, i);
+        if (seg_open(SEG_H0 + i, suffix, ACC_CAPACITY, (uint64_t)T, 0, RL_FALLBACK_LOCAL,
+                     ACC_TIMEOUT_MS) != 0) {
+            g_failed = true;
+            hosts_close();
+            return false;
+        }
+    }
+    return true;
+}
+
 static void accuracy_section(void)
 {
     for (int ti = 0; ti < g_nT; ti++) {
         int T = g_T[ti];
         fprintf(stderr, "rl-global: accuracy, T = %d ms: opening %d hosts\n", T, HOSTS);
-        bool open = true;
-        for (int i = 0; i < HOSTS && open; i++) {
-            char suffix[16];
-            snprintf(suffix, sizeof suffix, "h%d", i);
-            open = seg_open(SEG_H0 + i, suffix, ACC_CAPACITY, (uint64_t)T, 0, RL_FALLBACK_LOCAL,
-                            ACC_TIMEOUT_MS) == 0;
-        }
-        if (!open) {
-            g_failed = true;
-            for (int i = 0; i < HOSTS; i++)
-                seg_close(SEG_H0 + i);
+        if (!hosts_open("h", T))
             return;
-        }
         for (int p = 0; p < P_COUNT; p++) {
             fprintf(stderr, "  T %4d ms  %-48s ", T, g_pattern_label[p]);
             fflush(stderr);
@@ -459,8 +472,7 @@ static void accuracy_section(void)
                         c->stale);
             fprintf(stderr, "\n");
         }
-        for (int i = 0; i < HOSTS; i++)
-            seg_close(SEG_H0 + i);
+        hosts_close();
     }
 }
 
@@ -589,19 +601,8 @@ static void floor_section(void)
         double secs = T >= 1000 ? FLOOR_SECS_LONG : FLOOR_SECS;
         double warm = T >= 1000 ? FLOOR_WARM_LONG : FLOOR_WARM;
         fprintf(stderr, "rl-global: floors, T = %d ms: opening %d hosts\n", T, HOSTS);
-        bool open = true;
-        for (int i = 0; i < HOSTS && open; i++) {
-            char suffix[16];
-            snprintf(suffix, sizeof suffix, "f%d", i);
-            open = seg_open(SEG_H0 + i, suffix, ACC_CAPACITY, (uint64_t)T, 0, RL_FALLBACK_LOCAL,
-                            ACC_TIMEOUT_MS) == 0;
-        }
-        if (!open) {
-            g_failed = true;
-            for (int i = 0; i < HOSTS; i++)
-                seg_close(SEG_H0 + i);
+        if (!hosts_open("f", T))
             return;
-        }
         for (int s = 0; s < F_COUNT; s++) {
             fprintf(stderr, "  T %4d ms  %-48s ", T, g_floor_label[s]);
             double x = s == F_TURNS ? TURNS_EXTRA : 0;
@@ -618,8 +619,7 @@ static void floor_section(void)
                     c->runs, c->util_min, c->small_min, c->small_after, c->denied_max,
                     c->denied_after, c->over_max, c->win_max);
         }
-        for (int i = 0; i < HOSTS; i++)
-            seg_close(SEG_H0 + i);
+        hosts_close();
     }
 }
 
