@@ -31,7 +31,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -244,13 +243,8 @@ static void peer_start(enum mis m)
     socklen_t len = sizeof a;
     cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
     g_port = ntohs(a.sin_port);
-    pid_t parent = getpid();
-    pid_t p = fork();
-    cr_assert_geq(p, 0);
+    pid_t p = rp_fork_tied();
     if (p == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
         peer_main(lfd, m, g_redis.port);
         _exit(0);
     }
@@ -519,10 +513,8 @@ static void serve_row(struct row *w)
     snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", port);
     snprintf(env_url, sizeof env_url, "REDIS_URL=%s", g_url);
     rl_t *rl = open_handle(RL_FALLBACK_LOCAL, RL_OPEN_NO_SYNC, CONNECT_MS); /* the segment */
-    pid_t p = fork();
-    cr_assert_geq(p, 0);
+    pid_t p = rp_fork_tied();
     if (p == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open("/dev/null", O_WRONLY);
         dup2(fd, 1);
         dup2(fd, 2);
