@@ -11,6 +11,7 @@
 #define RL_SUPPORT_H
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -76,17 +77,30 @@ static inline void block_signals(bool block)
 /* ---- arguments ------------------------------------------------------------------------------ */
 
 /* Parses s as a whole number in lo..hi into *out; on error says so on stderr, naming the program
- * (prog) and the option, and returns -1 (s NULL: the option came last, without its value). */
-static inline int parse_uint_arg(const char *prog, const char *opt, const char *s, unsigned lo,
-                                 unsigned hi, unsigned *out)
+ * (prog) and the option ("rl-load: -n wants a whole number from 1 to 10000000"), and returns
+ * -1 (s NULL: the option came last, without its value). */
+static inline int parse_u64_arg(const char *prog, const char *opt, const char *s, uint64_t lo,
+                                uint64_t hi, uint64_t *out)
 {
     char *end = NULL;
     errno = 0;
-    unsigned long v = s ? strtoul(s, &end, 10) : 0;
+    unsigned long long v = s ? strtoull(s, &end, 10) : 0;
     if (!s || *s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < lo || v > hi) {
-        fprintf(stderr, "%s: %s wants a whole number from %u to %u\n", prog, opt, lo, hi);
+        fprintf(stderr, "%s: %s wants a whole number from %" PRIu64 " to %" PRIu64 "\n", prog, opt,
+                lo, hi);
         return -1;
     }
+    *out = (uint64_t)v;
+    return 0;
+}
+
+/* The same into an unsigned. */
+static inline int parse_uint_arg(const char *prog, const char *opt, const char *s, unsigned lo,
+                                 unsigned hi, unsigned *out)
+{
+    uint64_t v;
+    if (parse_u64_arg(prog, opt, s, lo, hi, &v) < 0)
+        return -1;
     *out = (unsigned)v;
     return 0;
 }
