@@ -10,7 +10,8 @@
  *  - the report: plain text or Markdown, the header that describes the machine, its load, the
  *    compiler and the command (bench_print_header()), the private redis-server
  *    (bench_print_server()), durations (fmt_ns());
- *  - small helpers: the clock, qsort comparators, sleeping until a signal, the signal handlers.
+ *  - small helpers: qsort comparators, sleeping until a signal (the clock, the signal set-up and
+ *    argument parsing are support/support.h's, shared with tools/ and tests/).
  *
  * Header-only: every function is static inline, one copy per program. RL_BENCH_CC,
  * RL_BENCH_BUILDTYPE and RL_BENCH_JEMALLOC come from bench/meson.build.
@@ -30,6 +31,8 @@
 
 #include <rl/rl.h>
 
+#include "support.h" /* mono_ns(), catch_signals(), block_signals(), parse_uint_arg() */
+
 #ifndef RL_BENCH_CC
 #ifdef __VERSION__
 #define RL_BENCH_CC __VERSION__
@@ -45,13 +48,6 @@
 #endif
 
 /* ---- small helpers ------------------------------------------------------------------------ */
-
-static inline uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Sleeps up to ns, in steps of at most 20 ms, returning early once *stop is non-zero (a signal
  * handler sets it; the signal also cuts the current step short). */
@@ -75,18 +71,6 @@ static inline int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
-}
-
-/* SIGINT, SIGTERM and SIGHUP go to handler (the program's: it removes what the bench made). */
-static inline void bench_install_signals(void (*handler)(int))
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = handler;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
 }
 
 /* The STRICT checks a handle answered from its fallback so far (0 when rl_health fails). */

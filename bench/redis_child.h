@@ -35,15 +35,10 @@
 
 #include <hiredis/hiredis.h>
 
+#include "support.h" /* mono_ns() */
+
 static char g_redis_dir[256]; /* redis-server's working directory while it exists */
 static pid_t g_redis_pid;     /* the redis-server child while it runs */
-
-static uint64_t redis_child_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Binds 127.0.0.1:0 to find a free port (closed again at once; redis-server binds it next). */
 static int redis_child_free_port(void)
@@ -106,8 +101,8 @@ static redisContext *redis_child_start(const char *prog, pid_t owner,
         _exit(127);
     }
     g_redis_pid = p;
-    uint64_t deadline = redis_child_mono_ns() + 10000000000ull;
-    while (redis_child_mono_ns() < deadline && *interrupted == 0) {
+    uint64_t deadline = mono_ns() + 10000000000ull;
+    while (mono_ns() < deadline && *interrupted == 0) {
         int st;
         if (waitpid(p, &st, WNOHANG) == p) {
             g_redis_pid = 0;

@@ -1604,7 +1604,7 @@ int main(int argc, char **argv)
         snprintf(g_redis_seg, sizeof g_redis_seg, "/rl-bench-%ld-redis", (long)g_owner);
     if (atexit(cleanup) != 0)
         return 1;
-    bench_install_signals(on_signal);
+    catch_signals(on_signal, SIGINT, SIGTERM, SIGHUP, 0);
 
     /* A limit that always allows at the speeds measured here: 1e12 per 1,000 s = one per ns
      * (the most rl.h accepts), burst 2^40. And one that is exhausted after its first request. */

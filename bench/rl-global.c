@@ -8,7 +8,7 @@
  *
  *   1. Accuracy. 4 "hosts" in this process: 4 segments, each with its own handle opened with
  *      the Redis URL and sync_interval_ms = T (so its own sync thread and leader), and one
- *      thread per host pacing that host's demand on one key (tests/accuracy.h, as
+ *      thread per host pacing that host's demand on one key (support/accuracy.h, as
  *      tests/test_global.c does):
  *      limit r = 1000/s, burst B = 1000, token bucket, GLOBAL; T = 10, 100 and 1000 ms
  *      (--quick: 100 ms only); six demand patterns (uniform 1.5x and 1.0x, skewed, below the
@@ -79,7 +79,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "accuracy.h"     /* tests/accuracy.h: the host threads and the measure, as test_global */
+#include "accuracy.h"     /* support/: the host threads and the measure, as test_global */
 #include "bench_common.h" /* the method, the report's header, small helpers (rl-bench too) */
 #include "redis_child.h"
 
@@ -173,18 +173,6 @@ static void check_signal(void)
                 (int)g_signal);
         exit(128 + g_signal);
     }
-}
-
-/* Threads started while blocked (the sync threads rl_open starts, the bench's workers) inherit
- * the mask: the signals then reach the main thread, which is never inside a Redis call. */
-static void block_signals(bool block)
-{
-    sigset_t s;
-    sigemptyset(&s);
-    sigaddset(&s, SIGINT);
-    sigaddset(&s, SIGTERM);
-    sigaddset(&s, SIGHUP);
-    pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &s, NULL);
 }
 
 /* -------------------------------------------------------------------------------------------- */
@@ -339,7 +327,42 @@ static int g_nT;
 static int g_T[T_MAX];
 static double g_acc_secs = ACC_SECS, g_acc_warm = ACC_WARM;
 
-/* The measures (tests/accuracy.h: as tests/test_global.c and bench/sim/sim.py compute them). */
+/* Closes the host segments (those open) and removes them. */
+static void hosts_close(void)
+{
+    for (int i = 0; i < HOSTS; i++)
+        seg_close(SEG_H0 + i);
+}
+
+/* The HOSTS hosts on key at once (host i: segment SEG_H0 + i, demand d[i]) for secs seconds,
+ * recorded into hr (free with acc_hosts_free()); stops early on a signal. false when a host did
+ * not start or its rl_acquire failed (said on stderr; a failed call also sets g_failed) or a
+ * signal came. The accuracy cells and the floor runs both measure through it. */
+static bool run_hosts(const char *key, const rl_limit *lim, const struct demand d[HOSTS],
+                      double secs, struct hostrun hr[HOSTS])
+{
+    for (int i = 0; i < HOSTS; i++)
+        hr[i] = (struct hostrun){.rl = g_rl[SEG_H0 + i],
+                                 .key = key,
+                                 .lim = lim,
+                                 .d = d[i],
+                                 .secs = secs,
+                                 .stop = &g_signal};
+    int started = acc_run_hosts(hr, HOSTS);
+    bool ok = started == HOSTS && g_signal == 0;
+    if (started != HOSTS)
+        fprintf(stderr, "rl-global: could not start the host threads\n");
+    for (int i = 0; i < started; i++)
+        if (hr[i].error) {
+            fprintf(stderr, "rl-global: host %d: rl_acquire: %s: %s\n", i, rl_strerror(hr[i].error),
+                    hr[i].errmsg);
+            g_failed = true;
+            ok = false;
+        }
+    return ok;
+}
+
+/* The measures (support/accuracy.h: as tests/test_global.c and bench/sim/sim.py compute them). */
 static void analyse(struct hostrun *hr, const rl_limit *lim, struct cell *c)
 {
     struct acc_outcome o;
@@ -386,41 +409,8 @@ static bool run_cell(int ti, int pat)
     rl_health_info h0[HOSTS], h1[HOSTS];
     for (int i = 0; i < HOSTS; i++)
         h0[i] = health(g_rl[SEG_H0 + i]);
-    memset(hr, 0, sizeof hr);
-    pthread_t th[HOSTS];
-    int started = 0;
-    uint64_t t0 = mono_ns();
-    block_signals(true);
-    for (int i = 0; i < HOSTS; i++) {
-        hr[i] = (struct hostrun){.rl = g_rl[SEG_H0 + i],
-                                 .key = key,
-                                 .lim = &lim,
-                                 .d = d[i],
-                                 .secs = g_acc_secs,
-                                 .t0 = t0,
-                                 .stop = &g_signal};
-        if (acc_host_alloc(&hr[i]) == NULL ||
-            pthread_create(&th[i], NULL, acc_host_main, &hr[i]) != 0) {
-            free(hr[i].att);
-            hr[i].att = NULL;
-            break;
-        }
-        started++;
-    }
-    block_signals(false);
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    double wall = (double)(mono_ns() - t0) / 1e9;
-    bool ok = started == HOSTS && g_signal == 0;
-    if (started != HOSTS)
-        fprintf(stderr, "rl-global: could not start the host threads\n");
-    for (int i = 0; i < started; i++)
-        if (hr[i].error) {
-            fprintf(stderr, "rl-global: host %d: rl_acquire: %s: %s\n", i, rl_strerror(hr[i].error),
-                    hr[i].errmsg);
-            g_failed = true;
-            ok = false;
-        }
+    bool ok = run_hosts(key, &lim, d, g_acc_secs, hr);
+    double wall = (double)(mono_ns() - hr[0].t0) / 1e9;
     if (ok) {
         analyse(hr, &lim, c);
         double rounds = 0, keys = 0;
@@ -435,9 +425,25 @@ static bool run_cell(int ti, int pat)
         c->keys = keys / HOSTS / wall;
         c->measured = !g_failed;
     }
-    for (int i = 0; i < HOSTS; i++)
-        free(hr[i].att);
+    acc_hosts_free(hr, HOSTS);
     return ok;
+}
+
+/* Opens the HOSTS host segments (SEG_H0 + i, "<tag><i>") with sync interval T ms; false, with
+ * none left open and g_failed set, when one could not be opened. */
+static bool hosts_open(const char *tag, int T)
+{
+    for (int i = 0; i < HOSTS; i++) {
+        char suffix[16];
+        snprintf(suffix, sizeof suffix, "%s%d", tag, i);
+        if (seg_open(SEG_H0 + i, suffix, ACC_CAPACITY, (uint64_t)T, 0, RL_FALLBACK_LOCAL,
+                     ACC_TIMEOUT_MS) != 0) {
+            g_failed = true;
+            hosts_close();
+            return false;
+        }
+    }
+    return true;
 }
 
 static void accuracy_section(void)
@@ -445,19 +451,8 @@ static void accuracy_section(void)
     for (int ti = 0; ti < g_nT; ti++) {
         int T = g_T[ti];
         fprintf(stderr, "rl-global: accuracy, T = %d ms: opening %d hosts\n", T, HOSTS);
-        bool open = true;
-        for (int i = 0; i < HOSTS && open; i++) {
-            char suffix[16];
-            snprintf(suffix, sizeof suffix, "h%d", i);
-            open = seg_open(SEG_H0 + i, suffix, ACC_CAPACITY, (uint64_t)T, 0, RL_FALLBACK_LOCAL,
-                            ACC_TIMEOUT_MS) == 0;
-        }
-        if (!open) {
-            g_failed = true;
-            for (int i = 0; i < HOSTS; i++)
-                seg_close(SEG_H0 + i);
+        if (!hosts_open("h", T))
             return;
-        }
         for (int p = 0; p < P_COUNT; p++) {
             fprintf(stderr, "  T %4d ms  %-48s ", T, g_pattern_label[p]);
             fflush(stderr);
@@ -477,8 +472,7 @@ static void accuracy_section(void)
                         c->stale);
             fprintf(stderr, "\n");
         }
-        for (int i = 0; i < HOSTS; i++)
-            seg_close(SEG_H0 + i);
+        hosts_close();
     }
 }
 
@@ -552,38 +546,7 @@ static bool run_floor(int ti, int shape, int run, double secs, double warm)
     struct demand d[HOSTS];
     floor_demand(shape, d);
     struct hostrun hr[HOSTS];
-    memset(hr, 0, sizeof hr);
-    pthread_t th[HOSTS];
-    int started = 0;
-    uint64_t t0 = mono_ns();
-    block_signals(true);
-    for (int i = 0; i < HOSTS; i++) {
-        hr[i] = (struct hostrun){.rl = g_rl[SEG_H0 + i],
-                                 .key = key,
-                                 .lim = &lim,
-                                 .d = d[i],
-                                 .secs = secs,
-                                 .t0 = t0,
-                                 .stop = &g_signal};
-        if (acc_host_alloc(&hr[i]) == NULL ||
-            pthread_create(&th[i], NULL, acc_host_main, &hr[i]) != 0) {
-            free(hr[i].att);
-            hr[i].att = NULL;
-            break;
-        }
-        started++;
-    }
-    block_signals(false);
-    for (int i = 0; i < started; i++)
-        pthread_join(th[i], NULL);
-    bool ok = started == HOSTS && g_signal == 0;
-    for (int i = 0; i < started; i++)
-        if (hr[i].error) {
-            fprintf(stderr, "rl-global: host %d: rl_acquire: %s: %s\n", i, rl_strerror(hr[i].error),
-                    hr[i].errmsg);
-            g_failed = true;
-            ok = false;
-        }
+    bool ok = run_hosts(key, &lim, d, secs, hr);
     struct acc_outcome o;
     if (ok && acc_measure(hr, HOSTS, &lim, secs, warm, &o) != 0) {
         g_failed = true;
@@ -626,8 +589,7 @@ static bool run_floor(int ti, int shape, int run, double secs, double warm)
                                                           (double)hr[i].attempts_after);
         }
     }
-    for (int i = 0; i < HOSTS; i++)
-        free(hr[i].att);
+    acc_hosts_free(hr, HOSTS);
     return ok;
 }
 
@@ -639,19 +601,8 @@ static void floor_section(void)
         double secs = T >= 1000 ? FLOOR_SECS_LONG : FLOOR_SECS;
         double warm = T >= 1000 ? FLOOR_WARM_LONG : FLOOR_WARM;
         fprintf(stderr, "rl-global: floors, T = %d ms: opening %d hosts\n", T, HOSTS);
-        bool open = true;
-        for (int i = 0; i < HOSTS && open; i++) {
-            char suffix[16];
-            snprintf(suffix, sizeof suffix, "f%d", i);
-            open = seg_open(SEG_H0 + i, suffix, ACC_CAPACITY, (uint64_t)T, 0, RL_FALLBACK_LOCAL,
-                            ACC_TIMEOUT_MS) == 0;
-        }
-        if (!open) {
-            g_failed = true;
-            for (int i = 0; i < HOSTS; i++)
-                seg_close(SEG_H0 + i);
+        if (!hosts_open("f", T))
             return;
-        }
         for (int s = 0; s < F_COUNT; s++) {
             fprintf(stderr, "  T %4d ms  %-48s ", T, g_floor_label[s]);
             double x = s == F_TURNS ? TURNS_EXTRA : 0;
@@ -668,8 +619,7 @@ static void floor_section(void)
                     c->runs, c->util_min, c->small_min, c->small_after, c->denied_max,
                     c->denied_after, c->over_max, c->win_max);
         }
-        for (int i = 0; i < HOSTS; i++)
-            seg_close(SEG_H0 + i);
+        hosts_close();
     }
 }
 
@@ -1582,8 +1532,9 @@ int main(int argc, char **argv)
     memset(&f, 0, sizeof f);
     f.sections = S_ALL;
     bool runs_set = false;
-    int only_T = 0;
+    unsigned only_T = 0, floor_runs = 0;
     for (int i = 1; i < argc; i++) {
+        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--quick") == 0) {
             f.quick = true;
         } else if (strcmp(argv[i], "--markdown") == 0) {
@@ -1594,27 +1545,21 @@ int main(int argc, char **argv)
                 fprintf(stderr, "rl-global: --only takes accuracy, floors, hot, cpu, strict\n");
                 return 2;
             }
-        } else if (strcmp(argv[i], "--cpu-keys") == 0 && i + 1 < argc) {
-            long k = atol(argv[++i]);
-            if (k < 1 || k > 4000000) {
-                fprintf(stderr, "rl-global: --cpu-keys takes 1..4000000\n");
+        } else if (strcmp(argv[i], "--cpu-keys") == 0) {
+            if (parse_uint_arg("rl-global", "--cpu-keys", next, 1, 4000000, &g_cpu_keys) < 0)
                 return 2;
-            }
-            g_cpu_keys = (unsigned)k;
-            g_cpu_load = 2.0 * (double)k;
-        } else if (strcmp(argv[i], "--T") == 0 && i + 1 < argc) {
-            only_T = atoi(argv[++i]);
-            if (only_T < 1 || only_T > 60000) {
-                fprintf(stderr, "rl-global: --T takes 1..60000 (ms)\n");
+            g_cpu_load = 2.0 * (double)g_cpu_keys;
+            i++;
+        } else if (strcmp(argv[i], "--T") == 0) {
+            if (parse_uint_arg("rl-global", "--T (ms)", next, 1, 60000, &only_T) < 0)
                 return 2;
-            }
-        } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
-            g_floor_runs = atoi(argv[++i]);
+            i++;
+        } else if (strcmp(argv[i], "--runs") == 0) {
+            if (parse_uint_arg("rl-global", "--runs", next, 1, 1000, &floor_runs) < 0)
+                return 2;
+            g_floor_runs = (int)floor_runs;
             runs_set = true;
-            if (g_floor_runs < 1 || g_floor_runs > 1000) {
-                fprintf(stderr, "rl-global: --runs takes 1..1000\n");
-                return 2;
-            }
+            i++;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return 0;
@@ -1639,7 +1584,7 @@ int main(int argc, char **argv)
     }
     if (only_T) {
         g_nT = 1;
-        g_T[0] = only_T;
+        g_T[0] = (int)only_T;
     }
     read_first_line("/proc/loadavg", "", f.load, sizeof f.load);
     command_line(argc, argv, f.cmd, sizeof f.cmd); /* (no argument it accepts needs quotes) */
@@ -1647,7 +1592,7 @@ int main(int argc, char **argv)
     g_owner = getpid();
     if (atexit(cleanup) != 0)
         return 1;
-    bench_install_signals(on_signal);
+    catch_signals(on_signal, SIGINT, SIGTERM, SIGHUP, 0);
 
     if (!on_path("redis-server")) {
         fprintf(stderr, "rl-global: redis-server is not on PATH: skipped\n");

@@ -9,6 +9,7 @@
  *   rp_signal(&s, SIGSTOP); stops it (SIGCONT continues it)
  *   rp_kill(&s);            SIGKILL, and reaps it; rp_start(&s) again restarts it empty
  *   rp_cleanup(&s);         kills it and removes its directory (the suite's .fini)
+ *   rp_fork_tied();         fork() a child that dies with the test process
  *   rp_gate("faults");      from a constructor: exit 77 (skipped) outside scripts/test, or 1
  *                           when scripts/test requires Redis (RL_TEST_REDIS_REQUIRED) and it
  *                           is missing
@@ -83,6 +84,22 @@ static inline bool rp_pings(int port)
     return ok;
 }
 
+/* fork(), asserting it worked; the child dies with the test process (PR_SET_PDEATHSIG), even
+ * when that one dies without its .fini (a child whose parent is already gone exits at once).
+ * Returns 0 in the child, its pid in the parent. */
+static inline pid_t rp_fork_tied(void)
+{
+    pid_t parent = getpid();
+    pid_t p = fork();
+    cr_assert_geq(p, 0);
+    if (p == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+    }
+    return p;
+}
+
 static inline void rp_start(struct rp_server *s)
 {
     if (!s->port)
@@ -91,15 +108,9 @@ static inline void rp_start(struct rp_server *s)
         snprintf(s->dir, sizeof s->dir, "/tmp/rl-tf-%ld-XXXXXX", (long)getpid());
         cr_assert_not_null(mkdtemp(s->dir));
     }
-    pid_t parent = getpid();
-    pid_t p = fork();
-    cr_assert_geq(p, 0);
+    pid_t p = rp_fork_tied();
     if (p == 0) {
-        /* Dies with the test process, and holds none of its output pipes (meson waits for them
-         * to close). */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
+        /* Holds none of the test's output pipes (meson waits for them to close). */
         char port[16];
         snprintf(port, sizeof port, "%d", s->port);
         int devnull = open("/dev/null", O_WRONLY);

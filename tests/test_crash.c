@@ -15,6 +15,7 @@
  * run the way an operator runs it (its path comes from tests/meson.build in RL_TEST_RLCTL).
  */
 #include "rl_test.h"
+#include "support.h" /* the monotonic clock (support/) */
 
 #include <signal.h>
 #include <stdlib.h>
@@ -53,20 +54,6 @@ static void crash_setup(void)
 {
     test_name_new(g_name, sizeof g_name);
     g_rl = test_open(g_name, 65536);
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_S + (uint64_t)ts.tv_nsec;
 }
 
 /*

@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """The dashboard of `rlctl serve` in a real headless chromium (chromium-driver, python3-selenium).
 
-    test_dashboard.py RLCTL LOAD LOGDIR
+    test_dashboard.py RLCTL WORKER LOGDIR
 
-A load process (tests/rlctl_load.c) checks requests on a segment of its own; rlctl serve runs on a
+A load process (tests/rlctl_worker.c --load) checks requests on a segment of its own; rlctl serve runs on a
 free loopback port with an admin token. The page is loaded read-only, the test waits until its
 charts show the load (allowed and denied per second on both endpoints, the abuser among the top
 denied keys), keeps a screenshot (LOGDIR/dashboard-load.png), stops the load, waits for the page
@@ -82,7 +82,7 @@ def free_port():
 
 def main():
     if len(sys.argv) != 4:
-        print("usage: test_dashboard.py RLCTL LOAD LOGDIR", file=sys.stderr)
+        print("usage: test_dashboard.py RLCTL WORKER LOGDIR", file=sys.stderr)
         return 2
     rlctl, load, logdir = sys.argv[1:]
     chromium = shutil.which("chromium")
@@ -115,7 +115,8 @@ def main():
         load_env.pop("REDIS_URL", None)
         if redis_url:
             load_env["REDIS_URL"] = redis_url
-        loadp = subprocess.Popen([load, seg, rules], stdout=subprocess.PIPE, text=True, env=load_env)
+        loadp = subprocess.Popen([load, "--load", seg, rules], stdout=subprocess.PIPE, text=True,
+                                 env=load_env)
         procs.append(loadp)
         line = loadp.stdout.readline().strip()
         if line != "ready":

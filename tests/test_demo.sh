@@ -12,20 +12,13 @@ set -uo pipefail
 demo=${1:?usage: test_demo.sh RL_DEMO RL_LOAD}
 load=${2:?usage: test_demo.sh RL_DEMO RL_LOAD}
 
-passed=0
-failed=0
-ok() {
-    passed=$((passed + 1))
-    echo "ok: $1"
-}
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL: $1"
-}
+# ok, fail, free_port, wait_listening, finish
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 check() { # check NAME CMD...
     local name=$1
     shift
-    if "$@"; then ok "$name"; else bad "$name"; fi
+    if "$@"; then ok "$name"; else fail "$name"; fi
 }
 
 tmp=$(mktemp -d)
@@ -88,32 +81,20 @@ check "rl-load refuses a host that is not loopback (exit 2)" test $rc -eq 2
 check "rl-load says why" grep -q 'loopback' "$tmp/err"
 
 # --- the server ----------------------------------------------------------------------------
-port=$(python3 -c '
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])')
+port=$(free_port)
 # start_server [ARG]...: rl-demo on $port with 2 workers and the segment $shm; up=1 once it
 # accepts connections.
 start_server() {
     "$demo" --port "$port" --workers 2 --shm "$shm" --unlink "$@" >"$tmp/server.log" 2>&1 &
     server_pid=$!
     up=0
-    for _ in $(seq 200); do
-        if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1).close()" \
-            2>/dev/null; then
-            up=1
-            break
-        fi
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.05
-    done
+    if wait_listening "$port" "$server_pid" 20; then up=1; fi
 }
 start_server
 check "rl-demo listens on 127.0.0.1:$port" test $up -eq 1
 if ((up == 0)); then
     cat "$tmp/server.log"
-    echo "$passed passed, $failed failed"
+    finish
     exit 1
 fi
 check "rl-demo says LOCAL mode" grep -q 'LOCAL mode (no Redis)' "$tmp/server.log"
@@ -261,5 +242,4 @@ if ((failed > 0)); then
     echo "--- rl-load output"
     cat "$tmp/load" "$tmp/load.err" 2>/dev/null
 fi
-echo "$passed passed, $failed failed"
-((failed == 0))
+finish

@@ -34,6 +34,7 @@
 #include "conn.h"
 #include "internal.h"
 #include "rl_test.h"
+#include "support.h" /* the monotonic clock (support/) */
 #include "url.h"
 
 #include "redis_private.h"
@@ -65,13 +66,6 @@ static rl_limit g_glim, g_slim;
 
 static _Atomic int g_phase, g_stop;
 static uint64_t g_t0;
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_S + (uint64_t)ts.tv_nsec;
-}
 
 static double secs_since(uint64_t t)
 {

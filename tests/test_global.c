@@ -25,10 +25,11 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "accuracy.h" /* the host threads and the measure, shared with bench/rl-global */
+#include "accuracy.h" /* support/: the host threads and the measure, shared with bench/rl-global */
 #include "conn.h"
 #include "internal.h"
 #include "rl_test.h"
+#include "support.h" /* the monotonic clock (support/) */
 #include "url.h"
 
 #include "redis_private.h"
@@ -109,34 +110,23 @@ static rl_limit global_limit(uint64_t per_s, uint64_t burst)
     return l;
 }
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_S + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- demand ------------------------------------------------------------------------------- */
 
 /* struct demand, struct hostrun, the host threads and the measures of docs/design.md section
- * 10 (struct acc_outcome) are tests/accuracy.h's. */
+ * 10 (struct acc_outcome) are support/accuracy.h's. */
 
 #define WARMUP_S 2.0
 
 static struct acc_outcome run_hosts(int n, const char *key, const rl_limit *lim,
                                     const struct demand *d, double secs, struct hostrun *hr)
 {
-    pthread_t th[MAXH];
-    uint64_t t0 = mono_ns();
-    for (int i = 0; i < n; i++) {
-        hr[i] = (struct hostrun){
-            .rl = g_h[i], .key = key, .lim = lim, .d = d[i], .secs = secs, .t0 = t0};
-        acc_host_alloc(&hr[i]);
-        cr_assert_not_null(hr[i].att);
-        cr_assert_eq(pthread_create(&th[i], NULL, acc_host_main, &hr[i]), 0);
-    }
     for (int i = 0; i < n; i++)
-        pthread_join(th[i], NULL);
+        hr[i] = (struct hostrun){.rl = g_h[i], .key = key, .lim = lim, .d = d[i], .secs = secs};
+    int started = acc_run_hosts(hr, n);
+    if (started != n) {
+        acc_hosts_free(hr, started);
+        cr_assert_fail("only %d of %d host threads started (out of memory or threads)", started, n);
+    }
     for (int i = 0; i < n; i++)
         if (hr[i].error) {
             fprintf(stderr, "rl_acquire: %d %s\n", hr[i].error, hr[i].errmsg);
@@ -144,10 +134,7 @@ static struct acc_outcome run_hosts(int n, const char *key, const rl_limit *lim,
         }
     struct acc_outcome o;
     cr_assert_eq(acc_measure(hr, n, lim, secs, WARMUP_S, &o), 0, "out of memory for the analysis");
-    for (int i = 0; i < n; i++) {
-        free(hr[i].att);
-        hr[i].att = NULL;
-    }
+    acc_hosts_free(hr, n);
     cr_log_info("%s: %" PRIu64 " of %" PRIu64 " attempts admitted; over-admission %.3f%% (run), "
                 "%.3f%% (worst 1 s); utilisation %.1f%% after %.0f s",
                 key, o.admitted, o.attempts, o.over_pct, o.win_pct, o.util_pct, WARMUP_S);

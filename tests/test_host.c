@@ -24,15 +24,9 @@
 #include <time.h>
 
 #include "rl_test.h"
+#include "support.h" /* the monotonic clock (support/) */
 
 TestSuite(host, .init = names_setup, .fini = seg_teardown);
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* A redis_url where nothing listens: a socket path of 100 bytes (long messages) under /tmp. */
 static const char *dead_socket_url(char *buf, size_t n)
@@ -120,7 +114,7 @@ Test(host, rl_threads_block_every_signal_and_the_host_gets_its_own)
     pid_t me = (pid_t)syscall(SYS_gettid);
     int others = 0;
     bool sync_seen = false;
-    for (uint64_t t0 = now_ms(); !sync_seen && now_ms() - t0 < 10000;) {
+    for (uint64_t t0 = mono_ms(); !sync_seen && mono_ms() - t0 < 10000;) {
         DIR *d = opendir("/proc/self/task");
         cr_assert_not_null(d);
         struct dirent *e;
@@ -156,10 +150,10 @@ Test(host, rl_threads_block_every_signal_and_the_host_gets_its_own)
     cr_assert_eq(pthread_sigmask(SIG_BLOCK, &both, NULL), 0);
     cr_assert_eq(kill(getpid(), SIGTERM), 0);
     cr_assert_eq(kill(getpid(), SIGHUP), 0);
-    uint64_t t0 = now_ms();
+    uint64_t t0 = mono_ms();
     while ((!atomic_load_explicit(&g_term_tid, memory_order_relaxed) ||
             !atomic_load_explicit(&g_hup_tid, memory_order_relaxed)) &&
-           now_ms() - t0 < 5000) {
+           mono_ms() - t0 < 5000) {
         struct timespec ts = {0, 100000000};
         ppoll(NULL, 0, &ts, &none);
     }

@@ -31,7 +31,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -40,6 +39,7 @@
 #include "internal.h"
 #include "monitor.h"
 #include "rl_test.h"
+#include "support.h" /* the monotonic clock (support/) */
 #include "url.h"
 
 #include "redis_private.h"
@@ -67,13 +67,6 @@ enum mis {
 static const char *const mis_name[] = {"silent",  "trickle",    "huge bulk",
                                        "garbage", "half-close", "no-read",
                                        "reset",   "real Redis", "closed port"};
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- the fake peer ------------------------------------------------------------------------ */
 
@@ -171,7 +164,7 @@ static void peer_main(int lfd, enum mis m, int up_port)
             pf[2 + 2 * i] = (struct pollfd){.fd = cl[i].up, .events = POLLIN};
         }
         poll(pf, (nfds_t)(1 + 2 * n), 10);
-        uint64_t t = now_ms();
+        uint64_t t = mono_ms();
         int live = n; /* pf describes cl[0..live) */
         for (int i = 0; i < live; i++) {
             struct client *c = &cl[i];
@@ -250,13 +243,8 @@ static void peer_start(enum mis m)
     socklen_t len = sizeof a;
     cr_assert_eq(getsockname(lfd, (struct sockaddr *)&a, &len), 0);
     g_port = ntohs(a.sin_port);
-    pid_t parent = getpid();
-    pid_t p = fork();
-    cr_assert_geq(p, 0);
+    pid_t p = rp_fork_tied();
     if (p == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
         peer_main(lfd, m, g_redis.port);
         _exit(0);
     }
@@ -344,21 +332,21 @@ static void strict_and_friends(struct row *w)
     rl_t *rl = open_handle(RL_FALLBACK_LOCAL, RL_OPEN_NO_SYNC, CONNECT_MS);
     rl_limit l = limit_of(RL_MODE_STRICT);
     rl_health_info h;
-    uint64_t t = now_ms();
+    uint64_t t = mono_ms();
     cr_assert_eq(rl_health(rl, &h), 0);
-    w->health_ms = now_ms() - t;
+    w->health_ms = mono_ms() - t;
     cr_expect_leq(w->health_ms, SLACK_MS(BOUND_MS), "rl_health took %" PRIu64 " ms", w->health_ms);
-    t = now_ms();
+    t = mono_ms();
     rl_reset(rl, "s", 1, &l); /* may fail (Redis' state not deleted): it must return */
-    w->reset_ms = now_ms() - t;
+    w->reset_ms = mono_ms() - t;
     cr_expect_leq(w->reset_ms, SLACK_MS(BOUND_MS), "rl_reset took %" PRIu64 " ms", w->reset_ms);
-    uint64_t end = now_ms() + 1000;
+    uint64_t end = mono_ms() + 1000;
     unsigned n = 0;
-    while (now_ms() < end || n < 3) {
+    while (mono_ms() < end || n < 3) {
         rl_result r;
-        t = now_ms();
+        t = mono_ms();
         int rc = rl_acquire(rl, "s", 1, &l, 1, &r);
-        uint64_t d = now_ms() - t;
+        uint64_t d = mono_ms() - t;
         cr_assert_eq(rc, 0, "a STRICT check answers (the fallback when Redis cannot): %s",
                      rl_errmsg());
         if (d > w->strict_ms)
@@ -401,9 +389,9 @@ static void monitoring_push(struct row *w)
     cr_assert_eq(rl__redis_url_parse(g_url, &u), 0);
     struct rl_redis *c = NULL;
     cr_assert_eq(rl__redis_new(&u, CONNECT_MS, COMMAND_MS, &c), 0);
-    uint64_t t = now_ms();
+    uint64_t t = mono_ms();
     rl__monitor_push(rl, c, "0123456789abcdef", 60000);
-    w->push_ms = now_ms() - t;
+    w->push_ms = mono_ms() - t;
     cr_expect_leq(w->push_ms, SLACK_MS(BOUND_MS), "monitoring push took %" PRIu64 " ms",
                   w->push_ms);
     rl__redis_close(c);
@@ -426,7 +414,7 @@ static int run_rlctl(uint64_t *ms, char *out, size_t outlen, const char *const *
     argv[argc] = NULL;
     char env_url[160];
     snprintf(env_url, sizeof env_url, "REDIS_URL=%s", with_redis ? g_url : "");
-    uint64_t t = now_ms();
+    uint64_t t = mono_ms();
     pid_t p = fork();
     cr_assert_geq(p, 0);
     if (p == 0) {
@@ -443,14 +431,14 @@ static int run_rlctl(uint64_t *ms, char *out, size_t outlen, const char *const *
         pid_t r = waitpid(p, &st, WNOHANG);
         if (r == p)
             break;
-        if (now_ms() - t > 4 * SLACK_MS(BOUND_MS)) {
+        if (mono_ms() - t > 4 * SLACK_MS(BOUND_MS)) {
             kill(p, SIGKILL);
             waitpid(p, &st, 0);
             break;
         }
         usleep(5000);
     }
-    *ms = now_ms() - t;
+    *ms = mono_ms() - t;
     FILE *f = fopen(path, "r");
     size_t n = f ? fread(out, 1, outlen - 1, f) : 0;
     out[n] = '\0';
@@ -463,7 +451,7 @@ static int run_rlctl(uint64_t *ms, char *out, size_t outlen, const char *const *
 /* GET path on 127.0.0.1:port; the time until the whole answer (or a failure) in ms. */
 static uint64_t http_get(int port, const char *path, int *status)
 {
-    uint64_t t = now_ms();
+    uint64_t t = mono_ms();
     *status = 0;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
@@ -488,7 +476,7 @@ static uint64_t http_get(int port, const char *path, int *status)
         }
     }
     close(fd);
-    return now_ms() - t;
+    return mono_ms() - t;
 }
 
 /* rlctl's bound: the call's, plus twice what starting it takes here without Redis (a
@@ -525,10 +513,8 @@ static void serve_row(struct row *w)
     snprintf(listen_at, sizeof listen_at, "127.0.0.1:%d", port);
     snprintf(env_url, sizeof env_url, "REDIS_URL=%s", g_url);
     rl_t *rl = open_handle(RL_FALLBACK_LOCAL, RL_OPEN_NO_SYNC, CONNECT_MS); /* the segment */
-    pid_t p = fork();
-    cr_assert_geq(p, 0);
+    pid_t p = rp_fork_tied();
     if (p == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open("/dev/null", O_WRONLY);
         dup2(fd, 1);
         dup2(fd, 2);
@@ -553,12 +539,12 @@ static void serve_row(struct row *w)
     }
     cr_expect_leq(w->serve_ms, SLACK_MS(BOUND_MS), "rlctl serve answered in %" PRIu64 " ms",
                   w->serve_ms);
-    uint64_t t = now_ms();
+    uint64_t t = mono_ms();
     kill(p, SIGTERM);
     int st;
-    while (waitpid(p, &st, WNOHANG) == 0 && now_ms() - t < 4 * SLACK_MS(BOUND_MS))
+    while (waitpid(p, &st, WNOHANG) == 0 && mono_ms() - t < 4 * SLACK_MS(BOUND_MS))
         usleep(5000);
-    w->serve_exit_ms = now_ms() - t;
+    w->serve_exit_ms = mono_ms() - t;
     if (waitpid(p, &st, WNOHANG) == 0) {
         kill(p, SIGKILL);
         waitpid(p, &st, 0);
@@ -572,9 +558,9 @@ static void serve_row(struct row *w)
 static void global_load(rl_t *rl, unsigned ms, unsigned *admitted, unsigned *checks)
 {
     rl_limit l = limit_of(RL_MODE_GLOBAL);
-    uint64_t end = now_ms() + ms;
+    uint64_t end = mono_ms() + ms;
     *admitted = *checks = 0;
-    while (now_ms() < end) {
+    while (mono_ms() < end) {
         rl_result r;
         cr_assert_eq(rl_acquire(rl, "g", 1, &l, 1, &r), 0, "%s", rl_errmsg());
         *admitted += r.allowed;
@@ -590,14 +576,14 @@ static uint64_t warm_up(rl_t *rl)
     rl_limit l = limit_of(RL_MODE_GLOBAL);
     rl_result r;
     cr_assert_eq(rl_acquire(rl, "g", 1, &l, 1, &r), 0, "%s", rl_errmsg());
-    uint64_t t0 = now_ms();
+    uint64_t t0 = mono_ms();
     for (;;) {
         rl_health_info h;
         cr_assert_eq(rl_acquire(rl, "g", 1, &l, 0, &r), 0, "%s", rl_errmsg()); /* a peek */
         cr_assert_eq(rl_health(rl, &h), 0);
         if (h.sync_rounds > 0 && !h.global_fallback && r.remaining > 0)
             return r.remaining;
-        cr_assert_lt(now_ms() - t0, 20000, "no lease through the proxy after 20 s: %s", h.error);
+        cr_assert_lt(mono_ms() - t0, 20000, "no lease through the proxy after 20 s: %s", h.error);
         usleep(5000);
     }
 }
@@ -614,9 +600,9 @@ static void global_rows(struct row *w, enum mis m)
     global_load(rl, D, &w->local_admitted, &w->local_checks);
     w->local_promised = RATE * D / 1000.0 + (m == M_REDIS ? RATE : 0);
     rlctl_rows(w); /* while the handle's sync thread is in its loop */
-    uint64_t t = now_ms();
+    uint64_t t = mono_ms();
     rl_close(&rl);
-    w->close_ms = now_ms() - t;
+    w->close_ms = mono_ms() - t;
     cr_expect_leq(w->close_ms, SLACK_MS(CLOSE_MS), "rl_close took %" PRIu64 " ms", w->close_ms);
     if (m != M_REDIS)
         cr_expect(w->status_fallback, "rlctl status --json does not say the fallback is on");
@@ -746,9 +732,9 @@ Test(hostile, huge_reply_refused_at_its_header)
     peer_start(M_HUGE);
     peer_hostile(M_HUGE, 1);
     struct rl_redis *c = conn_to(CONNECT_MS);
-    uint64_t t = now_ms();
+    uint64_t t = mono_ms();
     int rc = rl__redis_cmd(c, NULL, "PING");
-    uint64_t d = now_ms() - t;
+    uint64_t d = mono_ms() - t;
     cr_expect_eq(rc, -ECONNRESET, "%d: %s", rc, rl_errmsg());
     cr_expect(strstr(rl_errmsg(), "100000000") && strstr(rl_errmsg(), "budget"), "%s", rl_errmsg());
     cr_expect_lt(d, BOUND_MS, "refused after %" PRIu64 " ms, not at the header", d);
@@ -770,9 +756,9 @@ Test(hostile, writes_are_deadline_bound)
     memset(v, 'v', big);
     const char *argv[3] = {"SET", "rl:k", v};
     size_t len[3] = {3, 4, big};
-    uint64_t t = now_ms();
+    uint64_t t = mono_ms();
     int rc = rl__redis_cmd_argv(c, NULL, 3, argv, len);
-    uint64_t d = now_ms() - t;
+    uint64_t d = mono_ms() - t;
     cr_expect_eq(rc, -ETIMEDOUT, "%d: %s", rc, rl_errmsg());
     cr_expect_leq(d, SLACK_MS(BOUND_MS), "a write into a peer that never reads took %" PRIu64 " ms",
                   d);
@@ -791,15 +777,15 @@ Test(hostile, close_cuts_the_sync_threads_exchange_short)
     rl_result r;
     cr_assert_eq(rl_acquire(rl, "g", 1, &l, 1, &r), 0);
     /* Until the sync thread has sent its handshake's first command: it waits for the reply. */
-    uint64_t t0 = now_ms();
+    uint64_t t0 = mono_ms();
     while (atomic_load_explicit(&g_sh->commands, memory_order_relaxed) == 0 &&
-           now_ms() - t0 < 10000)
+           mono_ms() - t0 < 10000)
         usleep(1000);
     cr_assert_gt(atomic_load_explicit(&g_sh->commands, memory_order_relaxed), 0,
                  "the sync thread never reached the peer");
-    uint64_t t = now_ms();
+    uint64_t t = mono_ms();
     rl_close(&rl);
-    uint64_t d = now_ms() - t;
+    uint64_t d = mono_ms() - t;
     cr_expect_leq(d, SLACK_MS(CLOSE_MS), "rl_close took %" PRIu64 " ms", d);
 }
 

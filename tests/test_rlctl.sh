@@ -16,43 +16,21 @@ TAGP=${RL_TEST_TAG:+$RL_TEST_TAG-}
 SEG=/rl-ctl-$TAGP$$
 MISSING=/rl-ctl-$TAGP$$-missing
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rlctl-test.XXXXXX") || exit 1
-passed=0
-failed=0
+# ok, fail, run, start_serve, stop_serve, finish
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
+fail_files() {
+    show "$TMP/out" "$TMP/err"
+}
 
 cleanup() {
+    stop_serve
     rm -f "/dev/shm/rl-ctl-$TAGP$$" "/dev/shm/rl-ctl-$TAGP$$-missing" "/dev/shm/rl-ctl-$TAGP$$-bad" \
         "/dev/shm/rl-ctl-$TAGP$$-rate"
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok: $1"
-}
-
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL: $1"
-    for f in "$TMP/out" "$TMP/err"; do
-        if [ -s "$f" ]; then
-            echo "--- ${f##*/}:"
-            head -n 40 "$f"
-        fi
-    done
-}
-
-# run CMD...: stdout in $TMP/out, stderr in $TMP/err, exit code in $rc.
-run() {
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    rc=$?
-    if grep -qE 'Sanitizer|runtime error:' "$TMP/err"; then
-        echo "sanitizer report from: $*"
-        cat "$TMP/err"
-        failed=$((failed + 1))
-    fi
-}
 
 # wait_mapped PID SEGMENT: until process PID maps SEGMENT (it has attached), at most 10 s; a
 # poll, not a guess at how long an attach takes on a loaded machine.
@@ -514,35 +492,9 @@ expect_out "bypass ls says empty" 'is empty'
 
 # serve: the REST endpoints over real HTTP (python3's urllib: curl is not a dependency).
 run "$WORKER" "$SEG" "$TMP/rules.yaml"
-PORT=$(python3 -c '
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])')
 printf 's3cret-token\n' >"$TMP/token"
 chmod 600 "$TMP/token" # serve refuses a token file others can read
-"$RLCTL" serve --shm "$SEG" --listen "127.0.0.1:$PORT" --token-file "$TMP/token" --for 60 \
-    >"$TMP/serve.out" 2>"$TMP/serve.err" &
-SERVE_PID=$!
-# Until serve accepts connections (one python3 polling: starting one per try costs ~1 s on a
-# loaded machine), at most 20 s, or serve exited.
-python3 - "$PORT" "$SERVE_PID" <<'PY'
-import os, socket, sys, time
-port, pid = int(sys.argv[1]), int(sys.argv[2])
-deadline = time.monotonic() + 20
-while time.monotonic() < deadline:
-    try:
-        socket.create_connection(("127.0.0.1", port), 1).close()
-        sys.exit(0)
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            sys.exit(1)
-        time.sleep(0.05)
-sys.exit(1)
-PY
-[ $? -eq 0 ] || sed 's/^/serve: /' "$TMP/serve.err"
+start_serve --token-file "$TMP/token"
 # http METHOD PATH [TOKEN [BODY]]: prints "STATUS" then the body into $TMP/out.
 http() {
     python3 - "$PORT" "$@" >"$TMP/out" 2>"$TMP/pyerr" <<'PY'
@@ -608,8 +560,7 @@ expect_http "serve reset with a wrong token" 403 POST /rate-limits/reset nope '{
 expect_http "serve reset with a bad body" 400 POST /rate-limits/reset s3cret-token '{"x": 1}'
 expect_http "serve reset all" 200 POST /rate-limits/reset s3cret-token '{"all": true}'
 expect_json "serve reset all counts" "d['reset'] == 2 and d['failed'] == 0"
-kill "$SERVE_PID" 2>/dev/null
-wait "$SERVE_PID" 2>/dev/null
+stop_serve
 if grep -q 'reset from 127.0.0.1 refused: no bearer token' "$TMP/serve.err" &&
     grep -q 'reset from 127.0.0.1 refused: wrong token' "$TMP/serve.err" &&
     grep -q '127.0.0.1 reset every key' "$TMP/serve.err" && ! grep -q 's3cret' "$TMP/serve.err"; then
@@ -697,5 +648,4 @@ expect_out "check --repair says it removed the slot" '\(removed\)'
 expect_rc "check after the repair" 0 "$RLCTL" check --json --shm "$SEG"
 expect_json "sound again" "d['sound'] is True"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -18,24 +18,16 @@ if [ -z "${RL_TEST_REDIS_URL:-}" ]; then
 fi
 SEG=/rl-ctlr-${RL_TEST_TAG:+$RL_TEST_TAG-}$$ # RL_TEST_TAG: scripts/test's run
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rlctl-redis.XXXXXX")
-SERVE_PID=
+# ok, fail, free_port, stop_serve, finish
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 cleanup() {
-    [ -n "$SERVE_PID" ] && kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null
+    stop_serve
     [ -n "${PIDS:-}" ] && kill $PIDS 2>/dev/null
     rm -f "/dev/shm$SEG" "/dev/shm$SEG-a" "/dev/shm$SEG-b"
     rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
-passed=0
-failed=0
-ok() {
-    passed=$((passed + 1))
-    echo "ok: $1"
-}
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL: $1"
-}
 # admin: redis-cli against the suite's standalone server as its admin (KEYS, DEL).
 admin() {
     python3 - "$RL_TEST_REDIS_ADMIN_URL" "$@" <<'PY'
@@ -69,7 +61,7 @@ else
     cat "$TMP/w.out"
 fi
 # rlctl serve with REDIS_URL leads the sync once the worker is gone.
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" serve --shm "$SEG" --listen "127.0.0.1:$PORT" --for 30 \
     >/dev/null 2>"$TMP/serve.err" &
 SERVE_PID=$!
@@ -128,9 +120,7 @@ else
     fail "reset --all"
     cat "$TMP/r.out"
 fi
-kill "$SERVE_PID" 2>/dev/null
-wait "$SERVE_PID" 2>/dev/null
-SERVE_PID=
+stop_serve
 after=$(admin KEYS 'rl:g:*' | grep -c 'rl:g:')
 if [ "$after" -eq 0 ]; then ok "reset removed the cluster-wide state"; else
     fail "rl:g:* keys left after reset: $after"
@@ -150,7 +140,7 @@ for h in a b; do
 done
 PIDS=
 for h in a b; do
-    P=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    P=$(free_port)
     ENABLE_RATE_LIMIT_MONITORING=true REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" serve \
         --shm "$SEG-$h" --listen "127.0.0.1:$P" --for 20 >/dev/null 2>"$TMP/serve-$h.err" &
     PIDS="$PIDS $!"
@@ -186,7 +176,7 @@ else
 fi
 # A second push adds only what is new: a third run on host a, pushed by a new serve.
 "$WORKER" "$SEG-a" - >/dev/null 2>&1
-P=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+P=$(free_port)
 ENABLE_RATE_LIMIT_MONITORING=true REDIS_URL=$RL_TEST_REDIS_URL "$RLCTL" serve --shm "$SEG-a" \
     --listen "127.0.0.1:$P" --for 20 >/dev/null 2>&1 &
 SERVE_PID=$!
@@ -203,9 +193,7 @@ sys.exit(0 if json.load(open(sys.argv[1]))['total_requests'] == 33 else 1)" \
     fi
     sleep 0.2
 done
-kill "$SERVE_PID" 2>/dev/null
-wait "$SERVE_PID" 2>/dev/null
-SERVE_PID=
+stop_serve
 if [ $got = 1 ]; then ok "stats --cluster: a later push adds only the new counts (33)"; else
     fail "stats --cluster after a second push"
     cat "$TMP/cluster.json"
@@ -213,7 +201,7 @@ fi
 rm -f "/dev/shm$SEG-a" "/dev/shm$SEG-b"
 
 # Redis unreachable: degraded.
-DEAD=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+DEAD=$(free_port)
 REDIS_URL=redis://127.0.0.1:$DEAD "$RLCTL" health --shm "$SEG" >"$TMP/h.out" 2>&1
 rc=$?
 if [ $rc -eq 1 ] && grep -q 'Redis unreachable' "$TMP/h.out"; then
@@ -222,5 +210,4 @@ else
     fail "health with Redis down: exit $rc"
     cat "$TMP/h.out"
 fi
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "rl_test.h"
+#include "support.h" /* the monotonic clock (support/) */
 #include "rlctl.h"
 
 #include "redis_private.h"
@@ -98,25 +99,18 @@ Test(security, redis_password_never_logged_nor_reported)
 
 /* ---- the admin token ---------------------------------------------------------------------- */
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * NS_S + (uint64_t)ts.tv_nsec;
-}
-
 /* ns for `reps` calls of token_ok(sv, given) (the answers are summed into *sink). */
 static uint64_t time_token(const struct server *sv, const char *given, size_t n, int reps,
                            volatile unsigned *sink)
 {
-    uint64_t t = now_ns();
+    uint64_t t = mono_ns();
     unsigned ok = 0;
     for (int i = 0; i < reps; i++) {
         __asm__ volatile("" ::: "memory"); /* no hoisting of the call out of the loop */
         ok += token_ok(sv, given, n);
     }
     *sink += ok;
-    return now_ns() - t;
+    return mono_ns() - t;
 }
 
 Test(security, admin_token_compared_in_constant_time)

@@ -6,6 +6,7 @@
  * "!RL SEG1", offset 8 uint32 layout_version (SEG_LAYOUT), offset 12 uint32 header_size.
  */
 #include "rl_test.h"
+#include "support.h" /* the monotonic clock (support/) */
 
 #include <fcntl.h>
 #include <grp.h>
@@ -58,13 +59,6 @@ static uint64_t realtime_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * NS_S + (uint64_t)ts.tv_nsec;
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void report_count(const char *msg, void *arg)

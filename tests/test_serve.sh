@@ -19,78 +19,20 @@ RLCTL=$1
 WORKER=$2
 SEG=/rl-srv-${RL_TEST_TAG:+$RL_TEST_TAG-}$$
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/rlctl-serve.XXXXXX") || exit 1
-passed=0
-failed=0
-SERVE_PID=
+# ok, fail, free_port, start_serve, stop_serve, finish
+# shellcheck source=tests/lib.sh
+. "$(dirname "$0")/lib.sh"
+fail_files() {
+    show "$TMP/out" "$TMP/err" "$TMP/serve.err"
+}
 
 cleanup() {
-    if [ -n "$SERVE_PID" ]; then
-        kill "$SERVE_PID" 2>/dev/null
-        wait "$SERVE_PID" 2>/dev/null
-    fi
+    stop_serve
     rm -f "/dev/shm$SEG"
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-ok() {
-    passed=$((passed + 1))
-    echo "ok: $1"
-}
-
-fail() {
-    failed=$((failed + 1))
-    echo "FAIL: $1"
-    for f in "$TMP/out" "$TMP/err" "$TMP/serve.err"; do
-        if [ -s "$f" ]; then
-            echo "--- ${f##*/}:"
-            head -n 40 "$f"
-        fi
-    done
-}
-
-free_port() {
-    python3 -c '
-import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
-}
-
-# start_serve [ARGS...]: rlctl serve on a free port ($PORT), its stderr in $TMP/serve.err; waits
-# until it accepts connections (at most 10 s). Returns 1 when it did not come up.
-start_serve() {
-    PORT=$(free_port)
-    "$RLCTL" serve --shm "$SEG" --listen "127.0.0.1:$PORT" --for 120 "$@" \
-        >"$TMP/serve.out" 2>"$TMP/serve.err" &
-    SERVE_PID=$!
-    python3 - "$PORT" "$SERVE_PID" <<'PY'
-import os, socket, sys, time
-port, pid = int(sys.argv[1]), int(sys.argv[2])
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline:
-    try:
-        socket.create_connection(("127.0.0.1", port), 1).close()
-        sys.exit(0)
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            sys.exit(1)  # serve exited
-        time.sleep(0.05)
-sys.exit(1)
-PY
-}
-
-stop_serve() {
-    kill "$SERVE_PID" 2>/dev/null
-    wait "$SERVE_PID" 2>/dev/null
-    SERVE_PID=
-    if grep -qE 'Sanitizer|runtime error:' "$TMP/serve.err"; then
-        fail "a sanitizer report from rlctl serve"
-    fi
-}
 
 # A segment with a rule set (the worker creates it and exits).
 cat >"$TMP/rules.yaml" <<'EOF2'
@@ -283,5 +225,4 @@ else
     fail "refused connections: $lines log lines (at most $most)"
 fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -53,7 +53,7 @@
 
 #include <microhttpd.h>
 #include <rl/rl.h>
-#include "tool_args.h"
+#include "support.h" /* the clock, signals, arguments */
 
 #define DEMO_MAX_WORKERS 64u
 #define DEMO_BODY_MAX    1024
@@ -80,13 +80,6 @@ struct demo {
     struct demo_timing *timing; /* [workers]: the MAP_SHARED page of main() */
 };
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* The sums over all workers' lines (any process: the page is shared). */
 static void timing_sum(const struct demo_timing *t, unsigned n, uint64_t *requests,
                        uint64_t *limiter_ns, uint64_t *headers_ns)
@@ -104,11 +97,6 @@ static void die_rl(const char *what, int rc)
     char detail[512];
     snprintf(detail, sizeof detail, "%s", rl_errmsg());
     fprintf(stderr, "rl-demo: %s: %s%s%s\n", what, rl_strerror(rc), detail[0] ? ": " : "", detail);
-}
-
-static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, unsigned *out)
-{
-    return tool_parse_uint("rl-demo", opt, s, lo, hi, out);
 }
 
 static void usage(FILE *f)
@@ -498,11 +486,11 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--port") == 0) {
-            if (parse_uint("--port", next, 0, 65535, &port) < 0)
+            if (parse_uint_arg("rl-demo", "--port", next, 0, 65535, &port) < 0)
                 return 2;
             i++;
         } else if (strcmp(argv[i], "--workers") == 0) {
-            if (parse_uint("--workers", next, 1, DEMO_MAX_WORKERS, &workers) < 0)
+            if (parse_uint_arg("rl-demo", "--workers", next, 1, DEMO_MAX_WORKERS, &workers) < 0)
                 return 2;
             i++;
         } else if (strcmp(argv[i], "--shm") == 0 || strcmp(argv[i], "--config") == 0) {

@@ -29,7 +29,7 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-#include "tool_args.h"
+#include "support.h" /* the clock, signals, arguments */
 
 #define LOAD_MAX_REQUESTS 10000000u
 #define LOAD_MAX_CONC     1024u
@@ -59,13 +59,6 @@ struct shared {
     uint64_t *latency_ns;       /* [n]: one slot per request, written by its thread */
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: rl-load [-n N] [-c C] [-H 'Name: value']... [-X METHOD] [-d BODY]\n"
@@ -75,11 +68,6 @@ static void usage(FILE *f)
                "  (a loopback testing tool), and prints the load-test table. -X defaults to GET,\n"
                "  or POST with -d (then Content-Type: application/json unless -H sets one).\n"
                "  Stops after --timeout seconds (default 30). --json prints one JSON object.\n");
-}
-
-static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, unsigned *out)
-{
-    return tool_parse_uint("rl-load", opt, s, lo, hi, out);
 }
 
 /* Splits http://HOST[:PORT]/PATH; only loopback hosts. Returns 0 or -1 (message printed). */
@@ -250,12 +238,12 @@ static void *client_thread(void *arg)
     c->fd = -1;
     c->len = 0;
     for (;;) {
-        if (now_ns() >= cfg->deadline_ns || atomic_load(&sh->refused))
+        if (mono_ns() >= cfg->deadline_ns || atomic_load(&sh->refused))
             break;
         uint64_t i = atomic_fetch_add(&sh->next, 1);
         if (i >= cfg->n)
             break;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = mono_ns();
         const char *why = NULL;
         int status = -1, keep = 0;
         if (c->fd < 0) {
@@ -273,7 +261,7 @@ static void *client_thread(void *arg)
             else
                 status = read_response(c, &keep, &why);
         }
-        sh->latency_ns[i] = now_ns() - t0;
+        sh->latency_ns[i] = mono_ns() - t0;
         if (status >= 200 && status < 300) {
             atomic_fetch_add(&sh->allowed, 1);
         } else if (status == 429) {
@@ -351,13 +339,14 @@ int main(int argc, char **argv)
             return 2;
         }
         if (strcmp(a, "-n") == 0) {
-            if (parse_uint("-n", next, 1, LOAD_MAX_REQUESTS, &cfg.n) < 0)
+            if (parse_uint_arg("rl-load", "-n", next, 1, LOAD_MAX_REQUESTS, &cfg.n) < 0)
                 return 2;
         } else if (strcmp(a, "-c") == 0) {
-            if (parse_uint("-c", next, 1, LOAD_MAX_CONC, &cfg.c) < 0)
+            if (parse_uint_arg("rl-load", "-c", next, 1, LOAD_MAX_CONC, &cfg.c) < 0)
                 return 2;
         } else if (strcmp(a, "--timeout") == 0) {
-            if (parse_uint("--timeout", next, 1, LOAD_MAX_TIMEOUT, &cfg.timeout_s) < 0)
+            if (parse_uint_arg("rl-load", "--timeout", next, 1, LOAD_MAX_TIMEOUT, &cfg.timeout_s) <
+                0)
                 return 2;
         } else if (strcmp(a, "-H") == 0) {
             if (nheaders == LOAD_MAX_HEADERS || !strchr(next, ':') || strpbrk(next, "\r\n")) {
@@ -434,7 +423,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
 
-    uint64_t t0 = now_ns();
+    uint64_t t0 = mono_ns();
     cfg.deadline_ns = t0 + (uint64_t)cfg.timeout_s * 1000000000u;
     unsigned started = 0;
     for (; started < nthreads; started++) {
@@ -449,7 +438,7 @@ int main(int argc, char **argv)
     int tty = isatty(STDERR_FILENO);
     if (tty) {
         const struct timespec tick = {0, 100 * 1000 * 1000};
-        while (atomic_load(&sh.done) < cfg.n && now_ns() < cfg.deadline_ns + 1000000000u) {
+        while (atomic_load(&sh.done) < cfg.n && mono_ns() < cfg.deadline_ns + 1000000000u) {
             progress(atomic_load(&sh.done), cfg.n, 0);
             nanosleep(&tick, NULL);
             /* All threads may have stopped early (timeout): done then stays below n. */
@@ -459,7 +448,7 @@ int main(int argc, char **argv)
     }
     for (unsigned i = 0; i < started; i++)
         pthread_join(tids[i], NULL);
-    uint64_t elapsed = now_ns() - t0;
+    uint64_t elapsed = mono_ns() - t0;
     uint64_t total = atomic_load(&sh.done);
     if (tty)
         progress(total, cfg.n, 1);

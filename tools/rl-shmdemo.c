@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include <rl/rl.h>
-#include "tool_args.h"
+#include "support.h" /* the clock, signals, arguments */
 
 #define DEMO_RATE         10u  /* tokens per second */
 #define DEMO_BURST        15u  /* bucket capacity */
@@ -57,18 +57,6 @@ static void report_rl_error(const char *what, int rc)
     snprintf(detail, sizeof detail, "%s", rl_errmsg());
     fprintf(stderr, "rl-shmdemo: %s: %s%s%s\n", what, rl_strerror(rc), detail[0] ? ": " : "",
             detail);
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int parse_uint(const char *opt, const char *s, unsigned lo, unsigned hi, unsigned *out)
-{
-    return tool_parse_uint("rl-shmdemo", opt, s, lo, hi, out);
 }
 
 static void usage(FILE *f)
@@ -110,11 +98,11 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(argv[i], "--seconds") == 0) {
-            if (parse_uint("--seconds", next, 1, DEMO_MAX_SECONDS, &seconds) < 0)
+            if (parse_uint_arg("rl-shmdemo", "--seconds", next, 1, DEMO_MAX_SECONDS, &seconds) < 0)
                 return 2;
             i++;
         } else if (strcmp(argv[i], "--workers") == 0) {
-            if (parse_uint("--workers", next, 1, DEMO_MAX_WORKERS, &workers) < 0)
+            if (parse_uint_arg("rl-shmdemo", "--workers", next, 1, DEMO_MAX_WORKERS, &workers) < 0)
                 return 2;
             i++;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -128,12 +116,7 @@ int main(int argc, char **argv)
     }
 
     /* Ctrl-C reaches the parent and the workers alike: all stop, and the parent cleans up. */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    catch_signals(on_signal, SIGINT, SIGTERM, 0);
 
     char name[64];
     snprintf(name, sizeof name, "/rl-demo-%ld", (long)getpid());

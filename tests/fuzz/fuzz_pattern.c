@@ -10,6 +10,7 @@
 
 #include "fuzz.h"
 #include "rules.h"
+#include "support.h" /* mono_s() */
 
 /* Reference: '*' any run (including empty and '/'), '?' exactly one character, anything else
  * itself. Dynamic programming over (glob prefix, path prefix): quadratic, independent of the
@@ -35,13 +36,6 @@ static bool ref_match(const char *g, size_t gl, const char *s, size_t sl)
     return m;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const uint8_t *nul = memchr(data, 0, size);
@@ -57,9 +51,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int r = rl__pattern_check(pattern);
     FUZZ_CHECK(r == 0 || r == -EINVAL, "rl__pattern_check returned %d", r);
 
-    double t0 = now_s();
+    double t0 = mono_s();
     bool m = rl__glob_match(pattern, plen, path, slen);
-    double dt = now_s() - t0;
+    double dt = mono_s() - t0;
     /* Generous: a linear matcher does these sizes in microseconds, even under sanitizers. */
     FUZZ_CHECK(dt < 1.0, "rl__glob_match took %.3f s (pattern %zu bytes, path %zu)", dt, plen,
                slen);

@@ -131,6 +131,17 @@ static void audit_syslog(const rl_audit_record *r)
            r->limit, retry, r->key);
 }
 
+/* One record of tail: into the JSON array arr (--json) or printed, and to syslog (--syslog). */
+static void audit_emit(const rl_audit_record *r, json_t *arr, const struct opts *o)
+{
+    if (arr)
+        json_array_append_new(arr, audit_json(r));
+    else
+        audit_print(r);
+    if (o->syslog)
+        audit_syslog(r);
+}
+
 int cmd_tail(rl_t *rl, const struct opts *o)
 {
     uint64_t n = o->n ? o->n : 20;
@@ -170,14 +181,8 @@ int cmd_tail(rl_t *rl, const struct opts *o)
     }
     if (o->syslog)
         openlog("rl-audit", LOG_PID, LOG_DAEMON);
-    for (size_t i = from; i < got; i++) {
-        if (arr)
-            json_array_append_new(arr, audit_json(&buf[i]));
-        else
-            audit_print(&buf[i]);
-        if (o->syslog)
-            audit_syslog(&buf[i]);
-    }
+    for (size_t i = from; i < got; i++)
+        audit_emit(&buf[i], arr, o);
     fflush(g_out);
     int ret = EXIT_OK;
     if (o->follow) {
@@ -188,14 +193,8 @@ int cmd_tail(rl_t *rl, const struct opts *o)
             nanosleep(&ts, NULL);
             int r;
             while ((r = rl_audit_read(rl, &cursor, buf, AUDIT_RING)) > 0) {
-                for (int i = 0; i < r; i++) {
-                    if (arr)
-                        json_array_append_new(arr, audit_json(&buf[i]));
-                    else
-                        audit_print(&buf[i]);
-                    if (o->syslog)
-                        audit_syslog(&buf[i]);
-                }
+                for (int i = 0; i < r; i++)
+                    audit_emit(&buf[i], arr, o);
             }
             if (r < 0) {
                 fail_rl("rl_audit_read", r);

@@ -33,16 +33,7 @@ bool valid_shm_name(const char *s)
 
 static int parse_u64(const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = s ? strtoull(s, &end, 10) : 0;
-    if (!s || *s == '\0' || *s == '-' || *end != '\0' || errno != 0 || v < lo || v > hi) {
-        fprintf(stderr, "rlctl: %s wants a whole number from %" PRIu64 " to %" PRIu64 "\n", opt, lo,
-                hi);
-        return -1;
-    }
-    *out = (uint64_t)v;
-    return 0;
+    return parse_u64_arg("rlctl", opt, s, lo, hi, out);
 }
 
 /* "90s", "30m", "1h", "7d", "120" (seconds) -> seconds, 1 s .. 366 days. */

@@ -1,7 +1,7 @@
 /*
  * What every rlctl command shares for its output: the report stream (g_out), rl errors as
- * messages, JSON emission (jansson), time, window, algorithm and scope formatting, the
- * monotonic clock in ms, and the SIGINT/SIGTERM flag of the long-running commands.
+ * messages, JSON emission (jansson), time, window, algorithm and scope formatting, and the
+ * SIGINT/SIGTERM flag of the long-running commands.
  */
 #include <signal.h>
 #include <string.h>
@@ -24,12 +24,7 @@ static void on_signal(int sig)
 /* SIGINT and SIGTERM end the long-running commands (tail -f, top, serve) cleanly. */
 void catch_stop_signals(void)
 {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    catch_signals(on_signal, SIGINT, SIGTERM, 0);
 }
 
 void fail_rl(const char *what, int rc)
@@ -100,11 +95,4 @@ const char *scope_name(rl_scope s)
 {
     const char *n = rl_scope_name(s);
     return n ? n : "unknown";
-}
-
-uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }

@@ -19,6 +19,8 @@
 
 #include <rl/rl.h>
 
+#include "support.h" /* mono_ns(), mono_ms(), catch_signals() (support/) */
+
 #define EXIT_OK    0
 #define EXIT_FAIL  1
 #define EXIT_USAGE 2
@@ -148,7 +150,6 @@ void fmt_time(uint64_t ns, char *buf, size_t len);
 void fmt_window(uint64_t ms, char *buf, size_t len);
 const char *alg_name(rl_algorithm a);
 const char *scope_name(rl_scope s);
-uint64_t mono_ms(void);
 
 /* status.c */
 int cmd_status(rl_t *rl, const struct opts *o);

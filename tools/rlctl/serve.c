@@ -29,13 +29,6 @@
 #define SERVE_CONN_MEM     16384
 #define SERVE_LOG_EVERY_NS (10ull * 1000000000u)
 
-static uint64_t mono_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Constant time in the token's content: every byte of the longer of the two is looked at. */
 bool token_ok(const struct server *sv, const char *given, size_t n)
 {
@@ -117,7 +110,7 @@ static enum MHD_Result answer_realtime(struct MHD_Connection *conn, struct serve
     rl_stats_info st;
     if (rl_stats(sv->rl, &st) != 0)
         return answer_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, rl_errmsg());
-    uint64_t now = mono_now_ns();
+    uint64_t now = mono_ns();
     double dt = (double)(now - sv->last_ns) / 1e9;
     double per_min = dt > 0 ? (double)(st.checks - sv->last.checks) * 60.0 / dt : 0.0;
     uint64_t dchecks = st.checks - sv->last.checks, ddenied = st.denied - sv->last.denied;
@@ -179,7 +172,7 @@ static const char *log_escape(const char *in, char *out, size_t n)
 __attribute__((format(printf, 2, 0))) static void serve_log(void *cls, const char *fmt, va_list ap)
 {
     struct server *sv = cls;
-    uint64_t now = mono_now_ns();
+    uint64_t now = mono_ns();
     if (now < sv->log_next_ns) {
         sv->log_suppressed++;
         return;
@@ -450,7 +443,7 @@ int cmd_serve(rl_t *rl, const struct opts *o)
     struct sockaddr_in sa;
     if (parse_listen(listen_at, &sa) != 0)
         return EXIT_USAGE;
-    struct server sv = {.rl = rl, .o = *o, .last_ns = mono_now_ns()};
+    struct server sv = {.rl = rl, .o = *o, .last_ns = mono_ns()};
     sv.o.has_interval = true; /* /rate-limits/metrics answers at once: rates are /real-time's */
     sv.o.interval_s = 0;
     int rc = load_token(&sv, o);
@@ -492,8 +485,8 @@ int cmd_serve(rl_t *rl, const struct opts *o)
     fprintf(stderr, "rlctl serve: %s on http://%s/ (admin token %s)\n", o->shm, listen_at,
             sv.token_len ? "configured" : "not configured: POST /rate-limits/reset is refused");
     double until = o->has_for ? (double)o->for_seconds : -1.0;
-    uint64_t t0 = mono_now_ns();
-    while (!stop_requested && (until < 0 || (double)(mono_now_ns() - t0) / 1e9 < until)) {
+    uint64_t t0 = mono_ns();
+    while (!stop_requested && (until < 0 || (double)(mono_ns() - t0) / 1e9 < until)) {
         struct timespec ts = {0, 100000000};
         nanosleep(&ts, NULL);
     }

@@ -2,10 +2,11 @@
  * accuracy.h: how exactly hosts that share one GLOBAL limit keep to it, the measure of
  * docs/design.md section 10 (bench/sim/sim.py computes the same). One implementation for
  * tests/test_global.c, which asserts on it, and bench/rl-global.c, which makes the tables
- * (bench/meson.build puts tests/ on its include path).
+ * (support/meson.build puts this folder on both include paths).
  *
  *  - acc_host_main() is one host's thread: it paces the host's demand (struct demand) on one
  *    key, every ACC_PACE_US, and records every attempt as (ns since t0) << 1 | allowed;
+ *    acc_run_hosts() runs the hosts of one measurement at once and waits for them;
  *  - acc_measure() merges the hosts' records in time order and feeds them to two exact token
  *    buckets (r, B) of the limit, both full at t0: one fed with the ADMITTED stream counts the
  *    over-admission (the admissions it would reject), one fed with EVERY attempt gives the
@@ -13,10 +14,11 @@
  *
  * Header-only and without Criterion: static inline functions, one copy per program.
  */
-#ifndef RL_TESTS_ACCURACY_H
-#define RL_TESTS_ACCURACY_H
+#ifndef RL_SUPPORT_ACCURACY_H
+#define RL_SUPPORT_ACCURACY_H
 
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,7 +30,10 @@
 
 #include <rl/rl.h>
 
-#define ACC_PACE_US 500 /* a host thread's pacing step */
+#include "support.h" /* mono_ns() */
+
+#define ACC_PACE_US   500 /* a host thread's pacing step */
+#define ACC_MAX_HOSTS 16  /* acc_run_hosts()'s n at the most */
 
 /* A host's demand: `rate` requests per second from `from` to `to` seconds into the run, plus
  * bursts of `burst_n` at once every `burst_every` seconds (0: every second) at offset
@@ -57,13 +62,6 @@ struct hostrun {
     char errmsg[192];
 };
 
-static inline uint64_t acc_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Allocates h->att for every attempt h->d may make in h->secs (NULL when out of memory). */
 static inline uint64_t *acc_host_alloc(struct hostrun *h)
 {
@@ -83,7 +81,7 @@ static inline void *acc_host_main(void *arg)
     unsigned bursts = 0;
     double every = h->d.burst_every > 0 ? h->d.burst_every : 1.0;
     while (h->stop == NULL || *h->stop == 0) {
-        uint64_t now = acc_mono_ns() - h->t0;
+        uint64_t now = mono_ns() - h->t0;
         double t = (double)now / 1e9;
         if (t >= h->secs)
             break;
@@ -110,11 +108,51 @@ static inline void *acc_host_main(void *arg)
             h->attempts++;
             h->admitted += r.allowed;
             if (h->natt < h->cap)
-                h->att[h->natt++] = (acc_mono_ns() - h->t0) << 1 | (uint64_t)r.allowed;
+                h->att[h->natt++] = (mono_ns() - h->t0) << 1 | (uint64_t)r.allowed;
         }
         usleep(ACC_PACE_US);
     }
     return NULL;
+}
+
+/* Runs the n hosts hr[0..n) (n <= ACC_MAX_HOSTS) at once and waits until all have ended: each
+ * hr[i] filled in but for t0 and att, which this sets (the same t0 for all; free the records
+ * with acc_hosts_free()). The threads start with every signal blocked, so that signals reach
+ * the calling thread. Returns how many hosts ran: n, or fewer when a record or a thread could
+ * not be had (the rest did not start). A host whose rl_acquire failed has hr[i].error set. */
+static inline int acc_run_hosts(struct hostrun *hr, int n)
+{
+    pthread_t th[ACC_MAX_HOSTS];
+    if (n > ACC_MAX_HOSTS)
+        return 0;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    uint64_t t0 = mono_ns();
+    int started = 0;
+    for (int i = 0; i < n; i++) {
+        hr[i].t0 = t0;
+        if (acc_host_alloc(&hr[i]) == NULL ||
+            pthread_create(&th[i], NULL, acc_host_main, &hr[i]) != 0) {
+            free(hr[i].att);
+            hr[i].att = NULL;
+            break;
+        }
+        started++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    return started;
+}
+
+/* Frees the records of hr[0..n). */
+static inline void acc_hosts_free(struct hostrun *hr, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(hr[i].att);
+        hr[i].att = NULL;
+    }
 }
 
 /* What acc_measure() finds:
