@@ -54,19 +54,6 @@
 #define AUDIT_BURST     256 /* audit records per thread per AUDIT_PERIOD_NS */
 #define AUDIT_PERIOD_NS 100000000ULL
 
-extern const char rl__embed_development[], rl__embed_staging[], rl__embed_production[];
-
-const char *rl__preset_yaml(const char *environment)
-{
-    if (!environment || strcmp(environment, "production") == 0)
-        return rl__embed_production;
-    if (strcmp(environment, "staging") == 0)
-        return rl__embed_staging;
-    if (strcmp(environment, "development") == 0)
-        return rl__embed_development;
-    return NULL;
-}
-
 /* ---- the compiled rule set ------------------------------------------------------------------- */
 
 struct rt_layer {
