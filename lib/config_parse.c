@@ -65,6 +65,92 @@ static int parse_flag(const struct pctx *c, const yaml_node_t *v, const char *ke
     return r;
 }
 
+/* An optional choice (absent: *out stays). */
+static int parse_choice(const struct pctx *c, const yaml_node_t *v, const char *key,
+                        int (*from_name)(const char *), const char *(*name_i)(int), int count,
+                        int *out)
+{
+    return absent(v) ? 0 : rl__yaml_choice(c, v, key, from_name, name_i, count, out);
+}
+
+/* How much: requests, window (or window_ms), burst. n is the limit, for "got none". */
+static int parse_layer_size(const struct pctx *c, const yaml_node_t *n, yaml_node_t *const *v,
+                            rl_limit *lim)
+{
+    if (!v[LK_REQUESTS])
+        return rl__yaml_err(c, n,
+                            "expected 'requests' in this limit, got none (a limit needs requests "
+                            "and window)");
+    int r = rl__yaml_u64(c, v[LK_REQUESTS], "requests", "a positive integer", 1, UINT64_MAX,
+                         &lim->requests);
+    if (r < 0)
+        return r;
+    if (v[LK_WINDOW] && v[LK_WINDOW_MS])
+        return rl__yaml_err(c, v[LK_WINDOW_MS],
+                            "expected one of 'window' and 'window_ms', got both");
+    if (v[LK_WINDOW])
+        r = rl__yaml_duration(c, v[LK_WINDOW], "window", true, &lim->window_ms);
+    else if (v[LK_WINDOW_MS])
+        r = rl__yaml_u64(c, v[LK_WINDOW_MS], "window_ms", "a positive integer (milliseconds)", 1,
+                         UINT64_MAX, &lim->window_ms);
+    else
+        return rl__yaml_err(c, n,
+                            "expected 'window' in this limit, got none (a limit needs requests "
+                            "and window)");
+    if (r == 0 && !absent(v[LK_BURST]))
+        r = rl__yaml_u64(c, v[LK_BURST], "burst", "an integer >= 0", 0, UINT64_MAX, &lim->burst);
+    return r;
+}
+
+/* How it counts: algorithm, scope (and descriptor), mode (and redis_ttl). */
+static int parse_layer_kind(const struct pctx *c, yaml_node_t *const *v, struct rl_rule_layer *out)
+{
+    rl_limit *lim = &out->lim;
+    int algorithm = (int)lim->algorithm, scope = (int)lim->scope, mode = (int)lim->mode;
+    int r = parse_choice(c, v[LK_ALGORITHM], "algorithm", rl__algorithm_from_name,
+                         rl__conf_algo_name, RL_ALGORITHM_COUNT, &algorithm);
+    lim->algorithm = (rl_algorithm)algorithm;
+    if (r == 0)
+        r = parse_choice(c, v[LK_SCOPE], "scope", rl__scope_from_name, rl__conf_scope_name,
+                         RL_SCOPE_COUNT, &scope);
+    lim->scope = (rl_scope)scope;
+    if (r == 0 && !absent(v[LK_DESCRIPTOR])) {
+        r = rl__yaml_str(c, v[LK_DESCRIPTOR], "descriptor", &out->descriptor);
+        lim->descriptor = out->descriptor;
+    }
+    if (r == 0)
+        r = parse_choice(c, v[LK_MODE], "mode", rl__mode_from_name, rl__conf_mode_name,
+                         RL_CONF_MODES, &mode);
+    lim->mode = (rl_mode)mode;
+    if (r == 0 && !absent(v[LK_REDIS_TTL]))
+        r = rl__yaml_duration(c, v[LK_REDIS_TTL], "redis_ttl", false, &lim->redis_ttl_ms);
+    return r;
+}
+
+/* How it reports: name, shadow, on_full, per_path, warn_threshold. */
+static int parse_layer_extras(const struct pctx *c, yaml_node_t *const *v,
+                              struct rl_rule_layer *out)
+{
+    rl_limit *lim = &out->lim;
+    int r = 0, closed = 0;
+    if (!absent(v[LK_NAME])) {
+        r = rl__yaml_str(c, v[LK_NAME], "name", &out->name);
+        lim->name = out->name;
+    }
+    if (r == 0)
+        r = parse_flag(c, v[LK_SHADOW], "shadow", RL_LIMIT_SHADOW, lim);
+    if (r == 0)
+        r = parse_choice(c, v[LK_ON_FULL], "on_full", rl__conf_on_full_from_name,
+                         rl__conf_on_full_name, 2, &closed);
+    if (r == 0 && closed == 1)
+        lim->flags |= RL_LIMIT_ON_FULL_CLOSED;
+    if (r == 0)
+        r = parse_flag(c, v[LK_PER_PATH], "per_path", RL_LIMIT_PER_PATH, lim);
+    if (r == 0 && !absent(v[LK_WARN]))
+        r = rl__yaml_fraction(c, v[LK_WARN], "warn_threshold", false, &lim->warn_permille);
+    return r;
+}
+
 static int parse_layer(const struct pctx *c, const yaml_node_t *n, struct rl_rule_layer *out)
 {
     char buf[RL_YAML_FOUND_MAX];
@@ -75,93 +161,13 @@ static int parse_layer(const struct pctx *c, const yaml_node_t *n, struct rl_rul
     out->column = pos(n->start_mark.column);
     yaml_node_t *v[LK_COUNT];
     int r = rl__yaml_read_map(c, n, "a limit", layer_keys, LK_COUNT, v);
-    if (r < 0)
-        return r;
-    rl_limit *lim = &out->lim;
-    if (!v[LK_REQUESTS])
-        return rl__yaml_err(c, n,
-                            "expected 'requests' in this limit, got none (a limit needs requests "
-                            "and window)");
-    r = rl__yaml_u64(c, v[LK_REQUESTS], "requests", "a positive integer", 1, UINT64_MAX,
-                     &lim->requests);
-    if (r < 0)
-        return r;
-    if (v[LK_WINDOW] && v[LK_WINDOW_MS])
-        return rl__yaml_err(c, v[LK_WINDOW_MS],
-                            "expected one of 'window' and 'window_ms', got both");
-    if (v[LK_WINDOW]) {
-        r = rl__yaml_duration(c, v[LK_WINDOW], "window", true, &lim->window_ms);
-    } else if (v[LK_WINDOW_MS]) {
-        r = rl__yaml_u64(c, v[LK_WINDOW_MS], "window_ms", "a positive integer (milliseconds)", 1,
-                         UINT64_MAX, &lim->window_ms);
-    } else {
-        return rl__yaml_err(c, n,
-                            "expected 'window' in this limit, got none (a limit needs requests "
-                            "and window)");
-    }
-    if (r < 0)
-        return r;
-    if (!absent(v[LK_BURST])) {
-        r = rl__yaml_u64(c, v[LK_BURST], "burst", "an integer >= 0", 0, UINT64_MAX, &lim->burst);
-        if (r < 0)
-            return r;
-    }
-    int x = 0;
-    if (!absent(v[LK_ALGORITHM])) {
-        r = rl__yaml_choice(c, v[LK_ALGORITHM], "algorithm", rl__algorithm_from_name,
-                            rl__conf_algo_name, RL_ALGORITHM_COUNT, &x);
-        if (r < 0)
-            return r;
-        lim->algorithm = (rl_algorithm)x;
-    }
-    if (!absent(v[LK_SCOPE])) {
-        r = rl__yaml_choice(c, v[LK_SCOPE], "scope", rl__scope_from_name, rl__conf_scope_name,
-                            RL_SCOPE_COUNT, &x);
-        if (r < 0)
-            return r;
-        lim->scope = (rl_scope)x;
-    }
-    if (!absent(v[LK_DESCRIPTOR])) {
-        r = rl__yaml_str(c, v[LK_DESCRIPTOR], "descriptor", &out->descriptor);
-        if (r < 0)
-            return r;
-        lim->descriptor = out->descriptor;
-    }
-    if (!absent(v[LK_MODE])) {
-        r = rl__yaml_choice(c, v[LK_MODE], "mode", rl__mode_from_name, rl__conf_mode_name,
-                            RL_CONF_MODES, &x);
-        if (r < 0)
-            return r;
-        lim->mode = (rl_mode)x;
-    }
-    if (!absent(v[LK_REDIS_TTL])) {
-        r = rl__yaml_duration(c, v[LK_REDIS_TTL], "redis_ttl", false, &lim->redis_ttl_ms);
-        if (r < 0)
-            return r;
-    }
-    if (!absent(v[LK_NAME])) {
-        r = rl__yaml_str(c, v[LK_NAME], "name", &out->name);
-        if (r < 0)
-            return r;
-        lim->name = out->name;
-    }
-    r = parse_flag(c, v[LK_SHADOW], "shadow", RL_LIMIT_SHADOW, lim);
-    if (r < 0)
-        return r;
-    if (!absent(v[LK_ON_FULL])) {
-        r = rl__yaml_choice(c, v[LK_ON_FULL], "on_full", rl__conf_on_full_from_name,
-                            rl__conf_on_full_name, 2, &x);
-        if (r < 0)
-            return r;
-        if (x == 1)
-            lim->flags |= RL_LIMIT_ON_FULL_CLOSED;
-    }
-    r = parse_flag(c, v[LK_PER_PATH], "per_path", RL_LIMIT_PER_PATH, lim);
-    if (r < 0)
-        return r;
-    if (!absent(v[LK_WARN]))
-        return rl__yaml_fraction(c, v[LK_WARN], "warn_threshold", false, &lim->warn_permille);
-    return 0;
+    if (r == 0)
+        r = parse_layer_size(c, n, v, &out->lim);
+    if (r == 0)
+        r = parse_layer_kind(c, v, out);
+    if (r == 0)
+        r = parse_layer_extras(c, v, out);
+    return r;
 }
 
 /* A list of layers into *ls / *n (owned by the caller's struct, so freed on any error). */
@@ -588,6 +594,51 @@ static int check_nesting(const char *t, size_t len, const char *origin)
     return 0;
 }
 
+/* The document's root, after checking there is one and only one document in text. */
+static int one_document(yaml_parser_t *parser, yaml_document_t *doc, const char *origin,
+                        const char *text, size_t len, yaml_node_t **root)
+{
+    *root = yaml_document_get_root_node(doc);
+    if (!*root)
+        return rl__err(-EINVAL,
+                       "%s:1:1: expected a rule set (a mapping starting with 'version: 1'), "
+                       "got an empty document",
+                       origin);
+    yaml_document_t extra;
+    if (!yaml_parser_load(parser, &extra))
+        return syntax_error(parser, origin, text, len);
+    int r = 0;
+    if (yaml_document_get_root_node(&extra))
+        r = rl__err(-EINVAL, "%s:%u:%u: expected one YAML document, got a second one", origin,
+                    pos(extra.start_mark.line), pos(extra.start_mark.column));
+    yaml_document_delete(&extra);
+    return r;
+}
+
+/* Loads text with libyaml and walks the schema into rs. */
+static int parse_text(const char *text, size_t len, const char *origin, struct rl_ruleset *rs)
+{
+    yaml_parser_t parser;
+    if (!yaml_parser_initialize(&parser))
+        return rl__err(-ENOMEM, "%s: out of memory while reading YAML", origin);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    yaml_document_t doc;
+    if (!yaml_parser_load(&parser, &doc)) {
+        int r = syntax_error(&parser, origin, text, len);
+        yaml_parser_delete(&parser);
+        return r;
+    }
+    yaml_node_t *root = NULL;
+    int r = one_document(&parser, &doc, origin, text, len, &root);
+    if (r == 0) {
+        struct pctx c = {&doc, origin, rs};
+        r = parse_top(&c, root);
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return r;
+}
+
 int rl__ruleset_parse(const char *text, size_t len, const char *origin, struct rl_ruleset **out)
 {
     if (!out || (!text && len))
@@ -600,43 +651,10 @@ int rl__ruleset_parse(const char *text, size_t len, const char *origin, struct r
     int r = check_nesting(text, len, origin);
     if (r < 0)
         return r;
-    yaml_parser_t parser;
-    if (!yaml_parser_initialize(&parser))
-        return rl__err(-ENOMEM, "%s: out of memory while reading YAML", origin);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
-    yaml_document_t doc, extra;
-    if (!yaml_parser_load(&parser, &doc)) {
-        r = syntax_error(&parser, origin, text, len);
-        yaml_parser_delete(&parser);
-        return r;
-    }
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (!root) {
-        r = rl__err(-EINVAL,
-                    "%s:1:1: expected a rule set (a mapping starting with 'version: 1'), "
-                    "got an empty document",
-                    origin);
-    } else if (!yaml_parser_load(&parser, &extra)) {
-        r = syntax_error(&parser, origin, text, len);
-    } else {
-        yaml_node_t *second = yaml_document_get_root_node(&extra);
-        if (second)
-            r = rl__err(-EINVAL, "%s:%u:%u: expected one YAML document, got a second one", origin,
-                        pos(extra.start_mark.line), pos(extra.start_mark.column));
-        yaml_document_delete(&extra);
-    }
-    struct rl_ruleset *rs = NULL;
-    if (r == 0) {
-        rs = rl__ruleset_new();
-        if (!rs)
-            r = rl__err(-ENOMEM, "%s: out of memory while reading the rule set", origin);
-    }
-    if (r == 0) {
-        struct pctx c = {&doc, origin, rs};
-        r = parse_top(&c, root);
-    }
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
+    struct rl_ruleset *rs = rl__ruleset_new();
+    if (!rs)
+        return rl__err(-ENOMEM, "%s: out of memory while reading the rule set", origin);
+    r = parse_text(text, len, origin, rs);
     if (r == 0)
         r = rl__ruleset_validate(rs, origin);
     if (r < 0) {
