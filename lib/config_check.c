@@ -12,9 +12,13 @@
  * 'X', layer 'burst': ..."), or just ORIGIN for what the API built. Nothing here blocks;
  * finding repeated names allocates.
  *
- * A library built without Redis (meson -Dredis=disabled defines RL_WITH_REDIS to 0) refuses
- * layers in mode global or strict here, so a rule file that asks for a cluster-wide limit is an
- * error rather than a silently local one.
+ * What this build can run is a check of its own (rl__ruleset_check_build): a library built
+ * without Redis (meson -Dredis=disabled defines RL_WITH_REDIS to 0) refuses layers in mode
+ * global or strict in what a user wrote (a rule file, rl_configure_endpoint), so asking for a
+ * cluster-wide limit is an error rather than a silently local one. It is not part of
+ * rl__ruleset_validate because the built-in presets (which have STRICT and GLOBAL layers) and a
+ * segment's text published by a build with Redis must still compile: there such layers count
+ * locally, as they do in any handle opened without a Redis URL.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -64,8 +68,19 @@ static int lerr(const struct at *a, int code, const char *fmt, ...)
     return verr(code, a->origin, a->line, a->col, "%s: %s", a->who, msg);
 }
 
+/* Layer i of owner: "endpoint 'X', layer 'burst'" or "..., layer 1" into who. */
+static struct at layer_at(const char *origin, const char *owner, const struct rl_rule_layer *l,
+                          size_t i, char *who, size_t len)
+{
+    if (l->name && *l->name)
+        snprintf(who, len, "%s, layer '%s'", owner, l->name);
+    else
+        snprintf(who, len, "%s, layer %zu", owner, i);
+    return (struct at){origin, who, l->line, l->column};
+}
+
 /* The algorithm, scope and mode are known ones, the flags and reserved fields clean, and the
- * mode can run with this algorithm (and in this build). */
+ * mode can run with this algorithm. */
 static int check_layer_kind(const struct at *a, const rl_limit *lim)
 {
     if ((unsigned)lim->algorithm >= RL_ALGORITHM_COUNT)
@@ -78,13 +93,6 @@ static int check_layer_kind(const struct at *a, const rl_limit *lim)
         return lerr(a, -EINVAL, "unknown flags 0x%x", (unsigned)lim->flags);
     if (lim->reserved[0] || lim->reserved[1])
         return lerr(a, -EINVAL, "reserved fields must be zero");
-#if defined(RL_WITH_REDIS) && !RL_WITH_REDIS
-    if (lim->mode != RL_MODE_LOCAL)
-        return lerr(a, -EINVAL,
-                    "mode %s needs Redis, but this library was built without Redis (meson "
-                    "-Dredis=enabled): use mode local",
-                    rl__mode_name(lim->mode));
-#endif
     if (lim->mode == RL_MODE_GLOBAL && lim->algorithm != RL_TOKEN_BUCKET &&
         lim->algorithm != RL_GCRA)
         return lerr(a, -EINVAL,
@@ -165,11 +173,7 @@ static int check_layer(const char *origin, const char *owner, const struct rl_ru
 {
     const struct rl_rule_layer *l = &ls[i];
     char who[MSG_MAX / 2];
-    if (l->name && *l->name)
-        snprintf(who, sizeof who, "%s, layer '%s'", owner, l->name);
-    else
-        snprintf(who, sizeof who, "%s, layer %zu", owner, i);
-    const struct at a = {origin, who, l->line, l->column};
+    const struct at a = layer_at(origin, owner, l, i, who, sizeof who);
     int r = check_layer_kind(&a, &l->lim);
     if (r == 0)
         r = check_layer_name(&a, l->name);
@@ -402,3 +406,51 @@ int rl__ruleset_validate(const struct rl_ruleset *rs, const char *origin)
         r = check_lists(rs, origin);
     return r;
 }
+
+/* ---- what this build can run ----------------------------------------------------------------- */
+
+#if defined(RL_WITH_REDIS) && !RL_WITH_REDIS
+/* The first layer of ls in a mode that needs Redis, as an error; 0 when there is none. */
+static int check_local_only(const char *origin, const char *owner, const struct rl_rule_layer *ls,
+                            size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct rl_rule_layer *l = &ls[i];
+        if (l->lim.mode == RL_MODE_LOCAL)
+            continue;
+        char who[MSG_MAX / 2];
+        const struct at a = layer_at(origin, owner, l, i, who, sizeof who);
+        return lerr(&a, -EINVAL,
+                    "mode %s needs Redis, but this library was built without Redis (meson "
+                    "-Dredis=enabled): use mode local",
+                    rl__mode_name(l->lim.mode));
+    }
+    return 0;
+}
+
+int rl__ruleset_check_build(const struct rl_ruleset *rs, const char *origin, const char *pattern)
+{
+    int r = 0;
+    if (!pattern)
+        r = check_local_only(origin, "defaults", rs->defaults, rs->ndefaults);
+    if (r == 0 && !pattern)
+        r = check_local_only(origin, "global", rs->globals, rs->nglobals);
+    for (int k = ENDPOINTS; k <= TIERS && r == 0; k++) {
+        for (size_t i = 0; i < owner_count(rs, k) && r == 0; i++) {
+            struct owner o = owner_at(rs, k, i);
+            if (pattern && (k == TIERS || strcmp(o.name, pattern) != 0))
+                continue;
+            char label[MSG_MAX / 2];
+            snprintf(label, sizeof label, "%s '%s'", k == TIERS ? "tier" : "endpoint", o.name);
+            r = check_local_only(origin, label, o.layers, o.n);
+        }
+    }
+    return r;
+}
+#else
+int rl__ruleset_check_build(const struct rl_ruleset *rs, const char *origin, const char *pattern)
+{
+    (void)rs, (void)origin, (void)pattern;
+    return 0; /* built with Redis: every mode runs (without a Redis URL, remote ones locally) */
+}
+#endif

@@ -481,6 +481,8 @@ RL_API int rl_configure_endpoint(rl_t *rl, const char *pattern, const rl_limit *
         r = rl__ruleset_set_rule(rs, pattern, limits, n);
     if (r == 0)
         r = rl__ruleset_validate(rs, "rl_configure_endpoint");
+    if (r == 0)
+        r = rl__ruleset_check_build(rs, "rl_configure_endpoint", pattern);
     r = publish_unlock_refresh(rl, rs, r);
     rl__ruleset_free(rs);
     return r;
