@@ -11,9 +11,15 @@
  *                     rl_check_config_file) and the built-in presets
  *   config_check.c    the checks on a whole rule set (rl__ruleset_validate)
  *   config_emit.c     rule set -> canonical YAML (rl__ruleset_emit)
- * Calls run one way: parse -> yaml -> ruleset, parse/file/emit -> check -> ruleset; patterns
- * (pattern.c), names and durations (format.c), addresses (ip.c) and the algorithms' ranges
- * (algo.c) below them. Nothing here calls into rules.c (the compiled matcher), which is above.
+ * Calls run one way, down this list (a file calls only files below it):
+ *   config_file.c     -> parse, emit, check
+ *   config_parse.c    -> yaml, check, ruleset
+ *   config_emit.c     -> check, ruleset
+ *   config_yaml.c     -> ruleset
+ *   config_check.c    -> ruleset, pattern.c, algo.c
+ *   config_ruleset.c  -> format.c (enum names), ip.c
+ * rules.c (the compiled matcher, rl_load_config, rl_configure_endpoint) is above them all and
+ * nothing here calls it; pattern.c (patterns, shared with rules.c) calls none of them.
  * Nothing here blocks except config_file.c's read of a file; everything allocates.
  */
 #ifndef RL_CONFIG_INT_H
@@ -58,8 +64,5 @@ struct rl_conf_keyref {
  * first one in *first; NULL when all names differ. O(n log n). */
 const struct rl_conf_keyref *rl__conf_first_dup(struct rl_conf_keyref *k, size_t n,
                                                 const struct rl_conf_keyref **first);
-
-/* Frees n layers and their strings. */
-void rl__conf_layers_free(struct rl_rule_layer *ls, size_t n);
 
 #endif /* RL_CONFIG_INT_H */

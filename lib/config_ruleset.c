@@ -57,7 +57,7 @@ int rl__ruleset_bypass_edit(struct rl_ruleset *rs, int kind, const char *value, 
     return 0;
 }
 
-void rl__conf_layers_free(struct rl_rule_layer *ls, size_t n)
+static void layers_free(struct rl_rule_layer *ls, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(ls[i].name);
@@ -83,15 +83,15 @@ void rl__ruleset_free(struct rl_ruleset *rs)
     for (size_t i = 0; i < rs->nrules; i++) {
         free(rs->rules[i].pattern);
         free(rs->rules[i].description);
-        rl__conf_layers_free(rs->rules[i].layers, rs->rules[i].nlayers);
+        layers_free(rs->rules[i].layers, rs->rules[i].nlayers);
     }
     free(rs->rules);
-    rl__conf_layers_free(rs->defaults, rs->ndefaults);
-    rl__conf_layers_free(rs->globals, rs->nglobals);
+    layers_free(rs->defaults, rs->ndefaults);
+    layers_free(rs->globals, rs->nglobals);
     for (size_t i = 0; i < rs->ntiers; i++) {
         free(rs->tiers[i].name);
         free(rs->tiers[i].description);
-        rl__conf_layers_free(rs->tiers[i].layers, rs->tiers[i].nlayers);
+        layers_free(rs->tiers[i].layers, rs->tiers[i].nlayers);
     }
     free(rs->tiers);
     strs_free(rs->bypass_ips, rs->nbypass_ips);
@@ -100,11 +100,7 @@ void rl__ruleset_free(struct rl_ruleset *rs)
     free(rs);
 }
 
-/* ---- names ----------------------------------------------------------------------------------- */
-
-#define MODE_COUNT 3
-
-/* ---- edits from the API ------------------------------------------------------------------- */
+/* ---- edits from the API ---------------------------------------------------------------------- */
 
 static int copy_layers(const rl_limit *src, size_t n, struct rl_rule_layer **out)
 {
@@ -120,7 +116,7 @@ static int copy_layers(const rl_limit *src, size_t n, struct rl_rule_layer **out
         ls[i].lim.descriptor = NULL;
         if ((src[i].name && !(ls[i].name = strdup(src[i].name))) ||
             (src[i].descriptor && !(ls[i].descriptor = strdup(src[i].descriptor)))) {
-            rl__conf_layers_free(ls, i + 1);
+            layers_free(ls, i + 1);
             return -ENOMEM;
         }
         ls[i].lim.name = ls[i].name;
@@ -141,7 +137,7 @@ int rl__ruleset_set_rule(struct rl_ruleset *rs, const char *pattern, const rl_li
     for (size_t i = 0; i < rs->nrules; i++) {
         struct rl_rule *ru = &rs->rules[i];
         if (strcmp(ru->pattern, pattern) == 0) {
-            rl__conf_layers_free(ru->layers, ru->nlayers);
+            layers_free(ru->layers, ru->nlayers);
             ru->layers = ls;
             ru->nlayers = n;
             ru->line = ru->column = 0; /* now defined by the API */
@@ -152,7 +148,7 @@ int rl__ruleset_set_rule(struct rl_ruleset *rs, const char *pattern, const rl_li
     struct rl_rule *rules = p ? realloc(rs->rules, (rs->nrules + 1) * sizeof *rules) : NULL;
     if (!rules) {
         free(p);
-        rl__conf_layers_free(ls, n);
+        layers_free(ls, n);
         return rl__err(-ENOMEM, "out of memory");
     }
     rs->rules = rules;
@@ -221,10 +217,9 @@ int rl__conf_fallback_from_name(const char *s)
     return from_names(rl__conf_fallback_name, RL_CONF_FALLBACKS, s);
 }
 
-/* ---- text and repeats
- * ----------------------------------------------------------------------------- */
+/* ---- text and repeats ------------------------------------------------------------------------ */
 
-/* Both must be valid UTF-8 (config_int.h). */
+/* Names and descriptions alike must be valid UTF-8 (config_int.h). */
 const char *rl__conf_text_problem(const char *s, bool description)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -193,8 +193,7 @@ int rl__yaml_read_map(const struct pctx *c, const yaml_node_t *map, const char *
     return 0;
 }
 
-/* ---- mappings with free keys ----------------------------------------------------------------
- */
+/* ---- mappings with free keys ----------------------------------------------------------------- */
 
 /* Duplicate keys of a mapping with free-form keys (tier names): the earliest repeat is
  * reported. Sorting keeps this O(n log n) for large files. */
@@ -222,7 +221,7 @@ int rl__yaml_dup_keys(const struct pctx *c, const yaml_node_t *map, const char *
     return r;
 }
 
-/* ---- scalars ------------------------------------------------------------------------ */
+/* ---- scalars --------------------------------------------------------------------------------- */
 
 static bool parse_u64(const char *s, uint64_t *out)
 {
@@ -353,6 +352,3 @@ int rl__yaml_choice(const struct pctx *c, const yaml_node_t *v, const char *key,
                             rl__yaml_describe(v, buf, sizeof buf), s);
     return rl__yaml_expect(c, v, what, key);
 }
-
-/* ---- parsing: layers
- * ------------------------------------------------------------------------- */
