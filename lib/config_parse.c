@@ -455,6 +455,36 @@ static int check_default_tier(const struct pctx *c, const yaml_node_t *v)
     return rl__yaml_expect(c, v, what, "default_tier");
 }
 
+/* The rule set's own settings: version (required), environment, description, warn_threshold,
+ * ipv6_prefix, audit, default_tier (checked against the tiers later). root is for "got none". */
+static int parse_settings(const struct pctx *c, const yaml_node_t *root, yaml_node_t *const *v)
+{
+    struct rl_ruleset *rs = c->rs;
+    uint64_t version, prefix = rs->ipv6_prefix;
+    int audit = (int)rs->audit;
+    if (!v[K_VERSION])
+        return rl__yaml_err(c, root, "expected 'version: 1' in the rule set, got no 'version'");
+    int r = rl__yaml_u64(c, v[K_VERSION], "version", "1 (the only version of this schema)", 1, 1,
+                         &version);
+    if (r == 0 && !absent(v[K_ENVIRONMENT]))
+        r = rl__yaml_str(c, v[K_ENVIRONMENT], "environment", &rs->environment);
+    if (r == 0 && !absent(v[K_DESCRIPTION]))
+        r = rl__yaml_str(c, v[K_DESCRIPTION], "description", &rs->description);
+    if (r == 0 && !absent(v[K_WARN]))
+        r = rl__yaml_fraction(c, v[K_WARN], "warn_threshold", true, &rs->warn_permille);
+    if (r == 0 && !absent(v[K_IPV6_PREFIX]))
+        r = rl__yaml_u64(c, v[K_IPV6_PREFIX], "ipv6_prefix", "an integer from 64 to 128", 64, 128,
+                         &prefix);
+    rs->ipv6_prefix = (unsigned)prefix;
+    if (r == 0 && !absent(v[K_AUDIT]))
+        r = rl__yaml_choice(c, v[K_AUDIT], "audit", rl__conf_audit_from_name, rl__conf_audit_name,
+                            3, &audit);
+    rs->audit = (enum rl_audit_mode)audit;
+    if (r == 0 && !absent(v[K_DEFAULT_TIER]))
+        r = rl__yaml_str(c, v[K_DEFAULT_TIER], "default_tier", &rs->default_tier);
+    return r;
+}
+
 static int parse_top(const struct pctx *c, const yaml_node_t *root)
 {
     struct rl_ruleset *rs = c->rs;
@@ -465,33 +495,8 @@ static int parse_top(const struct pctx *c, const yaml_node_t *root)
                             rl__yaml_describe(root, buf, sizeof buf));
     yaml_node_t *v[K_COUNT];
     int r = rl__yaml_read_map(c, root, "the rule set", top_keys, K_COUNT, v);
-    if (r < 0)
-        return r;
-    uint64_t version;
-    if (!v[K_VERSION])
-        return rl__yaml_err(c, root, "expected 'version: 1' in the rule set, got no 'version'");
-    r = rl__yaml_u64(c, v[K_VERSION], "version", "1 (the only version of this schema)", 1, 1,
-                     &version);
-    if (r == 0 && !absent(v[K_ENVIRONMENT]))
-        r = rl__yaml_str(c, v[K_ENVIRONMENT], "environment", &rs->environment);
-    if (r == 0 && !absent(v[K_DESCRIPTION]))
-        r = rl__yaml_str(c, v[K_DESCRIPTION], "description", &rs->description);
-    if (r == 0 && !absent(v[K_WARN]))
-        r = rl__yaml_fraction(c, v[K_WARN], "warn_threshold", true, &rs->warn_permille);
-    if (r == 0 && !absent(v[K_IPV6_PREFIX])) {
-        uint64_t p;
-        r = rl__yaml_u64(c, v[K_IPV6_PREFIX], "ipv6_prefix", "an integer from 64 to 128", 64, 128,
-                         &p);
-        rs->ipv6_prefix = (unsigned)p;
-    }
-    if (r == 0 && !absent(v[K_AUDIT])) {
-        int x = 0;
-        r = rl__yaml_choice(c, v[K_AUDIT], "audit", rl__conf_audit_from_name, rl__conf_audit_name,
-                            3, &x);
-        rs->audit = (enum rl_audit_mode)x;
-    }
-    if (r == 0 && !absent(v[K_DEFAULT_TIER]))
-        r = rl__yaml_str(c, v[K_DEFAULT_TIER], "default_tier", &rs->default_tier);
+    if (r == 0)
+        r = parse_settings(c, root, v);
     if (r == 0)
         r = parse_layers(c, v[K_DEFAULTS], "defaults", &rs->defaults, &rs->ndefaults);
     if (r == 0)

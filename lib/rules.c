@@ -186,6 +186,63 @@ static int rule_cmp(const void *a, const void *b)
 
 static unsigned ep_claim(struct rl *rl, const char *name);
 
+/* One rule: its method and glob apart, how specific it is (for the precedence order), its tag
+ * and its layers. */
+static int compile_rule(struct rt_rule *ru, const struct rl_rule *src, size_t order, uint32_t warn)
+{
+    ru->pattern = src->pattern;
+    rl__pattern_split(src->pattern, &ru->method, &ru->mlen, &ru->glob);
+    if (ru->mlen == 1 && ru->method[0] == '*')
+        ru->mlen = 0;
+    ru->glen = strlen(ru->glob);
+    for (size_t c = 0; c < ru->glen; c++) {
+        if (ru->glob[c] == '*' || ru->glob[c] == '?')
+            ru->wildcards++;
+        else
+            ru->literal++;
+    }
+    ru->order = (unsigned)order;
+    make_tag(ru->tag, "rule", src->pattern, "");
+    ru->n = src->nlayers;
+    return compile_layers(&ru->layers, src->layers, src->nlayers, "rule", src->pattern,
+                          src->pattern, warn);
+}
+
+/* The rules (in precedence order), the defaults, the globals and the tiers. */
+static int compile_all(struct rl_rules_rt *rt, const struct rl_ruleset *rs)
+{
+    uint32_t warn = rs->warn_permille;
+    for (size_t i = 0; i < rs->nrules; i++) {
+        int r = compile_rule(&rt->rules[i], &rs->rules[i], i, warn);
+        if (r < 0)
+            return r;
+        rt->nrules = i + 1;
+    }
+    qsort(rt->rules, rt->nrules, sizeof *rt->rules, rule_cmp);
+    int r = compile_layers(&rt->defaults, rs->defaults, rs->ndefaults, "default", NULL, "default",
+                           warn);
+    if (r < 0)
+        return r;
+    rt->ndefaults = rs->ndefaults;
+    r = compile_layers(&rt->globals, rs->globals, rs->nglobals, "global", NULL, "global", warn);
+    if (r < 0)
+        return r;
+    rt->nglobals = rs->nglobals;
+    for (size_t i = 0; i < rs->ntiers; i++) {
+        struct rt_tier *t = &rt->tiers[i];
+        t->name = rs->tiers[i].name;
+        snprintf(t->label, sizeof t->label, "tier:%s", t->name);
+        t->n = rs->tiers[i].nlayers;
+        r = compile_layers(&t->layers, rs->tiers[i].layers, t->n, "tier", t->name, t->label, warn);
+        if (r < 0)
+            return r;
+        rt->ntiers = i + 1;
+        if (rs->default_tier && strcmp(rs->default_tier, t->name) == 0)
+            rt->default_tier = t;
+    }
+    return 0;
+}
+
 static int rt_build(struct rl *rl, struct rl_ruleset *rs, uint64_t gen, struct rl_rules_rt **out)
 {
     struct rl_rules_rt *rt = calloc(1, sizeof *rt);
@@ -195,64 +252,20 @@ static int rt_build(struct rl *rl, struct rl_ruleset *rs, uint64_t gen, struct r
     rt->gen = gen;
     rt->ipv6_prefix = rs->ipv6_prefix ? rs->ipv6_prefix : 128;
     rt->audit = rs->audit;
-    uint32_t warn = rs->warn_permille;
     int r = -ENOMEM;
     rt->rules = calloc(rs->nrules ? rs->nrules : 1, sizeof *rt->rules);
     rt->tiers = calloc(rs->ntiers ? rs->ntiers : 1, sizeof *rt->tiers);
     rt->bypass = calloc(rs->nbypass_ips ? rs->nbypass_ips : 1, sizeof *rt->bypass);
     if (!rt->rules || !rt->tiers || !rt->bypass)
         goto fail;
-    for (size_t i = 0; i < rs->nrules; i++) {
-        struct rt_rule *ru = &rt->rules[i];
-        const struct rl_rule *src = &rs->rules[i];
-        ru->pattern = src->pattern;
-        rl__pattern_split(src->pattern, &ru->method, &ru->mlen, &ru->glob);
-        if (ru->mlen == 1 && ru->method[0] == '*')
-            ru->mlen = 0;
-        ru->glen = strlen(ru->glob);
-        for (size_t c = 0; c < ru->glen; c++) {
-            if (ru->glob[c] == '*' || ru->glob[c] == '?')
-                ru->wildcards++;
-            else
-                ru->literal++;
-        }
-        ru->order = (unsigned)i;
-        make_tag(ru->tag, "rule", src->pattern, "");
-        ru->n = src->nlayers;
-        r = compile_layers(&ru->layers, src->layers, src->nlayers, "rule", src->pattern,
-                           src->pattern, warn);
-        if (r < 0)
-            goto fail;
-        rt->nrules = i + 1;
-    }
-    qsort(rt->rules, rt->nrules, sizeof *rt->rules, rule_cmp);
-    r = compile_layers(&rt->defaults, rs->defaults, rs->ndefaults, "default", NULL, "default",
-                       warn);
-    if (r < 0)
-        goto fail;
-    rt->ndefaults = rs->ndefaults;
-    r = compile_layers(&rt->globals, rs->globals, rs->nglobals, "global", NULL, "global", warn);
-    if (r < 0)
-        goto fail;
-    rt->nglobals = rs->nglobals;
-    for (size_t i = 0; i < rs->ntiers; i++) {
-        struct rt_tier *t = &rt->tiers[i];
-        t->name = rs->tiers[i].name;
-        snprintf(t->label, sizeof t->label, "tier:%s", t->name);
-        t->n = rs->tiers[i].nlayers;
-        r = compile_layers(&t->layers, rs->tiers[i].layers, t->n, "tier", t->name, t->label, warn);
-        if (r < 0)
-            goto fail;
-        rt->ntiers = i + 1;
-        if (rs->default_tier && strcmp(rs->default_tier, t->name) == 0)
-            rt->default_tier = t;
-    }
-    for (size_t i = 0; i < rs->nbypass_ips; i++) {
+    r = compile_all(rt, rs);
+    for (size_t i = 0; i < rs->nbypass_ips && r == 0; i++) {
         r = rl__cidr_parse(rs->bypass_ips[i], &rt->bypass[i]);
-        if (r < 0)
-            goto fail;
-        rt->nbypass = i + 1;
+        if (r == 0)
+            rt->nbypass = i + 1;
     }
+    if (r < 0)
+        goto fail;
     /* Endpoint records last: a rule set that does not compile claims none. */
     for (size_t i = 0; i < rt->nrules; i++)
         rt->rules[i].ep = ep_claim(rl, rt->rules[i].pattern);
