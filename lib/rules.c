@@ -2,6 +2,13 @@
  * Rules: endpoint patterns, layered limits, tiers, bypass, the request check, the audit ring and
  * the counters.
  *
+ * Sections: the compiled rule set (rt_build), publication and refresh (RCU), the API that edits
+ * the rule set, counters and audit, and the check. One file of ~1,400 lines on purpose: the
+ * check inlines the matcher, the key builder, the endpoint counter and its stripe choice from
+ * the sections above, and a split would put calls (without LTO) on the path rl-bench row (f)
+ * measures. The rule file itself (parse, check, emit) is lib/config_*.c, which never calls
+ * back here.
+ *
  * Theory of operation (docs/design.md "Rules"):
  *  - The shared truth is the canonical YAML in the segment (cfgstore.c). Each process compiles
  *    it into a private, immutable struct rl_rules_rt and publishes that with RCU

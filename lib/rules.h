@@ -5,6 +5,10 @@
  * struct rl_ruleset --rl__ruleset_emit--> canonical YAML (published in the segment) --> every
  * process parses it again and compiles its own matcher (rules.c), swapped in with RCU.
  * All strings are owned by the rule set (malloc'd) and freed by rl__ruleset_free().
+ *
+ * The rule set and its functions below are lib/config_*.c (config_int.h says which file does
+ * what); the compiled matcher (rules.c) uses them and they never call it. The enum names and
+ * durations at the end are format.c's.
  */
 #ifndef RL_RULES_H
 #define RL_RULES_H
