@@ -12,6 +12,9 @@
  *
  * Before libyaml sees the text, a quick scan bounds the nesting of flow collections (libyaml's
  * scanner is quadratic in it). Allocates; never blocks.
+ *
+ * The file follows the schema top-down, one function per mapping kind (a limit, an endpoint, a
+ * tier, sync, bypass, the rule set); its size is the schema's, every key with its own message.
  */
 #include <errno.h>
 #include <stdio.h>
