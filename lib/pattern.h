@@ -2,7 +2,7 @@
  * Endpoint patterns: "[METHOD:]GLOB", where METHOD is [A-Z]+ or "*" and GLOB starts with '/' or
  * '*'; '*' matches any run of characters (including '/'), '?' exactly one. Internal.
  *
- * Both the rule file's checks (config.c) and the compiled matcher (rules.c) use these, so
+ * Both the rule file's checks (config_check.c) and the compiled matcher (rules.c) use these, so
  * they live apart: neither of those files calls the other for them. rl__glob_match is on
  * rl_check's hot path, hence inline here. Nothing here allocates or blocks; any thread.
  */

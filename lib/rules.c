@@ -2,6 +2,13 @@
  * Rules: endpoint patterns, layered limits, tiers, bypass, the request check, the audit ring and
  * the counters.
  *
+ * Sections: the compiled rule set (rt_build), publication and refresh (RCU), the API that edits
+ * the rule set, counters and audit, and the check. One file of ~1,400 lines on purpose: the
+ * check inlines the matcher, the key builder, the endpoint counter and its stripe choice from
+ * the sections above, and a split would put calls (without LTO) on the path rl-bench row (f)
+ * measures. The rule file itself (parse, check, emit) is lib/config_*.c, which never calls
+ * back here.
+ *
  * Theory of operation (docs/design.md "Rules"):
  *  - The shared truth is the canonical YAML in the segment (cfgstore.c). Each process compiles
  *    it into a private, immutable struct rl_rules_rt and publishes that with RCU
@@ -53,19 +60,6 @@
 #define LONG_VALUE      200 /* longer user/descriptor values are keyed by their hash */
 #define AUDIT_BURST     256 /* audit records per thread per AUDIT_PERIOD_NS */
 #define AUDIT_PERIOD_NS 100000000ULL
-
-extern const char rl__embed_development[], rl__embed_staging[], rl__embed_production[];
-
-const char *rl__preset_yaml(const char *environment)
-{
-    if (!environment || strcmp(environment, "production") == 0)
-        return rl__embed_production;
-    if (strcmp(environment, "staging") == 0)
-        return rl__embed_staging;
-    if (strcmp(environment, "development") == 0)
-        return rl__embed_development;
-    return NULL;
-}
 
 /* ---- the compiled rule set ------------------------------------------------------------------- */
 
@@ -199,6 +193,63 @@ static int rule_cmp(const void *a, const void *b)
 
 static unsigned ep_claim(struct rl *rl, const char *name);
 
+/* One rule: its method and glob apart, how specific it is (for the precedence order), its tag
+ * and its layers. */
+static int compile_rule(struct rt_rule *ru, const struct rl_rule *src, size_t order, uint32_t warn)
+{
+    ru->pattern = src->pattern;
+    rl__pattern_split(src->pattern, &ru->method, &ru->mlen, &ru->glob);
+    if (ru->mlen == 1 && ru->method[0] == '*')
+        ru->mlen = 0;
+    ru->glen = strlen(ru->glob);
+    for (size_t c = 0; c < ru->glen; c++) {
+        if (ru->glob[c] == '*' || ru->glob[c] == '?')
+            ru->wildcards++;
+        else
+            ru->literal++;
+    }
+    ru->order = (unsigned)order;
+    make_tag(ru->tag, "rule", src->pattern, "");
+    ru->n = src->nlayers;
+    return compile_layers(&ru->layers, src->layers, src->nlayers, "rule", src->pattern,
+                          src->pattern, warn);
+}
+
+/* The rules (in precedence order), the defaults, the globals and the tiers. */
+static int compile_all(struct rl_rules_rt *rt, const struct rl_ruleset *rs)
+{
+    uint32_t warn = rs->warn_permille;
+    for (size_t i = 0; i < rs->nrules; i++) {
+        int r = compile_rule(&rt->rules[i], &rs->rules[i], i, warn);
+        if (r < 0)
+            return r;
+        rt->nrules = i + 1;
+    }
+    qsort(rt->rules, rt->nrules, sizeof *rt->rules, rule_cmp);
+    int r = compile_layers(&rt->defaults, rs->defaults, rs->ndefaults, "default", NULL, "default",
+                           warn);
+    if (r < 0)
+        return r;
+    rt->ndefaults = rs->ndefaults;
+    r = compile_layers(&rt->globals, rs->globals, rs->nglobals, "global", NULL, "global", warn);
+    if (r < 0)
+        return r;
+    rt->nglobals = rs->nglobals;
+    for (size_t i = 0; i < rs->ntiers; i++) {
+        struct rt_tier *t = &rt->tiers[i];
+        t->name = rs->tiers[i].name;
+        snprintf(t->label, sizeof t->label, "tier:%s", t->name);
+        t->n = rs->tiers[i].nlayers;
+        r = compile_layers(&t->layers, rs->tiers[i].layers, t->n, "tier", t->name, t->label, warn);
+        if (r < 0)
+            return r;
+        rt->ntiers = i + 1;
+        if (rs->default_tier && strcmp(rs->default_tier, t->name) == 0)
+            rt->default_tier = t;
+    }
+    return 0;
+}
+
 static int rt_build(struct rl *rl, struct rl_ruleset *rs, uint64_t gen, struct rl_rules_rt **out)
 {
     struct rl_rules_rt *rt = calloc(1, sizeof *rt);
@@ -208,64 +259,20 @@ static int rt_build(struct rl *rl, struct rl_ruleset *rs, uint64_t gen, struct r
     rt->gen = gen;
     rt->ipv6_prefix = rs->ipv6_prefix ? rs->ipv6_prefix : 128;
     rt->audit = rs->audit;
-    uint32_t warn = rs->warn_permille;
     int r = -ENOMEM;
     rt->rules = calloc(rs->nrules ? rs->nrules : 1, sizeof *rt->rules);
     rt->tiers = calloc(rs->ntiers ? rs->ntiers : 1, sizeof *rt->tiers);
     rt->bypass = calloc(rs->nbypass_ips ? rs->nbypass_ips : 1, sizeof *rt->bypass);
     if (!rt->rules || !rt->tiers || !rt->bypass)
         goto fail;
-    for (size_t i = 0; i < rs->nrules; i++) {
-        struct rt_rule *ru = &rt->rules[i];
-        const struct rl_rule *src = &rs->rules[i];
-        ru->pattern = src->pattern;
-        rl__pattern_split(src->pattern, &ru->method, &ru->mlen, &ru->glob);
-        if (ru->mlen == 1 && ru->method[0] == '*')
-            ru->mlen = 0;
-        ru->glen = strlen(ru->glob);
-        for (size_t c = 0; c < ru->glen; c++) {
-            if (ru->glob[c] == '*' || ru->glob[c] == '?')
-                ru->wildcards++;
-            else
-                ru->literal++;
-        }
-        ru->order = (unsigned)i;
-        make_tag(ru->tag, "rule", src->pattern, "");
-        ru->n = src->nlayers;
-        r = compile_layers(&ru->layers, src->layers, src->nlayers, "rule", src->pattern,
-                           src->pattern, warn);
-        if (r < 0)
-            goto fail;
-        rt->nrules = i + 1;
-    }
-    qsort(rt->rules, rt->nrules, sizeof *rt->rules, rule_cmp);
-    r = compile_layers(&rt->defaults, rs->defaults, rs->ndefaults, "default", NULL, "default",
-                       warn);
-    if (r < 0)
-        goto fail;
-    rt->ndefaults = rs->ndefaults;
-    r = compile_layers(&rt->globals, rs->globals, rs->nglobals, "global", NULL, "global", warn);
-    if (r < 0)
-        goto fail;
-    rt->nglobals = rs->nglobals;
-    for (size_t i = 0; i < rs->ntiers; i++) {
-        struct rt_tier *t = &rt->tiers[i];
-        t->name = rs->tiers[i].name;
-        snprintf(t->label, sizeof t->label, "tier:%s", t->name);
-        t->n = rs->tiers[i].nlayers;
-        r = compile_layers(&t->layers, rs->tiers[i].layers, t->n, "tier", t->name, t->label, warn);
-        if (r < 0)
-            goto fail;
-        rt->ntiers = i + 1;
-        if (rs->default_tier && strcmp(rs->default_tier, t->name) == 0)
-            rt->default_tier = t;
-    }
-    for (size_t i = 0; i < rs->nbypass_ips; i++) {
+    r = compile_all(rt, rs);
+    for (size_t i = 0; i < rs->nbypass_ips && r == 0; i++) {
         r = rl__cidr_parse(rs->bypass_ips[i], &rt->bypass[i]);
-        if (r < 0)
-            goto fail;
-        rt->nbypass = i + 1;
+        if (r == 0)
+            rt->nbypass = i + 1;
     }
+    if (r < 0)
+        goto fail;
     /* Endpoint records last: a rule set that does not compile claims none. */
     for (size_t i = 0; i < rt->nrules; i++)
         rt->rules[i].ep = ep_claim(rl, rt->rules[i].pattern);
@@ -494,6 +501,8 @@ RL_API int rl_configure_endpoint(rl_t *rl, const char *pattern, const rl_limit *
         r = rl__ruleset_set_rule(rs, pattern, limits, n);
     if (r == 0)
         r = rl__ruleset_validate(rs, "rl_configure_endpoint");
+    if (r == 0)
+        r = rl__ruleset_check_build(rs, "rl_configure_endpoint", pattern);
     r = publish_unlock_refresh(rl, rs, r);
     rl__ruleset_free(rs);
     return r;
@@ -1061,24 +1070,58 @@ static bool check_layer(struct rl *rl, const struct keyctx *c, const struct rt_l
     return res.allowed;
 }
 
-/* slack: see struct rl_algo_ops.decide (caller-given time, or the segment's own clock). */
-/* keys != NULL: rl_explain(): every layer peeks (cost 0), nothing is counted or audited, and
- * the layers' keys are written to keys, one per line. */
-static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t slack,
-                 rl_decision *out, char *keys, size_t keys_len)
+/*
+ * The check, in the order a request meets it:
+ *   request setup   check_args_ok (its messages: check_args_error, cold), begin (the
+ *                   decision's defaults, how the check runs, where its counts go),
+ *                   rules_current (the compiled rules, current with the segment; the rebuild,
+ *                   rules_reload, is cold and out of line), key_setup (path, client address)
+ *   the layer loop  bypassed, then take_layers over request_lists (rule or defaults, globals,
+ *                   tier), refunding on a denial
+ *   the outcome     finish: the limiting layer, the endpoint counter, the audit record, and
+ *                   rl_explain's keys
+ * Everything but the cold parts is inlined into check(): one hot function, as before the split.
+ */
+#define HOT static inline __attribute__((always_inline))
+
+/* Why the arguments are unusable (rl_check's messages); cold. */
+static __attribute__((noinline, cold)) int check_args_error(const void *rl, const rl_request *req,
+                                                            const rl_decision *out)
 {
     if (!rl || !req || !out)
         return rl__err(-EINVAL, "rl_check: rl, req and out must not be NULL");
     if (!req->method || !req->path)
         return rl__err(-EINVAL, "rl_check: the request needs a method and a path");
-    if (req->ndescriptors && !req->descriptors)
-        return rl__err(-EINVAL, "rl_check: ndescriptors is %zu but descriptors is NULL",
-                       req->ndescriptors);
-    bool peek = keys != NULL;
-    uint64_t cost = peek ? 0 : req->cost ? req->cost : 1;
-    uint64_t t = now_ns < RL_TIME_BASE_NS ? RL_TIME_BASE_NS : now_ns;
-    if (peek && keys_len)
-        keys[0] = '\0';
+    return rl__err(-EINVAL, "rl_check: ndescriptors is %zu but descriptors is NULL",
+                   req->ndescriptors);
+}
+
+HOT bool check_args_ok(const void *rl, const rl_request *req, const rl_decision *out)
+{
+    return rl && req && out && req->method && req->path && (!req->ndescriptors || req->descriptors);
+}
+
+/* How one check runs: set up once, read by the layer loop and the outcome. */
+struct run {
+    uint64_t cost, t, slack;    /* units per layer (0: a peek), the time, the clock's slack */
+    struct rl_stats_stripe *st; /* the thread's stripe, or scratch */
+    unsigned stripe;
+    bool peek;  /* rl_explain: nothing taken, counted or audited */
+    bool count; /* decisions are counted (not a peek, not RL_OPEN_NO_STATS) */
+};
+
+/* The decision's defaults, and how this check runs: its cost and time, and where its counts
+ * go: the thread's stripe, or scratch (a peek's counts, or all of them with RL_OPEN_NO_STATS,
+ * go nowhere). */
+HOT void begin(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t slack, bool peek,
+               rl_decision *out, struct run *run, struct rl_stats_stripe *scratch)
+{
+    run->peek = peek;
+    run->cost = peek ? 0 : req->cost ? req->cost : 1;
+    run->t = now_ns < RL_TIME_BASE_NS ? RL_TIME_BASE_NS : now_ns;
+    run->slack = slack;
+    run->count = !peek && rl->count;
+    run->stripe = 0;
     if (peek)
         out->endpoint[0] = '\0';
     out->allowed = true;
@@ -1087,95 +1130,102 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
     out->n = 0;
     out->limiting = -1;
     out->now_ns = now_ns;
-    struct rl_stats_stripe scratch; /* a peek's counts (or all, RL_OPEN_NO_STATS) go nowhere */
-    struct rl_stats_stripe *st;
-    bool count = !peek && rl->count;
-    unsigned stripe = 0;
-    if (count) {
-        stripe = my_stripe();
-        st = &rl->stats[stripe];
+    if (run->count) {
+        run->stripe = my_stripe();
+        run->st = &rl->stats[run->stripe];
     } else {
-        memset(&scratch, 0, sizeof scratch);
-        st = &scratch;
+        memset(scratch, 0, sizeof *scratch);
+        run->st = scratch;
     }
+}
 
+/* The segment has a rule set this process has not compiled (or none is compiled yet): leave the
+ * read-side section (a rebuild waits for a grace period, which must not happen inside one),
+ * rebuild, and come back. Cold: once per process and per reload. */
+static __attribute__((noinline, cold)) struct rl_rules_rt *rules_reload(struct rl *rl,
+                                                                        struct rl_rules_rt *rt)
+{
+    if (rt)
+        RL_TSAN_RELEASE(rt);
+    urcu_bp_read_unlock();
+    rules_refresh(rl, rt == NULL);
     urcu_bp_read_lock();
+    /* acquire: pairs with the release store in rules_refresh(). */
+    return atomic_load_explicit(&rl->rules, memory_order_acquire);
+}
+
+/* Inside a read-side section: the compiled rules, current with the segment; NULL when there are
+ * none at all. */
+HOT struct rl_rules_rt *rules_current(struct rl *rl)
+{
     /* acquire: pairs with the release store in rules_refresh(); the grace period there keeps
      * rt alive until urcu_bp_read_unlock(). */
     struct rl_rules_rt *rt = atomic_load_explicit(&rl->rules, memory_order_acquire);
     uint64_t gen = rl__cfg_generation(rl);
-    if (!rt || rt->gen != gen) {
-        if (rt)
-            RL_TSAN_RELEASE(rt);
-        urcu_bp_read_unlock();
-        rules_refresh(rl, rt == NULL);
-        urcu_bp_read_lock();
-        rt = atomic_load_explicit(&rl->rules, memory_order_acquire);
-    }
-    if (!rt) {
-        urcu_bp_read_unlock();
-        COUNT(st, unruled);
-        return 0; /* no rules at all: nothing limits */
-    }
-    out->config_generation = rt->gen;
+    if (__builtin_expect(!rt || rt->gen != gen, 0))
+        rt = rules_reload(rl, rt);
+    return rt;
+}
 
-    struct keyctx c;
-    c.req = req;
-    c.rt = rt;
-    c.path = req->path;
+/* The key context: the path without its query, the client address grouped by the rule set's
+ * IPv6 prefix (or kept as given when it is not an address). Returns whether *ip is one. */
+HOT bool key_setup(struct keyctx *c, const rl_request *req, const struct rl_rules_rt *rt,
+                   struct rl_ip *ip)
+{
+    c->req = req;
+    c->rt = rt;
+    c->path = req->path;
     const char *q = strchr(req->path, '?');
-    c.plen = q ? (size_t)(q - req->path) : strlen(req->path);
-    struct rl_ip ip;
-    bool have_ip = req->ip && rl__ip_parse(req->ip, strlen(req->ip), &ip) == 0;
+    c->plen = q ? (size_t)(q - req->path) : strlen(req->path);
+    bool have_ip = req->ip && rl__ip_parse(req->ip, strlen(req->ip), ip) == 0;
     if (have_ip) {
-        unsigned prefix = ip.family == 6 ? rt->ipv6_prefix : 32;
-        if (rl__ip_format(&ip, prefix, c.ip, sizeof c.ip) < 0)
+        unsigned prefix = ip->family == 6 ? rt->ipv6_prefix : 32;
+        if (rl__ip_format(ip, prefix, c->ip, sizeof c->ip) < 0)
             have_ip = false;
     }
     if (!have_ip) /* not an address: keyed as given (callers should pass rl_client_ip's) */
-        snprintf(c.ip, sizeof c.ip, "?%.60s", req->ip ? req->ip : "");
+        snprintf(c->ip, sizeof c->ip, "?%.60s", req->ip ? req->ip : "");
+    return have_ip;
+}
 
-    if (bypassed(rt, req, &ip, have_ip)) {
-        out->bypassed = true;
-        if (peek) {
-            const struct rt_rule *ru = match_rule(rt, req->method, req->path, c.plen);
-            snprintf(out->endpoint, sizeof out->endpoint, "%s", ru ? ru->pattern : "(default)");
-        }
-        RL_TSAN_RELEASE(rt);
-        urcu_bp_read_unlock();
-        COUNT(st, bypassed);
-        return 0;
-    }
+/* The layer lists a request meets: its rule's (or the defaults), the globals, its tier's. */
+struct lists {
+    const struct rt_layer *l[3];
+    size_t n[3];
+};
 
-    c.rule = match_rule(rt, req->method, req->path, c.plen);
-    if (peek)
-        snprintf(out->endpoint, sizeof out->endpoint, "%s", c.rule ? c.rule->pattern : "(default)");
-    const struct rt_layer *lists[3];
-    size_t counts[3];
-    lists[0] = c.rule ? c.rule->layers : rt->defaults;
-    counts[0] = c.rule ? c.rule->n : rt->ndefaults;
-    lists[1] = rt->globals;
-    counts[1] = rt->nglobals;
+HOT void request_lists(const struct rl_rules_rt *rt, const struct keyctx *c, const rl_request *req,
+                       struct lists *ls)
+{
+    ls->l[0] = c->rule ? c->rule->layers : rt->defaults;
+    ls->n[0] = c->rule ? c->rule->n : rt->ndefaults;
+    ls->l[1] = rt->globals;
+    ls->n[1] = rt->nglobals;
     const struct rt_tier *tier =
         (req->tier || (req->user && *req->user)) ? find_tier(rt, req->tier) : NULL;
-    lists[2] = tier ? tier->layers : NULL;
-    counts[2] = tier ? tier->n : 0;
+    ls->l[2] = tier ? tier->layers : NULL;
+    ls->n[2] = tier ? tier->n : 0;
+}
 
+/* The layer loop: each layer decides into out->layers[out->n++] and what it took is in taken[].
+ * Local layers first, STRICT (Redis round trips) last: a request a local layer denies never
+ * costs a round trip, and there is less to refund. The first non-shadow denial stops the loop
+ * and gives back what the earlier layers took (all or nothing). Returns whether it denied. */
+HOT bool take_layers(struct rl *rl, const struct keyctx *c, const struct lists *ls,
+                     const struct run *run, rl_decision *out, struct taken *taken)
+{
     bool shadow_all = !rl->enabled;
-    struct taken taken[RL_MAX_LAYERS];
     bool took[RL_MAX_LAYERS];
     size_t n = 0;
     bool denied = false;
-    /* Local layers first, STRICT (Redis round trips) last: a request a local layer denies
-     * never costs a round trip, and there is less to refund. */
     for (int pass = 0; pass < 2 && !denied; pass++)
         for (int li = 0; li < 3 && !denied; li++) {
-            for (size_t i = 0; i < counts[li] && n < RL_MAX_LAYERS; i++) {
-                if ((lists[li][i].acq.mode == RL_MODE_STRICT) != (pass == 1))
+            for (size_t i = 0; i < ls->n[li] && n < RL_MAX_LAYERS; i++) {
+                if ((ls->l[li][i].acq.mode == RL_MODE_STRICT) != (pass == 1))
                     continue;
                 rl_layer *lo = &out->layers[n];
-                took[n] = check_layer(rl, &c, &lists[li][i], cost, t, slack, shadow_all, lo, st,
-                                      &taken[n]);
+                took[n] = check_layer(rl, c, &ls->l[li][i], run->cost, run->t, run->slack,
+                                      shadow_all, lo, run->st, &taken[n]);
                 n++;
                 if (!lo->allowed && !lo->shadow) {
                     denied = true;
@@ -1185,16 +1235,20 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
         }
     out->n = n;
     if (denied) {
-        /* All or nothing: give back what the earlier layers took. */
         for (size_t i = 0; i + 1 < n; i++)
             if (took[i])
-                rl__refund_key(rl, taken[i].key, taken[i].keylen, &taken[i].lim, cost, t);
+                rl__refund_key(rl, taken[i].key, taken[i].keylen, &taken[i].lim, run->cost, run->t);
         out->allowed = false;
     }
-    /* The limiting layer: the denying one (the longest wait), else the one with the least left
-     * (shadow layers only when nothing else applies). */
+    return denied;
+}
+
+/* The limiting layer: the denying one (the longest wait), else the one with the least left
+ * (shadow layers only when nothing else applies); -1 without layers. */
+HOT int limiting_layer(const rl_decision *out, bool denied)
+{
     int best = -1;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < out->n; i++) {
         const rl_layer *l = &out->layers[i];
         if (best < 0) {
             best = (int)i;
@@ -1214,12 +1268,13 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
             best = (int)i;
         }
     }
-    out->limiting = best;
-    if (count)
-        ep_count(rl, stripe, c.rule ? c.rule->ep : rt->ep_default, !denied);
-    if (!peek && best >= 0 && rt->audit != RL_AUDIT_OFF && (denied || rt->audit == RL_AUDIT_ALL))
-        audit_write(rl, &out->layers[best], best, taken[best].key, taken[best].keylen, t);
-    for (size_t i = 0, o = 0; peek && i < n; i++) {
+    return best;
+}
+
+/* rl_explain: the layers' keys into keys, one per line, as far as they fit. */
+static void write_keys(const struct taken *taken, size_t n, char *keys, size_t keys_len)
+{
+    for (size_t i = 0, o = 0; i < n; i++) {
         if (o + taken[i].keylen + 1 < keys_len) {
             memcpy(keys + o, taken[i].key, taken[i].keylen);
             keys[o + taken[i].keylen] = '\n';
@@ -1227,6 +1282,80 @@ static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t
         }
         o += taken[i].keylen + 1;
     }
+}
+
+/* The outcome: the limiting layer, the endpoint's counter, the audit record (denials, or every
+ * decision with audit: all), and rl_explain's keys. */
+HOT void finish(struct rl *rl, const struct rl_rules_rt *rt, const struct keyctx *c,
+                const struct run *run, bool denied, const struct taken *taken, rl_decision *out,
+                char *keys, size_t keys_len)
+{
+    int best = limiting_layer(out, denied);
+    out->limiting = best;
+    if (run->count)
+        ep_count(rl, run->stripe, c->rule ? c->rule->ep : rt->ep_default, !denied);
+    if (!run->peek && best >= 0 && rt->audit != RL_AUDIT_OFF &&
+        (denied || rt->audit == RL_AUDIT_ALL))
+        audit_write(rl, &out->layers[best], best, taken[best].key, taken[best].keylen, run->t);
+    if (run->peek)
+        write_keys(taken, out->n, keys, keys_len);
+}
+
+/* A bypassed request: no layer is taken; rl_explain still names the endpoint it matched. */
+HOT void bypass_outcome(const struct rl_rules_rt *rt, const struct keyctx *c, bool peek,
+                        rl_decision *out)
+{
+    out->bypassed = true;
+    if (peek) {
+        const struct rt_rule *ru = match_rule(rt, c->req->method, c->req->path, c->plen);
+        snprintf(out->endpoint, sizeof out->endpoint, "%s", ru ? ru->pattern : "(default)");
+    }
+}
+
+/* slack: see struct rl_algo_ops.decide (caller-given time, or the segment's own clock). */
+/* keys != NULL: rl_explain(): every layer peeks (cost 0), nothing is counted or audited, and
+ * the layers' keys are written to keys, one per line. */
+static int check(struct rl *rl, const rl_request *req, uint64_t now_ns, uint64_t slack,
+                 rl_decision *out, char *keys, size_t keys_len)
+{
+    /* request setup */
+    if (__builtin_expect(!check_args_ok(rl, req, out), 0))
+        return check_args_error(rl, req, out);
+    if (keys && keys_len)
+        keys[0] = '\0';
+    struct run run;
+    struct rl_stats_stripe scratch;
+    begin(rl, req, now_ns, slack, keys != NULL, out, &run, &scratch);
+    urcu_bp_read_lock();
+    struct rl_rules_rt *rt = rules_current(rl);
+    if (!rt) {
+        urcu_bp_read_unlock();
+        COUNT(run.st, unruled);
+        return 0; /* no rules at all: nothing limits */
+    }
+    out->config_generation = rt->gen;
+    struct keyctx c;
+    struct rl_ip ip;
+    bool have_ip = key_setup(&c, req, rt, &ip);
+    if (bypassed(rt, req, &ip, have_ip)) {
+        bypass_outcome(rt, &c, run.peek, out);
+        RL_TSAN_RELEASE(rt);
+        urcu_bp_read_unlock();
+        COUNT(run.st, bypassed);
+        return 0;
+    }
+    c.rule = match_rule(rt, req->method, req->path, c.plen);
+    if (run.peek)
+        snprintf(out->endpoint, sizeof out->endpoint, "%s", c.rule ? c.rule->pattern : "(default)");
+
+    /* the layer loop */
+    struct lists ls;
+    request_lists(rt, &c, req, &ls);
+    struct taken taken[RL_MAX_LAYERS];
+    bool denied = take_layers(rl, &c, &ls, &run, out, taken);
+
+    /* the outcome */
+    finish(rl, rt, &c, &run, denied, taken, out, keys, keys_len);
     RL_TSAN_RELEASE(rt);
     urcu_bp_read_unlock();
     return 0;

@@ -5,6 +5,10 @@
  * struct rl_ruleset --rl__ruleset_emit--> canonical YAML (published in the segment) --> every
  * process parses it again and compiles its own matcher (rules.c), swapped in with RCU.
  * All strings are owned by the rule set (malloc'd) and freed by rl__ruleset_free().
+ *
+ * The rule set and its functions below are lib/config_*.c (config_int.h says which file does
+ * what); the compiled matcher (rules.c) uses them and they never call it. The enum names and
+ * durations at the end are format.c's.
  */
 #ifndef RL_RULES_H
 #define RL_RULES_H
@@ -102,6 +106,16 @@ int rl__ruleset_emit(const struct rl_ruleset *rs, char **text, size_t *len);
  * addresses or CIDRs. Messages name the rule/tier/layer (and line:column when known).
  */
 int rl__ruleset_validate(const struct rl_ruleset *rs, const char *origin);
+
+/*
+ * What this build can run, for rule text a user wrote (a rule file, rl_configure_endpoint's
+ * rule): in a library built without Redis (RL_WITH_REDIS 0), a layer in mode global or strict is
+ * -EINVAL, "ORIGIN:LINE:COLUMN: endpoint 'X', layer 'y': mode strict needs Redis, but this
+ * library was built without Redis (meson -Dredis=enabled): use mode local". Only endpoint
+ * `pattern`'s layers when pattern is not NULL. Always 0 in a build with Redis. The presets and
+ * a segment's text are not checked: there such layers count locally (config_check.c).
+ */
+int rl__ruleset_check_build(const struct rl_ruleset *rs, const char *origin, const char *pattern);
 
 /* Adds or replaces (same pattern) a rule built from API limits; deep-copies. */
 int rl__ruleset_set_rule(struct rl_ruleset *rs, const char *pattern, const rl_limit *limits,

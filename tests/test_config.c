@@ -1,8 +1,9 @@
 /*
- * The YAML rule file (lib/config.c): the three shipped examples (which are the environment
+ * The YAML rule file (lib/config_*.c): the three shipped examples (which are the environment
  * presets), the seed's PRODUCTION_CONFIG and user tiers number by number, the canonical form
  * (parse(emit(x)) == x field by field), a table of bad configurations with their exact
- * messages, files (missing, unreadable, too large), and rule sets built through the API.
+ * messages, files (missing, unreadable, too large), what a build without Redis refuses, and rule
+ * sets built through the API.
  *
  * Runs with the working directory tests/ (meson workdir): the examples are
  * "../examples/NAME.yaml" and the fixtures "configs/NAME.yaml".
@@ -16,14 +17,42 @@
 
 TestSuite(config);
 
+/* A library built without Redis (meson -Dredis=disabled) defines RL_WITH_REDIS to 0. */
+#if defined(RL_WITH_REDIS) && !RL_WITH_REDIS
+#define NO_REDIS 1
+#else
+#define NO_REDIS 0
+#endif
+
 #define MS_5MIN (5 * MS_MIN)
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
+#if NO_REDIS
+/* Built without Redis a rule file with STRICT or GLOBAL layers is refused (the examples have
+ * them: see no_redis_refuses_remote_modes_in_rule_files), so the examples are read the way
+ * their presets are: text parsed as is. */
+static int load_file(const char *path, struct rl_ruleset **rs)
+{
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f, "%s", path);
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    return rl__ruleset_parse(text, n, path, rs);
+}
+#else
+static int load_file(const char *path, struct rl_ruleset **rs)
+{
+    return rl__ruleset_load_file(path, rs);
+}
+#endif
+
 static struct rl_ruleset *must_load_file(const char *path)
 {
     struct rl_ruleset *rs = NULL;
-    int rc = rl__ruleset_load_file(path, &rs);
+    int rc = load_file(path, &rs);
     cr_assert_eq(rc, 0, "loading %s = %d (%s): %s", path, rc, rl_strerror(rc), rl_errmsg());
     cr_assert_not_null(rs);
     return rs;
@@ -182,7 +211,9 @@ static const char *const examples[] = {
 Test(config, examples_parse_and_validate)
 {
     for (size_t i = 0; i < sizeof examples / sizeof *examples; i++) {
-        cr_expect_eq(rl_check_config_file(examples[i]), 0, "%s: %s", examples[i], rl_errmsg());
+        /* Without Redis their STRICT and GLOBAL layers are refused in a file (not as presets). */
+        cr_expect_eq(rl_check_config_file(examples[i]), NO_REDIS ? -EINVAL : 0, "%s: %s",
+                     examples[i], rl_errmsg());
         struct rl_ruleset *rs = must_load_file(examples[i]);
         cr_expect_eq(rl__ruleset_validate(rs, examples[i]), 0, "%s: %s", examples[i], rl_errmsg());
         for (size_t r = 0; r < rs->nrules; r++)
@@ -953,6 +984,95 @@ Test(config, huge_file)
     cr_expect(strncmp(msg, path, strlen(path)) == 0, "the message names the file: %s", msg);
     cr_expect_eq(rc_max, 0, "1 MiB exactly: %s", rl_errmsg());
 }
+
+/* ---- what this build can run ---------------------------------------------------------------- */
+
+/* A rule file with a STRICT layer in an endpoint and a GLOBAL one in a tier (and in `global`). */
+static const char remote_yaml[] = "version: 1\n"
+                                  "endpoints:\n"
+                                  "  - pattern: /a\n"
+                                  "    limits:\n"
+                                  "      - {requests: 5, window: 1s}\n"
+                                  "      - {name: burst, requests: 5, window: 1s, mode: strict}\n"
+                                  "tiers:\n"
+                                  "  free: [{requests: 5, window: 1s, mode: global}]\n";
+
+/* remote_yaml (or text) in a fresh temporary file; path is "/tmp/rl-test-config-XXXXXX". */
+static void write_temp(char *path, const char *text)
+{
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    size_t n = strlen(text);
+    cr_assert_eq(write(fd, text, n), (ssize_t)n);
+    close(fd);
+}
+
+#if NO_REDIS
+/* Built without Redis: a rule file (or rl_configure_endpoint, test_rules) that asks for mode
+ * strict or global is refused at the layer's position, with the remedy. */
+Test(config, no_redis_refuses_remote_modes_in_rule_files)
+{
+    char path[] = "/tmp/rl-test-config-XXXXXX";
+    write_temp(path, remote_yaml);
+    struct rl_ruleset *rs = NULL;
+    int rc = rl__ruleset_load_file(path, &rs);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", rl_errmsg());
+    int rc_check = rl_check_config_file(path);
+    unlink(path);
+    cr_expect_eq(rc, -EINVAL, "%s", msg);
+    cr_expect_null(rs);
+    char want[256];
+    snprintf(want, sizeof want,
+             "%s:6:9: endpoint '/a', layer 'burst': mode strict needs Redis, but this library was "
+             "built without Redis (meson -Dredis=enabled): use mode local",
+             path);
+    cr_expect_str_eq(msg, want);
+    cr_expect_eq(rc_check, -EINVAL);
+
+    char gpath[] = "/tmp/rl-test-config-XXXXXX";
+    write_temp(gpath, "version: 1\nglobal:\n  - {requests: 5, window: 1s, mode: global}\n");
+    rc = rl_check_config_file(gpath);
+    snprintf(msg, sizeof msg, "%s", rl_errmsg());
+    unlink(gpath);
+    cr_expect_eq(rc, -EINVAL);
+    snprintf(want, sizeof want, "%s:3:5: global, layer 0: mode global needs Redis", gpath);
+    cr_expect(strncmp(msg, want, strlen(want)) == 0, "%s", msg);
+}
+
+/* The presets (which have STRICT and GLOBAL layers) and a segment's text still compile: there
+ * such layers count locally; only what a user writes is refused. */
+Test(config, no_redis_presets_still_compile)
+{
+    struct rl_ruleset *rs = NULL;
+    const char *text = rl__preset_yaml("production");
+    cr_assert_eq(rl__ruleset_parse(text, strlen(text), "preset production", &rs), 0, "%s",
+                 rl_errmsg());
+    cr_expect_eq(rl__ruleset_check_build(rs, "preset production", NULL), -EINVAL,
+                 "the preset has remote layers, which a rule file could not have");
+    cr_expect_eq(rl__ruleset_check_build(rs, "x", "/no-such-endpoint"), 0);
+    rl__ruleset_free(rs);
+    struct rl_ruleset *seg = must_parse(remote_yaml);
+    cr_expect_eq(seg->rules[0].layers[1].lim.mode, RL_MODE_STRICT);
+    rl__ruleset_free(seg);
+}
+#else
+/* Built with Redis: the same file loads, its modes kept (without a Redis URL a handle counts them
+ * locally: test_rules). */
+Test(config, remote_modes_load_from_rule_files)
+{
+    char path[] = "/tmp/rl-test-config-XXXXXX";
+    write_temp(path, remote_yaml);
+    struct rl_ruleset *rs = NULL;
+    int rc = rl__ruleset_load_file(path, &rs);
+    unlink(path);
+    cr_assert_eq(rc, 0, "%s", rl_errmsg());
+    cr_expect_eq(rs->rules[0].layers[1].lim.mode, RL_MODE_STRICT);
+    cr_expect_eq(rs->tiers[0].layers[0].lim.mode, RL_MODE_GLOBAL);
+    cr_expect_eq(rl__ruleset_check_build(rs, path, NULL), 0);
+    rl__ruleset_free(rs);
+}
+#endif
 
 /* ---- the API: set_rule and validate ---------------------------------------------------------- */
 

@@ -125,11 +125,37 @@ Test(rules, quick_start)
 
 /* ---- PRODUCTION_CONFIG ----------------------------------------------------------------------- */
 
+#if defined(RL_WITH_REDIS) && !RL_WITH_REDIS
+/* Built without Redis a rule file may not ask for mode strict or global (test_config), which
+ * the example does for three layers; without a Redis URL those count locally anyway, so the
+ * example is loaded without its modes. */
+static void load_production(void)
+{
+    FILE *f = fopen("../examples/production.yaml", "r");
+    cr_assert_not_null(f);
+    static char text[1 << 16], local[1 << 16];
+    size_t n = fread(text, 1, sizeof text - 1, f), o = 0;
+    fclose(f);
+    text[n] = '\0';
+    for (size_t i = 0; i < n;) {
+        const char *drop = strncmp(text + i, ", mode: strict", 14) == 0   ? ", mode: strict"
+                           : strncmp(text + i, ", mode: global", 14) == 0 ? ", mode: global"
+                                                                          : NULL;
+        if (drop)
+            i += strlen(drop);
+        else
+            local[o++] = text[i++];
+    }
+    local[o] = '\0';
+    must_load(g_rl, local);
+}
+#else
 static void load_production(void)
 {
     int rc = rl_load_config(g_rl, "../examples/production.yaml");
     cr_assert_eq(rc, 0, "loading examples/production.yaml: %s", rl_errmsg());
 }
+#endif
 
 Test(rules, production_login_layers)
 {
@@ -835,6 +861,33 @@ Test(rules, bad_arguments)
     must_load(g_rl, "version: 1\ndefaults: [{requests: 9, window: 60s}]\n");
     cr_assert_lt(load_yaml(g_rl, "version: 1\ndefaults: [{requests: x}]\n"), 0);
     cr_assert_eq(check_at(g_rl, &r, at_ms(0)).layers[0].limit, 9);
+}
+
+/* A STRICT layer through the API: built with Redis it is kept and, the handle having no Redis
+ * URL, counted locally; built without Redis it is refused and the rule set stays as it was. */
+Test(rules, remote_mode_through_the_api)
+{
+    must_load(g_rl, "version: 1\ndefaults: [{requests: 9, window: 60s}]\n");
+    rl_limit l = mk_limit(RL_TOKEN_BUCKET, 2, 60000, 0);
+    l.mode = RL_MODE_STRICT;
+    int rc = rl_configure_endpoint(g_rl, "/remote", &l, 1);
+    rl_request r = req("GET", "/remote", "192.0.2.7", NULL, NULL);
+#if defined(RL_WITH_REDIS) && !RL_WITH_REDIS
+    cr_assert_eq(rc, -EINVAL);
+    cr_assert_str_eq(rl_errmsg(),
+                     "rl_configure_endpoint: endpoint '/remote', layer 0: mode strict needs Redis, "
+                     "but this library was built without Redis (meson -Dredis=enabled): use mode "
+                     "local");
+    cr_assert_eq(check_at(g_rl, &r, at_ms(0)).layers[0].limit, 9, "the defaults still apply");
+#else
+    cr_assert_eq(rc, 0, "%s", rl_errmsg());
+    rl_decision d = check_at(g_rl, &r, at_ms(0));
+    cr_assert_eq(d.n, 1);
+    cr_assert_eq(d.layers[0].mode, RL_MODE_STRICT);
+    cr_assert_eq(d.layers[0].limit, 2);
+    cr_assert(check_at(g_rl, &r, at_ms(1)).allowed);
+    cr_assert(!check_at(g_rl, &r, at_ms(2)).allowed, "2 per minute, counted locally");
+#endif
 }
 
 /* ---- environment ----------------------------------------------------------------------------- */
