@@ -23,6 +23,9 @@
 
 #include "rl.h"
 
+#include "lib/clock.h"
+#include "lib/error.h"
+
 /* Every word shared between processes is one of these; they must be lock-free (address-free),
  * or a libatomic fallback would take a process-local lock. */
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "shared 64-bit atomics must be lock-free");
@@ -297,35 +300,25 @@ struct rl {
     void *rules_lock;                  /* pthread_mutex_t *, serialises rebuilds (rules.c) */
     _Atomic uint64_t rules_failed_gen; /* a generation that failed to compile here */
     int enabled;                       /* rl_options.enabled */
-    struct rl_strict *strict;          /* STRICT mode's Redis pool, or NULL (sync/strict.c) */
-    struct rl_global *global;          /* GLOBAL mode's sync thread, or NULL (sync/global.c) */
-    int fallback;                      /* rl_options.fallback */
-    struct rl *next_handle;            /* the process's list of handles (api.c, for fork) */
+    /* The remote modes (lib/remote.h): set by sync/ at rl_open when the handle has Redis, NULL
+     * otherwise. The core calls remote_ops only for STRICT and GLOBAL limits; `strict` and
+     * `global` are opaque markers it tests for "this mode has Redis". */
+    const struct rl_remote_ops *remote_ops;
+    struct rl_remote *remote;
+    struct rl_strict *strict;
+    struct rl_global *global;
+    _Atomic int remote_forked; /* 1 in a forked child until the first GLOBAL check restarts sync */
+    int fallback;              /* rl_options.fallback */
+    struct rl *next_handle;    /* the process's list of handles (api.c, for fork) */
     char name[256];
 };
 
-/* clock.c */
-static inline uint64_t rl__mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
+/* clock.c (rl__mono_ns: lib/clock.h) */
 /* The segment's clock: ns since the epoch, on CLOCK_MONOTONIC. */
 static inline uint64_t rl__clock(const struct rl *rl)
 {
     return (uint64_t)((int64_t)rl__mono_ns() + rl->clock_offset_ns);
 }
-void rl__adopt_clock_offset(int64_t offset);
-
-/* error.c: set the calling thread's detailed message; returns err for `return rl__err(...)`. */
-int rl__err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void rl__clear_err(void);
-/* Copies src into dst[n]; when it does not fit, ends it with "..." (visibly cut). */
-void rl__strcut(char *dst, size_t n, const char *src);
-/* The debug log (rl_set_log / RL_LOG_LEVEL). */
-void rl__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* thread.c: starts fn(arg) on a new thread *t with every signal blocked (the caller's mask is
  * restored before it returns), named `name` (15 bytes at most; NULL: unnamed). Every thread rl
@@ -451,18 +444,23 @@ static inline uint64_t rl__tokens_ns_ceil(const struct rl_params *p, uint64_t n)
     return rl__units_to_ns_ceil(p, n * p->T);
 }
 
-/* GLOBAL sync (sync/global.c). */
+/* The GLOBAL sync's wake-up word (header.sync_futex): checks bump it, the leader waits on it. */
 #define RL_SYNC_KICK_NS 10000000ULL /* early syncs: at most one per 10 ms per segment */
+/* FUTEX_WAKE of every waiter on a word in the shared mapping (segment.c). Any thread. */
 void rl__futex_wake(_Atomic uint32_t *word);
-/* Set in a forked child: its sync threads must be restarted (the first GLOBAL check does). */
-extern _Atomic int rl__sync_forked;
-void rl__global_after_fork(struct rl *rl);
-static inline void rl__global_check_fork(struct rl *rl)
-{
-    /* relaxed: set by the child's own atfork handler, in this thread's past. */
-    if (__builtin_expect(atomic_load_explicit(&rl__sync_forked, memory_order_relaxed), 0))
-        rl__global_after_fork(rl);
-}
+
+/* fork.c: the library's one pthread_atfork. A module registers its handlers once (static
+ * storage; registration is idempotent); prepare runs in the reverse order of registration,
+ * parent and child in order, as pthread_atfork's own. Child handlers run with one thread and
+ * must not allocate or block. */
+struct rl_fork_hook {
+    void (*prepare)(void);
+    void (*parent)(void);
+    void (*child)(void);
+    struct rl_fork_hook *next; /* fork.c's */
+    int registered;            /* fork.c's */
+};
+void rl__fork_register(struct rl_fork_hook *hook);
 
 static inline uint64_t rl__ceil_ms(uint64_t ns)
 {

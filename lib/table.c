@@ -49,9 +49,9 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "bucket.h"
-#include "internal.h"
-#include "strict.h"
+#include "lib/bucket.h"
+#include "lib/internal.h"
+#include "lib/remote.h"
 
 #define PROBE_SOFT     16    /* an insert farther than this prefers reclaiming a stale slot */
 #define RECLAIM_WINDOW 64    /* how far an insert looks for the stalest reclaimable slot */
@@ -709,14 +709,40 @@ static void global_result(const struct rl_params *p, uint64_t c, uint64_t k, uin
     out->reset_after_ms = rl__ceil_ms(rl__tokens_ns_ceil(p, p->limit - out->remaining));
 }
 
-static __attribute__((noinline)) int global_acquire(struct rl *rl, const void *key, size_t keylen,
-                                                    const struct rl_params *p, uint32_t lid,
-                                                    uint64_t cost, rl_result *out)
+/* A GLOBAL or STRICT limit on a handle without Redis (rl_check counts such layers locally
+ * instead: rules.c). */
+static __attribute__((cold, noinline)) int no_remote(rl_mode mode)
 {
+    return rl__err(-ENOTSUP, "limit: %s mode needs Redis: %s",
+                   mode == RL_MODE_STRICT ? "STRICT" : "GLOBAL",
+                   RL_WITH_REDIS ? "open the segment with rl_options.redis_url (REDIS_URL)"
+                                 : "this librl was built without Redis (meson -Dredis=disabled); "
+                                   "use a LOCAL limit or a librl built with Redis");
+}
+
+/* In a forked child: the first GLOBAL check starts the handle's sync thread again (one thread
+ * wins the flag). */
+static __attribute__((cold, noinline)) void restart_after_fork(struct rl *rl)
+{
+    int one = 1;
+    /* relaxed: the flag only elects the thread that restarts; the remote locks its own state. */
+    if (atomic_compare_exchange_strong_explicit(&rl->remote_forked, &one, 0, memory_order_relaxed,
+                                                memory_order_relaxed))
+        rl->remote_ops->after_fork(rl->remote);
+}
+
+static __attribute__((noinline)) int global_acquire(struct rl *rl, const void *key, size_t keylen,
+                                                    const rl_limit *lim, const struct rl_params *p,
+                                                    uint32_t lid, uint64_t cost, uint64_t now,
+                                                    rl_result *out)
+{
+    (void)lim;
+    (void)now; /* GLOBAL decisions use the segment's clock: leases are timed by the leader */
     if (!rl->global)
-        return rl__err(-ENOTSUP, "limit: GLOBAL mode needs Redis: open the segment with "
-                                 "rl_options.redis_url (REDIS_URL)");
-    rl__global_check_fork(rl);
+        return no_remote(RL_MODE_GLOBAL);
+    /* relaxed: set by this process's fork handler, in this thread's past (api.c). */
+    if (__builtin_expect(atomic_load_explicit(&rl->remote_forked, memory_order_relaxed), 0))
+        restart_after_fork(rl);
     struct keyref k;
     keyref_init_global(rl, &k, key, keylen, lid, p);
     uint64_t t = rl__clock(rl);
@@ -781,11 +807,12 @@ static __attribute__((noinline)) int global_acquire(struct rl *rl, const void *k
 
 /* Gives `cost` units back: the count goes down (the leader reports consumption as it is, so
  * Redis sees the units as never used). */
-static int global_refund(struct rl *rl, const void *key, size_t keylen, const struct rl_params *p,
-                         uint32_t lid, uint64_t cost)
+static int global_refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                         const struct rl_params *p, uint32_t lid, uint64_t cost)
 {
+    (void)lim;
     if (!rl->global)
-        return rl__err(-ENOTSUP, "limit: GLOBAL mode needs Redis (rl_options.redis_url)");
+        return no_remote(RL_MODE_GLOBAL);
     struct keyref k;
     keyref_init_global(rl, &k, key, keylen, lid, p);
     for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
@@ -813,6 +840,49 @@ static int global_refund(struct rl *rl, const void *key, size_t keylen, const st
     return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
 }
 
+/* ---- STRICT keys: Redis decides, through the remote interface (lib/remote.h) ------------- */
+
+static __attribute__((noinline)) int strict_acquire(struct rl *rl, const void *key, size_t keylen,
+                                                    const rl_limit *lim, const struct rl_params *p,
+                                                    uint32_t lid, uint64_t cost, uint64_t now,
+                                                    rl_result *out)
+{
+    (void)lid;
+    (void)now; /* Redis' clock decides */
+    if (!rl->strict)
+        return no_remote(RL_MODE_STRICT);
+    return rl->remote_ops->strict_acquire(rl->remote, key, keylen, lim, p, cost, out);
+}
+
+static int strict_refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                         const struct rl_params *p, uint32_t lid, uint64_t cost)
+{
+    (void)lid;
+    if (!rl->strict)
+        return no_remote(RL_MODE_STRICT);
+    return rl->remote_ops->strict_refund(rl->remote, key, keylen, lim, p, cost);
+}
+
+/* ---- the mode dispatch ------------------------------------------------------------------------
+ *
+ * The one place that says where a mode's decisions are made. LOCAL is not in the table: its
+ * decision is inline in acquire_core, behind one predicted branch, with no call through a
+ * pointer. acquire may answer RL_REMOTE_DECIDE_LOCALLY (STRICT's LOCAL fallback): the decision
+ * then continues on the segment with the key and the limit id already validated. */
+struct mode_ops {
+    int (*acquire)(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                   const struct rl_params *p, uint32_t lid, uint64_t cost, uint64_t now,
+                   rl_result *out);
+    int (*refund)(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                  const struct rl_params *p, uint32_t lid, uint64_t cost);
+};
+static const struct mode_ops remote_modes[] = {
+    [RL_MODE_GLOBAL] = {global_acquire, global_refund},
+    [RL_MODE_STRICT] = {strict_acquire, strict_refund},
+};
+_Static_assert(RL_MODE_LOCAL == 0 && RL_MODE_STRICT == 2 && RL_MODE_GLOBAL == 1,
+               "remote_modes is indexed by rl_mode");
+
 /* now == RL_NOW_CLOCK: read the segment's clock, after the slot's line has been prefetched (a
  * cold line then loads while the clock is read, instead of after it). */
 #define RL_NOW_CLOCK 0
@@ -839,15 +909,13 @@ static inline int acquire_core(struct rl *rl, const void *key, size_t keylen, co
                                uint64_t slack, rl_result *out)
 {
     int r;
-    if (__builtin_expect(lim->mode == RL_MODE_STRICT, 0)) {
-        if (!rl->strict)
-            return rl__err(-ENOTSUP, "limit: STRICT mode needs Redis: open the segment with "
-                                     "rl_options.redis_url (REDIS_URL)");
-        return rl__strict_acquire(rl, key, keylen, lim, p, cost,
-                                  now == RL_NOW_CLOCK ? rl__clock(rl) : clamp_time(now), out);
+    if (__builtin_expect(lim->mode != RL_MODE_LOCAL, 0)) {
+        r = remote_modes[lim->mode].acquire(rl, key, keylen, lim, p, lid, cost, now, out);
+        if (r != RL_REMOTE_DECIDE_LOCALLY)
+            return r;
+        /* STRICT's LOCAL fallback: this host's segment decides, under the STRICT limit's own
+         * id (a key under another limit is another counter; rl_reset clears it too). */
     }
-    if (__builtin_expect(lim->mode == RL_MODE_GLOBAL, 0))
-        return global_acquire(rl, key, keylen, p, lid, cost, out);
     const struct rl_algo_ops *ops = rl__algos[p->algo];
     struct keyref k;
     keyref_init(rl, &k, key, keylen, lid);
@@ -921,13 +989,8 @@ static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, cons
         return r;
     if (cost == 0)
         return 0;
-    if (lim->mode == RL_MODE_STRICT) {
-        if (!rl->strict)
-            return rl__err(-ENOTSUP, "limit: STRICT mode needs Redis (rl_options.redis_url)");
-        return rl__strict_refund(rl, key, keylen, lim, p, cost);
-    }
-    if (lim->mode == RL_MODE_GLOBAL)
-        return global_refund(rl, key, keylen, p, lid, cost);
+    if (lim->mode != RL_MODE_LOCAL)
+        return remote_modes[lim->mode].refund(rl, key, keylen, lim, p, lid, cost);
     const struct rl_algo_ops *ops = rl__algos[p->algo];
     uint64_t t = clamp_time(now);
     struct keyref k;
@@ -1026,14 +1089,14 @@ RL_API int rl_reset(rl_t *rl, const void *key, size_t keylen, const rl_limit *li
     int r = key_check(key, keylen);
     if (r < 0)
         return r;
-    /* STRICT and GLOBAL layers count locally where there is no Redis (rules.c), and STRICT's
-     * LOCAL fallback counts there too: reset that count as well. */
+    /* STRICT and GLOBAL layers count locally where there is no Redis (rules.c): reset that
+     * count as well. (STRICT's LOCAL fallback counts under the STRICT limit's id: below.) */
     if (lim->mode != RL_MODE_LOCAL) {
         rl_limit local = *lim;
         local.mode = RL_MODE_LOCAL;
         r = rl_reset(rl, key, keylen, &local);
-        if (r < 0 || lim->mode == RL_MODE_STRICT)
-            return r < 0 || !rl->strict ? r : rl__strict_reset(rl, key, keylen, lim);
+        if (r < 0)
+            return r;
     }
     uint32_t lid;
     const struct rl_params *p = rl__limit_id(rl, lim, &lid, &r);
@@ -1066,8 +1129,11 @@ RL_API int rl_reset(rl_t *rl, const void *key, size_t keylen, const rl_limit *li
         finish_reclaim(rl, s, word);
         break;
     }
-    if (lim->mode == RL_MODE_GLOBAL)
-        return rl__global_reset(rl, k.kp[0], k.kp[1]); /* no-op without Redis */
+    /* Then the cluster's state, where the handle has Redis. */
+    if (lim->mode == RL_MODE_GLOBAL && rl->remote_ops)
+        return rl->remote_ops->global_reset(rl->remote, k.kp[0], k.kp[1]);
+    if (lim->mode == RL_MODE_STRICT && rl->strict)
+        return rl->remote_ops->strict_reset(rl->remote, key, keylen, lim);
     return 0;
 }
 
@@ -1101,8 +1167,8 @@ RL_API int rl_reset_slot(rl_t *rl, uint64_t slot)
         finish_reclaim(rl, s, c);
         rl_limit lim;
         if (rl__limit_get(rl, (uint32_t)(meta & 0xffffffffu), &lim, NULL) == 0 &&
-            lim.mode == RL_MODE_GLOBAL)
-            return rl__global_reset(rl, cid0, cid1); /* no-op without Redis */
+            lim.mode == RL_MODE_GLOBAL && rl->remote_ops)
+            return rl->remote_ops->global_reset(rl->remote, cid0, cid1);
         return 0;
     }
     return rl__err(-EAGAIN, "rl_reset_slot: slot %llu keeps changing; try again",
