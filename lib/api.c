@@ -1,4 +1,7 @@
-/* The public entry points: argument checks, then segment.c and table.c do the work. */
+/* A handle's life: rl_open (options checked against lib/options.c's table and resolved once,
+ * then the segment, the rules and the remote modes), rl_close, rl_unlink, and the handle-wide
+ * reports rl_segment_info_get, rl_health and rl_stats_cluster. The other rl_* functions live
+ * beside their work: table.c (keys), rules.c (rl_check and the rule set), format.c, ip.c, ... */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -8,6 +11,7 @@
 #include <unistd.h>
 
 #include "lib/internal.h"
+#include "lib/options.h"
 #include "lib/remote.h"
 
 #define DEFAULT_NAME     "/rl-default"
@@ -137,12 +141,12 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
         return rl__err(-EINVAL,
                        "rl_open: fallback %d is not RL_FALLBACK_DEFAULT, _LOCAL, _OPEN or _CLOSED",
                        opt.fallback);
-    if (opt.metrics_retention_days < 1 || opt.metrics_retention_days > 3650)
+    if (opt.metrics_retention_days < 1)
         return rl__err(-EINVAL, "rl_open: metrics_retention_days %u is outside 1..3650",
                        opt.metrics_retention_days);
-    if (opt.sync_interval_ms > 60000)
-        return rl__err(-EINVAL, "rl_open: sync_interval_ms %llu is above 60000 (60 s)",
-                       (unsigned long long)opt.sync_interval_ms);
+    r = rl__options_check(&opt); /* every bounded option, from the table (lib/options.c) */
+    if (r < 0)
+        return r;
     if (opt.flags & ~(unsigned)(RL_OPEN_NOCREATE | RL_OPEN_ALLOW_FOREIGN | RL_OPEN_NO_SYNC |
                                 RL_OPEN_NO_STATS | RL_OPEN_WORLD_WRITABLE))
         return rl__err(-EINVAL, "rl_open: unknown flags 0x%x", opt.flags);
@@ -165,14 +169,9 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
     }
     r = rl__rules_open(rl, &opt);
     if (r == 0) {
-        /* Options left to the configuration take the rule set's `sync:` values. */
-        uint64_t ival;
-        int fb;
-        rl__rules_sync_settings(rl, &ival, &fb);
-        if (!opt.sync_interval_ms)
-            opt.sync_interval_ms = ival ? ival : 100;
-        if (opt.fallback == RL_FALLBACK_DEFAULT)
-            opt.fallback = fb != RL_FALLBACK_DEFAULT ? fb : RL_FALLBACK_LOCAL;
+        /* Options left unset take the rule set's `sync:` values, then the defaults
+         * (lib/options.h states the order). */
+        rl__options_resolve(rl, &opt);
         rl->fallback = opt.fallback;
         /* The remote modes get the options resolved: they do not validate them again. */
         r = rl__remote_open(rl, &opt);

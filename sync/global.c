@@ -724,12 +724,8 @@ int rl__global_open(struct rl_remote *rm, const struct rl_redis_url *url, const 
     g->R_ns = 3 * g->T_ns > RECLAIM_MIN_NS ? 3 * g->T_ns : RECLAIM_MIN_NS;
     g->lease_ns = 3 * g->T_ns > LEASE_MIN_NS ? 3 * g->T_ns : LEASE_MIN_NS;
     g->hosts_hint = o->cluster_hosts;
-    g->connect_ns = (uint64_t)(o->redis_connect_timeout_ms ? o->redis_connect_timeout_ms
-                                                           : RL_REDIS_CONNECT_MS_DEF) *
-                    1000000u;
-    g->command_ns = (uint64_t)(o->redis_command_timeout_ms ? o->redis_command_timeout_ms
-                                                           : RL_REDIS_COMMAND_MS_DEF) *
-                    1000000u;
+    g->connect_ns = (uint64_t)o->redis_connect_timeout_ms * 1000000u;
+    g->command_ns = (uint64_t)o->redis_command_timeout_ms * 1000000u;
     g->cluster = url->kind == RL_REDIS_CLUSTER;
     g->monitor = o->monitoring;
     g->monitor_ttl_ms = (uint64_t)o->metrics_retention_days * 86400000u;

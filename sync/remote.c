@@ -68,7 +68,8 @@ int rl__remote_open(struct rl *rl, const rl_options *o)
         return rl__err(-ENOMEM, "rl_open: out of memory");
     }
     rm->rl = rl;
-    r = rl__pool_open(&u, o->redis_pool_size ? o->redis_pool_size : 20, o->redis_connect_timeout_ms,
+    /* The options are resolved (lib/options.h): no defaults or bounds here. */
+    r = rl__pool_open(&u, o->redis_pool_size, o->redis_connect_timeout_ms,
                       o->redis_command_timeout_ms, &rm->pool);
     if (r == 0)
         r = rl__strict_open(rm, o);
