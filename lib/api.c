@@ -10,9 +10,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "lib/internal.h"
+#include "lib/error.h"
+#include "lib/handle.h"
 #include "lib/options.h"
 #include "lib/remote.h"
+#include "lib/segment.h"
+#include "lib/thread.h"
+#include "lib/internal.h"
 
 #define DEFAULT_NAME     "/rl-default"
 #define DEFAULT_CAPACITY 65536

@@ -4,8 +4,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "lib/internal.h"
+#include "lib/error.h"
 #include "lib/options.h"
+#include "lib/segment.h"
 
 static int parse_bool(const char *var, const char *v, int *out)
 {

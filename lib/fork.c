@@ -5,7 +5,7 @@
  */
 #include <pthread.h>
 
-#include "lib/internal.h"
+#include "lib/thread.h"
 
 static pthread_mutex_t g_hooks_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rl_fork_hook *g_hooks; /* newest first */

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stddef.h>
 
+#include "lib/error.h"
 #include "lib/internal.h"
 #include "lib/options.h"
 

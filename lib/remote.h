@@ -16,7 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "lib/internal.h"
+#include "lib/algo.h"
+#include "lib/handle.h"
 
 #ifndef RL_WITH_REDIS
 #define RL_WITH_REDIS 1

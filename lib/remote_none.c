@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 
+#include "lib/error.h"
 #include "lib/remote.h"
 
 int rl__remote_open(struct rl *rl, const rl_options *o)

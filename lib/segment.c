@@ -39,7 +39,11 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "lib/internal.h"
+#include "lib/clock.h"
+#include "lib/compiler.h"
+#include "lib/error.h"
+#include "lib/handle.h"
+#include "lib/segment.h"
 
 #define WAIT_TOTAL_MS 5000
 #define MAX_CAPACITY  (1ULL << 32)

@@ -49,9 +49,14 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "lib/algo.h"
 #include "lib/bucket.h"
-#include "lib/internal.h"
+#include "lib/compiler.h"
+#include "lib/error.h"
+#include "lib/handle.h"
 #include "lib/remote.h"
+#include "lib/segment.h"
+#include "lib/table.h"
 
 #define PROBE_SOFT     16    /* an insert farther than this prefers reclaiming a stale slot */
 #define RECLAIM_WINDOW 64    /* how far an insert looks for the stalest reclaimable slot */

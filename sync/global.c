@@ -65,6 +65,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "lib/table.h"
+#include "lib/thread.h"
 #include "sync/keys.h"
 #include "sync/monitor.h"
 #include "sync/remote.h"

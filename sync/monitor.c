@@ -37,6 +37,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "lib/internal.h" /* rl__ep_name, rl__ep_totals (rules.c) */
 #include "sync/keys.h"
 #include "sync/monitor.h"
 #include "sync/remote.h"

@@ -4,7 +4,7 @@
 
 #include <stdint.h>
 
-#include "lib/internal.h"
+#include "lib/handle.h"
 #include "sync/conn.h"
 
 /* How often the sync leader pushes (and the resolution a count's minute has). */

@@ -6,7 +6,9 @@
 #ifndef RL_SYNC_REMOTE_H
 #define RL_SYNC_REMOTE_H
 
-#include "lib/internal.h"
+#include "lib/algo.h"
+#include "lib/error.h"
+#include "lib/handle.h"
 #include "lib/remote.h"
 #include "sync/conn.h"
 #include "sync/url.h"
