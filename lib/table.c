@@ -64,6 +64,12 @@
 #define PENDING_SPINS  2000  /* ~50 us of pause before a PENDING slot is stolen */
 #define MAX_RESTARTS   10000 /* bound on restarts of one operation (never reached in practice) */
 
+/* What an operation that restarted MAX_RESTARTS times answers (every slot retry loop). */
+static __attribute__((cold, noinline)) int too_much_contention(const struct rl *rl)
+{
+    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+}
+
 /* ---- limits ---------------------------------------------------------------------------------- */
 
 struct lcache_ent {
@@ -643,7 +649,7 @@ static int locate(struct rl *rl, const struct keyref *k, uint64_t t, bool create
         if (r != RETRY)
             return r;
     }
-    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+    return too_much_contention(rl);
 }
 
 static int key_check(const void *key, size_t keylen)
@@ -807,7 +813,7 @@ static __attribute__((noinline)) int global_acquire(struct rl *rl, const void *k
             }
         }
     }
-    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+    return too_much_contention(rl);
 }
 
 /* Gives `cost` units back: the count goes down (the leader reports consumption as it is, so
@@ -842,7 +848,7 @@ static int global_refund(struct rl *rl, const void *key, size_t keylen, const rl
                 return 0;
         }
     }
-    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+    return too_much_contention(rl);
 }
 
 /* ---- STRICT keys: Redis decides, through the remote interface (lib/remote.h) ------------- */
@@ -979,7 +985,7 @@ static inline int acquire_core(struct rl *rl, const void *key, size_t keylen, co
             }
         }
     }
-    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+    return too_much_contention(rl);
 }
 
 static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
@@ -1026,7 +1032,7 @@ static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, cons
                 return 0;
         }
     }
-    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+    return too_much_contention(rl);
 }
 
 int rl__acquire_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
