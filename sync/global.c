@@ -70,8 +70,7 @@
 #include "sync/keys.h"
 #include "sync/monitor.h"
 #include "sync/remote.h"
-
-extern const char rl__embed_global[]; /* sync/global.lua, embedded at build time */
+#include "sync/scripts.h"
 
 #define BATCH          128u /* keys per script call */
 #define ARGS_PER_KEY   9u

@@ -41,8 +41,7 @@
 #include "sync/keys.h"
 #include "sync/monitor.h"
 #include "sync/remote.h"
-
-extern const char rl__embed_monitor[]; /* sync/monitor.lua, embedded at build time */
+#include "sync/scripts.h"
 
 #define FIELD_MAX (2 + RL_EP_NAME)
 #define PIPELINE  256u  /* HGETALLs in flight on a single server */
