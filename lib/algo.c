@@ -20,8 +20,9 @@
  */
 #include <errno.h>
 
-#include "bucket.h"
-#include "internal.h"
+#include "lib/algo.h"
+#include "lib/bucket.h"
+#include "lib/error.h"
 
 #define NS_PER_MS            1000000ULL
 #define MAX_WINDOW_MS        (10ULL * 366 * 24 * 3600 * 1000) /* 10 years */

@@ -1,4 +1,7 @@
-/* The public entry points: argument checks, then segment.c and table.c do the work. */
+/* A handle's life: rl_open (options checked against lib/options.c's table and resolved once,
+ * then the segment, the rules and the remote modes), rl_close, rl_unlink, and the handle-wide
+ * reports rl_segment_info_get, rl_health and rl_stats_cluster. The other rl_* functions live
+ * beside their work: table.c (keys), rules.c (rl_check and the rule set), format.c, ip.c, ... */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -7,9 +10,13 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "global.h"
-#include "strict.h"
+#include "lib/error.h"
+#include "lib/handle.h"
+#include "lib/options.h"
+#include "lib/remote.h"
+#include "lib/segment.h"
+#include "lib/thread.h"
+#include "lib/internal.h"
 
 #define DEFAULT_NAME     "/rl-default"
 #define DEFAULT_CAPACITY 65536
@@ -34,11 +41,11 @@ RL_API void rl_options_init(rl_options *o)
 }
 
 /* Every open handle of the process, so that a forked child can repair what fork() does not copy
- * sensibly: a mutex another thread held at fork() time, and the file description whose lock
- * (cfgstore.c) the child would otherwise share with its parent. */
+ * sensibly: a mutex another thread held at fork() time, the file description whose lock
+ * (cfgstore.c) the child would otherwise share with its parent, and each handle's remote state
+ * (its parent's sockets and sync lease). The library's only process registry (fork.c). */
 static pthread_mutex_t g_handles_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rl *g_handles;
-static pthread_once_t g_handles_once = PTHREAD_ONCE_INIT;
 
 static void handles_prepare(void)
 {
@@ -60,17 +67,20 @@ static void handles_child(void)
         if (h->fd >= 0)
             close(h->fd);
         h->fd = fd; /* -1 if the name is gone: rule-set writes then fail with a message */
+        if (h->remote_ops) {
+            h->remote_ops->fork_child(h->remote);
+            /* relaxed: read by this process's threads, all started after this handler. */
+            atomic_store_explicit(&h->remote_forked, 1, memory_order_relaxed);
+        }
     }
 }
 
-static void handles_install(void)
-{
-    pthread_atfork(handles_prepare, handles_parent, handles_child);
-}
+static struct rl_fork_hook g_handles_hook = {
+    .prepare = handles_prepare, .parent = handles_parent, .child = handles_child};
 
 static void handles_add(struct rl *rl)
 {
-    pthread_once(&g_handles_once, handles_install);
+    rl__fork_register(&g_handles_hook);
     pthread_mutex_lock(&g_handles_lock);
     rl->next_handle = g_handles;
     g_handles = rl;
@@ -135,12 +145,12 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
         return rl__err(-EINVAL,
                        "rl_open: fallback %d is not RL_FALLBACK_DEFAULT, _LOCAL, _OPEN or _CLOSED",
                        opt.fallback);
-    if (opt.metrics_retention_days < 1 || opt.metrics_retention_days > 3650)
+    if (opt.metrics_retention_days < 1)
         return rl__err(-EINVAL, "rl_open: metrics_retention_days %u is outside 1..3650",
                        opt.metrics_retention_days);
-    if (opt.sync_interval_ms > 60000)
-        return rl__err(-EINVAL, "rl_open: sync_interval_ms %llu is above 60000 (60 s)",
-                       (unsigned long long)opt.sync_interval_ms);
+    r = rl__options_check(&opt); /* every bounded option, from the table (lib/options.c) */
+    if (r < 0)
+        return r;
     if (opt.flags & ~(unsigned)(RL_OPEN_NOCREATE | RL_OPEN_ALLOW_FOREIGN | RL_OPEN_NO_SYNC |
                                 RL_OPEN_NO_STATS | RL_OPEN_WORLD_WRITABLE))
         return rl__err(-EINVAL, "rl_open: unknown flags 0x%x", opt.flags);
@@ -163,23 +173,16 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
     }
     r = rl__rules_open(rl, &opt);
     if (r == 0) {
-        /* Options left to the configuration take the rule set's `sync:` values. */
-        uint64_t ival;
-        int fb;
-        rl__rules_sync_settings(rl, &ival, &fb);
-        if (!opt.sync_interval_ms)
-            opt.sync_interval_ms = ival ? ival : 100;
-        if (opt.fallback == RL_FALLBACK_DEFAULT)
-            opt.fallback = fb != RL_FALLBACK_DEFAULT ? fb : RL_FALLBACK_LOCAL;
+        /* Options left unset take the rule set's `sync:` values, then the defaults
+         * (lib/options.h states the order). */
+        rl__options_resolve(rl, &opt);
         rl->fallback = opt.fallback;
-        r = rl__strict_open(rl, &opt);
+        /* The remote modes get the options resolved: they do not validate them again. */
+        r = rl__remote_open(rl, &opt);
     }
-    if (r == 0)
-        r = rl__global_open(rl, &opt);
     if (r < 0) {
-        rl__global_close(rl);
+        rl__remote_close(rl);
         rl__rules_close(rl);
-        rl__strict_close(rl);
         rl__segment_close(rl);
         free(rl);
         return r;
@@ -194,9 +197,8 @@ RL_API void rl_close(rl_t **rl)
     if (!rl || !*rl)
         return;
     handles_remove(*rl);
-    rl__global_close(*rl);
+    rl__remote_close(*rl);
     rl__rules_close(*rl);
-    rl__strict_close(*rl);
     rl__segment_close(*rl);
     free(*rl);
     *rl = NULL;
@@ -237,4 +239,52 @@ RL_API int rl_segment_info_get(const rl_t *rl, rl_segment_info *out)
     out->creator_pid = (pid_t)h->creator_pid;
     out->birth_ns = h->birth_ns;
     return 0;
+}
+
+/* The segment's sync state (whoever leads it), then, with Redis, this handle's view of Redis. */
+RL_API int rl_health(rl_t *rl, rl_health_info *out)
+{
+    if (!rl || !out)
+        return rl__err(-EINVAL, "rl_health: rl and out must not be NULL");
+    memset(out, 0, sizeof *out);
+    out->last_sync_age_ms = UINT64_MAX;
+    rl__clear_err(); /* after return rl_errmsg() is out->error uncut, or "" */
+    const struct rl_shm_header *h = rl->hdr;
+    /* relaxed: statistics. */
+    uint64_t lease = atomic_load_explicit(&h->sync_lease, memory_order_relaxed);
+    if (lease & 0xffffffffu)
+        out->leader_pid = (pid_t)atomic_load_explicit(&h->sync_leader_pid, memory_order_relaxed);
+    out->leader_epoch = lease >> 32;
+    uint64_t ok = atomic_load_explicit(&h->sync_last_ok_ns, memory_order_relaxed);
+    uint64_t now = rl__clock(rl);
+    out->last_sync_age_ms = ok ? (now > ok ? (now - ok) / 1000000u : 0) : UINT64_MAX;
+    out->sync_rounds = atomic_load_explicit(&h->sync_rounds, memory_order_relaxed);
+    out->sync_keys = atomic_load_explicit(&h->sync_keys, memory_order_relaxed);
+    out->sync_errors = atomic_load_explicit(&h->sync_errors, memory_order_relaxed);
+    out->sync_stale_refused = atomic_load_explicit(&h->sync_stale_refused, memory_order_relaxed);
+    out->cluster_hosts = atomic_load_explicit(&h->sync_hosts, memory_order_relaxed);
+    out->global_fallback =
+        now > atomic_load_explicit(&h->sync_valid_until_ns, memory_order_relaxed) ||
+        atomic_load_explicit(&h->sync_failing, memory_order_relaxed);
+    if (rl->remote_ops)
+        rl->remote_ops->health(rl->remote, out);
+    return 0;
+}
+
+#define STATS_CLUSTER_MAX_MINUTES 527040u /* rl.h: 366 days */
+
+RL_API int rl_stats_cluster(rl_t *rl, unsigned minutes, rl_endpoint_stats *out, size_t n,
+                            unsigned *hosts)
+{
+    if (!rl || (!out && n))
+        return rl__err(-EINVAL, "rl_stats_cluster: rl and out must not be NULL");
+    if (minutes < 1 || minutes > STATS_CLUSTER_MAX_MINUTES)
+        return rl__err(-EINVAL, "rl_stats_cluster: minutes %u is outside 1..%u", minutes,
+                       STATS_CLUSTER_MAX_MINUTES);
+    if (!rl->remote_ops)
+        return rl__err(-ENOTCONN, RL_WITH_REDIS
+                                      ? "no Redis: open the segment with a redis_url (REDIS_URL)"
+                                      : "no Redis: this librl was built without Redis "
+                                        "(meson -Dredis=disabled)");
+    return rl->remote_ops->stats_cluster(rl->remote, minutes, out, n, hosts);
 }

@@ -14,7 +14,8 @@
 #ifndef RL_BUCKET_H
 #define RL_BUCKET_H
 
-#include "internal.h"
+#include "lib/algo.h"
+#include "lib/segment.h"
 
 static inline bool rl__bucket_decide(const struct rl_params *p, uint64_t v, uint64_t *aux,
                                      uint64_t t, uint64_t cost, uint64_t slack, uint64_t *nv,

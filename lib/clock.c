@@ -11,7 +11,8 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include "internal.h"
+#include "lib/clock.h"
+#include "lib/handle.h"
 
 /* 0 = not chosen yet; otherwise offset + 1 (so a zero offset is representable). */
 static _Atomic int64_t g_offset_plus1;

@@ -4,7 +4,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "internal.h"
+#include "lib/error.h"
+#include "lib/options.h"
+#include "lib/segment.h"
 
 static int parse_bool(const char *var, const char *v, int *out)
 {
@@ -21,15 +23,17 @@ static int parse_bool(const char *var, const char *v, int *out)
     return rl__err(-EINVAL, "%s=\"%.32s\": expected true or false (1/0, yes/no, on/off)", var, v);
 }
 
-static int parse_uint(const char *var, const char *v, unsigned min, unsigned max, unsigned *out)
+/* A bounded option from its environment variable (the bound: lib/options.c). */
+static int parse_opt(enum rl_opt id, const char *v, uint64_t *out)
 {
+    const struct rl_opt_spec *s = &rl__opts[id];
     char *end = NULL;
     errno = 0;
-    unsigned long x = strtoul(v, &end, 10);
-    if (!*v || *end || errno || v[0] == '-' || x < min || x > max)
-        return rl__err(-EINVAL, "%s=\"%.32s\": expected a whole number from %u to %u", var, v, min,
-                       max);
-    *out = (unsigned)x;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (!*v || *end || errno || v[0] == '-' || x < s->min || x > s->max)
+        return rl__err(-EINVAL, "%s=\"%.32s\": expected a whole number from %llu to %llu", s->env,
+                       v, (unsigned long long)s->min, (unsigned long long)s->max);
+    *out = x;
     return 0;
 }
 
@@ -64,17 +68,18 @@ RL_API int rl_options_from_env(rl_options *o)
     }
     if ((v = getenv("REDIS_URL")) && *v)
         o->redis_url = v;
-    if ((v = getenv("REDIS_POOL_SIZE")) && *v) {
-        if ((r = parse_uint("REDIS_POOL_SIZE", v, 1, 1024, &o->redis_pool_size)) < 0)
+    uint64_t x;
+    if ((v = getenv(rl__opts[RL_OPT_REDIS_POOL_SIZE].env)) && *v) {
+        if ((r = parse_opt(RL_OPT_REDIS_POOL_SIZE, v, &x)) < 0)
             return r;
+        o->redis_pool_size = (unsigned)x;
     }
     if ((v = getenv("ENABLE_RATE_LIMIT_MONITORING")) && *v) {
         if ((r = parse_bool("ENABLE_RATE_LIMIT_MONITORING", v, &o->monitoring)) < 0)
             return r;
     }
-    if ((v = getenv("RL_SYNC_INTERVAL_MS")) && *v) {
-        unsigned x = 0;
-        if ((r = parse_uint("RL_SYNC_INTERVAL_MS", v, 1, 60000, &x)) < 0)
+    if ((v = getenv(rl__opts[RL_OPT_SYNC_INTERVAL_MS].env)) && *v) {
+        if ((r = parse_opt(RL_OPT_SYNC_INTERVAL_MS, v, &x)) < 0)
             return r;
         o->sync_interval_ms = x;
     }
@@ -90,15 +95,15 @@ RL_API int rl_options_from_env(rl_options *o)
     }
     if ((v = getenv("RL_HOST_ID")) && *v)
         o->host_id = v;
-    if ((v = getenv("RL_CLUSTER_HOSTS")) && *v) {
-        unsigned x = 0;
-        if ((r = parse_uint("RL_CLUSTER_HOSTS", v, 1, 100000, &x)) < 0)
+    if ((v = getenv(rl__opts[RL_OPT_CLUSTER_HOSTS].env)) && *v) {
+        if ((r = parse_opt(RL_OPT_CLUSTER_HOSTS, v, &x)) < 0)
             return r;
         o->cluster_hosts = x;
     }
-    if ((v = getenv("METRICS_RETENTION_DAYS")) && *v) {
-        if ((r = parse_uint("METRICS_RETENTION_DAYS", v, 1, 3650, &o->metrics_retention_days)) < 0)
+    if ((v = getenv(rl__opts[RL_OPT_METRICS_RETENTION_DAYS].env)) && *v) {
+        if ((r = parse_opt(RL_OPT_METRICS_RETENTION_DAYS, v, &x)) < 0)
             return r;
+        o->metrics_retention_days = (unsigned)x;
     }
     return 0;
 }

@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "lib/compiler.h"
+#include "lib/error.h"
 
 static _Thread_local char tl_msg[512];
 

@@ -20,6 +20,8 @@
  *     open (the kernel drops it when the process dies): rl_repair_segment() upgrades its own to
  *     an exclusive lock, which succeeds only when no other handle, in any process, is attached.
  */
+#include <limits.h>
+#include <linux/futex.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -30,13 +32,18 @@
 #include <sys/random.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "internal.h"
+#include "lib/clock.h"
+#include "lib/compiler.h"
+#include "lib/error.h"
+#include "lib/handle.h"
+#include "lib/segment.h"
 
 #define WAIT_TOTAL_MS 5000
 #define MAX_CAPACITY  (1ULL << 32)
@@ -530,4 +537,11 @@ void rl__segment_close(struct rl *rl)
     if (rl->fd >= 0)
         close(rl->fd);
     rl->fd = -1;
+}
+
+void rl__futex_wake(_Atomic uint32_t *word)
+{
+    /* Not FUTEX_PRIVATE_FLAG: the word is in a MAP_SHARED mapping, waited on by another
+     * process. */
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }

@@ -49,15 +49,26 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "bucket.h"
-#include "internal.h"
-#include "strict.h"
+#include "lib/algo.h"
+#include "lib/bucket.h"
+#include "lib/compiler.h"
+#include "lib/error.h"
+#include "lib/handle.h"
+#include "lib/remote.h"
+#include "lib/segment.h"
+#include "lib/table.h"
 
 #define PROBE_SOFT     16    /* an insert farther than this prefers reclaiming a stale slot */
 #define RECLAIM_WINDOW 64    /* how far an insert looks for the stalest reclaimable slot */
 #define RECLAIM_FAR    4096  /* how far a full table is searched for any reclaimable slot */
 #define PENDING_SPINS  2000  /* ~50 us of pause before a PENDING slot is stolen */
 #define MAX_RESTARTS   10000 /* bound on restarts of one operation (never reached in practice) */
+
+/* What an operation that restarted MAX_RESTARTS times answers (every slot retry loop). */
+static __attribute__((cold, noinline)) int too_much_contention(const struct rl *rl)
+{
+    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+}
 
 /* ---- limits ---------------------------------------------------------------------------------- */
 
@@ -659,7 +670,7 @@ static __attribute__((noinline)) int locate_slow(struct rl *rl, const struct key
         if (r != RETRY)
             return r;
     }
-    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+    return too_much_contention(rl);
 }
 
 /* The slot of key k (FOUND, NOT_FOUND, or an error), made when `create`. The common case, the
@@ -746,14 +757,40 @@ static void global_result(const struct rl_params *p, uint64_t c, uint64_t k, uin
     out->reset_after_ms = rl__ceil_ms(rl__tokens_ns_ceil(p, p->limit - out->remaining));
 }
 
-static __attribute__((noinline)) int global_acquire(struct rl *rl, const void *key, size_t keylen,
-                                                    const struct rl_params *p, uint32_t lid,
-                                                    uint64_t cost, rl_result *out)
+/* A GLOBAL or STRICT limit on a handle without Redis (rl_check counts such layers locally
+ * instead: rules.c). */
+static __attribute__((cold, noinline)) int no_remote(rl_mode mode)
 {
+    return rl__err(-ENOTSUP, "limit: %s mode needs Redis: %s",
+                   mode == RL_MODE_STRICT ? "STRICT" : "GLOBAL",
+                   RL_WITH_REDIS ? "open the segment with rl_options.redis_url (REDIS_URL)"
+                                 : "this librl was built without Redis (meson -Dredis=disabled); "
+                                   "use a LOCAL limit or a librl built with Redis");
+}
+
+/* In a forked child: the first GLOBAL check starts the handle's sync thread again (one thread
+ * wins the flag). */
+static __attribute__((cold, noinline)) void restart_after_fork(struct rl *rl)
+{
+    int one = 1;
+    /* relaxed: the flag only elects the thread that restarts; the remote locks its own state. */
+    if (atomic_compare_exchange_strong_explicit(&rl->remote_forked, &one, 0, memory_order_relaxed,
+                                                memory_order_relaxed))
+        rl->remote_ops->after_fork(rl->remote);
+}
+
+static __attribute__((noinline)) int global_acquire(struct rl *rl, const void *key, size_t keylen,
+                                                    const rl_limit *lim, const struct rl_params *p,
+                                                    uint32_t lid, uint64_t cost, uint64_t now,
+                                                    rl_result *out)
+{
+    (void)lim;
+    (void)now; /* GLOBAL decisions use the segment's clock: leases are timed by the leader */
     if (!rl->global)
-        return rl__err(-ENOTSUP, "limit: GLOBAL mode needs Redis: open the segment with "
-                                 "rl_options.redis_url (REDIS_URL)");
-    rl__global_check_fork(rl);
+        return no_remote(RL_MODE_GLOBAL);
+    /* relaxed: set by this process's fork handler, in this thread's past (api.c). */
+    if (__builtin_expect(atomic_load_explicit(&rl->remote_forked, memory_order_relaxed), 0))
+        restart_after_fork(rl);
     struct keyref k;
     keyref_init_global(rl, &k, key, keylen, lid, p);
     uint64_t t = rl__clock(rl);
@@ -813,16 +850,17 @@ static __attribute__((noinline)) int global_acquire(struct rl *rl, const void *k
             }
         }
     }
-    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+    return too_much_contention(rl);
 }
 
 /* Gives `cost` units back: the count goes down (the leader reports consumption as it is, so
  * Redis sees the units as never used). */
-static int global_refund(struct rl *rl, const void *key, size_t keylen, const struct rl_params *p,
-                         uint32_t lid, uint64_t cost)
+static int global_refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                         const struct rl_params *p, uint32_t lid, uint64_t cost)
 {
+    (void)lim;
     if (!rl->global)
-        return rl__err(-ENOTSUP, "limit: GLOBAL mode needs Redis (rl_options.redis_url)");
+        return no_remote(RL_MODE_GLOBAL);
     struct keyref k;
     keyref_init_global(rl, &k, key, keylen, lid, p);
     for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
@@ -847,8 +885,51 @@ static int global_refund(struct rl *rl, const void *key, size_t keylen, const st
                 return 0;
         }
     }
-    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+    return too_much_contention(rl);
 }
+
+/* ---- STRICT keys: Redis decides, through the remote interface (lib/remote.h) ------------- */
+
+static __attribute__((noinline)) int strict_acquire(struct rl *rl, const void *key, size_t keylen,
+                                                    const rl_limit *lim, const struct rl_params *p,
+                                                    uint32_t lid, uint64_t cost, uint64_t now,
+                                                    rl_result *out)
+{
+    (void)lid;
+    (void)now; /* Redis' clock decides */
+    if (!rl->strict)
+        return no_remote(RL_MODE_STRICT);
+    return rl->remote_ops->strict_acquire(rl->remote, key, keylen, lim, p, cost, out);
+}
+
+static int strict_refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                         const struct rl_params *p, uint32_t lid, uint64_t cost)
+{
+    (void)lid;
+    if (!rl->strict)
+        return no_remote(RL_MODE_STRICT);
+    return rl->remote_ops->strict_refund(rl->remote, key, keylen, lim, p, cost);
+}
+
+/* ---- the mode dispatch ------------------------------------------------------------------------
+ *
+ * The one place that says where a mode's decisions are made. LOCAL is not in the table: its
+ * decision is inline in acquire_core, behind one predicted branch, with no call through a
+ * pointer. acquire may answer RL_REMOTE_DECIDE_LOCALLY (STRICT's LOCAL fallback): the decision
+ * then continues on the segment with the key and the limit id already validated. */
+struct mode_ops {
+    int (*acquire)(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                   const struct rl_params *p, uint32_t lid, uint64_t cost, uint64_t now,
+                   rl_result *out);
+    int (*refund)(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+                  const struct rl_params *p, uint32_t lid, uint64_t cost);
+};
+static const struct mode_ops remote_modes[] = {
+    [RL_MODE_GLOBAL] = {global_acquire, global_refund},
+    [RL_MODE_STRICT] = {strict_acquire, strict_refund},
+};
+_Static_assert(RL_MODE_LOCAL == 0 && RL_MODE_STRICT == 2 && RL_MODE_GLOBAL == 1,
+               "remote_modes is indexed by rl_mode");
 
 /* now == RL_NOW_CLOCK: read the segment's clock, after the slot's line has been prefetched (a
  * cold line then loads while the clock is read, instead of after it). */
@@ -876,15 +957,13 @@ static inline int acquire_core(struct rl *rl, const void *key, size_t keylen, co
                                uint64_t slack, rl_result *out)
 {
     int r;
-    if (__builtin_expect(lim->mode == RL_MODE_STRICT, 0)) {
-        if (!rl->strict)
-            return rl__err(-ENOTSUP, "limit: STRICT mode needs Redis: open the segment with "
-                                     "rl_options.redis_url (REDIS_URL)");
-        return rl__strict_acquire(rl, key, keylen, lim, p, cost,
-                                  now == RL_NOW_CLOCK ? rl__clock(rl) : clamp_time(now), out);
+    if (__builtin_expect(lim->mode != RL_MODE_LOCAL, 0)) {
+        r = remote_modes[lim->mode].acquire(rl, key, keylen, lim, p, lid, cost, now, out);
+        if (r != RL_REMOTE_DECIDE_LOCALLY)
+            return r;
+        /* STRICT's LOCAL fallback: this host's segment decides, under the STRICT limit's own
+         * id (a key under another limit is another counter; rl_reset clears it too). */
     }
-    if (__builtin_expect(lim->mode == RL_MODE_GLOBAL, 0))
-        return global_acquire(rl, key, keylen, p, lid, cost, out);
     const struct rl_algo_ops *ops = rl__algos[p->algo];
     struct keyref k;
     keyref_init(rl, &k, key, keylen, lid);
@@ -943,7 +1022,7 @@ static inline int acquire_core(struct rl *rl, const void *key, size_t keylen, co
             }
         }
     }
-    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+    return too_much_contention(rl);
 }
 
 static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
@@ -958,13 +1037,8 @@ static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, cons
         return r;
     if (cost == 0)
         return 0;
-    if (lim->mode == RL_MODE_STRICT) {
-        if (!rl->strict)
-            return rl__err(-ENOTSUP, "limit: STRICT mode needs Redis (rl_options.redis_url)");
-        return rl__strict_refund(rl, key, keylen, lim, p, cost);
-    }
-    if (lim->mode == RL_MODE_GLOBAL)
-        return global_refund(rl, key, keylen, p, lid, cost);
+    if (lim->mode != RL_MODE_LOCAL)
+        return remote_modes[lim->mode].refund(rl, key, keylen, lim, p, lid, cost);
     const struct rl_algo_ops *ops = rl__algos[p->algo];
     uint64_t t = clamp_time(now);
     struct keyref k;
@@ -995,7 +1069,7 @@ static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, cons
                 return 0;
         }
     }
-    return rl__err(-EAGAIN, "segment %s: too much contention on one key; try again", rl->name);
+    return too_much_contention(rl);
 }
 
 int rl__acquire_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
@@ -1063,14 +1137,14 @@ RL_API int rl_reset(rl_t *rl, const void *key, size_t keylen, const rl_limit *li
     int r = key_check(key, keylen);
     if (r < 0)
         return r;
-    /* STRICT and GLOBAL layers count locally where there is no Redis (rules.c), and STRICT's
-     * LOCAL fallback counts there too: reset that count as well. */
+    /* STRICT and GLOBAL layers count locally where there is no Redis (rules.c): reset that
+     * count as well. (STRICT's LOCAL fallback counts under the STRICT limit's id: below.) */
     if (lim->mode != RL_MODE_LOCAL) {
         rl_limit local = *lim;
         local.mode = RL_MODE_LOCAL;
         r = rl_reset(rl, key, keylen, &local);
-        if (r < 0 || lim->mode == RL_MODE_STRICT)
-            return r < 0 || !rl->strict ? r : rl__strict_reset(rl, key, keylen, lim);
+        if (r < 0)
+            return r;
     }
     uint32_t lid;
     const struct rl_params *p = rl__limit_id(rl, lim, &lid, &r);
@@ -1103,8 +1177,11 @@ RL_API int rl_reset(rl_t *rl, const void *key, size_t keylen, const rl_limit *li
         finish_reclaim(rl, s, word);
         break;
     }
-    if (lim->mode == RL_MODE_GLOBAL)
-        return rl__global_reset(rl, k.kp[0], k.kp[1]); /* no-op without Redis */
+    /* Then the cluster's state, where the handle has Redis. */
+    if (lim->mode == RL_MODE_GLOBAL && rl->remote_ops)
+        return rl->remote_ops->global_reset(rl->remote, k.kp[0], k.kp[1]);
+    if (lim->mode == RL_MODE_STRICT && rl->strict)
+        return rl->remote_ops->strict_reset(rl->remote, key, keylen, lim);
     return 0;
 }
 
@@ -1138,8 +1215,8 @@ RL_API int rl_reset_slot(rl_t *rl, uint64_t slot)
         finish_reclaim(rl, s, c);
         rl_limit lim;
         if (rl__limit_get(rl, (uint32_t)(meta & 0xffffffffu), &lim, NULL) == 0 &&
-            lim.mode == RL_MODE_GLOBAL)
-            return rl__global_reset(rl, cid0, cid1); /* no-op without Redis */
+            lim.mode == RL_MODE_GLOBAL && rl->remote_ops)
+            return rl->remote_ops->global_reset(rl->remote, cid0, cid1);
         return 0;
     }
     return rl__err(-EAGAIN, "rl_reset_slot: slot %llu keeps changing; try again",

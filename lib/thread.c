@@ -14,7 +14,8 @@
 #include <signal.h>
 #include <string.h>
 
-#include "internal.h"
+#include "lib/error.h"
+#include "lib/thread.h"
 
 int rl__thread_start(pthread_t *t, void *(*fn)(void *), void *arg, const char *name)
 {

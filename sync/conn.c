@@ -47,8 +47,9 @@
 
 #include <xxhash.h>
 
-#include "conn.h"
-#include "internal.h"
+#include "sync/conn.h"
+#include "lib/clock.h"
+#include "lib/error.h"
 
 #define WHERE_MAX   300
 #define MSG_MAX     400

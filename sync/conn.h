@@ -94,7 +94,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "url.h"
+#include "sync/url.h"
 
 struct rl_redis;
 struct rl_redis_pool;

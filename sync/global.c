@@ -65,13 +65,12 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "conn.h"
-#include "global.h"
-#include "internal.h"
-#include "monitor.h"
-#include "url.h"
-
-extern const char rl__embed_global[]; /* sync/global.lua, embedded at build time */
+#include "lib/table.h"
+#include "lib/thread.h"
+#include "sync/keys.h"
+#include "sync/monitor.h"
+#include "sync/remote.h"
+#include "sync/scripts.h"
 
 #define BATCH          128u /* keys per script call */
 #define ARGS_PER_KEY   9u
@@ -80,15 +79,6 @@ extern const char rl__embed_global[]; /* sync/global.lua, embedded at build time
 #define QUIET_MAX_NS   100000000ULL   /* a fruitless early round mutes kicks this long at most */
 #define FAST_NS        100000000ULL   /* demand rounds: at most one per min(T, 100 ms) */
 #define RECLAIM_MIN_NS 15000000000ULL /* Redis reclaims a silent host's lease: max(3 T, 15 s) */
-
-_Atomic int rl__sync_forked;
-
-void rl__futex_wake(_Atomic uint32_t *word)
-{
-    /* Not FUTEX_PRIVATE_FLAG: the word is in a MAP_SHARED mapping, waited on by another
-     * process. */
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
 
 static void futex_wait_ns(_Atomic uint32_t *word, uint32_t seen, uint64_t ns)
 {
@@ -115,7 +105,7 @@ struct cand {
 
 static unsigned group_of(const struct cand *c)
 {
-    return (unsigned)(c->cid[1] >> 56); /* the hash tag of rl__global_redis_key() */
+    return (unsigned)(c->cid[1] >> 56); /* the hash tag of rl__key_global() */
 }
 
 static int cand_cmp(const void *a, const void *b)
@@ -157,8 +147,7 @@ struct rl_global {
     bool running;
     _Atomic bool stop;
     pthread_mutex_t err_lock;
-    char err[512];          /* whole: rl_health() leaves it in rl_errmsg() */
-    struct rl_global *next; /* the process's registry (fork) */
+    char err[512]; /* whole: rl_health() leaves it in rl_errmsg() */
     /* batch buffers */
     struct bkey keys[BATCH];
     unsigned nkeys;
@@ -175,10 +164,6 @@ struct rl_global {
         struct rl_params p;
     } * lc;
 };
-
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct rl_global *g_list;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static uint32_t new_token(void)
 {
@@ -375,14 +360,6 @@ static int send_batch(struct rl_global *g, uint64_t now, uint64_t *hosts)
     return 0;
 }
 
-void rl__global_redis_key(char *out, size_t n, uint64_t cid_lo, uint64_t cid_hi)
-{
-    /* The hash tag is one of 256 groups (the cluster id's top byte): in Redis Cluster a batch
-     * is one group, so its keys share a slot; standalone batches mix groups freely. */
-    snprintf(out, n, "rl:g:{%02x}:%016" PRIx64 "%016" PRIx64, (unsigned)(cid_hi >> 56), cid_hi,
-             cid_lo);
-}
-
 static void add_key(struct rl_global *g, const struct glim *l, uint64_t idx, uint64_t word,
                     uint64_t K, uint64_t C, uint64_t ka, uint32_t den, uint32_t dden,
                     const uint64_t cid[2])
@@ -390,7 +367,7 @@ static void add_key(struct rl_global *g, const struct glim *l, uint64_t idx, uin
     unsigned i = g->nkeys++;
     g->keys[i] =
         (struct bkey){.idx = idx, .word = word, .K = K, .C = C, .ka = ka, .den = den, .dden = dden};
-    rl__global_redis_key(g->kbuf[i], sizeof g->kbuf[i], cid[0], cid[1]);
+    rl__key_global(g->kbuf[i], sizeof g->kbuf[i], cid[0], cid[1]);
     char(*a)[24] = g->abuf[i];
     uint64_t ttl = l->lim.redis_ttl_ms ? l->lim.redis_ttl_ms : 2 * l->lim.window_ms;
     snprintf(a[0], 24, "%016" PRIx64, word);
@@ -580,7 +557,7 @@ static int sync_round(struct rl_global *g, uint64_t now, enum round_kind kind)
         /* The host registry (rlctl, operators): one key per host, alive while it syncs. Also
          * the round's proof that Redis answers when there was nothing to report. */
         char key[48], val[200];
-        snprintf(key, sizeof key, "rl:host:%s", g->host);
+        snprintf(key, sizeof key, RL_KEY_HOST_FMT, g->host);
         snprintf(val, sizeof val, "%s pid=%d epoch=%" PRIu64 " interval_ms=%" PRIu64, g->hostname,
                  (int)getpid(), g->epoch, g->T_ns / 1000000u);
         r = rl__redis_cmd(g->conn, NULL, "SET %s %s PX %" PRIu64, key, val, 3 * g->R_ns / 1000000u);
@@ -709,54 +686,36 @@ static int start_thread(struct rl_global *g)
 
 /* ---- fork ----------------------------------------------------------------------------------- */
 
-static void atfork_child(void)
+/* In the child, from the library's fork handler (lib/api.c): one thread, nothing locked. */
+void rl__global_fork_child(struct rl_remote *rm)
 {
-    pthread_mutex_init(&g_lock, NULL);
-    for (struct rl_global *g = g_list; g; g = g->next) {
-        g->running = false; /* the thread stayed in the parent */
-        g->epoch = 0;       /* the parent's lease is the parent's */
-        g->token = new_token();
-        g->nkeys = 0;
-        /* The eventfd is shared with the parent: its rl_close() must not cancel our I/O. */
-        close(g->cancel_fd);
-        g->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* -1: close waits the budget */
-        rl__redis_set_cancel(g->conn, g->cancel_fd);
-    }
-    atomic_store_explicit(&rl__sync_forked, 1, memory_order_relaxed);
+    struct rl_global *g = rm->global;
+    if (!g)
+        return;
+    g->running = false; /* the thread stayed in the parent */
+    g->epoch = 0;       /* the parent's lease is the parent's */
+    g->token = new_token();
+    g->nkeys = 0;
+    /* The eventfd is shared with the parent: its rl_close() must not cancel our I/O. */
+    close(g->cancel_fd);
+    g->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); /* -1: close waits the budget */
+    rl__redis_set_cancel(g->conn, g->cancel_fd);
 }
 
-static void atfork_install(void)
+/* In the child, from the first GLOBAL check (one thread: lib/table.c elects it). */
+void rl__global_restart(struct rl_remote *rm)
 {
-    pthread_atfork(NULL, NULL, atfork_child);
-}
-
-void rl__global_after_fork(struct rl *rl)
-{
-    (void)rl;
-    pthread_mutex_lock(&g_lock);
-    if (atomic_load_explicit(&rl__sync_forked, memory_order_relaxed)) {
-        for (struct rl_global *g = g_list; g; g = g->next)
-            if (!g->running && start_thread(g) < 0)
-                rl__log(RL_LOG_WARN, "segment %s: %s", g->rl->name, rl_errmsg());
-        atomic_store_explicit(&rl__sync_forked, 0, memory_order_relaxed);
-    }
-    pthread_mutex_unlock(&g_lock);
+    struct rl_global *g = rm->global;
+    if (g && !g->running && start_thread(g) < 0)
+        rl__log(RL_LOG_WARN, "segment %s: %s", g->rl->name, rl_errmsg());
 }
 
 /* ---- open, close, health ------------------------------------------------------------------ */
 
-int rl__global_open(struct rl *rl, const rl_options *o)
+int rl__global_open(struct rl_remote *rm, const struct rl_redis_url *url, const rl_options *o)
 {
-    rl->global = NULL;
-    if (!o->redis_url || !*o->redis_url || (o->flags & RL_OPEN_NO_SYNC))
-        return 0;
-    struct rl_redis_url u;
-    int r = rl__redis_url_parse(o->redis_url, &u);
-    if (r < 0)
-        return r;
-    if (o->sync_interval_ms < 1 || o->sync_interval_ms > 60000)
-        return rl__err(-EINVAL, "rl_open: sync_interval_ms %llu is outside 1..60000",
-                       (unsigned long long)o->sync_interval_ms);
+    /* o->sync_interval_ms is resolved and within its bound (lib/options.h) by rl_open. */
+    struct rl *rl = rm->rl;
     struct rl_global *g = calloc(1, sizeof *g);
     if (!g)
         return rl__err(-ENOMEM, "rl_open: out of memory");
@@ -766,13 +725,9 @@ int rl__global_open(struct rl *rl, const rl_options *o)
     g->R_ns = 3 * g->T_ns > RECLAIM_MIN_NS ? 3 * g->T_ns : RECLAIM_MIN_NS;
     g->lease_ns = 3 * g->T_ns > LEASE_MIN_NS ? 3 * g->T_ns : LEASE_MIN_NS;
     g->hosts_hint = o->cluster_hosts;
-    g->connect_ns = (uint64_t)(o->redis_connect_timeout_ms ? o->redis_connect_timeout_ms
-                                                           : RL_REDIS_CONNECT_MS_DEF) *
-                    1000000u;
-    g->command_ns = (uint64_t)(o->redis_command_timeout_ms ? o->redis_command_timeout_ms
-                                                           : RL_REDIS_COMMAND_MS_DEF) *
-                    1000000u;
-    g->cluster = u.kind == RL_REDIS_CLUSTER;
+    g->connect_ns = (uint64_t)o->redis_connect_timeout_ms * 1000000u;
+    g->command_ns = (uint64_t)o->redis_command_timeout_ms * 1000000u;
+    g->cluster = url->kind == RL_REDIS_CLUSTER;
     g->monitor = o->monitoring;
     g->monitor_ttl_ms = (uint64_t)o->metrics_retention_days * 86400000u;
     g->token = new_token();
@@ -791,8 +746,7 @@ int rl__global_open(struct rl *rl, const rl_options *o)
                  XXH3_64bits_withSeed(id, (size_t)n, 0x686f7374u));
     }
     pthread_mutex_init(&g->err_lock, NULL);
-    r = rl__redis_new(&u, o->redis_connect_timeout_ms, o->redis_command_timeout_ms, &g->conn);
-    memset(u.password, 0, sizeof u.password);
+    int r = rl__redis_new(url, o->redis_connect_timeout_ms, o->redis_command_timeout_ms, &g->conn);
     if (r < 0) {
         free(g);
         return r;
@@ -808,36 +762,23 @@ int rl__global_open(struct rl *rl, const rl_options *o)
     rl__redis_set_cancel(g->conn, g->cancel_fd);
     /* Every T (at least every 10 ms) while an exchange waits: see stuck_hook. */
     rl__redis_set_wait_hook(g->conn, stuck_hook, g, g->T_ns > 10000000u ? g->T_ns : 10000000u);
-    rl->global = g;
-    pthread_once(&g_once, atfork_install);
-    pthread_mutex_lock(&g_lock);
     r = start_thread(g);
-    if (r == 0) {
-        g->next = g_list;
-        g_list = g;
-    }
-    pthread_mutex_unlock(&g_lock);
     if (r < 0) {
         rl__redis_close(g->conn);
         close(g->cancel_fd);
         free(g);
-        rl->global = NULL;
+        return r;
     }
-    return r;
+    rm->global = g;
+    return 0;
 }
 
-void rl__global_close(struct rl *rl)
+void rl__global_close(struct rl_remote *rm)
 {
-    struct rl_global *g = rl->global;
+    struct rl_global *g = rm->global;
     if (!g)
         return;
-    pthread_mutex_lock(&g_lock);
-    for (struct rl_global **p = &g_list; *p; p = &(*p)->next)
-        if (*p == g) {
-            *p = g->next;
-            break;
-        }
-    pthread_mutex_unlock(&g_lock);
+    struct rl *rl = rm->rl;
     if (g->running) {
         atomic_store_explicit(&g->stop, true, memory_order_release);
         /* Wake our thread (and, harmlessly, any other process's sync thread). */
@@ -870,36 +811,21 @@ void rl__global_close(struct rl *rl)
     free(g->cand);
     free(g->lc);
     free(g);
-    rl->global = NULL;
+    rm->global = NULL;
 }
 
-void rl__global_health(struct rl *rl, rl_health_info *out)
+void rl__global_health(struct rl_remote *rm, rl_health_info *out)
 {
-    struct rl_shm_header *h = rl->hdr;
+    struct rl_global *g = rm->global;
+    if (!g)
+        return;
     /* relaxed: statistics. */
-    uint64_t lease = atomic_load_explicit(&h->sync_lease, memory_order_relaxed);
-    if (lease & 0xffffffffu)
-        out->leader_pid = (pid_t)atomic_load_explicit(&h->sync_leader_pid, memory_order_relaxed);
-    out->leader_epoch = lease >> 32;
-    uint64_t ok = atomic_load_explicit(&h->sync_last_ok_ns, memory_order_relaxed);
-    uint64_t now = rl__clock(rl);
-    out->last_sync_age_ms = ok ? (now > ok ? (now - ok) / 1000000u : 0) : UINT64_MAX;
-    out->sync_rounds = atomic_load_explicit(&h->sync_rounds, memory_order_relaxed);
-    out->sync_keys = atomic_load_explicit(&h->sync_keys, memory_order_relaxed);
-    out->sync_errors = atomic_load_explicit(&h->sync_errors, memory_order_relaxed);
-    out->sync_stale_refused = atomic_load_explicit(&h->sync_stale_refused, memory_order_relaxed);
-    out->cluster_hosts = atomic_load_explicit(&h->sync_hosts, memory_order_relaxed);
-    out->global_fallback =
-        now > atomic_load_explicit(&h->sync_valid_until_ns, memory_order_relaxed) ||
-        atomic_load_explicit(&h->sync_failing, memory_order_relaxed);
-    struct rl_global *g = rl->global;
-    if (g) {
-        out->sync_leader_here = (lease & 0xffffffffu) == g->token;
-        pthread_mutex_lock(&g->err_lock);
-        if (g->err[0] && !out->error[0]) {
-            rl__strcut(out->error, sizeof out->error, g->err);
-            rl__err(0, "%s", g->err); /* the whole message (out->error may be cut) */
-        }
-        pthread_mutex_unlock(&g->err_lock);
+    uint64_t lease = atomic_load_explicit(&rm->rl->hdr->sync_lease, memory_order_relaxed);
+    out->sync_leader_here = (lease & 0xffffffffu) == g->token;
+    pthread_mutex_lock(&g->err_lock);
+    if (g->err[0] && !out->error[0]) {
+        rl__strcut(out->error, sizeof out->error, g->err);
+        rl__err(0, "%s", g->err); /* the whole message (out->error may be cut) */
     }
+    pthread_mutex_unlock(&g->err_lock);
 }

@@ -37,17 +37,15 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "conn.h"
-#include "internal.h"
-#include "monitor.h"
-#include "strict.h"
+#include "lib/internal.h" /* rl__ep_name, rl__ep_totals (rules.c) */
+#include "sync/keys.h"
+#include "sync/monitor.h"
+#include "sync/remote.h"
+#include "sync/scripts.h"
 
-extern const char rl__embed_monitor[]; /* sync/monitor.lua, embedded at build time */
-
-#define FIELD_MAX   (2 + RL_EP_NAME)
-#define MAX_MINUTES 527040u /* 366 days */
-#define PIPELINE    256u    /* HGETALLs in flight on a single server */
-#define AGG_SLOTS   4096u   /* distinct endpoints (and hosts) one read can sum */
+#define FIELD_MAX (2 + RL_EP_NAME)
+#define PIPELINE  256u  /* HGETALLs in flight on a single server */
+#define AGG_SLOTS 4096u /* distinct endpoints (and hosts) one read can sum */
 
 int rl__monitor_push(struct rl *rl, struct rl_redis *c, const char *host, uint64_t ttl_ms)
 {
@@ -90,8 +88,8 @@ int rl__monitor_push(struct rl *rl, struct rl_redis *c, const char *host, uint64
     if (nf) {
         char key[40], hkey[64], ttl[24], hf[24];
         long long minute = (long long)(time(NULL) / 60);
-        snprintf(key, sizeof key, "rl:m:{%lld}", minute);
-        snprintf(hkey, sizeof hkey, "rl:m:{%lld}:%s", minute, host);
+        snprintf(key, sizeof key, RL_KEY_MINUTE_FMT, minute);
+        snprintf(hkey, sizeof hkey, RL_KEY_MIN_HOST_FMT, minute, (int)strlen(host), host);
         snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms);
         snprintf(hf, sizeof hf, "h:%s", host);
         p->argv[0] = key;
@@ -243,7 +241,7 @@ static void on_index(struct agg *g, const redisReply *rep, size_t i)
         if (f->type != REDIS_REPLY_STRING || f->len < 3 || f->len > 40 || f->str[0] != 'h' ||
             f->str[1] != ':' || g->nhk >= g->hk_cap)
             continue;
-        snprintf(g->hk[g->nhk++], KEY_MAX, "rl:m:{%lld}:%.*s", g->minute0 + (long long)i,
+        snprintf(g->hk[g->nhk++], KEY_MAX, RL_KEY_MIN_HOST_FMT, g->minute0 + (long long)i,
                  (int)f->len - 2, f->str + 2);
     }
 }
@@ -264,7 +262,7 @@ static int read_minutes(struct rl_redis *c, long long first, unsigned minutes, s
     for (unsigned done = 0; done < minutes && r == 0;) {
         unsigned batch = minutes - done < PIPELINE ? minutes - done : PIPELINE;
         for (unsigned k = 0; k < batch; k++)
-            snprintf(idx[k], KEY_MAX, "rl:m:{%lld}", first + done + k);
+            snprintf(idx[k], KEY_MAX, RL_KEY_MINUTE_FMT, first + done + k);
         g->minute0 = first + done;
         g->nhk = 0;
         r = hgetall_all(c, idx, batch, &pipeline, g, on_index);
@@ -278,26 +276,22 @@ static int read_minutes(struct rl_redis *c, long long first, unsigned minutes, s
     return r;
 }
 
-RL_API int rl_stats_cluster(rl_t *rl, unsigned minutes, rl_endpoint_stats *out, size_t n,
-                            unsigned *hosts)
+int rl__monitor_stats_cluster(struct rl_remote *rm, unsigned minutes, rl_endpoint_stats *out,
+                              size_t n, unsigned *hosts)
 {
-    if (!rl || (!out && n))
-        return rl__err(-EINVAL, "rl_stats_cluster: rl and out must not be NULL");
-    if (minutes < 1 || minutes > MAX_MINUTES)
-        return rl__err(-EINVAL, "rl_stats_cluster: minutes %u is outside 1..%u", minutes,
-                       MAX_MINUTES);
+    /* Arguments checked by rl_stats_cluster (lib/api.c). */
     struct agg *g = calloc(1, sizeof *g);
     if (!g)
         return rl__err(-ENOMEM, "rl_stats_cluster: out of memory");
     struct rl_redis *c = NULL;
-    int r = rl__strict_get(rl, &c);
+    int r = rl__pool_get(rm->pool, &c);
     if (r == 0) {
         /* A read of many minutes is many round trips: each gets its own bound (sync/conn.h,
          * "Time bounds") instead of one for the whole read. */
         rl__redis_set_deadline(c, 0);
         long long now_min = (long long)(time(NULL) / 60);
         r = read_minutes(c, now_min - minutes + 1, minutes, g);
-        rl__strict_put(rl, c);
+        rl__pool_put(rm->pool, c);
         if (r < 0)
             r = rl__err(r, "rl_stats_cluster: reading the rollups from Redis failed: %s",
                         rl_errmsg());

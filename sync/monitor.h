@@ -4,8 +4,8 @@
 
 #include <stdint.h>
 
-#include "conn.h"
-#include "internal.h"
+#include "lib/handle.h"
+#include "sync/conn.h"
 
 /* How often the sync leader pushes (and the resolution a count's minute has). */
 #define RL_MONITOR_PUSH_NS 10000000000ULL

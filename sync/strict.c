@@ -25,96 +25,31 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "conn.h"
-#include "global.h"
-#include "internal.h"
-#include "scripts.h"
-#include "strict.h"
-#include "url.h"
+#include "sync/keys.h"
+#include "sync/remote.h"
+#include "sync/scripts.h"
 
 struct rl_strict {
-    struct rl_redis_pool *pool;
     int fallback;
     _Atomic uint64_t fallbacks; /* answers given by the fallback */
     _Atomic uint64_t checks;    /* answers given by Redis */
-    struct rl_strict *next;     /* the fork registry */
 };
 
-/* Every STRICT state of the process, so a forked child can drop the parent's sockets. */
-static pthread_mutex_t g_registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct rl_strict *g_registry;
-static pthread_once_t g_atfork_once = PTHREAD_ONCE_INIT;
-
-static void strict_atfork_child(void)
+int rl__strict_open(struct rl_remote *rm, const rl_options *o)
 {
-    /* The child has one thread: no lock holder can exist except a thread that is gone. */
-    pthread_mutex_init(&g_registry_lock, NULL);
-    for (struct rl_strict *s = g_registry; s; s = s->next)
-        rl__pool_after_fork_child(s->pool);
-}
-
-static void strict_atfork_install(void)
-{
-    pthread_atfork(NULL, NULL, strict_atfork_child);
-}
-
-int rl__strict_open(struct rl *rl, const rl_options *o)
-{
-    rl->strict = NULL;
-    if (!o->redis_url || !*o->redis_url)
-        return 0;
-    struct rl_redis_url u;
-    int r = rl__redis_url_parse(o->redis_url, &u);
-    if (r < 0)
-        return r;
-    if (o->fallback < RL_FALLBACK_LOCAL || o->fallback > RL_FALLBACK_CLOSED)
-        return rl__err(-EINVAL, "rl_open: fallback %d is not RL_FALLBACK_LOCAL, _OPEN or _CLOSED",
-                       o->fallback);
+    /* o->fallback is resolved (rl_open: LOCAL, OPEN or CLOSED). */
     struct rl_strict *s = calloc(1, sizeof *s);
     if (!s)
         return rl__err(-ENOMEM, "out of memory");
     s->fallback = o->fallback;
-    r = rl__pool_open(&u, o->redis_pool_size ? o->redis_pool_size : 20, o->redis_connect_timeout_ms,
-                      o->redis_command_timeout_ms, &s->pool);
-    memset(u.password, 0, sizeof u.password);
-    if (r < 0) {
-        free(s);
-        return r;
-    }
-    pthread_once(&g_atfork_once, strict_atfork_install);
-    pthread_mutex_lock(&g_registry_lock);
-    s->next = g_registry;
-    g_registry = s;
-    pthread_mutex_unlock(&g_registry_lock);
-    rl->strict = s;
+    rm->strict = s;
     return 0;
 }
 
-void rl__strict_close(struct rl *rl)
+void rl__strict_close(struct rl_remote *rm)
 {
-    struct rl_strict *s = rl->strict;
-    if (!s)
-        return;
-    pthread_mutex_lock(&g_registry_lock);
-    for (struct rl_strict **p = &g_registry; *p; p = &(*p)->next)
-        if (*p == s) {
-            *p = s->next;
-            break;
-        }
-    pthread_mutex_unlock(&g_registry_lock);
-    rl__pool_close(s->pool);
-    free(s);
-    rl->strict = NULL;
-}
-
-void rl__strict_counts(const struct rl *rl, uint64_t *checks, uint64_t *fallbacks)
-{
-    *checks = *fallbacks = 0;
-    if (rl->strict) {
-        /* relaxed: statistics. */
-        *checks = atomic_load_explicit(&rl->strict->checks, memory_order_relaxed);
-        *fallbacks = atomic_load_explicit(&rl->strict->fallbacks, memory_order_relaxed);
-    }
+    free(rm->strict);
+    rm->strict = NULL;
 }
 
 /* The Redis key prefix of (key, limit). */
@@ -130,7 +65,7 @@ static void redis_key(const void *key, size_t keylen, const rl_limit *lim, char 
     if (lim->algorithm == RL_TOKEN_BUCKET || lim->algorithm == RL_GCRA)
         f[nf++] = 2;
     uint64_t h = XXH3_64bits_withSeed(key, keylen, XXH3_64bits(f, nf * sizeof f[0]));
-    snprintf(out, 40, "rl:{%016" PRIx64 "}", h);
+    snprintf(out, 40, RL_KEY_STRICT_FMT, h);
 }
 
 static uint64_t ttl_ms(const rl_limit *lim)
@@ -213,25 +148,25 @@ static int run_script(struct rl_redis *c, const char *rkey, const rl_limit *lim,
 }
 
 /* One script call through the pool: the check, or (refund) its undo. */
-static int pooled_script(struct rl_strict *s, const void *key, size_t keylen, const rl_limit *lim,
+static int pooled_script(struct rl_remote *rm, const void *key, size_t keylen, const rl_limit *lim,
                          const struct rl_params *p, uint64_t cost, bool refund, rl_result *out)
 {
     char rkey[40];
     redis_key(key, keylen, lim, rkey);
     struct rl_redis *c = NULL;
-    int r = rl__pool_get(s->pool, &c);
+    int r = rl__pool_get(rm->pool, &c);
     if (r == 0) {
         r = run_script(c, rkey, lim, p, cost, refund, out);
-        rl__pool_put(s->pool, c);
+        rl__pool_put(rm->pool, c);
     }
     return r;
 }
 
-int rl__strict_acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
-                       const struct rl_params *p, uint64_t cost, uint64_t now, rl_result *out)
+int rl__strict_acquire(struct rl_remote *rm, const void *key, size_t keylen, const rl_limit *lim,
+                       const struct rl_params *p, uint64_t cost, rl_result *out)
 {
-    struct rl_strict *s = rl->strict;
-    int r = pooled_script(s, key, keylen, lim, p, cost, false, out);
+    struct rl_strict *s = rm->strict;
+    int r = pooled_script(rm, key, keylen, lim, p, cost, false, out);
     if (r == 0) {
         atomic_fetch_add_explicit(&s->checks, 1, memory_order_relaxed);
         return 0;
@@ -252,11 +187,8 @@ int rl__strict_acquire(struct rl *rl, const void *key, size_t keylen, const rl_l
         out->limit = p->limit;
         out->retry_after_ms = RL_POOL_BREAKER_OPEN_MS;
         return 0;
-    default: {
-        rl_limit local = *lim;
-        local.mode = RL_MODE_LOCAL;
-        return rl__acquire_key(rl, key, keylen, &local, cost, now, UINT64_MAX, out);
-    }
+    default:
+        return RL_REMOTE_DECIDE_LOCALLY; /* the core decides on the segment (lib/table.c) */
     }
 }
 
@@ -281,27 +213,21 @@ static void check_eviction(const char *info, rl_health_info *out)
     }
 }
 
-RL_API int rl_health(rl_t *rl, rl_health_info *out)
+void rl__strict_health(struct rl_remote *rm, rl_health_info *out)
 {
-    if (!rl || !out)
-        return rl__err(-EINVAL, "rl_health: rl and out must not be NULL");
-    memset(out, 0, sizeof *out);
-    out->last_sync_age_ms = UINT64_MAX;
-    rl__clear_err();            /* after return rl_errmsg() is out->error uncut, or "" */
-    rl__global_health(rl, out); /* the segment's sync state, whoever leads it */
-    struct rl_strict *s = rl->strict;
-    if (!s)
-        return 0;
+    struct rl_strict *s = rm->strict;
     char whole[512];
     snprintf(whole, sizeof whole, "%s", rl_errmsg());
     out->redis_configured = true;
-    rl__strict_counts(rl, &out->strict_checks, &out->strict_fallbacks);
+    /* relaxed: statistics. */
+    out->strict_checks = atomic_load_explicit(&s->checks, memory_order_relaxed);
+    out->strict_fallbacks = atomic_load_explicit(&s->fallbacks, memory_order_relaxed);
     struct rl_redis *c = NULL;
     redisReply *info = NULL;
-    int r = rl__pool_get(s->pool, &c);
+    int r = rl__pool_get(rm->pool, &c);
     if (r == 0) {
         r = rl__redis_cmd(c, &info, "INFO memory");
-        rl__pool_put(s->pool, c);
+        rl__pool_put(rm->pool, c);
     }
     out->connected = r == 0;
     if (r == 0 && info && info->type == REDIS_REPLY_STRING)
@@ -312,28 +238,27 @@ RL_API int rl_health(rl_t *rl, rl_health_info *out)
     rl__strcut(out->error, sizeof out->error, whole);
     rl__err(0, "%s", whole);
     struct rl_pool_stats ps;
-    rl__pool_stats(s->pool, &ps);
+    rl__pool_stats(rm->pool, &ps);
     out->breaker_open = ps.breaker_open;
     out->breaker_trips = ps.breaker_trips;
-    return 0;
 }
 
 /* DEL of up to 6 keys through the pool. */
-static int pooled_del(struct rl_strict *s, int n, const char **keys)
+static int pooled_del(struct rl_remote *rm, int n, const char **keys)
 {
     const char *argv[7] = {"DEL"};
     for (int i = 0; i < n && i < 6; i++)
         argv[i + 1] = keys[i];
     struct rl_redis *c = NULL;
-    int r = rl__pool_get(s->pool, &c);
+    int r = rl__pool_get(rm->pool, &c);
     if (r == 0) {
         r = rl__redis_cmd_argv(c, NULL, n + 1, argv, NULL);
-        rl__pool_put(s->pool, c);
+        rl__pool_put(rm->pool, c);
     }
     return r;
 }
 
-int rl__strict_reset(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim)
+int rl__strict_reset(struct rl_remote *rm, const void *key, size_t keylen, const rl_limit *lim)
 {
     char rkey[40], k[6][56];
     const char *keys[6];
@@ -351,7 +276,7 @@ int rl__strict_reset(struct rl *rl, const void *key, size_t keylen, const rl_lim
         snprintf(k[3 + i], sizeof k[3 + i], "%s:%" PRIu64, rkey, idx - 1 + (uint64_t)i);
     for (int i = 0; i < 6; i++)
         keys[i] = k[i];
-    int r = pooled_del(rl->strict, 6, keys);
+    int r = pooled_del(rm, 6, keys);
     if (r < 0)
         return rl__err(r,
                        "rl_reset: the key was reset here, but its Redis state was not "
@@ -360,26 +285,12 @@ int rl__strict_reset(struct rl *rl, const void *key, size_t keylen, const rl_lim
     return 0;
 }
 
-int rl__strict_get(struct rl *rl, struct rl_redis **c)
+int rl__global_reset(struct rl_remote *rm, uint64_t cid_lo, uint64_t cid_hi)
 {
-    if (!rl->strict)
-        return rl__err(-ENOTCONN, "no Redis: open the segment with a redis_url (REDIS_URL)");
-    return rl__pool_get(rl->strict->pool, c);
-}
-
-void rl__strict_put(struct rl *rl, struct rl_redis *c)
-{
-    rl__pool_put(rl->strict->pool, c);
-}
-
-int rl__global_reset(struct rl *rl, uint64_t cid_lo, uint64_t cid_hi)
-{
-    if (!rl->strict)
-        return 0;
     char k[48];
     const char *keys[1] = {k};
-    rl__global_redis_key(k, sizeof k, cid_lo, cid_hi);
-    int r = pooled_del(rl->strict, 1, keys);
+    rl__key_global(k, sizeof k, cid_lo, cid_hi);
+    int r = pooled_del(rm, 1, keys);
     if (r < 0)
         return rl__err(r,
                        "rl_reset: the key was reset here, but its cluster-wide state in "
@@ -388,9 +299,9 @@ int rl__global_reset(struct rl *rl, uint64_t cid_lo, uint64_t cid_hi)
     return 0;
 }
 
-int rl__strict_refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
+int rl__strict_refund(struct rl_remote *rm, const void *key, size_t keylen, const rl_limit *lim,
                       const struct rl_params *p, uint64_t cost)
 {
     rl_result unused;
-    return pooled_script(rl->strict, key, keylen, lim, p, cost, true, &unused);
+    return pooled_script(rm, key, keylen, lim, p, cost, true, &unused);
 }

@@ -46,8 +46,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
-#include "url.h"
+#include "lib/clock.h"
+#include "lib/error.h"
+#include "sync/url.h"
 
 #define DB_MAX   (1UL << 20)
 #define PORT_MAX 65535UL

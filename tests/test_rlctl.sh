@@ -191,6 +191,9 @@ REDIS_URL='redis://:pw-secret@127.0.0.1:99999/0' run "$RLCTL" status --shm "$SEG
 if [ "$rc" -eq 1 ] && grep -q "REDIS_URL is invalid: .*port" "$TMP/err" &&
     ! grep -q "cannot attach\|segment name\|pw-secret" "$TMP/err"; then
     ok "invalid REDIS_URL: the message names REDIS_URL (exit 1)"
+elif [ "$rc" -eq 1 ] && grep -q "REDIS_URL) is set, but this librl was built without Redis" \
+    "$TMP/err" && ! grep -q "pw-secret" "$TMP/err"; then
+    ok "REDIS_URL with a librl built without Redis (-Dredis=disabled): refused, says so (exit 1)"
 else
     fail "invalid REDIS_URL message (exit $rc)"
 fi

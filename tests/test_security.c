@@ -64,6 +64,11 @@ Test(security, redis_password_never_logged_nor_reported)
     o.sync_interval_ms = 20;
     o.redis_connect_timeout_ms = 100;
     o.redis_command_timeout_ms = 100;
+    if (!RL_WITH_REDIS) { /* -Dredis=disabled: the URL is refused, and says why */
+        cr_expect_eq(rl_open(&g_rl, &o), -ENOTSUP, "%s", rl_errmsg());
+        cr_expect_not_null(strstr(rl_errmsg(), "built without Redis"), "%s", rl_errmsg());
+        cr_skip_test("built without Redis (-Dredis=disabled): the rest needs the sync thread");
+    }
     int rc = rl_open(&g_rl, &o);
     cr_assert_eq(rc, 0, "%d %s", rc, rl_errmsg());
     cr_expect_null(strstr(rl_errmsg(), "s3cr3t"), "rl_open: %s", rl_errmsg());

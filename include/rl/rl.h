@@ -165,7 +165,8 @@ RL_API int rl_options_from_env(rl_options *o);
  *
  * o == NULL means the defaults of rl_options_init(): the segment "/rl-default", created when
  * missing, mode 0600, no Redis. A program that shares the host with others should name its own
- * segment. Options with a non-zero reserved word are refused (-EINVAL).
+ * segment. Options with a non-zero reserved word are refused (-EINVAL). A librl built without
+ * Redis (meson -Dredis=disabled) refuses a redis_url (-ENOTSUP, "built without Redis").
  *
  * Threads rl starts (rl never starts one anywhere else):
  *  - one GLOBAL sync thread ("rl-sync") per handle opened with a redis_url and without
@@ -248,7 +249,7 @@ typedef struct rl_limit {
     uint64_t burst;         /**< token bucket capacity / GCRA max burst; 0 means = requests */
     rl_algorithm algorithm; /**< RL_TOKEN_BUCKET by default (0) */
     rl_scope scope;         /**< for rl_check(); part of the counter's identity */
-    rl_mode mode;           /**< RL_MODE_LOCAL (0); others need Redis (later issue) */
+    rl_mode mode;           /**< RL_MODE_LOCAL (0); GLOBAL and STRICT need Redis (redis_url) */
     uint64_t redis_ttl_ms;  /**< Redis key TTL for GLOBAL/STRICT; 0 = 2 x window */
     /* The fields below only matter to rl_check() and are not part of the counter's identity. */
     const char *name;       /**< layer name (state survives reorderings); NULL: its position */
