@@ -29,8 +29,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "cfgstore.h"
-#include "internal.h"
+#include "lib/cfgstore.h"
+#include "lib/internal.h"
 
 #define WRITER_WAIT_MS 2000
 #define READ_TRIES     64

@@ -26,10 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config_int.h"
-#include "internal.h"
-#include "pattern.h"
-#include "rules.h"
+#include "lib/config_int.h"
+#include "lib/options.h"
+#include "lib/internal.h"
+#include "lib/pattern.h"
+#include "lib/rules.h"
 
 #define MSG_MAX RL_CONF_MSG_MAX
 
@@ -345,9 +346,10 @@ static int check_settings(const struct rl_ruleset *rs, const char *origin)
                     (unsigned)rs->warn_permille);
     if (rs->ipv6_prefix < 64 || rs->ipv6_prefix > 128)
         return verr(-EINVAL, origin, 0, 0, "ipv6_prefix %u is outside 64..128", rs->ipv6_prefix);
-    if (rs->sync_interval_ms > 60000)
-        return verr(-EINVAL, origin, 0, 0, "sync.interval %llu ms is above 60 s",
-                    (unsigned long long)rs->sync_interval_ms);
+    /* 0: not set (the option's default applies); the bound is lib/options.h's. */
+    if (rs->sync_interval_ms > RL_SYNC_INTERVAL_MS_MAX)
+        return verr(-EINVAL, origin, 0, 0, "sync.interval %llu ms is above %u ms",
+                    (unsigned long long)rs->sync_interval_ms, RL_SYNC_INTERVAL_MS_MAX);
     if (rs->sync_fallback < RL_FALLBACK_DEFAULT || rs->sync_fallback > RL_FALLBACK_CLOSED)
         return verr(-EINVAL, origin, 0, 0, "sync.fallback %d is not local, open or closed",
                     rs->sync_fallback);

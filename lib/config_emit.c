@@ -18,9 +18,9 @@
 
 #include <yaml.h>
 
-#include "config_int.h"
-#include "internal.h"
-#include "rules.h"
+#include "lib/config_int.h"
+#include "lib/internal.h"
+#include "lib/rules.h"
 
 struct obuf {
     char *p;

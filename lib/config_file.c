@@ -15,8 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "rules.h"
+#include "lib/internal.h"
+#include "lib/rules.h"
 
 #define CONFIG_FILE_MAX (1u << 20) /* bytes a rule file may have */
 

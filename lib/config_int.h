@@ -28,7 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "rules.h"
+#include "lib/rules.h"
 
 #define RL_CONF_MSG_MAX   512 /* bytes of a message before its origin and position */
 #define RL_CONF_SHOW_MAX  40  /* bytes of a bad value quoted in a message */

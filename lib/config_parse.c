@@ -23,10 +23,11 @@
 
 #include <yaml.h>
 
-#include "config_int.h"
-#include "config_yaml.h"
-#include "internal.h"
-#include "rules.h"
+#include "lib/config_int.h"
+#include "lib/options.h"
+#include "lib/config_yaml.h"
+#include "lib/internal.h"
+#include "lib/rules.h"
 
 enum {
     LK_REQUESTS,
@@ -371,7 +372,8 @@ static int parse_sync(const struct pctx *c, const yaml_node_t *v)
     int r = rl__yaml_read_map(c, v, "sync", sync_keys, SK_COUNT, sv);
     if (r == 0 && !absent(sv[SK_INTERVAL])) {
         r = rl__yaml_duration(c, sv[SK_INTERVAL], "interval", true, &rs->sync_interval_ms);
-        if (r == 0 && rs->sync_interval_ms > 60000)
+        if (r == 0 && (rs->sync_interval_ms < RL_SYNC_INTERVAL_MS_MIN ||
+                       rs->sync_interval_ms > RL_SYNC_INTERVAL_MS_MAX))
             r = rl__yaml_expect(c, sv[SK_INTERVAL], "a duration from 1ms to 60s", "interval");
     }
     if (r == 0 && !absent(sv[SK_FALLBACK]))

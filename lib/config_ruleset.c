@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config_int.h"
-#include "internal.h"
-#include "ip.h"
-#include "rules.h"
+#include "lib/config_int.h"
+#include "lib/internal.h"
+#include "lib/ip.h"
+#include "lib/rules.h"
 
 /* ---- the rule set ---------------------------------------------------------------------------- */
 

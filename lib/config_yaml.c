@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config_yaml.h"
-#include "internal.h"
+#include "lib/config_yaml.h"
+#include "lib/internal.h"
 
 #define MSG_MAX      RL_CONF_MSG_MAX
 #define SHOW_MAX     RL_CONF_SHOW_MAX

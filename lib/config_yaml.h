@@ -17,7 +17,7 @@
 
 #include <yaml.h>
 
-#include "config_int.h"
+#include "lib/config_int.h"
 
 /* Room for rl__yaml_describe's text. */
 #define RL_YAML_FOUND_MAX (RL_CONF_SHOW_MAX * 2 + 32)

@@ -16,8 +16,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "internal.h"
-#include "rules.h"
+#include "lib/internal.h"
+#include "lib/rules.h"
 
 /* -------------------------------------------------------------------------------------------- */
 /* Names                                                                                          */

@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
-#include "ip.h"
+#include "lib/internal.h"
+#include "lib/ip.h"
 
 /* Longest X-Forwarded-For rl_client_ip() reads. */
 #define RL_XFF_MAX 8192

@@ -6,8 +6,8 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "internal.h"
-#include "pattern.h"
+#include "lib/internal.h"
+#include "lib/pattern.h"
 
 int rl__pattern_check(const char *pattern)
 {

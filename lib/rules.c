@@ -50,11 +50,11 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "cfgstore.h"
-#include "internal.h"
-#include "ip.h"
-#include "pattern.h"
-#include "rules.h"
+#include "lib/cfgstore.h"
+#include "lib/internal.h"
+#include "lib/ip.h"
+#include "lib/pattern.h"
+#include "lib/rules.h"
 
 #define PATH_BUCKETS    1024
 #define LONG_VALUE      200 /* longer user/descriptor values are keyed by their hash */
@@ -287,13 +287,13 @@ fail:
 
 /* ---- publication and refresh ----------------------------------------------------------------- */
 
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-
-static void install_atfork(void)
-{
-    /* liburcu-bp asks for these around fork() when the child goes on without exec(). */
-    pthread_atfork(urcu_bp_before_fork, urcu_bp_after_fork_parent, urcu_bp_after_fork_child);
-}
+/* liburcu-bp asks for these around fork() when the child goes on without exec(); registered
+ * in the library's one fork registry (lib/fork.c). */
+static struct rl_fork_hook urcu_fork_hook = {
+    .prepare = urcu_bp_before_fork,
+    .parent = urcu_bp_after_fork_parent,
+    .child = urcu_bp_after_fork_child,
+};
 
 /* Compiles the segment's current rule set into this process's copy. Blocks only the caller
  * (a grace period), never a reader. */
@@ -383,7 +383,7 @@ static int publish_unlock_refresh(struct rl *rl, const struct rl_ruleset *rs, in
 
 int rl__rules_open(struct rl *rl, const rl_options *o)
 {
-    pthread_once(&atfork_once, install_atfork);
+    rl__fork_register(&urcu_fork_hook);
     pthread_mutex_t *mu = malloc(sizeof *mu);
     if (!mu)
         return rl__err(-ENOMEM, "out of memory");

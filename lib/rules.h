@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "pattern.h"
+#include "lib/pattern.h"
 #include "rl.h"
 
 /* One layer: a limit plus what rl_check needs. lim.name and lim.descriptor alias the owned
