@@ -267,26 +267,46 @@ struct keyref {
     uint32_t lid;
 };
 
-/* kp = the key's first len < 24 bytes, zero-padded, without a call to memcpy (a variable size
- * is a call through the PLT on the hot path): overlapping loads of constant size. */
+/* kp = the key's first len < 24 bytes, zero-padded, as memcpy would lay them out, built in
+ * registers: overlapping loads of constant size, shifted (no call to memcpy for a variable size,
+ * and no byte stores to a buffer read back wider, which stalls store forwarding on the hot
+ * path). */
+static inline uint64_t load64(const unsigned char *b)
+{
+    uint64_t v;
+    memcpy(&v, b, 8);
+    return v;
+}
+
 static inline void key_prefix(uint64_t kp[3], const unsigned char *b, size_t len)
 {
-    unsigned char buf[24] = {0};
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t w0 = 0, w1 = 0, w2 = 0;
     if (len >= 16) {
-        memcpy(buf, b, 16);
-        memcpy(buf + len - 8, b + len - 8, 8);
+        w0 = load64(b);
+        w1 = load64(b + 8);
+        if (len > 16)
+            w2 = load64(b + len - 8) >> (8 * (24 - len)); /* bytes 16..len-1 */
     } else if (len >= 8) {
-        memcpy(buf, b, 8);
-        memcpy(buf + len - 8, b + len - 8, 8);
+        w0 = load64(b);
+        if (len > 8)
+            w1 = load64(b + len - 8) >> (8 * (16 - len)); /* bytes 8..len-1 */
     } else if (len >= 4) {
-        memcpy(buf, b, 4);
-        memcpy(buf + len - 4, b + len - 4, 4);
+        uint32_t lo, hi;
+        memcpy(&lo, b, 4);
+        memcpy(&hi, b + len - 4, 4);
+        w0 = (uint64_t)lo | (uint64_t)hi << (8 * (len - 4)); /* overlapping bytes agree */
     } else if (len > 0) {
-        buf[0] = b[0];
-        buf[len / 2] = b[len / 2];
-        buf[len - 1] = b[len - 1];
+        w0 = (uint64_t)b[0] | (uint64_t)b[len / 2] << (8 * (len / 2)) |
+             (uint64_t)b[len - 1] << (8 * (len - 1));
     }
-    memcpy(kp, buf, 24);
+    kp[0] = w0;
+    kp[1] = w1;
+    kp[2] = w2;
+#else
+    kp[0] = kp[1] = kp[2] = 0;
+    memcpy(kp, b, len);
+#endif
 }
 
 /* Everything but the hash: h is the key's keyed 64-bit hash. */

@@ -623,3 +623,44 @@ Test(segment, clocks)
     cr_expect(r.reset_after_ms <= to_end_ms + 1 && r.reset_after_ms + 1000 >= to_end_ms,
               "reset %" PRIu64 " ms, window ends in %" PRIu64 " ms", r.reset_after_ms, to_end_ms);
 }
+
+/* The slot keeps a key's first 24 bytes, zero-padded (the table builds them in registers from
+ * overlapping loads): rl_foreach_key shows exactly those, for every length and byte position. */
+struct prefix_seen {
+    char key[64];
+    size_t keylen;
+    int n;
+};
+
+static int one_key(const rl_key_view *kv, void *arg)
+{
+    struct prefix_seen *s = arg;
+    snprintf(s->key, sizeof s->key, "%s", kv->key);
+    s->keylen = kv->keylen;
+    s->n++;
+    return 0;
+}
+
+Test(segment, key_prefix_every_length)
+{
+    rl_limit l = mk_limit(RL_FIXED_WINDOW, 10, 1000, 0);
+    for (size_t len = 1; len <= 30; len++) {
+        char key[31];
+        for (size_t i = 0; i < len; i++)
+            key[i] = (char)('a' + (i * 7 + len) % 26); /* every position differs from its
+                                                           neighbours */
+        key[len] = '\0';
+        cr_assert(acq_at(g_rl, key, &l, 1, at_ms(0)).allowed, "len %zu", len);
+        struct prefix_seen s;
+        memset(&s, 0, sizeof s);
+        cr_assert_eq(rl_foreach_key(g_rl, at_ms(0), one_key, &s), 0);
+        cr_assert_eq(s.n, 1, "len %zu: %d keys listed", len, s.n);
+        cr_expect_eq(s.keylen, len);
+        char want[25];
+        size_t n = len < 24 ? len : 24;
+        memcpy(want, key, n);
+        want[n] = '\0';
+        cr_expect_str_eq(s.key, want, "len %zu: the listed prefix", len);
+        cr_assert_eq(rl_reset(g_rl, key, len, &l), 0);
+    }
+}
