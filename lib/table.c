@@ -735,6 +735,69 @@ static inline bool decide(const struct rl_algo_ops *ops, const struct rl_params 
     return ops->decide(p, v, aux, t, cost, slack, nv, out);
 }
 
+/* ---- the slot retry loop ---------------------------------------------------------------------
+ *
+ * Every change of a key's state takes the same steps: find the key's slot (claiming one when
+ * `create`), read its state, check that the slot still holds the key and is not being reclaimed,
+ * compute the new state, and CAS it in. A lost CAS computes again from the winner's state; a
+ * slot that changed hands (reclaimed, its claim stolen) starts over from the lookup, at most
+ * MAX_RESTARTS times. slot_update() is that loop, written once; what differs is given as static
+ * inline functions, which slot_update() (always inline) turns into direct, inlined calls, so the
+ * hot path (acquire_core) pays no indirect call:
+ *   step(ctx, s, st, &ns)       st the slot's whole state word: STEP_STORE to CAS ns in, or
+ *                               STEP_DONE (nothing to store; the answer is in ctx);
+ *   absent(ctx)                 the key has no slot (only without `create`), or, with
+ *                               `dead_is_fresh`, its slot is being reclaimed (the key is as
+ *                               fresh); returns the call's answer;
+ *   committed(ctx, s, word, ns) after the CAS of ns committed, word the slot's control word
+ *                               (NULL: nothing).
+ * Without `dead_is_fresh` a slot being reclaimed gets help (finish_reclaim) and the lookup
+ * starts over. */
+enum { STEP_DONE = 0, STEP_STORE = 1 };
+
+static inline __attribute__((always_inline)) int
+slot_update(struct rl *rl, const struct keyref *k, uint64_t t, bool create, bool dead_is_fresh,
+            void *ctx, int (*absent)(void *ctx),
+            int (*step)(void *ctx, struct rl_slot *s, uint64_t st, uint64_t *ns),
+            void (*committed)(void *ctx, struct rl_slot *s, uint64_t word, uint64_t ns))
+{
+    for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
+        uint64_t idx, word;
+        int r = locate(rl, k, t, create, &idx, &word);
+        if (r < 0)
+            return r;
+        if (r == NOT_FOUND)
+            return absent(ctx);
+        struct rl_slot *s = &rl->slots[idx];
+        /* acquire: pairs with the release CAS of the previous change on this slot. */
+        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
+        for (;;) {
+            /* acquire: ordered after the state load; the slot must still hold our key. */
+            if (atomic_load_explicit(&s->ctl, memory_order_acquire) != word)
+                break;
+            if ((st & RL_VAL_MASK) == RL_STATE_DEAD) {
+                if (dead_is_fresh)
+                    return absent(ctx);
+                finish_reclaim(rl, s, word); /* help a reclaim in progress, then retry */
+                break;
+            }
+            uint64_t ns;
+            if (step(ctx, s, st, &ns) == STEP_DONE)
+                return 0;
+            /* acq_rel: release publishes this change to the next one on this key (and to the
+             * sync leader's acquire load of a GLOBAL count); acquire on failure reads the
+             * winner's state. Pairs with itself in every process. */
+            if (atomic_compare_exchange_weak_explicit(&s->state, &st, ns, memory_order_acq_rel,
+                                                      memory_order_acquire)) {
+                if (committed)
+                    committed(ctx, s, word, ns);
+                return 0;
+            }
+        }
+    }
+    return too_much_contention(rl);
+}
+
 /* ---- GLOBAL keys ----------------------------------------------------------------------------
  *
  * A GLOBAL slot's state is the count of units this host consumed; its ceiling is what the sync
@@ -799,6 +862,60 @@ static __attribute__((cold, noinline)) void restart_after_fork(struct rl *rl)
         rl->remote_ops->after_fork(rl->remote);
 }
 
+/* global_acquire's step: allowed iff consumed + cost <= ceiling (the lease). */
+struct gacq {
+    struct rl *rl;
+    const struct rl_params *p;
+    uint64_t cost, kc;
+    bool expired, stale;
+    rl_result *out;
+};
+
+static inline int gacq_absent(void *ctx)
+{
+    struct gacq *g = ctx; /* a peek at an unknown key */
+    global_result(g->p, 0, 0, 0, !g->expired || g->rl->fallback != RL_FALLBACK_CLOSED, g->out);
+    return 0;
+}
+
+static inline int gacq_step(void *ctx, struct rl_slot *s, uint64_t st, uint64_t *ns)
+{
+    struct gacq *g = ctx;
+    uint64_t c = st & RL_VAL_MASK, cost = g->cost;
+    /* acquire: pairs with the leader's release raise (sync/global.c); the ceiling is a bound,
+     * so an older value only denies what a newer one would allow. */
+    uint64_t kc = g->kc = atomic_load_explicit(&s->ceiling, memory_order_acquire);
+    bool ok = c + cost <= kc;
+    if (g->stale && g->rl->fallback == RL_FALLBACK_OPEN)
+        ok = true;
+    else if (g->expired && g->rl->fallback == RL_FALLBACK_CLOSED)
+        ok = false;
+    if (!ok || cost == 0) {
+        if (!ok && cost) {
+            /* relaxed: a statistic (demand) the leader samples; it wraps. */
+            atomic_fetch_add_explicit(&s->meta, RL_META_DENIED_ONE, memory_order_relaxed);
+            if (!g->stale)
+                global_kick(g->rl);
+        }
+        global_result(g->p, c, kc, cost, ok, g->out);
+        return STEP_DONE;
+    }
+    if (c + cost > RL_VAL_MASK - 1) {
+        global_result(g->p, c, c, cost, false, g->out); /* 2^60 units: fail closed */
+        return STEP_DONE;
+    }
+    *ns = st + cost;
+    return STEP_STORE;
+}
+
+static inline void gacq_committed(void *ctx, struct rl_slot *s, uint64_t word, uint64_t ns)
+{
+    (void)s;
+    (void)word;
+    struct gacq *g = ctx;
+    global_result(g->p, ns & RL_VAL_MASK, g->kc, g->cost, true, g->out);
+}
+
 static __attribute__((noinline)) int global_acquire(struct rl *rl, const void *key, size_t keylen,
                                                     const rl_limit *lim, const struct rl_params *p,
                                                     uint32_t lid, uint64_t cost, uint64_t now,
@@ -819,62 +936,29 @@ static __attribute__((noinline)) int global_acquire(struct rl *rl, const void *k
      * rounds fail, OPEN admits at once (its admissions are forgiven debt anyway). */
     bool expired = t > atomic_load_explicit(&rl->hdr->sync_valid_until_ns, memory_order_relaxed);
     bool stale = expired || atomic_load_explicit(&rl->hdr->sync_failing, memory_order_relaxed);
-    for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
-        uint64_t idx, word;
-        int r = locate(rl, &k, t, cost > 0, &idx, &word);
-        if (r < 0)
-            return r;
-        if (r == NOT_FOUND) { /* a peek at an unknown key */
-            global_result(p, 0, 0, 0, !expired || rl->fallback != RL_FALLBACK_CLOSED, out);
-            return 0;
-        }
-        struct rl_slot *s = &rl->slots[idx];
-        /* acquire: pairs with the release CAS of the previous decision on this slot. */
-        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        for (;;) {
-            if (atomic_load_explicit(&s->ctl, memory_order_acquire) != word)
-                break;
-            if ((st & RL_VAL_MASK) == RL_STATE_DEAD) {
-                finish_reclaim(rl, s, word);
-                break;
-            }
-            uint64_t c = st & RL_VAL_MASK;
-            /* acquire: pairs with the leader's release raise (sync/global.c); the ceiling is
-             * a bound, so an older value only denies what a newer one would allow. */
-            uint64_t kc = atomic_load_explicit(&s->ceiling, memory_order_acquire);
-            bool ok = c + cost <= kc;
-            if (stale && rl->fallback == RL_FALLBACK_OPEN)
-                ok = true;
-            else if (expired && rl->fallback == RL_FALLBACK_CLOSED)
-                ok = false;
-            if (!ok || cost == 0) {
-                if (!ok && cost) {
-                    /* relaxed: a statistic (demand) the leader samples; it wraps. */
-                    atomic_fetch_add_explicit(&s->meta, RL_META_DENIED_ONE, memory_order_relaxed);
-                    if (!stale)
-                        global_kick(rl);
-                }
-                global_result(p, c, kc, cost, ok, out);
-                return 0;
-            }
-            if (c + cost > RL_VAL_MASK - 1) {
-                global_result(p, c, c, cost, false, out); /* 2^60 units: fail closed */
-                return 0;
-            }
-            /* acq_rel: as in acquire_core (pairs with the other decisions and the leader's
-             * acquire load of the count). */
-            if (atomic_compare_exchange_weak_explicit(&s->state, &st, st + cost,
-                                                      memory_order_acq_rel, memory_order_acquire)) {
-                global_result(p, c + cost, kc, cost, true, out);
-                return 0;
-            }
-        }
-    }
-    return too_much_contention(rl);
+    struct gacq g = {rl, p, cost, 0, expired, stale, out};
+    return slot_update(rl, &k, t, cost > 0, false, &g, gacq_absent, gacq_step, gacq_committed);
 }
 
 /* Gives `cost` units back: the count goes down (the leader reports consumption as it is, so
  * Redis sees the units as never used). */
+/* The refunds' answer when the key has no count to give back to (no slot, or reclaimed). */
+static inline int nothing_to_refund(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+static inline int grefund_step(void *ctx, struct rl_slot *s, uint64_t st, uint64_t *ns)
+{
+    (void)s;
+    uint64_t cost = *(const uint64_t *)ctx, c = st & RL_VAL_MASK;
+    if (c == 0)
+        return STEP_DONE;
+    *ns = (st & ~RL_VAL_MASK) | (c > cost ? c - cost : 0);
+    return STEP_STORE;
+}
+
 static int global_refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
                          const struct rl_params *p, uint32_t lid, uint64_t cost)
 {
@@ -883,29 +967,7 @@ static int global_refund(struct rl *rl, const void *key, size_t keylen, const rl
         return no_remote(RL_MODE_GLOBAL);
     struct keyref k;
     keyref_init_global(rl, &k, key, keylen, lid, p);
-    for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
-        uint64_t idx, word;
-        int r = locate(rl, &k, 0, false, &idx, &word);
-        if (r < 0)
-            return r;
-        if (r == NOT_FOUND)
-            return 0;
-        struct rl_slot *s = &rl->slots[idx];
-        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        for (;;) {
-            if (atomic_load_explicit(&s->ctl, memory_order_acquire) != word)
-                break;
-            uint64_t c = st & RL_VAL_MASK;
-            if (c == RL_STATE_DEAD || c == 0)
-                return 0;
-            uint64_t nc = c > cost ? c - cost : 0;
-            /* acq_rel: as in global_acquire. */
-            if (atomic_compare_exchange_weak_explicit(&s->state, &st, (st & ~RL_VAL_MASK) | nc,
-                                                      memory_order_acq_rel, memory_order_acquire))
-                return 0;
-        }
-    }
-    return too_much_contention(rl);
+    return slot_update(rl, &k, 0, false, true, &cost, nothing_to_refund, grefund_step, NULL);
 }
 
 /* ---- STRICT keys: Redis decides, through the remote interface (lib/remote.h) ------------- */
@@ -951,6 +1013,57 @@ static const struct mode_ops remote_modes[] = {
 _Static_assert(RL_MODE_LOCAL == 0 && RL_MODE_STRICT == 2 && RL_MODE_GLOBAL == 1,
                "remote_modes is indexed by rl_mode");
 
+/* acquire_core's step for a LOCAL key: the algorithm decides. */
+struct lacq {
+    const struct rl_algo_ops *ops;
+    const struct rl_params *p;
+    uint64_t t, cost, slack;
+    rl_result *out;
+    uint64_t aux, want; /* the slot's ceiling word as read, and as the decision wants it */
+};
+
+static inline int lacq_absent(void *ctx)
+{
+    struct lacq *a = ctx; /* a peek at an unknown key: it is fresh */
+    uint64_t nv, aux = 0;
+    decide(a->ops, a->p, 0, &aux, a->t, 0, a->slack, &nv, a->out);
+    return 0;
+}
+
+static inline int lacq_step(void *ctx, struct rl_slot *s, uint64_t st, uint64_t *ns)
+{
+    struct lacq *a = ctx;
+    /* relaxed: ordered after the acquire load of state; a raise published before the CAS whose
+     * state we read is visible through that CAS's release. */
+    uint64_t aux = a->aux = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
+    uint64_t nv;
+    a->want = aux;
+    if (!decide(a->ops, a->p, st & RL_VAL_MASK, &a->want, a->t, a->cost, a->slack, &nv, a->out))
+        return STEP_DONE; /* nothing to store: denied, or a peek */
+    /* A raise of aux comes before the CAS that commits, so a reader that sees our state also
+     * sees the raise (through the CAS's release). relaxed: no data of its own. */
+    for (uint64_t x = aux; x < a->want;)
+        if (atomic_compare_exchange_weak_explicit(&s->ceiling, &x, a->want, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            break;
+    *ns = (st & ~RL_VAL_MASK) | nv;
+    return STEP_STORE;
+}
+
+static inline void lacq_committed(void *ctx, struct rl_slot *s, uint64_t word, uint64_t ns)
+{
+    (void)word;
+    (void)ns;
+    struct lacq *a = ctx;
+    if (__builtin_expect(a->want < a->aux, 0)) {
+        /* The clock stepped back and the state moved to the new time: lower aux after the
+         * commit (only if nobody raised it meanwhile). */
+        uint64_t aux = a->aux;
+        atomic_compare_exchange_strong_explicit(&s->ceiling, &aux, a->want, memory_order_relaxed,
+                                                memory_order_relaxed);
+    }
+}
+
 /* now == RL_NOW_CLOCK: read the segment's clock, after the slot's line has been prefetched (a
  * cold line then loads while the clock is read, instead of after it). */
 #define RL_NOW_CLOCK 0
@@ -993,56 +1106,27 @@ static inline int acquire_core(struct rl *rl, const void *key, size_t keylen, co
         slack = UINT64_MAX; /* our clock never steps back: a state ahead of it is a race */
     }
     uint64_t t = clamp_time(now);
-    for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
-        uint64_t idx, word;
-        r = locate(rl, &k, t, cost > 0, &idx, &word);
-        if (r < 0)
-            return r;
-        if (r == NOT_FOUND) { /* a peek at an unknown key: it is fresh */
-            uint64_t nv;
-            uint64_t aux = 0;
-            decide(ops, p, 0, &aux, t, 0, slack, &nv, out);
-            return 0;
-        }
-        struct rl_slot *s = &rl->slots[idx];
-        /* acquire: pairs with the release CAS of the previous decision on this slot. */
-        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        for (;;) {
-            /* acquire: ordered after the state load; the slot must still hold our key. */
-            if (atomic_load_explicit(&s->ctl, memory_order_acquire) != word)
-                break;
-            if ((st & RL_VAL_MASK) == RL_STATE_DEAD) {
-                finish_reclaim(rl, s, word); /* help a reclaim in progress, then retry */
-                break;
-            }
-            /* relaxed: ordered after the acquire load of state; a raise published before the
-             * CAS whose state we read is visible through that CAS's release. */
-            uint64_t aux = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
-            uint64_t want = aux, nv;
-            if (!decide(ops, p, st & RL_VAL_MASK, &want, t, cost, slack, &nv, out))
-                return 0; /* nothing to store: denied, or a peek */
-            /* A raise of aux comes before the CAS that commits, so a reader that sees our state
-             * also sees the raise (through the CAS's release). relaxed: no data of its own. */
-            for (uint64_t a = aux; a < want;)
-                if (atomic_compare_exchange_weak_explicit(
-                        &s->ceiling, &a, want, memory_order_relaxed, memory_order_relaxed))
-                    break;
-            uint64_t ns = (st & ~RL_VAL_MASK) | nv;
-            /* acq_rel: release publishes our decision to the next one on this key; acquire on
-             * failure reloads the winner's state. Pairs with itself in other processes. */
-            if (atomic_compare_exchange_weak_explicit(&s->state, &st, ns, memory_order_acq_rel,
-                                                      memory_order_acquire)) {
-                if (want < aux) {
-                    /* The clock stepped back and the state moved to the new time: lower aux
-                     * after the commit (only if nobody raised it meanwhile). */
-                    atomic_compare_exchange_strong_explicit(
-                        &s->ceiling, &aux, want, memory_order_relaxed, memory_order_relaxed);
-                }
-                return 0;
-            }
-        }
-    }
-    return too_much_contention(rl);
+    struct lacq a = {ops, p, t, cost, slack, out, 0, 0};
+    return slot_update(rl, &k, t, cost > 0, false, &a, lacq_absent, lacq_step, lacq_committed);
+}
+
+/* rl__refund's step for a LOCAL key: the algorithm gives the units back. */
+struct lrefund {
+    const struct rl_algo_ops *ops;
+    const struct rl_params *p;
+    uint64_t t, cost;
+};
+
+static inline int lrefund_step(void *ctx, struct rl_slot *s, uint64_t st, uint64_t *ns)
+{
+    struct lrefund *f = ctx;
+    /* relaxed: ordered after the acquire load of state (as in lacq_step). */
+    uint64_t aux = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
+    uint64_t nv = f->ops->refund(f->p, st & RL_VAL_MASK, &aux, f->t, f->cost);
+    if (nv == (st & RL_VAL_MASK))
+        return STEP_DONE;
+    *ns = (st & ~RL_VAL_MASK) | nv;
+    return STEP_STORE;
 }
 
 static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
@@ -1059,37 +1143,10 @@ static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, cons
         return 0;
     if (lim->mode != RL_MODE_LOCAL)
         return remote_modes[lim->mode].refund(rl, key, keylen, lim, p, lid, cost);
-    const struct rl_algo_ops *ops = rl__algos[p->algo];
-    uint64_t t = clamp_time(now);
+    struct lrefund f = {rl__algos[p->algo], p, clamp_time(now), cost};
     struct keyref k;
     keyref_init(rl, &k, key, keylen, lid);
-    for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
-        uint64_t idx, word;
-        r = locate(rl, &k, t, false, &idx, &word);
-        if (r < 0)
-            return r;
-        if (r == NOT_FOUND)
-            return 0;
-        struct rl_slot *s = &rl->slots[idx];
-        /* acquire: pairs with the release CAS of the previous decision. */
-        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        for (;;) {
-            if (atomic_load_explicit(&s->ctl, memory_order_acquire) != word)
-                break;
-            if ((st & RL_VAL_MASK) == RL_STATE_DEAD)
-                return 0; /* being reclaimed: it was fresh, nothing to give back */
-            /* relaxed: ordered after the acquire load of state (as in rl__acquire). */
-            uint64_t aux = atomic_load_explicit(&s->ceiling, memory_order_relaxed);
-            uint64_t nv = ops->refund(p, st & RL_VAL_MASK, &aux, t, cost);
-            if (nv == (st & RL_VAL_MASK))
-                return 0;
-            /* acq_rel: as in rl__acquire(). */
-            if (atomic_compare_exchange_weak_explicit(&s->state, &st, (st & ~RL_VAL_MASK) | nv,
-                                                      memory_order_acq_rel, memory_order_acquire))
-                return 0;
-        }
-    }
-    return too_much_contention(rl);
+    return slot_update(rl, &k, f.t, false, true, &f, nothing_to_refund, lrefund_step, NULL);
 }
 
 int rl__acquire_key(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
@@ -1150,6 +1207,29 @@ RL_API int rl_refund(rl_t *rl, const void *key, size_t keylen, const rl_limit *l
 
 /* ---- reset --------------------------------------------------------------------------------- */
 
+/* rl_reset's steps: the slot is marked DEAD (acq_rel, as reclaim(): a decision that raced us
+ * landed first, and we mark its state, or fails after us and re-inserts a fresh key), then the
+ * reclaim is finished; a slot already being reclaimed gets help, and the key is gone. */
+static inline int reset_absent(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+static inline int reset_step(void *ctx, struct rl_slot *s, uint64_t st, uint64_t *ns)
+{
+    (void)ctx;
+    (void)s;
+    *ns = (st & ~RL_VAL_MASK) | RL_STATE_DEAD;
+    return STEP_STORE;
+}
+
+static inline void reset_committed(void *ctx, struct rl_slot *s, uint64_t word, uint64_t ns)
+{
+    (void)ns;
+    finish_reclaim(ctx, s, word);
+}
+
 RL_API int rl_reset(rl_t *rl, const void *key, size_t keylen, const rl_limit *lim)
 {
     if (!rl || !lim)
@@ -1175,28 +1255,10 @@ RL_API int rl_reset(rl_t *rl, const void *key, size_t keylen, const rl_limit *li
         keyref_init_global(rl, &k, key, keylen, lid, p);
     else
         keyref_init(rl, &k, key, keylen, lid);
-    uint64_t t = clamp_time(rl__clock(rl));
-    for (int attempt = 0; attempt < MAX_RESTARTS; attempt++) {
-        uint64_t idx, word;
-        r = locate(rl, &k, t, false, &idx, &word);
-        if (r < 0)
-            return r;
-        if (r == NOT_FOUND)
-            break;
-        struct rl_slot *s = &rl->slots[idx];
-        /* acquire: pairs with the decisions' release CAS. */
-        uint64_t st = atomic_load_explicit(&s->state, memory_order_acquire);
-        if ((st & RL_VAL_MASK) != RL_STATE_DEAD) {
-            uint64_t dead = (st & ~RL_VAL_MASK) | RL_STATE_DEAD;
-            /* acq_rel: as reclaim(): a decision that raced us landed first (we retry) or
-             * fails after us and re-inserts a fresh key. */
-            if (!atomic_compare_exchange_strong_explicit(&s->state, &st, dead, memory_order_acq_rel,
-                                                         memory_order_relaxed))
-                continue;
-        }
-        finish_reclaim(rl, s, word);
-        break;
-    }
+    r = slot_update(rl, &k, clamp_time(rl__clock(rl)), false, false, rl, reset_absent, reset_step,
+                    reset_committed);
+    if (r < 0)
+        return r;
     /* Then the cluster's state, where the handle has Redis. */
     if (lim->mode == RL_MODE_GLOBAL && rl->remote_ops)
         return rl->remote_ops->global_reset(rl->remote, k.kp[0], k.kp[1]);
@@ -1252,13 +1314,11 @@ RL_API int rl_foreach_key(rl_t *rl, uint64_t now_ns, int (*fn)(const rl_key_view
         return rl__err(-EINVAL, "rl_foreach_key: rl and fn must not be NULL");
     uint64_t t = clamp_time(now_ns);
     char buf[RL_KEY_PREFIX + 1];
+    uint64_t c, meta;
     for (uint64_t i = 0; i < rl->nslots; i++) {
-        struct rl_slot *s = &rl->slots[i];
-        /* acquire: pairs with the release publish of LIVE. */
-        uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
-        if ((c & RL_CTL_TAG_MASK) != RL_CTL_LIVE)
-            continue;
-        uint64_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
+        struct rl_slot *s = rl__slot_next_live(rl, &i, &c, &meta);
+        if (!s)
+            break;
         uint64_t kp[3];
         for (int w = 0; w < 3; w++)
             kp[w] = atomic_load_explicit(&s->keyp[w], memory_order_relaxed);

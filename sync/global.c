@@ -404,12 +404,11 @@ static void fallback_round(struct rl_global *g, uint64_t now)
     if (cur <= prev)
         return;
     g->lc_round++;
+    uint64_t c, meta;
     for (uint64_t i = 0; i < rl->nslots; i++) {
-        struct rl_slot *s = &rl->slots[i];
-        uint64_t c = atomic_load_explicit(&s->ctl, memory_order_acquire);
-        if ((c & RL_CTL_TAG_MASK) != RL_CTL_LIVE)
-            continue;
-        uint64_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
+        struct rl_slot *s = rl__slot_next_live(rl, &i, &c, &meta);
+        if (!s)
+            break;
         const struct glim *l = limit_of(g, (uint32_t)(meta & 0xffffffffu));
         if (!l)
             continue;
@@ -476,13 +475,12 @@ static int sync_round(struct rl_global *g, uint64_t now, enum round_kind kind)
     int r = 0;
     bool sent = false;
     size_t ncand = 0;
+    uint64_t w, meta;
     for (uint64_t i = 0; i < rl->nslots; i++) {
-        struct rl_slot *s = &rl->slots[i];
-        /* acquire: pairs with the release publish of LIVE (meta and keyp visible). */
-        uint64_t w = atomic_load_explicit(&s->ctl, memory_order_acquire);
-        if ((w & RL_CTL_TAG_MASK) != RL_CTL_LIVE)
-            continue;
-        uint64_t meta = atomic_load_explicit(&s->meta, memory_order_relaxed);
+        /* ctl with acquire: meta and keyp visible (rl__slot_next_live). */
+        struct rl_slot *s = rl__slot_next_live(rl, &i, &w, &meta);
+        if (!s)
+            break;
         const struct glim *l = limit_of(g, (uint32_t)(meta & 0xffffffffu));
         if (!l)
             continue;
