@@ -1071,14 +1071,23 @@ static inline int acquire_core(struct rl *rl, const void *key, size_t keylen, co
                                const struct rl_params *p, uint32_t lid, uint64_t cost, uint64_t now,
                                uint64_t slack, rl_result *out);
 
+/* The key checked and the limit's id and parameters looked up (NULL: *err says why): the
+ * first steps of every entry point that names a key under a limit. */
+static inline const struct rl_params *key_and_limit(struct rl *rl, const void *key, size_t keylen,
+                                                    const rl_limit *lim, uint32_t *lid, int *err)
+{
+    *err = key_check(key, keylen);
+    if (*err < 0)
+        return NULL;
+    return limit_id_fast(rl, lim, lid, err);
+}
+
 static inline int rl__acquire(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
                               uint64_t cost, uint64_t now, uint64_t slack, rl_result *out)
 {
-    int r = key_check(key, keylen);
-    if (r < 0)
-        return r;
+    int r;
     uint32_t lid;
-    const struct rl_params *p = limit_id_fast(rl, lim, &lid, &r);
+    const struct rl_params *p = key_and_limit(rl, key, keylen, lim, &lid, &r);
     if (!p)
         return r;
     return acquire_core(rl, key, keylen, lim, p, lid, cost, now, slack, out);
@@ -1132,11 +1141,9 @@ static inline int lrefund_step(void *ctx, struct rl_slot *s, uint64_t st, uint64
 static inline int rl__refund(struct rl *rl, const void *key, size_t keylen, const rl_limit *lim,
                              uint64_t cost, uint64_t now)
 {
-    int r = key_check(key, keylen);
-    if (r < 0)
-        return r;
+    int r;
     uint32_t lid;
-    const struct rl_params *p = rl__limit_id(rl, lim, &lid, &r);
+    const struct rl_params *p = key_and_limit(rl, key, keylen, lim, &lid, &r);
     if (!p)
         return r;
     if (cost == 0)
