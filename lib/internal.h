@@ -7,6 +7,7 @@
  *   lib/algo.h      limits' parameters, algorithms  lib/table.h     the key table's entry points
  *   lib/thread.h    threads, the fork registry      lib/compiler.h  TSan, TLS, cpu_relax
  *   lib/options.h   the options table               lib/remote.h    the remote modes' interface
+ *   lib/rules.h     rule sets, rules.c's entry points
  *
  * No lib/ header includes a sync/ header: the core reaches Redis only through lib/remote.h.
  * Not installed; nothing here is ABI.
@@ -26,16 +27,7 @@
 #include "lib/handle.h"
 #include "lib/segment.h"
 #include "lib/table.h"
+#include "lib/rules.h"
 #include "lib/thread.h"
-
-/* rules.c */
-int rl__rules_open(struct rl *rl, const rl_options *o);
-/* Endpoint directory record i's name into out[RL_EP_NAME]: false when unused (or not yet
- * named); its totals over the stripes. Any thread, never blocks. */
-bool rl__ep_name(const struct rl *rl, unsigned i, char *out);
-void rl__ep_totals(const struct rl *rl, unsigned i, uint64_t *allowed, uint64_t *denied);
-/* The rule set's `sync:` values (0 / RL_FALLBACK_DEFAULT when it leaves them unset). */
-void rl__rules_sync_settings(struct rl *rl, uint64_t *interval_ms, int *fallback);
-void rl__rules_close(struct rl *rl);
 
 #endif /* RL_INTERNAL_H */

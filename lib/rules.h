@@ -136,4 +136,15 @@ const char *rl__mode_name(rl_mode m);
 /* "300", "300s", "5m", "1h", "250ms", "1d" -> milliseconds; -EINVAL when malformed. */
 int rl__duration_ms(const char *s, uint64_t *ms);
 
+/* rules.c: the handle's rules (rl_open, rl_close, rl_stats) */
+struct rl;
+int rl__rules_open(struct rl *rl, const rl_options *o);
+/* Endpoint directory record i's name into out[RL_EP_NAME]: false when unused (or not yet
+ * named); its totals over the stripes. Any thread, never blocks. */
+bool rl__ep_name(const struct rl *rl, unsigned i, char *out);
+void rl__ep_totals(const struct rl *rl, unsigned i, uint64_t *allowed, uint64_t *denied);
+/* The rule set's `sync:` values (0 / RL_FALLBACK_DEFAULT when it leaves them unset). */
+void rl__rules_sync_settings(struct rl *rl, uint64_t *interval_ms, int *fallback);
+void rl__rules_close(struct rl *rl);
+
 #endif /* RL_RULES_H */

@@ -39,6 +39,12 @@
  *  (release). A record's fields are a pure function of its signature, so a process finding
  *  PENDING(its sig) writes the same fields itself and publishes: a creator that died half-way
  *  leaves nothing stuck.
+ *
+ * Why one file of ~1,500 lines: the public rl_acquire/rl_refund entry points are here with the
+ * lookup, the slot retry loop and the decision so that the compiler inlines the whole hot path
+ * into them (a call between files is a call: row (b) of rl-bench); the sections (limits, keys,
+ * the slot retry loop, GLOBAL keys, STRICT keys, the mode dispatch, the entry points, reset,
+ * inspection) each open with what they hold.
  */
 #include <errno.h>
 #include <fcntl.h>
