@@ -1,6 +1,6 @@
 /*
  * The process's monotonic clock (lib/clock.c): what every layer may use, the Redis client
- * included. The segment's clock (rl__clock) is in lib/internal.h: it needs the handle.
+ * included. The segment's clock (rl__clock) is in lib/handle.h: it needs the handle.
  * Internal; nothing here is ABI.
  */
 #ifndef RL_LIB_CLOCK_H
