@@ -6,7 +6,8 @@
  *    scripts/test's RL_TEST_TAG; Criterion runs every test in its own process, so the pid alone
  *    already separates tests and the counter separates several segments of one test);
  *  - the segment is closed and unlinked in the test's .fini, which Criterion also runs when an
- *    assertion fails;
+ *    assertion fails, but not when a test skips: cr_skip_test() ends the test process at once,
+ *    so a test that skips after its fixture made something skips with test_skip(teardown, ...);
  *  - times are fixed (rl_acquire_at from T0) wherever the test does not need the real clock.
  */
 #ifndef RL_TEST_H
@@ -120,6 +121,16 @@ static inline void names_setup(void)
     test_name_new(g_name, sizeof g_name);
     g_rl = NULL;
 }
+
+/* Skips the test after running `teardown` (the suite's .fini): Criterion's cr_skip_test() exits
+ * the test process without running .fini, which left the fixture's segment (and any server it
+ * started) behind. Under the mini runner .fini runs again after the skip: teardowns are
+ * idempotent. */
+#define test_skip(teardown, ...)                                                                   \
+    do {                                                                                           \
+        teardown();                                                                                \
+        cr_skip_test(__VA_ARGS__);                                                                 \
+    } while (0)
 
 /* ---- limits --------------------------------------------------------------------------------- */
 

@@ -720,11 +720,11 @@ Test(global, fork_child_syncs_on_its_own)
     /* ThreadSanitizer refuses to start threads in the forked child of a threaded process
      * ("starting new threads after multi-threaded fork is not supported"): the other builds
      * run this test. */
-    cr_skip_test("not under ThreadSanitizer (die_after_fork)");
+    test_skip(global_teardown, "not under ThreadSanitizer (die_after_fork)");
 #elif defined(__SANITIZE_ADDRESS__)
     /* ASan's allocator (GCC 12) can deadlock in a child forked while another thread is inside
      * it; the plain build runs this test. */
-    cr_skip_test("not under AddressSanitizer (allocator not fork-safe with threads)");
+    test_skip(global_teardown, "not under AddressSanitizer (allocator not fork-safe with threads)");
 #endif
     char url[64];
     redis_url(url, sizeof url);

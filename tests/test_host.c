@@ -103,7 +103,8 @@ Test(host, rl_threads_block_every_signal_and_the_host_gets_its_own)
     if (!RL_WITH_REDIS) { /* -Dredis=disabled: the URL is refused, and says why */
         cr_expect_eq(rl_open(&g_rl, &o), -ENOTSUP, "%s", rl_errmsg());
         cr_expect_not_null(strstr(rl_errmsg(), "built without Redis"), "%s", rl_errmsg());
-        cr_skip_test("built without Redis (-Dredis=disabled): the rest needs the sync thread");
+        test_skip(seg_teardown,
+                  "built without Redis (-Dredis=disabled): the rest needs the sync thread");
     }
     int rc = rl_open(&g_rl, &o);
     cr_assert_eq(rc, 0, "rl_open: %s", rl_errmsg());
@@ -290,7 +291,8 @@ Test(host, health_error_longer_than_the_struct_is_whole_in_errmsg)
     if (!RL_WITH_REDIS) { /* -Dredis=disabled: the URL is refused, and says why */
         cr_expect_eq(rl_open(&g_rl, &o), -ENOTSUP, "%s", rl_errmsg());
         cr_expect_not_null(strstr(rl_errmsg(), "built without Redis"), "%s", rl_errmsg());
-        cr_skip_test("built without Redis (-Dredis=disabled): the rest needs the sync thread");
+        test_skip(seg_teardown,
+                  "built without Redis (-Dredis=disabled): the rest needs the sync thread");
     }
     cr_assert_eq(rl_open(&g_rl, &o), 0, "%s", rl_errmsg());
     rl_health_info hi;

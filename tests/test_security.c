@@ -67,7 +67,8 @@ Test(security, redis_password_never_logged_nor_reported)
     if (!RL_WITH_REDIS) { /* -Dredis=disabled: the URL is refused, and says why */
         cr_expect_eq(rl_open(&g_rl, &o), -ENOTSUP, "%s", rl_errmsg());
         cr_expect_not_null(strstr(rl_errmsg(), "built without Redis"), "%s", rl_errmsg());
-        cr_skip_test("built without Redis (-Dredis=disabled): the rest needs the sync thread");
+        test_skip(seg_teardown,
+                  "built without Redis (-Dredis=disabled): the rest needs the sync thread");
     }
     int rc = rl_open(&g_rl, &o);
     cr_assert_eq(rc, 0, "%d %s", rc, rl_errmsg());

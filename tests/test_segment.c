@@ -438,7 +438,7 @@ Test(segment, foreign_owner)
 Test(segment, unprivileged_user_gets_eacces)
 {
     if (geteuid() != 0)
-        cr_skip_test("needs root to drop to uid 65534");
+        test_skip(seg_teardown, "needs root to drop to uid 65534");
     rl_close(&g_rl); /* 0600, owned by root */
     int pipefd[2];
     cr_assert_eq(pipe(pipefd), 0);
