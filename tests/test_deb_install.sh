@@ -40,6 +40,12 @@ for tool in debootstrap chroot unshare; do
         exit 1
     }
 done
+# The root is used inside a private mount namespace (below). Inside a chroot whose / is not a
+# mount point (../shared/tools/pristine-run, some containers) that cannot be made: say so, skip.
+if ! unshare --mount --propagation private --fork true 2>/dev/null; then
+    echo "skipped: cannot make a private mount namespace here (unshare --mount --propagation private fails: a chroot whose / is no mount point, or no CAP_SYS_ADMIN)"
+    exit 77
+fi
 debs=()
 for f in "$debdir"/*.deb; do
     case "$f" in *-dbgsym_*) ;; *) debs+=("$f") ;; esac
