@@ -161,6 +161,9 @@ RL_API int rl_open(rl_t **out, const rl_options *o)
         if (r < 0)
             return r;
     }
+    r = rl__remote_check(&opt); /* a bad Redis URL, likewise */
+    if (r < 0)
+        return r;
     struct rl *rl = calloc(1, sizeof *rl);
     if (!rl)
         return rl__err(-ENOMEM, "rl_open: out of memory");

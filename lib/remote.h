@@ -64,6 +64,13 @@ struct rl_remote_ops {
  */
 int rl__remote_open(struct rl *rl, const rl_options *o);
 
+/*
+ * Called by rl_open before it touches any segment: refuses a Redis URL that rl__remote_open
+ * would refuse (malformed, or a build without Redis), so a bad URL fails without leaving a new,
+ * empty segment behind. Neither connects nor allocates; 0 without a URL.
+ */
+int rl__remote_check(const rl_options *o);
+
 static inline void rl__remote_close(struct rl *rl)
 {
     if (rl->remote_ops)

@@ -50,6 +50,16 @@ static const struct rl_remote_ops remote_ops = {
     .close = op_close,
 };
 
+int rl__remote_check(const rl_options *o)
+{
+    if (!o->redis_url || !*o->redis_url)
+        return 0;
+    struct rl_redis_url u;
+    int r = rl__redis_url_parse(o->redis_url, &u);
+    memset(u.password, 0, sizeof u.password);
+    return r;
+}
+
 int rl__remote_open(struct rl *rl, const rl_options *o)
 {
     rl->remote_ops = NULL;

@@ -7,7 +7,7 @@
  *  - permissions: a world-writable segment needs RL_OPEN_WORLD_WRITABLE, and is logged;
  *  - messages that name what is wrong: a zero-filled segment file, a stuck rule-set writer (its
  *    pid), a Redis error longer than rl_health_info.error (whole through rl_errmsg()), options
- *    with a non-zero reserved word.
+ *    with a non-zero reserved word, a refused Redis URL (which also leaves no segment).
  * The sync thread needs a redis_url but no Redis: a unix socket path where nothing listens
  * (the thread keeps trying; nothing here depends on Redis answering).
  */
@@ -233,6 +233,35 @@ Test(host, reserved_option_words_are_refused)
     o.reserved[6] = 7;
     cr_expect_eq(rl_open(&g_rl, &o), -EINVAL);
     cr_expect(strstr(rl_errmsg(), "reserved[6]"), "message: %s", rl_errmsg());
+}
+
+/* A Redis URL rl_open refuses (malformed; or any URL, built without Redis) is refused before
+ * the segment is touched: a host that retries with a fixed URL finds no stray empty segment,
+ * and the message names the URL, never the segment. */
+Test(host, refused_redis_url_leaves_no_segment)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/dev/shm%s", g_name);
+    rl_options o;
+    rl_options_init(&o);
+    o.shm_name = g_name;
+    o.capacity = 256;
+    o.redis_url = "redis://:pw-secret@127.0.0.1:99999/0"; /* port above 65535 */
+    int rc = rl_open(&g_rl, &o);
+    cr_expect_eq(rc, RL_WITH_REDIS ? -EINVAL : -ENOTSUP, "rl_open = %d: %s", rc, rl_errmsg());
+    cr_expect_null(g_rl);
+    cr_expect_neq(access(path, F_OK), 0, "a refused URL left %s behind", path);
+    cr_expect_null(strstr(rl_errmsg(), g_name), "message names the segment: %s", rl_errmsg());
+    cr_expect_null(strstr(rl_errmsg(), "pw-secret"), "message shows the password: %s",
+                   rl_errmsg());
+    o.redis_url = "rediss://127.0.0.1:6379"; /* TLS: not in this build */
+    rc = rl_open(&g_rl, &o);
+    cr_expect_eq(rc, -ENOTSUP, "rediss: rl_open = %d: %s", rc, rl_errmsg());
+    cr_expect_neq(access(path, F_OK), 0, "a refused rediss:// URL left %s behind", path);
+    /* The same options without the URL open (and create) the segment. */
+    o.redis_url = NULL;
+    cr_assert_eq(rl_open(&g_rl, &o), 0, "%s", rl_errmsg());
+    cr_expect_eq(access(path, F_OK), 0, "%s not created", path);
 }
 
 /* ---- messages that name the cause ------------------------------------------------------------ */

@@ -167,6 +167,8 @@ RL_API int rl_options_from_env(rl_options *o);
  * missing, mode 0600, no Redis. A program that shares the host with others should name its own
  * segment. Options with a non-zero reserved word are refused (-EINVAL). A librl built without
  * Redis (meson -Dredis=disabled) refuses a redis_url (-ENOTSUP, "built without Redis").
+ * Options, the config_path file and the redis_url are all checked before any segment is
+ * touched: an open refused for one of them creates nothing.
  *
  * Threads rl starts (rl never starts one anywhere else):
  *  - one GLOBAL sync thread ("rl-sync") per handle opened with a redis_url and without
