@@ -147,7 +147,12 @@ def main():
                   "--window-size=1400,1300", "--user-data-dir=" + os.path.join(tmp, "profile")):
             opts.add_argument(a)
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-        driver = webdriver.Chrome(service=Service(driver_bin), options=opts)
+        # chromedriver's own log (its reasons when it cannot start or reach chromium) goes to a
+        # file that a failure prints.
+        driver = webdriver.Chrome(
+            service=Service(driver_bin, service_args=[
+                "--verbose", "--log-path=" + os.path.join(tmp, "chromedriver.log")]),
+            options=opts)
         driver.get(base + "/")
         expect(driver.title == "rl dashboard", "the page loads in chromium (title %r)" % driver.title)
 
@@ -300,9 +305,11 @@ def main():
                 print("screenshot of the failure: %s" % os.path.join(logdir, "dashboard-failure.png"))
             except Exception:
                 pass
-        log = os.path.join(tmp, "serve.log")
-        if os.path.exists(log):
-            print("--- rlctl serve's log:\n" + open(log).read()[-3000:])
+        for name, what in (("serve.log", "rlctl serve's log"),
+                           ("chromedriver.log", "chromedriver's log")):
+            log = os.path.join(tmp, name)
+            if os.path.exists(log):
+                print("--- %s:\n%s" % (what, open(log, errors="replace").read()[-3000:]))
     finally:
         if driver:
             driver.quit()

@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -20,6 +21,43 @@ import uuid
 
 NGINX = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
 MODULE = os.environ.get("NGINX_RL_MODULE", "")
+
+
+def _blocked_for_others(path):
+    """The first directory on the way to `path` that users other than its owner cannot search
+    (no o+x), or None."""
+    d = os.path.realpath(path)
+    while True:
+        try:
+            if not os.stat(d).st_mode & 0o001:
+                return d
+        except OSError:
+            return d
+        if d == "/":
+            return None
+        d = os.path.dirname(d)
+
+
+def _worker_user():
+    """(user, why) for nginx's `user` directive. Run as root, the workers run as nobody (as
+    Debian's nginx runs them as www-data): the suites check a master that maps nothing and
+    workers that create their segments as another user. Where nobody cannot reach /dev/shm or
+    the temporary directory (a chroot whose / is mode 0700, as `mktemp -d` makes it), nginx's
+    workers could not start as nobody: they run as root instead, `why` says so, and the tests
+    that need a second user skip with that reason."""
+    if os.geteuid() != 0:
+        return None, "not root: the workers run as the test's own user"
+    for p in ("/dev/shm", tempfile.gettempdir()):
+        b = _blocked_for_others(p)
+        if b:
+            return "root", ("user nobody cannot reach %s (%s is mode %o): nginx's workers run "
+                            "as root" % (p, b, os.stat(b).st_mode & 0o7777))
+    return "nobody", None
+
+
+WORKER_USER, WORKER_USER_WHY = _worker_user()
+if WORKER_USER == "root":
+    print("ngxharness: " + WORKER_USER_WHY, file=sys.stderr)
 
 
 def free_port():
@@ -109,8 +147,8 @@ class Nginx:
         self.workers = workers if master else 0
         self.conf_path = os.path.join(self.dir, "nginx.conf")
         self.error_log = os.path.join(self.dir, "logs", "error.log")
-        self._write_conf(http_conf, workers, main_conf, fmt or {}, load_module, error_level,
-                         master)
+        self._conf_args = (workers, main_conf, fmt or {}, load_module, error_level, master)
+        self._write_conf(http_conf, *self._conf_args)
 
     def shm(self, name):
         if name not in self.shms:
@@ -135,7 +173,8 @@ class Nginx:
         for k, v in subst.items():
             body = body.replace("@%s@" % k, str(v))
         lm = "load_module %s;\n" % MODULE if load_module else ""
-        user = "user nobody nogroup;\n" if os.geteuid() == 0 else ""
+        user = {"nobody": "user nobody nogroup;\n", "root": "user root root;\n"}.get(
+            WORKER_USER, "")
         conf = f"""{lm}{user}worker_processes {workers};
 master_process {"on" if master else "off"};
 daemon on;
@@ -156,8 +195,8 @@ http {{
 """
         with open(self.conf_path, "w") as f:
             f.write(conf)
-        # Workers run as nobody: they read the html and write nothing here but the logs (the
-        # master opens those).
+        # Workers run as nobody (WORKER_USER): they read the html and write nothing here but
+        # the logs (the master opens those).
         os.chmod(self.dir, 0o755)
 
     def rewrite(self, http_conf, fmt=None):
@@ -187,13 +226,30 @@ http {{
         return sorted(pids)
 
     def start(self):
-        r = self.cmd(check=False)
+        # A free port is free when free_port() returns, not necessarily when nginx binds it
+        # (another test's socket, or another instance made before this one started, may take
+        # it meanwhile): on EADDRINUSE, new ports and another try; the tests read ngx.port(s)
+        # after start().
+        for attempt in range(5):
+            r = self.cmd(check=False)
+            if r.returncode == 0 or "Address already in use" not in r.stderr or attempt == 4:
+                break
+            self.ports = [free_port() for _ in self.ports]
+            self.port = self.ports[0]
+            self._write_conf(self.http_conf, *self._conf_args)
         if r.returncode != 0:
             raise AssertionError("nginx did not start: %s\n%s" % (r.stderr, self.log()))
         wait_for(self.master_pid, what="nginx's pid file")
         for p in self.ports:
             wait_for(lambda p=p: self._accepts(p), what="nginx listening on %d" % p)
-        wait_for(lambda: len(self.worker_pids()) >= self.workers, what="nginx's workers")
+        try:
+            wait_for(lambda: len(self.worker_pids()) >= self.workers, what="nginx's workers")
+        except AssertionError as e:
+            ps = subprocess.run(["ps", "-o", "pid=,ppid=,user=,args=", "-e"], capture_output=True,
+                                text=True).stdout
+            raise AssertionError("%s (master %s)\nnginx processes:\n%s\nerror.log:\n%s" % (
+                e, self.master_pid(), "\n".join(l for l in ps.splitlines() if "nginx" in l),
+                self.log()[-4000:])) from None
         return self
 
     def _accepts(self, port):

@@ -79,20 +79,34 @@ def up(port, path="/health"):
 
 
 class Server:
-    """A server process in its own session: stop() kills the whole group (workers too)."""
+    """A server process in its own session: stop() kills the whole group (workers too).
+    args may hold "{port}": the server's port, a free one."""
 
-    def __init__(self, args, cwd, env, port, log: Path):
-        self.port = port
-        self.log = log
-        self.logf = open(log, "wb")
+    def __init__(self, args, cwd, env, log_dir: Path, name):
+        self._spawn_args = (args, cwd, env, log_dir, name)
+        self.retries = 4
+        self._spawn()
+
+    def _spawn(self):
+        args, cwd, env, log_dir, name = self._spawn_args
+        self.port = free_port()
+        self.log = log_dir / f"{name}-{self.port}.log"
+        self.logf = open(self.log, "wb")
         self.proc = subprocess.Popen(
-            args, cwd=cwd, env=env, stdout=self.logf, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            [a.replace("{port}", str(self.port)) for a in args], cwd=cwd, env=env,
+            stdout=self.logf, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
     def wait_up(self, path="/health", timeout=60.0):
         def ok():
             if self.proc.poll() is not None:
+                # free_port()'s port can be taken (by another test's connection) before the
+                # server binds it: a new port and another try.
+                if "address already in use" in self.output().lower() and self.retries > 0:
+                    self.retries -= 1
+                    self.stop()
+                    self._spawn()
+                    return False
                 raise AssertionError(f"server exited {self.proc.returncode}:\n{self.output()}")
             return up(self.port, path)
 
@@ -143,12 +157,10 @@ def servers(tmp_path):
     started = []
 
     def start(args, cwd, env_extra, name="server"):
-        port = free_port()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join([str(PKG), str(APPS), str(EXAMPLES)])
         env.update(env_extra)
-        argv = [a.replace("{port}", str(port)) for a in args]
-        s = Server(argv, cwd, env, port, tmp_path / f"{name}-{port}.log")
+        s = Server(args, cwd, env, tmp_path, name)
         started.append(s)
         return s
 
