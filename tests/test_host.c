@@ -252,8 +252,7 @@ Test(host, refused_redis_url_leaves_no_segment)
     cr_expect_null(g_rl);
     cr_expect_neq(access(path, F_OK), 0, "a refused URL left %s behind", path);
     cr_expect_null(strstr(rl_errmsg(), g_name), "message names the segment: %s", rl_errmsg());
-    cr_expect_null(strstr(rl_errmsg(), "pw-secret"), "message shows the password: %s",
-                   rl_errmsg());
+    cr_expect_null(strstr(rl_errmsg(), "pw-secret"), "message shows the password: %s", rl_errmsg());
     o.redis_url = "rediss://127.0.0.1:6379"; /* TLS: not in this build */
     rc = rl_open(&g_rl, &o);
     cr_expect_eq(rc, -ENOTSUP, "rediss: rl_open = %d: %s", rc, rl_errmsg());
