@@ -13,6 +13,8 @@
 #   wait_listening PORT PID S until 127.0.0.1:PORT accepts a connection (0), or process PID has
 #                             exited or S seconds have passed (1): one python3 polls, since
 #                             starting one per try costs ~1 s on a loaded machine
+#   wait_until S CMD...       runs CMD every 50 ms until it succeeds (0), at most S seconds'
+#                             worth of tries (1)
 #   start_serve [ARGS...]     `$RLCTL serve --shm $SEG` on a free port ($PORT, pid $SERVE_PID),
 #                             stderr in $TMP/serve.err; waits until it accepts (at most 20 s);
 #                             1 when it did not come up (its stderr is then shown)
@@ -86,6 +88,16 @@ while time.monotonic() < deadline:
         time.sleep(0.05)
 sys.exit(1)
 PY
+}
+
+wait_until() {
+    _wu_tries=$(($1 * 20))
+    shift
+    until "$@"; do
+        [ "$_wu_tries" -gt 0 ] || return 1
+        _wu_tries=$((_wu_tries - 1))
+        sleep 0.05
+    done
 }
 
 start_serve() {

@@ -84,11 +84,17 @@ check "rl-load says why" grep -q 'loopback' "$tmp/err"
 port=$(free_port)
 # start_server [ARG]...: rl-demo on $port with 2 workers and the segment $shm; up=1 once it
 # accepts connections.
+# rl-demo listens before it forks its workers and prints its "listening on" line after the
+# last fork: the port accepts early (connections wait in the backlog), so the line and the
+# workers are waited for too (a slow start, e.g. under ASan on a busy machine, is no failure).
 start_server() {
     "$demo" --port "$port" --workers 2 --shm "$shm" --unlink "$@" >"$tmp/server.log" 2>&1 &
     server_pid=$!
     up=0
-    if wait_listening "$port" "$server_pid" 20; then up=1; fi
+    if wait_listening "$port" "$server_pid" 20 &&
+        wait_until 20 grep -q '^rl-demo: listening on ' "$tmp/server.log"; then
+        up=1
+    fi
 }
 start_server
 check "rl-demo listens on 127.0.0.1:$port" test $up -eq 1
